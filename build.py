@@ -494,6 +494,8 @@ def build(out_dir="dist", *, root=ROOT, cache=None, pyodide_dist=None, quiet=Fal
 
     wheel_rel = None
     if (root / "pycnn").is_dir():
+        if not (root / "pycnn/__init__.py").is_file():
+            warn(f"{root / 'pycnn/__init__.py'} not found; the pycnn wheel cannot be imported")
         wheel_name, wheel_bytes = build_wheel(root)
         wheel_rel = f"wheels/{wheel_name}"
         plan[wheel_rel] = ("pycnn wheel", wheel_bytes)

