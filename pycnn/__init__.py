@@ -1,0 +1,24 @@
+"""pycnn: a small, fast, pure-numpy convolutional network library (CPython and Pyodide)."""
+from . import datasets, preprocess
+from .compat import cnn
+from .layers import LAYERS, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from .losses import softmax, softmax_cross_entropy
+from .model import Sequential, seed_model
+from .optimizers import SGD, Adam, Optimizer
+from .serialize import model_from_bytes as from_bytes
+from .training import Trainer, TrainingConfig, TrainingDiverged
+
+__version__ = "0.1.0"
+
+
+def load(path):
+    """Read a model file written by Sequential.save (or downloaded from the page)."""
+    with open(path, "rb") as f:
+        return from_bytes(f.read())
+
+
+__all__ = [
+    "Adam", "Conv2D", "Dense", "Flatten", "LAYERS", "Layer", "MaxPool2D", "Optimizer", "ReLU", "SGD",
+    "Sequential", "Trainer", "TrainingConfig", "TrainingDiverged", "cnn", "datasets", "from_bytes", "load",
+    "preprocess", "seed_model", "softmax", "softmax_cross_entropy",
+]

@@ -1,0 +1,251 @@
+"""Sequential: a stack of layers with training, evaluation, prediction and a summary."""
+import numpy as np
+
+from .fused import ConvPoolReLU, fusable
+from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from .losses import softmax, softmax_cross_entropy
+
+DTYPES = ("float32", "float64")
+PREDICT_CHUNK = 1024  # rows per forward pass in predict/evaluate: bounds memory on big inputs
+
+
+def _snake(name):
+    """'MaxPool2D' -> 'max_pool2d', 'ReLU' -> 're_lu' (Keras' layer names)."""
+    out = ""
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper() and not name[i - 1].isdigit():
+            out += "_"
+        elif ch.isupper() and i and name[i - 1].isupper() and i + 1 < len(name) and name[i + 1].islower():
+            out += "_"
+        out += ch.lower()
+    return out
+
+
+class Sequential:
+    """A stack of layers. x: (N, C, H, W) floats -> logits (N, classes)."""
+
+    def __init__(self, layers, seed=None, dtype="float32", input_shape=None):
+        layers = list(layers)
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise ValueError("layers must be a non-empty list of pycnn layers")
+        try:
+            dtype_name = np.dtype(dtype).name
+        except TypeError:
+            dtype_name = None
+        if dtype_name not in DTYPES:
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.layers = layers
+        self.dtype = np.dtype(dtype)
+        self.seed = seed
+        self.input_shape = None
+        self.metadata = {}
+        if input_shape is not None:
+            shape = tuple(input_shape)
+            if len(shape) != 3 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+                raise ValueError(f"input_shape must be (channels, height, width) positive ints, got {input_shape!r}")
+            self.input_shape = tuple(int(d) for d in shape)
+            self.output_shapes()  # fail now, with a clear message, if the layers do not fit together
+        if seed is not None:
+            self.reset(seed)
+        else:
+            for layer in layers:
+                layer.cast(self.dtype)
+        self._plan = self._make_plan()
+
+    def _make_plan(self):
+        """The steps forward/backward run: single layers, or fused conv-pool-ReLU blocks."""
+        plan, i = [], 0
+        while i < len(self.layers):
+            if fusable(self.layers, i):
+                plan.append(ConvPoolReLU(self.layers[i]))
+                i += 3
+            else:
+                plan.append(self.layers[i])
+                i += 1
+        return plan
+
+    def reset(self, seed=None):
+        """Fresh random weights, deterministic for a given seed."""
+        rng = np.random.default_rng(seed)
+        for layer in self.layers:
+            layer.init(rng)
+            layer.cast(self.dtype)
+
+    # ---- shapes and summary -------------------------------------------------------------
+    def output_shapes(self):
+        """Each layer's output shape (without the batch axis), given input_shape."""
+        if self.input_shape is None:
+            raise ValueError("this model has no input_shape; pass input_shape=(C, H, W) to Sequential")
+        shapes, shape = [], self.input_shape
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except ValueError as err:
+                raise ValueError(f"layer {i} ({type(layer).__name__}): {err}") from None
+            shapes.append(tuple(shape))
+        return shapes
+
+    def count_params(self):
+        return sum(int(p.size) for layer in self.layers for p in layer.params.values())
+
+    def summary(self):
+        """The Keras-style table: Layer (type), Output Shape, Param #, and totals."""
+        line = "_" * 65
+        rows = [line, f"{'Layer (type)':<29}{'Output Shape':<26}{'Param #':<10}", "=" * 65]
+        seen = {}
+        for i, (layer, shape) in enumerate(zip(self.layers, self.output_shapes())):
+            kind = type(layer).__name__
+            base = _snake(kind)
+            name = base if base not in seen else f"{base}_{seen[base]}"
+            seen[base] = seen.get(base, 0) + 1
+            params = sum(int(p.size) for p in layer.params.values())
+            shape_text = "(None, " + ", ".join(str(d) for d in shape) + ")"
+            rows.append(f"{name + ' (' + kind + ')':<29}{shape_text:<26}{params:<10}".rstrip())
+            rows.append("=" * 65 if i == len(self.layers) - 1 else line)
+        total = self.count_params()
+        rows += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", line]
+        return "\n".join(rows)
+
+    # ---- weights ------------------------------------------------------------------------
+    def get_weights(self):
+        """Copies of every weight array, in layer order (each layer's W, then its b)."""
+        return [layer.params[name].copy() for layer in self.layers for name in layer.params]
+
+    def set_weights(self, weights):
+        """Replace every weight array; shapes must match get_weights() entry for entry."""
+        weights = list(weights)
+        slots = [(layer, name) for layer in self.layers for name in layer.params]
+        if len(weights) != len(slots):
+            raise ValueError(f"set_weights expects {len(slots)} arrays, got {len(weights)}")
+        new = []
+        for (layer, name), w in zip(slots, weights):
+            w = np.asarray(w)
+            if w.shape != layer.params[name].shape:
+                raise ValueError(f"{type(layer).__name__}.{name} must have shape {layer.params[name].shape}, got {w.shape}")
+            if not np.issubdtype(w.dtype, np.number) or not np.all(np.isfinite(w)):
+                raise ValueError(f"{type(layer).__name__}.{name} must hold finite numbers")
+            new.append(w.astype(self.dtype))  # a copy: the caller's array stays theirs
+        for (layer, name), w in zip(slots, new):
+            layer.params[name] = w
+
+    # ---- forward and backward -----------------------------------------------------------
+    def _as_input(self, x):
+        x = np.asarray(x)
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise ValueError(f"x must hold numbers, got dtype {x.dtype}")
+        if self.input_shape is not None and x.ndim == 3 and self.input_shape[0] == 1:
+            x = x[:, None]  # (N, H, W) grey images: add the channel axis
+        if x.ndim != 4:
+            raise ValueError(f"x must have shape (N, C, H, W), got {x.shape}")
+        if self.input_shape is not None and x.shape[1:] != self.input_shape:
+            raise ValueError(f"x must have shape (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def forward(self, x, training=False):
+        """x: (N, C, H, W) -> logits (N, classes)."""
+        for step in self._plan:
+            x = step.forward(x, training)
+        return x
+
+    def backward(self, dlogits):
+        """Backpropagate dL/dlogits; fills every layer's grads. The input gradient is skipped."""
+        dout = dlogits
+        for i in range(len(self._plan) - 1, -1, -1):
+            dout = self._plan[i].backward(dout, need_dx=i > 0)
+
+    def compute_gradients(self, x, y):
+        """(mean cross-entropy over the batch, grads matching get_weights() entry for entry)."""
+        x, y = self._as_input(x), self._as_labels(y, len(x))
+        loss, dlogits = softmax_cross_entropy(self.forward(x, training=True), y)
+        self.backward(dlogits)
+        return loss, [layer.grads[name].copy() for layer in self.layers for name in layer.params]
+
+    def train_step(self, x, y, optimizer):
+        """One optimiser step on a batch -> (loss, number of correct predictions)."""
+        logits = self.forward(x, training=True)
+        loss, dlogits = softmax_cross_entropy(logits, y)
+        self.backward(dlogits)
+        optimizer.step(self.layers)
+        return loss, int(np.count_nonzero(logits.argmax(axis=1) == y))
+
+    def activations(self, x):
+        """Each layer's output for x, layer by layer (for feature-map views)."""
+        out, x = [], self._as_input(x)
+        for layer in self.layers:
+            x = layer.forward(x, training=False)
+            out.append(x)
+        return out
+
+    def _as_labels(self, y, n):
+        y = np.asarray(y)
+        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"y must be {n} integer class labels, got shape {y.shape} dtype {y.dtype}")
+        classes = self.n_classes()
+        if n and (y.min() < 0 or y.max() >= classes):
+            raise ValueError(f"labels must be in 0..{classes - 1}, got {y.min()}..{y.max()}")
+        return y.astype(np.intp)
+
+    def n_classes(self):
+        """Number of outputs of the last layer with weights."""
+        for layer in reversed(self.layers):
+            if isinstance(layer, Dense):
+                return layer.out_features
+        raise ValueError("the model has no Dense layer to produce class scores")
+
+    # ---- inference ----------------------------------------------------------------------
+    def predict_proba(self, x):
+        """x: (N, C, H, W) -> class probabilities (N, classes)."""
+        x = self._as_input(x)
+        chunks = [softmax(self.forward(x[i:i + PREDICT_CHUNK])) for i in range(0, len(x), PREDICT_CHUNK)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.n_classes()), self.dtype)
+
+    def predict(self, x):
+        """x: (N, C, H, W) -> predicted labels (N,)."""
+        return self.predict_proba(x).argmax(axis=1)
+
+    def evaluate(self, x, y):
+        """Mean cross-entropy and accuracy on (x, y) -> {"loss": float, "accuracy": float}."""
+        x = self._as_input(x)
+        y = self._as_labels(y, len(x))
+        if len(x) == 0:
+            raise ValueError("evaluate needs at least one sample")
+        loss_sum, correct = 0.0, 0
+        for i in range(0, len(x), PREDICT_CHUNK):
+            logits = self.forward(x[i:i + PREDICT_CHUNK])
+            loss, _ = softmax_cross_entropy(logits, y[i:i + PREDICT_CHUNK])
+            loss_sum += loss * len(logits)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == y[i:i + PREDICT_CHUNK]))
+        return {"loss": loss_sum / len(x), "accuracy": correct / len(x)}
+
+    def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None,
+            shuffle=True, callback=None):
+        """Train; returns the history. callback(progress) runs after every batch; returning
+        False stops training at once, leaving the model consistent and usable."""
+        from .training import Trainer, TrainingConfig  # training builds on this module
+
+        config = TrainingConfig(epochs=epochs, batch_size=batch_size, shuffle=shuffle, augment=False,
+                                schedule="constant", train_size=None,
+                                seed=self.seed if isinstance(self.seed, int) else 0)
+        trainer = Trainer(self, x, y, config, validation_data=validation_data, optimizer=optimizer)
+        trainer.run(callback=callback)
+        return trainer.history
+
+    # ---- persistence --------------------------------------------------------------------
+    def to_bytes(self):
+        """The model file (format version, architecture, weights) as bytes."""
+        from .serialize import model_to_bytes
+        return model_to_bytes(self)
+
+    def save(self, path):
+        """Write the model file to path (conventionally *.npz)."""
+        with open(path, "wb") as f:
+            f.write(self.to_bytes())
+
+    def __repr__(self):
+        return f"Sequential([{', '.join(map(repr, self.layers))}], dtype='{self.dtype}')"
+
+
+def seed_model(seed=None, dtype="float32"):
+    """The seed post's model: Conv2D 10@3x3 valid -> ReLU -> MaxPool 2x2 -> Flatten -> Dense 10."""
+    return Sequential([Conv2D(1, 10, 3), ReLU(), MaxPool2D(2), Flatten(), Dense(13 * 13 * 10, 10)],
+                      seed=seed, dtype=dtype, input_shape=(1, 28, 28))

@@ -1,0 +1,102 @@
+"""Optimisers. State is keyed "layer_index.param_name" (e.g. "0.W") and persists across steps."""
+import math
+
+import numpy as np
+
+
+def _check_lr(lr):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    return float(lr)
+
+
+def _check_fraction(name, value, allow_zero=True):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not ((0 <= value if allow_zero else 0 < value) and value < 1):
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def trainable(layers):
+    """Yield (key, layer, name) for every weight array of the layers, in order."""
+    for i, layer in enumerate(layers):
+        for name in layer.params:
+            yield f"{i}.{name}", layer, name
+
+
+class Optimizer:
+    """Base class: `step(layers)` updates every layer's params from its grads, in place."""
+
+    def __init__(self, lr):
+        self.lr = _check_lr(lr)
+        self.state = {}
+
+    def step(self, layers):
+        for key, layer, name in trainable(layers):
+            self._update(key, layer.params[name], layer.grads[name])
+
+    def reset(self):
+        self.state = {}
+
+
+class SGD(Optimizer):
+    """p -= lr * v with v = momentum * v + g (plain SGD when momentum is 0)."""
+
+    def __init__(self, lr=0.01, momentum=0.0):
+        super().__init__(lr)
+        self.momentum = _check_fraction("momentum", momentum)
+
+    def _update(self, key, p, g):
+        if self.momentum == 0:
+            p -= self.lr * g
+            return
+        v = self.state.get(key)
+        if v is None:
+            v = self.state[key] = np.zeros_like(p)
+        v *= self.momentum
+        v += g
+        p -= self.lr * v
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction; t counts updates, starting at 1."""
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(lr)
+        self.beta1 = _check_fraction("beta1", beta1)
+        self.beta2 = _check_fraction("beta2", beta2)
+        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps must be a positive number, got {eps!r}")
+        self.eps = float(eps)
+        self.t = 0
+
+    def step(self, layers):
+        self.t += 1
+        # fold both bias corrections into one step size: lr * sqrt(1 - b2^t) / (1 - b1^t)
+        self._step_size = self.lr * math.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
+        self._eps_hat = self.eps * math.sqrt(1 - self.beta2 ** self.t)
+        super().step(layers)
+
+    def _update(self, key, p, g):
+        state = self.state.get(key)
+        if state is None:
+            state = self.state[key] = (np.zeros_like(p), np.zeros_like(p), np.empty_like(p))
+        m, v, tmp = state
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - self.beta2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += self._eps_hat
+        np.divide(m, tmp, out=tmp)
+        tmp *= self._step_size
+        p -= tmp
+
+    def reset(self):
+        super().reset()
+        self.t = 0
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}

@@ -1,0 +1,231 @@
+"""Training in steps: a validated config, learning-rate schedules, and a Trainer that can
+run a few batches at a time (the page's worker yields between chunks so Stop is seen)."""
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+from .augment import random_affine
+from .optimizers import OPTIMIZERS, Adam
+
+SCHEDULES = ("onecycle", "cosine", "constant")
+DIVERGED_LOSS = 1e3  # far above the ~2.3 of a random 10-class guess: the run has blown up
+
+
+class TrainingDiverged(ValueError):
+    """The loss became non-finite or exploded; the weights were restored to the last good state."""
+
+
+def _number(name, value, low, high, integer=False):
+    """Check low <= value <= high (and an int when integer) or raise a ValueError naming it."""
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or not low <= value <= high:
+        kind = "an int" if integer else "a number"
+        raise ValueError(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Hyper-parameters of one training run. The defaults are the page's recipe."""
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 5e-3
+    optimizer: str = "adam"
+    schedule: str = "onecycle"
+    augment: bool = True
+    train_size: int | None = None  # None: all training samples
+    shuffle: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        self.epochs = _number("epochs", self.epochs, 1, 1000, integer=True)
+        self.batch_size = _number("batch_size", self.batch_size, 1, 4096, integer=True)
+        self.lr = _number("lr", self.lr, 1e-7, 10.0)
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name in ("augment", "shuffle"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.train_size is not None:
+            self.train_size = _number("train_size", self.train_size, 1, 10 ** 7, integer=True)
+        self.seed = _number("seed", self.seed, 0, 2 ** 32 - 1, integer=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build from a JSON-like dict; missing keys take the defaults, unknown keys are refused."""
+        if not isinstance(values, dict):
+            raise ValueError(f"training config must be a dict, got {type(values).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def defaults(cls):
+        return dataclasses.asdict(cls())
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def learning_rate(schedule, peak, step, total_steps):
+    """Learning rate at step (0-based) of total_steps for the schedule."""
+    progress = min(step / max(total_steps, 1), 1.0)
+    if schedule == "constant":
+        return peak
+    if schedule == "cosine":
+        return peak * 0.5 * (1 + math.cos(math.pi * progress))
+    # one-cycle: warm up from peak/25 over the first 25%, then cosine down to ~0
+    warm = 0.25
+    if progress < warm:
+        return peak / 25 + (peak - peak / 25) * progress / warm
+    return peak * (0.5 * (1 + math.cos(math.pi * (progress - warm) / (1 - warm))) + 1e-4)
+
+
+class Trainer:
+    """Runs a model's training a chunk of batches at a time, with history and divergence checks."""
+
+    def __init__(self, model, x, y, config=None, validation_data=None, optimizer=None):
+        self.model = model
+        self.config = config if config is not None else TrainingConfig()
+        x = model._as_input(x)
+        y = model._as_labels(y, len(x))
+        size = len(x) if self.config.train_size is None else self.config.train_size
+        if size > len(x):
+            raise ValueError(f"train_size must be at most the {len(x)} training samples, got {size}")
+        if self.config.batch_size > size:
+            raise ValueError(f"batch_size ({self.config.batch_size}) is larger than the training set ({size})")
+        self.rng = np.random.default_rng(self.config.seed)
+        if size < len(x):  # a random subset, the same for every epoch
+            keep = np.sort(self.rng.permutation(len(x))[:size])
+            x, y = x[keep], y[keep]
+        self.x, self.y = x, y
+        self.validation = None
+        if validation_data is not None:
+            xv, yv = validation_data
+            xv = model._as_input(xv)
+            self.validation = (xv, model._as_labels(yv, len(xv)))
+        if optimizer is None:
+            kind = OPTIMIZERS[self.config.optimizer]
+            optimizer = kind(self.config.lr) if kind is Adam else kind(self.config.lr, momentum=0.9)
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.batches_per_epoch = -(-len(x) // self.config.batch_size)
+        self.total_steps = self.config.epochs * self.batches_per_epoch
+        self.step = 0
+        self.history = {"batch_loss": [], "epochs": []}
+        self._order = None
+        self._epoch_loss = 0.0
+        self._epoch_correct = 0
+        self._epoch_seen = 0
+        self._good = self._snapshot()
+
+    @property
+    def done(self):
+        return self.step >= self.total_steps
+
+    @property
+    def epoch(self):
+        """Current epoch, 1-based (the last one once done)."""
+        return min(self.step // self.batches_per_epoch + 1, self.config.epochs)
+
+    def _snapshot(self):
+        state = {k: tuple(a.copy() for a in v) if isinstance(v, tuple) else v.copy()
+                 for k, v in self.optimizer.state.items()}
+        return self.model.get_weights(), state, getattr(self.optimizer, "t", None)
+
+    def _restore(self, snapshot):
+        weights, state, t = snapshot
+        self.model.set_weights(weights)
+        self.optimizer.state = {k: tuple(a.copy() for a in v) if isinstance(v, tuple) else v.copy()
+                                for k, v in state.items()}
+        if t is not None:
+            self.optimizer.t = t
+
+    def _batch(self):
+        """(x, y) of the next batch; reshuffles at each epoch start."""
+        batch = self.step % self.batches_per_epoch
+        if batch == 0:
+            n = len(self.x)
+            self._order = self.rng.permutation(n) if self.config.shuffle else np.arange(n)
+        idx = self._order[batch * self.config.batch_size:(batch + 1) * self.config.batch_size]
+        xb = self.x[idx]
+        if self.config.augment:
+            xb = random_affine(xb, self.rng, out=xb)
+        return xb, self.y[idx]
+
+    def run(self, max_batches=None, callback=None):
+        """Train up to max_batches batches (all remaining when None) and report progress.
+
+        callback(progress) is called after every batch; returning False stops at once.
+        Raises TrainingDiverged (weights restored to the end of the last good epoch) when the
+        loss is not finite or exceeds DIVERGED_LOSS.
+        """
+        start, losses, epoch_results, stopped = time.perf_counter(), [], [], False
+        images = 0
+        remaining = self.total_steps - self.step
+        limit = remaining if max_batches is None else min(int(max_batches), remaining)
+        for _ in range(limit):
+            xb, yb = self._batch()
+            self.optimizer.lr = learning_rate(self.config.schedule, self.base_lr, self.step, self.total_steps)
+            loss, correct = self.model.train_step(xb, yb, self.optimizer)
+            if not math.isfinite(loss) or loss > DIVERGED_LOSS:
+                self._restore(self._good)
+                self.step -= self.step % self.batches_per_epoch  # back to the start of this epoch
+                self._reset_epoch_totals()
+                raise TrainingDiverged(
+                    f"training diverged at epoch {self.epoch} (loss {loss:.3g}); the weights were restored to the "
+                    f"last good epoch - try a smaller learning rate than {self.base_lr:g}")
+            self.step += 1
+            images += len(yb)
+            losses.append(loss)
+            self.history["batch_loss"].append(loss)
+            self._epoch_loss += loss * len(yb)
+            self._epoch_correct += correct
+            self._epoch_seen += len(yb)
+            ended = [self._end_epoch()] if self.step % self.batches_per_epoch == 0 else []
+            epoch_results += ended
+            if callback is not None and callback(self.progress([loss], ended, images, start)) is False:
+                stopped = True
+                break
+        report = self.progress(losses, epoch_results, images, start)
+        report["stopped"] = stopped
+        return report
+
+    def _reset_epoch_totals(self):
+        self._epoch_loss, self._epoch_correct, self._epoch_seen = 0.0, 0, 0
+
+    def _end_epoch(self):
+        result = {"epoch": self.step // self.batches_per_epoch,
+                  "loss": self._epoch_loss / self._epoch_seen,
+                  "accuracy": self._epoch_correct / self._epoch_seen}
+        if self.validation is not None:
+            scores = self.model.evaluate(*self.validation)
+            result["val_loss"], result["val_accuracy"] = scores["loss"], scores["accuracy"]
+        self.history["epochs"].append(result)
+        self._reset_epoch_totals()
+        self._good = self._snapshot()
+        return result
+
+    def progress(self, losses=(), epoch_results=(), images=0, start=None):
+        """The progress report the page and the CLI show."""
+        elapsed = time.perf_counter() - start if start is not None else 0.0
+        return {
+            "step": self.step, "total_steps": self.total_steps,
+            "epoch": self.epoch, "epochs": self.config.epochs,
+            "batch": self.step % self.batches_per_epoch or (self.batches_per_epoch if self.step else 0),
+            "batches_per_epoch": self.batches_per_epoch,
+            "losses": list(losses),
+            "accuracy": self._epoch_correct / self._epoch_seen if self._epoch_seen else None,
+            "images_per_second": images / elapsed if elapsed > 0 else 0.0,
+            "epoch_results": list(epoch_results),
+            "lr": self.optimizer.lr,
+            "done": self.done,
+        }
