@@ -1,0 +1,80 @@
+// The page's side of the worker protocol (see PROTOCOL.md): one worker, one listener,
+// replies matched to requests by id. Knows nothing about Python or the DOM.
+
+const WORKER_URL = new URL("./worker.js", import.meta.url);
+
+export class WorkerClient {
+  constructor(url = WORKER_URL) {
+    this.url = url;
+    this.worker = null;
+    this.handlers = new Map(); // type -> Set of callbacks
+    this.pending = new Map(); // id -> {resolve, reject}
+    this.nextId = 1;
+  }
+
+  /** Start (or restart) the worker. Pending requests of an old worker are rejected. */
+  start() {
+    this.terminate("the worker was restarted");
+    const worker = new Worker(this.url, { type: "module", name: "pycnn" });
+    worker.addEventListener("message", (event) => this.#dispatch(worker, event.data));
+    worker.addEventListener("error", (event) => {
+      event.preventDefault();
+      const where = event.filename ? ` (${event.filename.split("/").pop()}:${event.lineno})` : "";
+      this.#fail(worker, `The Python worker crashed: ${event.message || "unknown error"}${where}`);
+    });
+    worker.addEventListener("messageerror", () => this.#fail(worker, "The Python worker sent a message that could not be read"));
+    this.worker = worker;
+  }
+
+  terminate(reason = "the worker was stopped") {
+    if (this.worker) this.worker.terminate();
+    this.worker = null;
+    for (const { reject } of this.pending.values()) reject(new Error(reason));
+    this.pending.clear();
+  }
+
+  /** Subscribe to a worker message type; returns an unsubscribe function. */
+  on(type, callback) {
+    if (!this.handlers.has(type)) this.handlers.set(type, new Set());
+    this.handlers.get(type).add(callback);
+    return () => this.handlers.get(type).delete(callback);
+  }
+
+  /** Fire-and-forget message. */
+  send(type, payload = {}, transfer = []) {
+    if (!this.worker) throw new Error("worker is not running");
+    this.worker.postMessage({ type, ...payload }, transfer);
+  }
+
+  /** Message that expects a reply carrying the same id; rejects on an `error` reply. */
+  request(type, payload = {}, transfer = []) {
+    if (!this.worker) return Promise.reject(new Error("worker is not running"));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ type, id, ...payload }, transfer);
+    });
+  }
+
+  #dispatch(worker, message) {
+    if (worker !== this.worker || !message || typeof message.type !== "string") return;
+    if (message.id !== undefined && this.pending.has(message.id)) {
+      const { resolve, reject } = this.pending.get(message.id);
+      this.pending.delete(message.id);
+      if (message.type === "error") reject(Object.assign(new Error(message.message), { reply: message }));
+      else resolve(message);
+      return;
+    }
+    this.#emit(message.type, message);
+  }
+
+  #fail(worker, text) {
+    if (worker !== this.worker) return;
+    this.terminate(text);
+    this.#emit("error", { type: "error", fatal: true, message: text });
+  }
+
+  #emit(type, message) {
+    for (const callback of this.handlers.get(type) ?? []) callback(message);
+  }
+}

@@ -1,0 +1,455 @@
+// The only file that knows Python. Boots Pyodide, installs pycnn, loads the MNIST subset,
+// then trains in short chunks so `stop` and other messages are seen between chunks.
+// Message protocol: see PROTOCOL.md.
+import { loadPyodide } from "./pyodide/pyodide.mjs";
+
+const BASE_URL = new URL("./", import.meta.url);
+const CHUNK_TARGET_MS = 100; // one trainer.run() call; keeps stop latency and progress cadence near this
+const MAX_CHUNK_BATCHES = 500;
+const STAGES = ["python", "numpy", "pycnn", "data"];
+
+const PY_GLUE = String.raw`
+import json, math, time
+import numpy as np
+import pycnn
+from pycnn import datasets
+from pycnn.training import TrainingConfig, Trainer, TrainingDiverged
+
+
+def _clean(value):
+    """Make a value JSON-safe: numpy scalars to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json(value):
+    return json.dumps(_clean(value), allow_nan=False)
+
+
+class PageSession:
+    """State the page needs: the data split, the current model and the current trainer."""
+
+    def __init__(self, images_path, labels_path, heldout, seed):
+        x = datasets.read_idx_images(images_path)
+        y = datasets.read_idx_labels(labels_path)
+        self.x_tr, self.y_tr, self.x_ho, self.y_ho = datasets.train_test_split(x, y, test_size=heldout, seed=seed)
+        self.model = pycnn.seed_model(seed=0)
+        self.trainer = None
+
+    def info(self):
+        return _json({
+            "train_count": len(self.y_tr),
+            "heldout_count": len(self.y_ho),
+            "defaults": TrainingConfig.defaults(),
+            "numpy": np.__version__,
+            "pycnn": getattr(pycnn, "__version__", ""),
+        })
+
+    def start(self, config_json):
+        try:
+            cfg = TrainingConfig.from_dict(json.loads(config_json))
+        except ValueError as e:
+            return _json({"error": str(e)})
+        self.trainer = Trainer(self.model, self.x_tr, self.y_tr, cfg, validation_data=(self.x_ho, self.y_ho))
+        return _json({"ok": True})
+
+    def step(self, max_batches):
+        try:
+            return _json(self.trainer.run(max_batches=int(max_batches)))
+        except TrainingDiverged as e:
+            return _json({"diverged": str(e)})
+
+    def filters(self):
+        W = np.asarray(self.model.layers[0].params["W"], dtype=np.float32)
+        return _json({"shape": list(W.shape), "data": W.ravel().tolist()})
+
+    def evaluate(self):
+        return _json(self.model.evaluate(self.x_ho, self.y_ho))
+
+    def to_bytes(self):
+        return bytes(self.model.to_bytes())
+
+    def load(self, buffer):
+        try:
+            model = pycnn.from_bytes(buffer.to_bytes())
+        except ValueError as e:
+            return _json({"error": str(e)})
+        # the page draws layer 0 as 3x3 filters and feeds (N, 1, 28, 28) digits: refuse anything else
+        try:
+            W = model.layers[0].params["W"]
+            probs = np.asarray(model.predict_proba(self.x_ho[:2]))
+        except Exception as e:
+            return _json({"error": f"this model does not fit the page: {type(e).__name__}: {e}"})
+        if W.ndim != 4 or W.shape[1] != 1 or probs.shape != (2, 10):
+            return _json({"error": f"this model does not fit the page: first layer weights {tuple(W.shape)}, output {tuple(probs.shape)}; expected (filters, 1, kh, kw) and 10 classes"})
+        self.model = model
+        self.trainer = None
+        return self.evaluate()
+
+    def reset(self, seed):
+        self.model = pycnn.seed_model(seed=int(seed))
+        self.trainer = None
+
+    def estimate(self, config_json, batches):
+        """Seconds-per-image figures from a short run on a copy of the model (the model itself is untouched)."""
+        cfg = TrainingConfig.from_dict({**json.loads(config_json), "epochs": 1})
+        copy = pycnn.from_bytes(self.model.to_bytes())
+        trainer = Trainer(copy, self.x_tr, self.y_tr, cfg)
+        trainer.run(max_batches=2)  # warm-up: first calls allocate buffers
+        t0 = time.perf_counter()
+        r = trainer.run(max_batches=int(batches))
+        train_s = time.perf_counter() - t0
+        n_eval = min(300, len(self.y_ho))
+        t0 = time.perf_counter()
+        copy.evaluate(self.x_ho[:n_eval], self.y_ho[:n_eval])
+        eval_s = time.perf_counter() - t0
+        images = len(r["losses"]) * cfg.batch_size
+        return _json({
+            "train_images_per_second": images / train_s if train_s > 0 else None,
+            "eval_images_per_second": n_eval / eval_s if eval_s > 0 else None,
+        })
+
+
+page = None
+
+
+def open_session(images_path, labels_path, heldout, seed):
+    global page
+    page = PageSession(images_path, labels_path, int(heldout), int(seed))
+    return page.info()
+`;
+
+let py = null; // the Pyodide instance
+let dataManifestUrl = null;
+let api = null; // Python callables
+let ready = false;
+let training = false;
+let stopRequested = false;
+
+function post(type, payload = {}, transfer = []) {
+  self.postMessage({ type, ...payload }, transfer);
+}
+
+/** Last line of a Python traceback (the exception itself), or the JS message. */
+function describe(error) {
+  const text = String(error?.message ?? error);
+  const lines = text.trim().split("\n").map((l) => l.trim()).filter(Boolean);
+  // Pyodide appends a hint about setDebug after the traceback: report the exception line
+  const exception = lines.filter((l) => /^[\w.]+(Error|Exception|Diverged|Exit|Interrupt)\b/.test(l)).pop();
+  return exception ?? lines.filter((l) => !l.startsWith("For more information")).pop() ?? text;
+}
+
+async function fetchBytes(url, what) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new Error(`could not download ${what} (${url.pathname}): ${describe(error)}`);
+  }
+  if (!response.ok) throw new Error(`could not download ${what} (${url.pathname}): HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function fetchJson(url, what) {
+  const bytes = await fetchBytes(url, what);
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new Error(`${what} (${url.pathname}) is not valid JSON`);
+  }
+}
+
+async function sha256Hex(bytes) {
+  if (!self.crypto?.subtle) return null; // not a secure context: cannot check
+  const digest = await self.crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Find the expected sha256 of `name` in the data manifest's "files" entry, whatever its shape. */
+function expectedHash(files, name) {
+  if (!files) return null;
+  const entries = Array.isArray(files) ? files.map((f) => [f?.name ?? f?.path ?? "", f]) : Object.entries(files);
+  for (const [key, value] of entries) {
+    const path = typeof value === "object" && value ? value.path ?? value.name ?? value.file ?? key : key;
+    if (key === name || String(path).endsWith(name)) {
+      if (typeof value === "string") return value;
+      return value?.sha256 ?? null;
+    }
+  }
+  return null;
+}
+
+/** The file name for images or labels in the data manifest (falls back to the standard names). */
+function dataFileName(manifest, kind) {
+  const fallback = kind === "images" ? "subset-images-idx3-ubyte.gz" : "subset-labels-idx1-ubyte.gz";
+  const files = manifest.files;
+  if (files && !Array.isArray(files)) {
+    const entry = files[kind];
+    if (typeof entry === "object" && entry && (entry.path || entry.name)) return entry.path ?? entry.name;
+    const key = Object.keys(files).find((k) => k.includes(kind === "images" ? "images" : "labels"));
+    if (key && key.includes(".")) return key;
+  }
+  if (typeof manifest[kind] === "string") return manifest[kind];
+  return fallback;
+}
+
+async function runStage(stage, text, work) {
+  post("status", { stage, phase: "start", text });
+  const t0 = performance.now();
+  try {
+    const result = await work();
+    const ms = performance.now() - t0;
+    post("status", { stage, phase: "done", text, ms });
+    return result;
+  } catch (error) {
+    const err = new Error(describe(error));
+    err.stage = stage;
+    throw err;
+  }
+}
+
+async function boot() {
+  const t0 = performance.now();
+  const timings = {};
+  const timed = async (stage, text, work) => {
+    const s = performance.now();
+    const result = await runStage(stage, text, work);
+    timings[stage] = Math.round(performance.now() - s);
+    return result;
+  };
+  try {
+    py = await timed("python", "Starting Python (Pyodide)", () =>
+      loadPyodide({
+        indexURL: new URL("pyodide/", BASE_URL).href,
+        stdout: () => {},
+        stderr: (line) => console.warn(line),
+      }),
+    );
+    await timed("numpy", "Loading numpy", () =>
+      py.loadPackage(["numpy", "micropip"], { messageCallback: () => {}, errorCallback: (m) => console.warn(m) }),
+    );
+    await timed("pycnn", "Installing pycnn", async () => {
+      const manifest = await fetchJson(new URL("manifest.json", BASE_URL), "the site manifest");
+      if (!manifest.pycnn_wheel) throw new Error("manifest.json names no pycnn_wheel");
+      const wheelUrl = new URL(manifest.pycnn_wheel, BASE_URL).href;
+      const micropip = py.pyimport("micropip");
+      try {
+        await micropip.install(wheelUrl);
+      } finally {
+        micropip.destroy();
+      }
+      await py.runPythonAsync(PY_GLUE);
+      dataManifestUrl = new URL(manifest.data ?? "data/manifest.json", BASE_URL);
+    });
+    const info = await timed("data", "Loading the digits", async () => {
+      const manifestUrl = dataManifestUrl;
+      const manifest = await fetchJson(manifestUrl, "the data manifest");
+      const names = { images: dataFileName(manifest, "images"), labels: dataFileName(manifest, "labels") };
+      py.FS.mkdirTree("/data");
+      for (const [kind, name] of Object.entries(names)) {
+        const url = new URL(name, manifestUrl);
+        const bytes = await fetchBytes(url, `the ${kind}`);
+        const want = expectedHash(manifest.files, name);
+        const got = want ? await sha256Hex(bytes) : null;
+        if (want && got && want !== got) {
+          throw new Error(`${name} is corrupt: sha256 ${got.slice(0, 12)}…, expected ${want.slice(0, 12)}…; rebuild the site`);
+        }
+        py.FS.writeFile(`/data/${kind}.gz`, bytes);
+      }
+      const split = manifest.split ?? {};
+      const open = py.globals.get("open_session");
+      try {
+        return JSON.parse(open("/data/images.gz", "/data/labels.gz", split.heldout ?? 1500, split.seed ?? 0));
+      } finally {
+        open.destroy();
+      }
+    });
+    const page = py.globals.get("page"); // kept for the worker's lifetime
+    api = {
+      start: (config) => page.start(config),
+      step: (n) => page.step(n),
+      filters: () => page.filters(),
+      evaluate: () => page.evaluate(),
+      toBytes: () => page.to_bytes(),
+      load: (bytes) => page.load(bytes),
+      reset: (seed) => page.reset(seed),
+      estimate: (config, batches) => page.estimate(config, batches),
+    };
+    ready = true;
+    timings.total = Math.round(performance.now() - t0);
+    post("ready", { info, timings });
+    postFilters();
+  } catch (error) {
+    console.error(error);
+    post("error", { fatal: true, stage: error.stage ?? "python", message: describe(error) });
+  }
+}
+
+function postFilters() {
+  const { shape, data } = JSON.parse(api.filters());
+  const array = Float32Array.from(data);
+  post("filters", { shape, data: array }, [array.buffer]);
+}
+
+function modelBytes() {
+  const proxy = api.toBytes();
+  try {
+    const buffer = proxy.getBuffer("u8");
+    try {
+      return buffer.data.slice(); // copy out of the WebAssembly heap
+    } finally {
+      buffer.release();
+    }
+  } finally {
+    proxy.destroy();
+  }
+}
+
+function postCheckpoint(reason, evaluation, id) {
+  const bytes = modelBytes();
+  post("checkpoint", { reason, evaluation, bytes, ...(id !== undefined ? { id } : {}) }, [bytes.buffer]);
+}
+
+const yieldToEventLoop = () => new Promise((resolve) => setTimeout(resolve));
+
+async function train(message) {
+  if (training) {
+    post("error", { message: "Training is already running" });
+    return;
+  }
+  const started = JSON.parse(api.start(JSON.stringify(message.config ?? {})));
+  if (started.error) {
+    post("error", { message: `Invalid settings: ${started.error}` });
+    return;
+  }
+  training = true;
+  stopRequested = false;
+  post("started", { config: message.config });
+  let chunk = Math.max(1, Math.min(MAX_CHUNK_BATCHES, message.initialChunk | 0 || 4));
+  try {
+    for (;;) {
+      const t0 = performance.now();
+      const r = JSON.parse(api.step(chunk));
+      const ms = performance.now() - t0;
+      if (r.diverged) {
+        const evaluation = JSON.parse(api.evaluate());
+        postFilters();
+        post("done", { reason: "diverged", message: r.diverged, evaluation });
+        return;
+      }
+      post("progress", {
+        step: r.step, totalSteps: r.total_steps, epoch: r.epoch, epochs: r.epochs,
+        batch: r.batch, batchesPerEpoch: r.batches_per_epoch, losses: r.losses,
+        accuracy: r.accuracy, imagesPerSecond: r.images_per_second, chunkMs: ms,
+      });
+      for (const e of r.epoch_results ?? []) {
+        post("epoch", {
+          epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valLoss: e.val_loss, valAccuracy: e.val_accuracy,
+        });
+      }
+      if (r.epoch_results?.length) {
+        const last = r.epoch_results[r.epoch_results.length - 1];
+        postFilters();
+        postCheckpoint("epoch", { loss: last.val_loss, accuracy: last.val_accuracy });
+      } else {
+        postFilters(); // 90 floats: cheap, and the learner sees the filters move
+        // size the next chunk from this one's per-batch time (epoch ends include an evaluation: skip those)
+        const perBatch = ms / Math.max(1, r.losses.length);
+        chunk = Math.max(1, Math.min(MAX_CHUNK_BATCHES, Math.round(CHUNK_TARGET_MS / perBatch)));
+      }
+      if (r.done) {
+        const evaluation = JSON.parse(api.evaluate());
+        post("done", { reason: "finished", evaluation });
+        return;
+      }
+      await yieldToEventLoop(); // a `stop` message is handled here
+      if (stopRequested) {
+        const evaluation = JSON.parse(api.evaluate());
+        postFilters();
+        postCheckpoint("stopped", evaluation);
+        post("done", { reason: "stopped", evaluation, step: r.step });
+        return;
+      }
+    }
+  } catch (error) {
+    post("error", { message: `Training failed: ${describe(error)}` });
+    post("done", { reason: "failed" });
+  } finally {
+    training = false;
+    stopRequested = false;
+  }
+}
+
+async function handle(message) {
+  const { type, id } = message;
+  const reply = (replyType, payload = {}, transfer = []) => post(replyType, { id, ...payload }, transfer);
+  try {
+    if (!ready) {
+      if (id !== undefined) reply("error", { message: "Python is still loading" });
+      return;
+    }
+    switch (type) {
+      case "train":
+        await train(message);
+        return;
+      case "stop":
+        stopRequested = true;
+        return;
+      default:
+        break;
+    }
+    if (training) {
+      reply("error", { message: `Cannot ${type} while training; stop first` });
+      return;
+    }
+    switch (type) {
+      case "estimate": {
+        reply("estimate", JSON.parse(api.estimate(JSON.stringify(message.config ?? {}), message.batches ?? 20)));
+        return;
+      }
+      case "evaluate":
+        reply("evaluation", { evaluation: JSON.parse(api.evaluate()) });
+        return;
+      case "save": {
+        const bytes = modelBytes();
+        reply("saved", { bytes }, [bytes.buffer]);
+        return;
+      }
+      case "load": {
+        const bytes = message.bytes instanceof Uint8Array ? message.bytes : new Uint8Array(message.bytes ?? []);
+        const result = JSON.parse(api.load(bytes));
+        if (result.error) {
+          reply("error", { message: result.error });
+          return;
+        }
+        reply("loaded", { evaluation: result });
+        postFilters();
+        return;
+      }
+      case "reset":
+        api.reset(message.seed ?? 0);
+        reply("reset-done", { evaluation: JSON.parse(api.evaluate()) });
+        postFilters();
+        return;
+      default:
+        reply("error", { message: `Unknown message type ${JSON.stringify(type)}` });
+    }
+  } catch (error) {
+    reply("error", { message: describe(error) });
+  }
+}
+
+self.addEventListener("message", (event) => {
+  handle(event.data ?? {});
+});
+
+boot();
