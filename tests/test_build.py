@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -25,7 +26,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CLASS_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
 HAS_PYCNN = (ROOT / "pycnn/__init__.py").is_file()
-needs_pycnn = pytest.mark.skipif(not HAS_PYCNN, reason="pycnn/__init__.py does not exist yet (the library is being written)")
+needs_pycnn = pytest.mark.skipif(
+    not HAS_PYCNN, reason="pycnn/__init__.py does not exist yet (the library is being written)")
 
 # Loaded by path under its own name: `import build` could find PyPA's `build` package.
 _spec = importlib.util.spec_from_file_location("pycnn_build", ROOT / "build.py")
@@ -308,6 +310,25 @@ def test_rebuild_removes_stale_files_and_restores_edits(site, cache, src, tmp_pa
     assert sha256(out / "vendor/uPlot.esm.js") == sha256(site[0] / "vendor/uPlot.esm.js")
 
 
+@pytest.mark.parametrize("pyodide_version", [None, "0.27.6"])
+def test_stale_node_modules_without_npm_says_install_node(pyodide_version, tmp_path, monkeypatch):
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy2(ROOT / name, root / name)
+    if pyodide_version:  # an install that is complete except for the wrong Pyodide version
+        pins = json.loads((ROOT / "package.json").read_text())["dependencies"]
+        for name, pin in {**pins, "pyodide": pyodide_version}.items():
+            (root / "node_modules" / name).mkdir(parents=True)
+            (root / "node_modules" / name / "package.json").write_text(json.dumps({"version": pin}))
+        (root / "node_modules/.package-lock.json").write_text("{}")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no npm on PATH
+    with pytest.raises(B.BuildError, match="npm was not found; install Node.js and npm") as excinfo:
+        B.build(tmp_path / "dist", root=root, cache=tmp_path / "cache", quiet=True)
+    reason = "missing" if pyodide_version is None else "pyodide 0.27.6, package.json pins 0.27.7"
+    assert reason in str(excinfo.value)
+
+
 def test_refuses_to_wipe_a_foreign_directory(cache, src, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(B.BuildError, match="refusing to delete .*notes.txt"):
@@ -402,7 +423,8 @@ def test_server_returns_404_with_csp_for_missing_files(server):
 def test_serve_command_prints_url_for_port_0(site, cache, tmp_path):
     out = tmp_path / "dist"
     shutil.copytree(site[0], out)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "serve", "--port", "0", "--out", str(out)],
+    cmd = [sys.executable, str(ROOT / "build.py"), "serve", "--port", "0", "--out", str(out)]
+    proc = subprocess.Popen(cmd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYCNN_CACHE": str(cache)})
     try:
@@ -415,6 +437,10 @@ def test_serve_command_prints_url_for_port_0(site, cache, tmp_path):
         assert url and not url.endswith(":0/"), proc.stderr.read() if proc.poll() is not None else url
         status, headers, body = fetch(url + "manifest.json")
         assert status == 200 and json.loads(body)["pyodide"] == "0.27.7"
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert proc.wait(timeout=10) == 0
+        assert "Traceback" not in proc.stderr.read()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
