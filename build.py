@@ -647,8 +647,9 @@ def main(argv=None):
     parser.add_argument("command", nargs="?", choices=("build", "serve"), default="build")
     parser.add_argument("--out", help="output directory (default: dist/ next to build.py)")
     parser.add_argument("--pyodide-dist", metavar="URL_OR_DIR",
-                        help="take numpy/micropip/packaging from Pyodide's official 0.27.7 "
-                             "distribution (URL or directory) instead of PyPI, when not cached")
+                        help="when not cached, take numpy/micropip/packaging from Pyodide's "
+                             "official 0.27.7 distribution instead of PyPI, e.g. "
+                             "https://cdn.jsdelivr.net/pyodide/v0.27.7/full/ or an unpacked release")
     parser.add_argument("--host", default="127.0.0.1", help="serve: address to bind (IPv4)")
     parser.add_argument("--port", type=int, default=8000, help="serve: port, 0 picks a free one")
     parser.add_argument("--verbose", action="store_true", help="serve: log every request")
