@@ -2,7 +2,7 @@
 import numpy as np
 
 
-def random_affine(x, rng, max_shift=2.0, max_rotation=10.0, scale=(0.9, 1.1), out=None):
+def random_affine(x, rng, max_shift=2.0, max_rotation=5.0, scale=(0.95, 1.05), out=None):
     """x: (N, C, H, W) -> same shape, each image moved by its own small random affine map.
 
     Bilinear sampling about the image centre; pixels that come from outside are 0.

@@ -30,7 +30,12 @@ def fusable(layers, i):
 
 
 class ConvPoolReLU:
-    """Conv2D (stride 1) -> 2x2 max-pool -> ReLU. x: (N, C, H, W) -> (N, F, oh // 2, ow // 2)."""
+    """Conv2D (stride 1) -> 2x2 max-pool -> ReLU. x: (N, C, H, W) -> (N, F, oh // 2, ow // 2).
+
+    Columns are (4, C*k*k, P*N): pool offset, kernel tap, then output position p = (i, j)
+    and sample n with the sample fastest, so one gather builds them and each of the four
+    (F, P*N) blocks of the conv output is contiguous.
+    """
 
     def __init__(self, conv):
         self.conv = conv
@@ -41,67 +46,79 @@ class ConvPoolReLU:
         key = (name, shape, np.dtype(dtype).str)
         buf = self._buffers.get(key)
         if buf is None:
-            if len(self._buffers) > 16:  # batch shapes change rarely; don't grow without bound
+            if len(self._buffers) > 32:  # batch shapes change rarely; don't grow without bound
                 self._buffers.clear()
             buf = self._buffers[key] = np.empty(shape, dtype=dtype)
         return buf
 
-    def _geometry(self, x_shape):
-        n, c, h, w = x_shape
-        _, out_h, out_w = self.conv.output_shape((c, h, w))
-        return n, c, out_h // 2, out_w // 2
+    def _gather_index(self, c, hp, wp, ph, pw):
+        """Flat input index of every (pool offset, channel, tap, output position): (4*C*k*k*P,)."""
+        key = ("index", c, hp, wp, ph, pw)
+        index = self._buffers.get(key)
+        if index is None:
+            k = self.conv.kernel_size
+            ch, di, dj, ki, kj, i, j = np.ogrid[0:c, 0:2, 0:2, 0:k, 0:k, 0:ph, 0:pw]
+            # conv output (2i + di, 2j + dj) reads input row 2i + di + ki, column 2j + dj + kj
+            index = ch * (hp * wp) + (2 * i + di + ki) * wp + (2 * j + dj + kj)
+            index = self._buffers[key] = index.transpose(1, 2, 0, 3, 4, 5, 6).reshape(-1)
+        return index
 
     def forward(self, x, training=True):
         conv = self.conv
-        k, f = conv.kernel_size, conv.filters
-        n, c, ph, pw = self._geometry(x.shape)
+        f = conv.filters
+        n, c = x.shape[:2]
+        _, out_h, out_w = conv.output_shape(x.shape[1:])
+        ph, pw = out_h // 2, out_w // 2
         xp = pad_input(x, conv.pads(*x.shape[2:]))
-        m = n * ph * pw
+        hp, wp = xp.shape[2:]
+        index = self._gather_index(c, hp, wp, ph, pw)
         tag = "train" if training else "infer"
-        cols = self._buffer(tag + "cols", (4, c, k, k, n, ph, pw), x.dtype)
-        xt = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) so one copy fills all channels
-        for q, (di, dj) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-            for ki in range(k):
-                for kj in range(k):
-                    a, b = di + ki, dj + kj
-                    # conv output (2i + di, 2j + dj) reads input row 2i + di + ki, col 2j + dj + kj
-                    cols[q, :, ki, kj] = xt[:, :, a:a + 2 * ph:2, b:b + 2 * pw:2]
-        cols = cols.reshape(4, c * k * k, m)
-        w_mat = conv.params["W"].reshape(f, -1)
-        z4 = np.matmul(w_mat, cols, out=self._buffer(tag + "z4", (4, f, m), x.dtype))
+        x_t = self._buffer(tag + "x_t", (c * hp * wp, n), x.dtype)
+        np.copyto(x_t, xp.reshape(n, -1).T)
+        m = ph * pw * n
+        cols = np.take(x_t, index, axis=0, out=self._buffer(tag + "cols", (index.size, n), x.dtype))
+        cols = cols.reshape(4, -1, m)
+        z4 = np.matmul(conv.params["W"].reshape(f, -1), cols, out=self._buffer(tag + "z4", (4, f, m), x.dtype))
+        top = np.maximum(z4[0], z4[1])
+        bottom = np.maximum(z4[2], z4[3])
+        z = np.maximum(top, bottom)
         # the bias is the same for all four pool offsets, so it can be added after the max
-        z = z4.max(axis=0)
         z += conv.params["b"][:, None]
         if training:
-            argmax = z4.argmax(axis=0)  # ties go to the first offset, like MaxPool2D
-            self._cache = (x.shape, xp.shape, cols, argmax, z > 0)
+            # which offset won each max, ties to the first (as MaxPool2D's argmax)
+            choice = (z4[1] > z4[0], z4[3] > z4[2], bottom > top)
+            self._cache = (x.shape, xp.shape, cols, choice, z > 0)
         else:
             self._cache = None
         np.maximum(z, 0, out=z)
-        return z.reshape(f, n, ph, pw).transpose(1, 0, 2, 3)
+        return z.reshape(f, ph, pw, n).transpose(3, 0, 1, 2)
 
     def backward(self, dout, need_dx=True):
         if self._cache is None:
             raise RuntimeError("ConvPoolReLU.backward called without forward(training=True)")
-        x_shape, xp_shape, cols, argmax, positive = self._cache
+        x_shape, xp_shape, cols, (right, lower_right, bottom), positive = self._cache
         conv = self.conv
-        f, k = conv.filters, conv.kernel_size
+        f = conv.filters
+        n = dout.shape[0]
         m = cols.shape[2]
-        dz = dout.transpose(1, 0, 2, 3).reshape(f, m) * positive
+        dz = dout.reshape(n, f, -1).transpose(1, 2, 0).reshape(f, m) * positive
         dconv = self._buffer("dconv", (4, f, m), dz.dtype)
-        for q in range(4):
-            np.multiply(dz, argmax == q, out=dconv[q])
+        d_bottom = dz * bottom
+        d_top = dz - d_bottom
+        np.multiply(d_top, right, out=dconv[1])
+        np.subtract(d_top, dconv[1], out=dconv[0])
+        np.multiply(d_bottom, lower_right, out=dconv[3])
+        np.subtract(d_bottom, dconv[3], out=dconv[2])
         conv.grads["W"] = np.matmul(dconv, cols.transpose(0, 2, 1)).sum(axis=0).reshape(conv.params["W"].shape)
         conv.grads["b"] = dz.sum(axis=1)
         if not need_dx:
             return None
-        n, c, ph, pw = self._geometry(x_shape)
-        dcols = np.matmul(conv.params["W"].reshape(f, -1).T, dconv).reshape(4, c, k, k, n, ph, pw)
-        dxt = np.zeros((c, n) + xp_shape[2:], dtype=dz.dtype)
-        for q, (di, dj) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-            for ki in range(k):
-                for kj in range(k):
-                    a, b = di + ki, dj + kj
-                    dxt[:, :, a:a + 2 * ph:2, b:b + 2 * pw:2] += dcols[q, :, ki, kj]
+        c, hp, wp = xp_shape[1:]
+        _, out_h, out_w = conv.output_shape(x_shape[1:])
+        index = self._gather_index(c, hp, wp, out_h // 2, out_w // 2)
+        dcols = np.matmul(conv.params["W"].reshape(f, -1).T, dconv).reshape(index.size, n)
+        dx_t = np.zeros((c * hp * wp, n), dtype=dz.dtype)
+        np.add.at(dx_t, index, dcols)  # an input pixel feeds several columns: sum them
+        dxp = dx_t.T.reshape(xp_shape)
         (top, _), (left, _) = conv.pads(*x_shape[2:])
-        return dxt.transpose(1, 0, 2, 3)[:, :, top:top + x_shape[2], left:left + x_shape[3]]
+        return dxp[:, :, top:top + x_shape[2], left:left + x_shape[3]]

@@ -31,7 +31,7 @@ class TrainingConfig:
     """Hyper-parameters of one training run. The defaults are the page's recipe."""
     epochs: int = 12
     batch_size: int = 32
-    lr: float = 5e-3
+    lr: float = 0.01
     optimizer: str = "adam"
     schedule: str = "onecycle"
     augment: bool = True

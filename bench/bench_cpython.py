@@ -1,0 +1,185 @@
+"""CPython benchmark of pycnn against PyTorch (1 thread) and the seed post's loop code.
+
+    python bench/bench_cpython.py            # everything (about 3 minutes)
+    python bench/bench_cpython.py --quick    # fewer rounds and seeds
+
+Prints training images/s of the seed model (float32, Adam) at batch 32 and 128, measured
+alternately with PyTorch in the same run, the seed code's images/s on a few hundred
+images, single-image predict latency, accuracy of the same recipe in both libraries,
+the page recipe's held-out accuracy, and peak RSS. Needs `python build.py` first (for
+the bundled subset); PyTorch is optional (`pip install torch==2.13.0`).
+"""
+import os
+
+# one BLAS/OpenMP thread, set before numpy or torch load: on two shared cores more threads
+# cost more than they give, and make timings swing
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = "1"
+
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import pycnn  # noqa: E402
+from pycnn import datasets  # noqa: E402
+from pycnn.training import Trainer, TrainingConfig  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+import seed_code  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+def torch_model(seed):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 10, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                               torch.nn.Flatten(), torch.nn.Linear(1690, 10))
+
+
+def pycnn_trainer(x, y, batch, seed=0):
+    """A closure running n training steps of pycnn on (x, y) batches, cycling through the data."""
+    model, opt = pycnn.seed_model(seed=seed), pycnn.Adam(1e-3)
+    state = {"i": 0}
+
+    def run(steps):
+        for _ in range(steps):
+            i = state["i"] % (len(x) - batch)
+            model.train_step(x[i:i + batch], y[i:i + batch], opt)
+            state["i"] += batch
+    return run
+
+
+def torch_trainer(x, y, batch, seed=0):
+    model = torch_model(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    state = {"i": 0}
+
+    def run(steps):
+        for _ in range(steps):
+            i = state["i"] % (len(x) - batch)
+            opt.zero_grad()
+            loss_fn(model(xt[i:i + batch]), yt[i:i + batch]).backward()
+            opt.step()
+            state["i"] += batch
+    return run
+
+
+def images_per_second(run, batch, seconds):
+    run(3)  # warm up: buffers, caches
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        run(10)
+        steps += 10
+    return steps * batch / (time.perf_counter() - start)
+
+
+def throughput(x, y, batch, rounds, seconds):
+    """Median images/s of pycnn and torch, measured alternately round by round."""
+    runners = {"pycnn": pycnn_trainer(x, y, batch)}
+    if torch is not None:
+        runners["torch"] = torch_trainer(x, y, batch)
+    samples = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            samples[name].append(images_per_second(run, batch, seconds))
+    return {name: statistics.median(values) for name, values in samples.items()}, samples
+
+
+def seed_speed(x, y, images):
+    model = seed_code.cnn(input_size=(1, 28, 28), kernel_size=3, n_filters=10, output_size=10)
+    start = time.perf_counter()
+    for i in range(0, images, 32):
+        model.adamGD(x[i:i + 32], y[i:i + 32], 0.005, 0.95, 0.99, [])
+    return images / (time.perf_counter() - start)
+
+
+def predict_latency(x):
+    model = pycnn.seed_model(seed=0)
+    times = []
+    for i in range(2000):
+        start = time.perf_counter()
+        model.predict_proba(x[i % len(x)][None])
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def torch_accuracy(x_train, y_train, x_test, y_test, seed, epochs=2, batch=32):
+    model = torch_model(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(seed)
+    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    for _ in range(epochs):
+        order = torch.randperm(len(xt), generator=g)
+        for i in range(0, len(xt), batch):
+            idx = order[i:i + batch]
+            opt.zero_grad()
+            loss_fn(model(xt[idx]), yt[idx]).backward()
+            opt.step()
+    with torch.no_grad():
+        return float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
+
+
+def pycnn_accuracy(x_train, y_train, x_test, y_test, config):
+    model = pycnn.seed_model(seed=config.seed)
+    start = time.perf_counter()
+    Trainer(model, x_train, y_train, config).run()
+    return model.evaluate(x_test, y_test)["accuracy"], time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and seeds")
+    args = parser.parse_args()
+    rounds, seconds, seeds = (3, 1.0, 2) if args.quick else (5, 2.0, 3)
+
+    x, y, split = datasets.load_subset()
+    x_train, y_train, x_test, y_test = datasets.train_test_split(x, y, split["heldout"], split["seed"])
+    print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
+          f"subset {len(x_train)} train / {len(x_test)} held-out, 1 BLAS thread")
+
+    print("\n## Training throughput, seed model, float32, Adam (images/s, median of alternate rounds)")
+    for batch in (32, 128):
+        medians, samples = throughput(x_train, y_train, batch, rounds, seconds)
+        ratio = f"  ratio pycnn/torch {medians['pycnn'] / medians['torch']:.2f}x" if "torch" in medians else ""
+        rows = "  ".join(f"{name} {value:,.0f} (rounds: {', '.join(f'{v:,.0f}' for v in samples[name])})"
+                         for name, value in medians.items())
+        print(f"batch {batch:>3}: {rows}{ratio}")
+    n_seed = 64 if args.quick else 256
+    seed_rate = seed_speed(x_train, y_train, n_seed)
+    pycnn_rate = images_per_second(pycnn_trainer(x_train, y_train, 32), 32, seconds)
+    print(f"seed post's code: {seed_rate:.1f} images/s on {n_seed} images; pycnn right after: {pycnn_rate:,.0f} "
+          f"-> {pycnn_rate / seed_rate:,.0f}x")
+
+    print(f"\n## Single-image predict: median {predict_latency(x_test) * 1e6:.0f} us")
+
+    print("\n## Same recipe, same accuracy: Adam 1e-3, batch 32, 2 epochs, held-out accuracy")
+    mine = [pycnn_accuracy(x_train, y_train, x_test, y_test,
+                           TrainingConfig(epochs=2, lr=1e-3, schedule="constant", augment=False, seed=s))[0]
+            for s in range(seeds)]
+    print(f"pycnn: {', '.join(f'{a:.2%}' for a in mine)} (mean {statistics.mean(mine):.2%})")
+    if torch is not None:
+        theirs = [torch_accuracy(x_train, y_train, x_test, y_test, s) for s in range(seeds)]
+        print(f"torch: {', '.join(f'{a:.2%}' for a in theirs)} (mean {statistics.mean(theirs):.2%})")
+
+    print("\n## The page recipe (TrainingConfig defaults): held-out accuracy")
+    print(f"recipe: {TrainingConfig.defaults()}")
+    for s in range(seeds):
+        acc, took = pycnn_accuracy(x_train, y_train, x_test, y_test, TrainingConfig(seed=s))
+        print(f"seed {s}: {acc:.2%} in {took:.1f} s")
+
+    print(f"\npeak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Command line: python -m pycnn train | evaluate | summary."""
+import argparse
+import contextlib
+import sys
+import time
+
+from . import datasets
+from .model import seed_model
+from .serialize import model_from_bytes
+from .training import Trainer, TrainingConfig
+
+DEFAULTS = TrainingConfig.defaults()
+
+
+def _limit_threads(threads):
+    """One BLAS thread by default: on 2 shared cores, more threads cost more than they give."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None  # optional: without it numpy keeps its own default
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def _load_data(source, part):
+    """(x, y) of part "train" or "test" from "subset" or an MNIST IDX folder."""
+    if source == "subset":
+        x, y, split = datasets.load_subset()
+        x_train, y_train, x_test, y_test = datasets.train_test_split(x, y, split["heldout"], split["seed"])
+        return (x_train, y_train) if part == "train" else (x_test, y_test)
+    return datasets.load_mnist(source, part)
+
+
+def _has_mnist_test(source):
+    try:
+        datasets._find(source, datasets.MNIST_FILES["test"][0])
+        return True
+    except ValueError:
+        return False
+
+
+class Progress:
+    """A progress bar on a terminal; one plain line per epoch otherwise."""
+
+    def __init__(self, batch_size, stream=sys.stderr):
+        self.batch_size = batch_size
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.start = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, p):
+        now = time.perf_counter()
+        for result in p["epoch_results"]:
+            val = f", held-out accuracy {result['val_accuracy']:.2%}" if "val_accuracy" in result else ""
+            line = (f"epoch {result['epoch']}/{p['epochs']}: loss {result['loss']:.4f}, "
+                    f"train accuracy {result['accuracy']:.2%}{val}")
+            self.stream.write(("\r\x1b[K" if self.tty else "") + line + "\n")
+        if self.tty and (now - self.last > 0.1 or p["done"]):
+            self.last = now
+            elapsed = now - self.start
+            rate = p["step"] / elapsed if elapsed else 0.0  # batches per second
+            eta = (p["total_steps"] - p["step"]) / rate if rate else 0.0
+            done = int(30 * p["batch"] / p["batches_per_epoch"])
+            images = rate * self.batch_size
+            self.stream.write(f"\r\x1b[Kepoch {p['epoch']}/{p['epochs']} [{'#' * done}{'.' * (30 - done)}] "
+                              f"{p['batch']}/{p['batches_per_epoch']} loss {p['losses'][-1]:.4f} "
+                              f"{images:,.0f} img/s ETA {eta:.0f}s")
+        self.stream.flush()
+
+
+def cmd_train(args):
+    config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                            schedule=args.schedule, augment=args.augment, train_size=args.train_size, seed=args.seed)
+    x, y = _load_data(args.data, "train")
+    validation = None
+    if args.data == "subset" or _has_mnist_test(args.data):
+        validation = _load_data(args.data, "test")
+    model = seed_model(seed=args.seed)
+    trainer = Trainer(model, x, y, config, validation_data=validation)
+    progress = Progress(config.batch_size)
+    print(f"training the seed model ({model.count_params():,} params) on {len(trainer.x):,} digits: "
+          f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} ({config.schedule})"
+          f"{', augmented' if config.augment else ''}", file=sys.stderr)
+    start = time.perf_counter()
+    with _limit_threads(args.threads) or contextlib.nullcontext():
+        trainer.run(callback=progress)
+    elapsed = time.perf_counter() - start
+    last = trainer.history["epochs"][-1]
+    model.metadata = {"trained_with": config.to_dict(), "data": args.data, "history": trainer.history["epochs"],
+                      "seconds": round(elapsed, 2)}
+    model.save(args.output)
+    summary = f"held-out accuracy {last['val_accuracy']:.2%}" if "val_accuracy" in last else \
+        f"train accuracy {last['accuracy']:.2%}"
+    print(f"done in {elapsed:.1f} s ({len(trainer.x) * config.epochs / elapsed:,.0f} images/s), {summary}; "
+          f"saved {args.output}")
+    return 0
+
+
+def cmd_evaluate(args):
+    with open(args.model, "rb") as f:
+        model = model_from_bytes(f.read())
+    x, y = _load_data(args.data, "test")
+    scores = model.evaluate(x, y)
+    print(f"{args.model}: accuracy {scores['accuracy']:.2%} ({round(scores['accuracy'] * len(y))}/{len(y)}), "
+          f"loss {scores['loss']:.4f} on {'the held-out subset' if args.data == 'subset' else args.data}")
+    return 0
+
+
+def cmd_summary(args):
+    if args.model:
+        with open(args.model, "rb") as f:
+            model = model_from_bytes(f.read())
+    else:
+        model = seed_model(seed=0)
+    print(model.summary())
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m pycnn", description="Train and evaluate pycnn models on MNIST.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    data_help = ("'subset' (the bundled 10,000 digits; build.py writes them) or a folder with MNIST IDX files "
+                 "(train-images-idx3-ubyte[.gz], ..., t10k-labels-idx1-ubyte[.gz])")
+
+    train = sub.add_parser("train", help="train the seed model and save it")
+    train.add_argument("--data", default="subset", help=data_help)
+    train.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    train.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="peak learning rate")
+    train.add_argument("--optimizer", choices=["adam", "sgd"], default=DEFAULTS["optimizer"])
+    train.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=DEFAULTS["schedule"])
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=DEFAULTS["augment"],
+                       help="random small shifts/rotations/scalings of each batch")
+    train.add_argument("--train-size", type=int, default=None, help="use only this many training digits")
+    train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    train.add_argument("--threads", type=int, default=1, help="BLAS threads (needs threadpoolctl; default 1)")
+    train.add_argument("--output", "-o", default="model.npz")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="accuracy of a saved model")
+    evaluate.add_argument("model", help="a model file (.npz) from train or the web page")
+    evaluate.add_argument("--data", default="subset", help=data_help + "; the held-out or t10k digits are used")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    summary = sub.add_parser("summary", help="print the Keras-style layer table")
+    summary.add_argument("model", nargs="?", help="a model file; the seed model when omitted")
+    summary.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as err:
+        parser.exit(2, f"pycnn: error: {err}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "\npycnn: interrupted\n")
