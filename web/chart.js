@@ -35,7 +35,7 @@ export class LossChart {
         width: widthOf(el),
         height: HEIGHT,
         cursor: { drag: { x: false, y: false } },
-        legend: { live: true },
+        legend: { live: false }, // labels only; values would read "--" until hovered
         scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(0.5, Number.isFinite(max) ? max * 1.05 : 2.5)] } },
         axes: [
           { label: "batch", labelSize: 18, size: 34 },
@@ -104,6 +104,7 @@ export class AccuracyChart {
         width: widthOf(el),
         height: HEIGHT,
         cursor: { drag: { x: false, y: false } },
+        legend: { live: false },
         scales: {
           x: { time: false, range: (u, min, max) => [0.5, Math.max(2, Number.isFinite(max) ? max : 1) + 0.5] },
           y: {

@@ -7,7 +7,7 @@ import { LIMITS, validateSettings } from "./validate.js";
 
 const MODEL_FILE_NAME = "pycnn-model.npz";
 const MAX_MODEL_FILE_BYTES = 20 * 1024 * 1024; // the page's models are ~70 kB; refuse huge files before reading
-const CHUNK_TARGET_S = 0.1;
+const CHUNK_TARGET_S = 0.05; // first chunk size guess; the worker adapts it
 const STAGE_ORDER = ["python", "numpy", "pycnn", "data", "ready"];
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
@@ -142,6 +142,10 @@ function renderControls() {
 function renderProgress() {
   const run = app.run;
   const el = ui.progress;
+  Object.assign(el.dataset, {
+    step: run?.step ?? 0, totalSteps: run?.totalSteps ?? 0, epoch: run?.epoch ?? 0, epochs: run?.epochs ?? 0,
+    batch: run?.batch ?? 0, batchesPerEpoch: run?.batchesPerEpoch ?? 0, imagesPerSecond: Math.round(run?.imagesPerSecond ?? 0),
+  });
   if (!run || !run.step) {
     ui.progressBar.value = 0;
     ui.progressText.textContent = run ? "Starting…" : "Not started";
@@ -149,10 +153,6 @@ function renderProgress() {
   }
   ui.progressBar.max = run.totalSteps;
   ui.progressBar.value = run.step;
-  Object.assign(el.dataset, {
-    step: run.step, totalSteps: run.totalSteps, epoch: run.epoch, epochs: run.epochs,
-    batch: run.batch, batchesPerEpoch: run.batchesPerEpoch, imagesPerSecond: Math.round(run.imagesPerSecond),
-  });
   const parts = [`Epoch ${run.epoch} of ${run.epochs}`, `batch ${fmtInt(run.batch)} of ${fmtInt(run.batchesPerEpoch)}`];
   if (run.imagesPerSecond > 0) parts.push(`${fmtInt(run.imagesPerSecond)} images/s`);
   if (app.state === "training") {
@@ -168,14 +168,16 @@ function renderProgress() {
 
 function renderAccuracy() {
   const acc = app.evaluation?.accuracy;
+  const detail = byTestId("accuracy-detail");
   if (app.model.kind === "untrained" || !Number.isFinite(acc)) {
     ui.accuracy.textContent = "–";
     ui.accuracy.dataset.valAccuracy = "";
-    ui.accuracy.title = "Train the model to see how many held-out digits it reads correctly";
+    detail.textContent = "not trained yet";
   } else {
+    const total = app.info?.heldout_count ?? 0;
     ui.accuracy.textContent = fmtPct(acc);
     ui.accuracy.dataset.valAccuracy = String(acc);
-    ui.accuracy.title = `${fmtInt(acc * (app.info?.heldout_count ?? 0))} of ${fmtInt(app.info?.heldout_count ?? 0)} held-out digits read correctly`;
+    detail.textContent = total ? `${fmtInt(acc * total)} of ${fmtInt(total)} unseen digits right` : "";
   }
 }
 
@@ -215,7 +217,8 @@ function renderEstimate() {
   ui.estimate.dataset.secondsPerEpoch = seconds.toFixed(2);
   ui.estimate.textContent =
     `One epoch of ${fmtInt(config.trainSize)} digits takes about ${fmtSeconds(seconds)} on this computer ` +
-    `(${fmtInt(app.imagesPerSecond)} images/s); ${config.epochs} epoch${config.epochs === 1 ? "" : "s"} ≈ ${fmtSeconds(seconds * config.epochs)}.`;
+    `(${fmtInt(app.imagesPerSecond)} images/s)` +
+    (config.epochs > 1 ? `; ${config.epochs} epochs ≈ ${fmtSeconds(seconds * config.epochs)}.` : ".");
 }
 
 // ---------- settings ----------
@@ -233,7 +236,8 @@ function showValidation() {
     ui.inputs[name].setAttribute("aria-invalid", String(Boolean(message)));
   }
   ui.form.dataset.valid = String(Boolean(config));
-  invalidate("controls", "estimate");
+  renderControls(); // at once: Train must never look enabled while a field is invalid
+  invalidate("estimate");
   return config;
 }
 
@@ -410,6 +414,9 @@ ui.form.addEventListener("submit", (event) => {
     imagesPerSecond: 0, partialEpoch: false, result: "",
   };
   app.epochsBeforeRun = app.history.epochs.length;
+  delete ui.progress.dataset.stopLatencyMs;
+  delete ui.progress.dataset.batchesAfterStop;
+  delete document.body.dataset.runResult;
   const initialChunk = app.imagesPerSecond ? Math.max(1, Math.round((CHUNK_TARGET_S * app.imagesPerSecond) / config.batchSize)) : 2;
   client.send("train", { config: toWorkerConfig(config), initialChunk });
   setState("training");
@@ -421,6 +428,7 @@ ui.stop.addEventListener("click", () => {
   if (app.state !== "training") return;
   ui.stop.disabled = true;
   ui.status.textContent = "Stopping after the current batch…";
+  if (app.run) Object.assign(app.run, { stopClickedAt: performance.now(), batchesAfterStop: 0 });
   client.send("stop");
 });
 
@@ -436,6 +444,7 @@ client.on("progress", (p) => {
     app.imagesPerSecond = run.imagesPerSecond;
   }
   run.lastChunkMs = p.chunkMs;
+  if (run.stopClickedAt !== undefined) run.batchesAfterStop += p.losses.length;
   app.history.losses.push(...p.losses);
   lossChart.append(p.losses);
   invalidate("charts", "progress");
@@ -470,6 +479,10 @@ client.on("done", ({ reason, evaluation, message }) => {
   const run = app.run;
   if (evaluation) app.evaluation = evaluation;
   document.body.dataset.runResult = reason;
+  if (run && run.stopClickedAt !== undefined) {
+    ui.progress.dataset.stopLatencyMs = String(Math.round(performance.now() - run.stopClickedAt));
+    ui.progress.dataset.batchesAfterStop = String(run.batchesAfterStop);
+  }
   if (run) {
     run.result = { finished: "finished", stopped: "stopped", diverged: "stopped: the loss diverged", failed: "failed" }[reason] ?? reason;
   }

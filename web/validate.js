@@ -3,7 +3,7 @@
 export const LIMITS = {
   epochs: { min: 1, max: 50 },
   batchSize: { min: 1, max: 1024 },
-  lr: { min: 0, max: 10 }, // exclusive min; 10 is allowed so a learner can see a diverging run
+  lr: { min: 1e-7, max: 10 }, // 10 is allowed so a learner can see a diverging run
   seed: { min: 0, max: 2 ** 32 - 1 },
   trainSize: { min: 1, max: 8500 }, // max replaced by the real training-part size once known
 };
@@ -15,11 +15,11 @@ function parseInteger(raw, label, { min, max }) {
   const text = String(raw ?? "").trim();
   if (text === "") return { error: `${label} is required` };
   if (text.startsWith("-")) return { error: `${label} cannot be negative` };
-  if (!INT_RE.test(text)) return { error: `${label} must be a whole number` };
+  if (!INT_RE.test(text) && !FLOAT_RE.test(text)) return { error: `${label} must be a whole number` };
   const value = Number(text);
-  if (!Number.isSafeInteger(value)) return { error: `${label} is too large (at most ${max.toLocaleString("en")})` };
+  if (!Number.isFinite(value) || value > max) return { error: `${label} must be at most ${max.toLocaleString("en")}` };
+  if (!Number.isInteger(value)) return { error: `${label} must be a whole number` };
   if (value < min) return { error: `${label} must be at least ${min}` };
-  if (value > max) return { error: `${label} must be at most ${max.toLocaleString("en")}` };
   return { value };
 }
 
@@ -30,7 +30,8 @@ function parseRate(raw, label, { min, max }) {
   if (!FLOAT_RE.test(text)) return { error: `${label} must be a number such as 0.005` };
   const value = Number(text);
   if (!Number.isFinite(value)) return { error: `${label} must be a finite number` };
-  if (value <= min) return { error: `${label} must be greater than 0` };
+  if (value <= 0) return { error: `${label} must be greater than 0` };
+  if (value < min) return { error: `${label} must be at least ${min}` };
   if (value > max) return { error: `${label} must be at most ${max}` };
   return { value };
 }

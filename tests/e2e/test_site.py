@@ -1,0 +1,215 @@
+"""The page in real Chromium against the built site: load, train, stop, persist, files, validation.
+
+The tests share one page (module fixture `app`) and run in file order: the training test
+leaves a trained model that the stop, reload and file tests build on.
+"""
+import os
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import TRAIN_TIMEOUT_MS
+
+# 1 epoch on 2,000 digits; batch 16 and lr 0.01 reach ~88-90% held-out in CPython over seeds
+QUICK_RUN = {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.01"}
+LONG_TASK_LIMIT_MS = 50
+
+
+def fill_settings(app, values):
+    for testid, value in values.items():
+        app.by_id(testid).fill(value)
+
+
+def filter_images(app):
+    return app.page.eval_on_selector_all('[data-testid="filters"] canvas', "cs => cs.map(c => c.toDataURL())")
+
+
+def wait_run_result(app, result, timeout=TRAIN_TIMEOUT_MS):
+    app.page.wait_for_selector(f'body[data-state="ready"][data-run-result="{result}"]', state="attached", timeout=timeout)
+
+
+def test_page_reaches_ready_without_errors_and_only_talks_to_its_origin(app):
+    page = app.page
+    assert page.evaluate("document.body.dataset.state") == "ready"
+    stages = page.eval_on_selector_all('[data-testid="stages"] li', "ls => ls.map(l => [l.dataset.stage, l.dataset.status])")
+    assert stages == [[s, "done"] for s in ("python", "numpy", "pycnn", "data", "ready")]
+    assert int(app.attr("status", "data-load-ms")) > 0
+    assert app.log.console_errors == [] and app.log.page_errors == []
+    assert app.probe()["csp"] == []
+    assert app.log.requests, "no requests were seen"
+    foreign = [u for u in app.log.requests if not u.startswith(app.url) and not u.startswith(("data:", "blob:"))]
+    assert foreign == []
+    assert any(u.endswith("pyodide.asm.wasm") for u in app.log.requests)
+    assert any("/wheels/pycnn-" in u for u in app.log.requests)
+    csp = page.get_attribute('meta[http-equiv="Content-Security-Policy"]', "content")
+    assert "default-src 'self'" in csp and "'unsafe-eval'" not in csp and "'unsafe-inline'" not in csp
+
+
+def test_untrained_model_says_so_and_estimates_an_epoch(app):
+    assert app.page.evaluate("document.body.dataset.model") == "untrained"
+    assert "Untrained model" in app.by_id("model-state").inner_text()
+    assert app.attr("accuracy", "data-val-accuracy") == ""
+    app.page.wait_for_selector('[data-testid="estimate"][data-seconds-per-epoch]', state="attached", timeout=60_000)
+    assert float(app.attr("estimate", "data-seconds-per-epoch")) > 0
+    assert len(app.page.query_selector_all('[data-testid="filters"] canvas')) == 10
+
+
+@pytest.mark.parametrize("testid, value", [
+    ("epochs-input", ""), ("epochs-input", "0"), ("epochs-input", "-1"), ("epochs-input", "2.5"), ("epochs-input", "1e9"),
+    ("batch-size-input", "0"), ("batch-size-input", "5000"),
+    ("learning-rate-input", ""), ("learning-rate-input", "NaN"), ("learning-rate-input", "abc"),
+    ("learning-rate-input", "-0.1"), ("learning-rate-input", "0"), ("learning-rate-input", "1e6"),
+    ("train-size-input", "0"), ("train-size-input", "100000"), ("seed-input", "-1"), ("seed-input", "1.5"),
+])
+def test_invalid_input_disables_train_with_a_message(app, testid, value):
+    field = app.by_id(testid)
+    error = app.by_id(testid.replace("-input", "-error"))
+    good = field.input_value()
+    points = app.attr("loss-chart", "data-points")
+    field.fill(value)
+    expect(app.by_id("train-button")).to_be_disabled()
+    expect(error).to_be_visible()
+    assert error.inner_text().strip()
+    expect(field).to_have_attribute("aria-invalid", "true")
+    app.page.evaluate("document.getElementById('train-form').requestSubmit()")  # Enter key path: nothing is sent
+    assert app.page.evaluate("document.body.dataset.state") == "ready"
+    assert app.attr("loss-chart", "data-points") == points
+    field.fill(good)
+    expect(app.by_id("train-button")).to_be_enabled()
+    expect(error).to_be_hidden()
+
+
+def test_batch_larger_than_training_set_is_refused(app):
+    fill_settings(app, {"train-size-input": "20", "batch-size-input": "32"})
+    expect(app.by_id("train-button")).to_be_disabled()
+    expect(app.by_id("batch-size-error")).to_contain_text("training digits")
+    fill_settings(app, {"train-size-input": "8500", "batch-size-input": "32"})
+    expect(app.by_id("train-button")).to_be_enabled()
+
+
+def test_train_one_epoch_on_2000_digits(app):
+    page = app.page
+    before = filter_images(app)
+    fill_settings(app, QUICK_RUN)
+    started = page.evaluate("performance.now()")
+    app.by_id("train-button").click()
+    app.wait_state("training", timeout=10_000)
+    wait_run_result(app, "finished")
+    ended = page.evaluate("performance.now()")
+    page.wait_for_function("() => document.querySelector('[data-testid=loss-chart]').dataset.points === '125'")
+
+    chart = app.by_id("loss-chart")
+    assert int(chart.get_attribute("data-points")) >= 2
+    assert float(chart.get_attribute("data-last-loss")) < float(chart.get_attribute("data-first-loss"))
+    assert app.attr("accuracy-chart", "data-points") == "1"
+    accuracy = float(app.attr("accuracy", "data-val-accuracy"))
+    assert accuracy >= 0.85
+    assert app.by_id("accuracy").inner_text() == f"{accuracy * 100:.1f}%"
+    assert app.attr("progress", "data-epoch") == "1" and app.attr("progress", "data-step") == "125"
+    after = filter_images(app)
+    assert len(after) == 10 and sum(a != b for a, b in zip(before, after)) >= 8
+    assert page.evaluate("document.body.dataset.model") == "trained"
+
+    probe = app.probe()
+    assert "longTaskError" not in probe
+    during = [t["duration"] for t in probe["longTasks"] if t["start"] + t["duration"] >= started and t["start"] <= ended]
+    print(f"\nlong tasks during training: {during or 'none'} (training took {(ended - started) / 1000:.1f} s, "
+          f"{app.attr('progress', 'data-images-per-second')} images/s)")
+    assert max(during, default=0) < LONG_TASK_LIMIT_MS
+    assert app.log.console_errors == [] and app.log.page_errors == []
+    app.screenshot("trained-page.png")
+
+
+def test_stop_during_an_epoch_stops_promptly_and_keeps_the_model(app):
+    page = app.page
+    accuracy_before = float(app.attr("accuracy", "data-val-accuracy"))
+    fill_settings(app, {"epochs-input": "2", "train-size-input": "8500", "batch-size-input": "32", "learning-rate-input": "0.002"})
+    app.by_id("train-button").click()
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=progress]').dataset.step) >= 20", timeout=60_000)
+    app.by_id("stop-button").click()
+    wait_run_result(app, "stopped", timeout=30_000)
+    progress = app.by_id("progress")
+    step = int(progress.get_attribute("data-step"))
+    per_epoch = int(progress.get_attribute("data-batches-per-epoch"))
+    assert 20 <= step < per_epoch, "stopped inside the first epoch"
+    latency = float(progress.get_attribute("data-stop-latency-ms"))
+    after_stop = int(progress.get_attribute("data-batches-after-stop"))
+    print(f"\nstop: {after_stop} batch(es) finished after the click, ready again after {latency:.0f} ms")
+    assert after_stop <= 10  # the chunk in flight (~50 ms of batches) finishes; no further chunk starts
+    assert latency < 2_000
+    # the model is kept: still trained, accuracy still shown, Train continues from it
+    assert page.evaluate("document.body.dataset.model") == "trained"
+    assert float(app.attr("accuracy", "data-val-accuracy")) >= accuracy_before - 0.05
+    assert not app.by_id("train-button").is_disabled()
+    assert app.log.console_errors == []
+
+
+def test_reload_restores_the_trained_model(app):
+    accuracy = app.attr("accuracy", "data-val-accuracy")
+    points = app.attr("loss-chart", "data-points")
+    filters = filter_images(app)
+    app.page.reload()
+    app.wait_state("ready")
+    assert app.page.evaluate("document.body.dataset.model") == "restored"
+    assert app.attr("accuracy", "data-val-accuracy") == accuracy
+    assert app.attr("loss-chart", "data-points") == points
+    assert app.attr("accuracy-chart", "data-points") == "1"
+    app.page.wait_for_function("() => document.querySelector('[data-testid=filters]').dataset.version !== '0'")
+    assert filter_images(app) == filters
+
+
+def test_download_then_load_round_trips(app, tmp_path):
+    accuracy = app.attr("accuracy", "data-val-accuracy")
+    with app.page.expect_download() as info:
+        app.by_id("download-model").click()
+    download = info.value
+    assert download.suggested_filename == "pycnn-model.npz"
+    path = tmp_path / "model.npz"
+    download.save_as(path)
+    assert path.stat().st_size > 1000
+
+    app.by_id("reset-button").click()
+    app.page.wait_for_selector('body[data-model="untrained"]', state="attached")
+    assert app.attr("accuracy", "data-val-accuracy") == ""
+
+    app.by_id("load-model").set_input_files(str(path))
+    app.page.wait_for_selector('body[data-model="loaded"]', state="attached", timeout=30_000)
+    assert app.attr("accuracy", "data-val-accuracy") == accuracy
+    assert "model.npz" in app.by_id("model-state").inner_text()
+
+
+@pytest.mark.parametrize("name, payload", [
+    ("random.npz", os.urandom(4096)),
+    ("empty.npz", b""),
+    ("text.npz", b"this is not a model\n" * 50),
+    ("fake-zip.npz", b"PK\x03\x04" + b"\x00" * 200),
+])
+def test_corrupt_model_file_is_refused_and_the_model_kept(app, name, payload):
+    accuracy = app.attr("accuracy", "data-val-accuracy")
+    model = app.page.evaluate("document.body.dataset.model")
+    app.by_id("load-model").set_input_files(files=[{"name": name, "mimeType": "application/octet-stream", "buffer": payload}])
+    message = app.by_id("message")
+    app.page.wait_for_selector('[data-testid="message"][data-kind="error"]', state="visible", timeout=30_000)
+    assert name in message.inner_text() and "unchanged" in message.inner_text()
+    assert app.attr("accuracy", "data-val-accuracy") == accuracy
+    assert app.page.evaluate("document.body.dataset.model") == model
+    assert app.page.evaluate("document.body.dataset.state") == "ready"
+    message.locator(".dismiss").click()
+
+
+def test_truncated_model_file_is_refused(app, tmp_path):
+    with app.page.expect_download() as info:
+        app.by_id("download-model").click()
+    data = open(info.value.path(), "rb").read()
+    accuracy = app.attr("accuracy", "data-val-accuracy")
+    app.by_id("load-model").set_input_files(files=[{"name": "cut.npz", "mimeType": "application/octet-stream", "buffer": data[: len(data) // 2]}])
+    app.page.wait_for_selector('[data-testid="message"][data-kind="error"]', state="visible", timeout=30_000)
+    assert app.attr("accuracy", "data-val-accuracy") == accuracy
+    app.by_id("message").locator(".dismiss").click()
+
+
+def test_no_console_errors_after_all_of_the_above(app):
+    assert app.log.page_errors == []
+    # a refused file is reported on the page, not as a console error
+    assert app.log.console_errors == []
+    assert app.probe()["csp"] == []
