@@ -1,0 +1,96 @@
+"""Shared fixtures and helpers for the pycnn unit tests.
+
+- BLAS is pinned to one thread: on this 2-core machine OpenBLAS threads make small
+  matrix products ~10x slower (issue 2), which would blow the suite's time budget.
+- `subset_dir` finds the bundled MNIST subset (dist/data, written by `python build.py`)
+  or builds it into a temp dir, so a fresh clone works.
+"""
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # the test extra lists it; without it, fall back to the environment
+    threadpool_limits = None
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+else:
+    threadpool_limits(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_SIZE = 2000  # held-out subset digits used by the accuracy tests (issue 2)
+
+
+# ---- data ----------------------------------------------------------------------------------
+def _load_build_module():
+    """build.py by path (a plain `import build` could pick up PyPA's `build` package)."""
+    spec = importlib.util.spec_from_file_location("pycnn_build_for_unit_tests", ROOT / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def subset_dir(tmp_path_factory):
+    """Folder holding the bundled subset: $PYCNN_DATA or dist/data, else a fresh build into a temp dir."""
+    from pycnn import datasets
+
+    try:
+        return datasets.subset_dir()
+    except ValueError:
+        pass
+    out = tmp_path_factory.mktemp("dist")
+    _load_build_module().build(out, quiet=True)
+    return out / "data"
+
+
+@pytest.fixture(scope="session")
+def subset(subset_dir):
+    """The 10,000 subset digits: x (N, 1, 28, 28) float32 in [0, 1], y (N,) int64."""
+    from pycnn import datasets
+
+    x, y, _ = datasets.load_subset(subset_dir)
+    return x, y
+
+
+@pytest.fixture(scope="session")
+def split(subset):
+    """Stratified seeded split: 8,000 training digits and 2,000 held-out digits."""
+    from pycnn import datasets
+
+    x, y = subset
+    return datasets.train_test_split(x, y, test_size=TEST_SIZE, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_seed_model(split):
+    """The seed model after the issue's recipe: 2 epochs, batch 32, Adam 1e-3, seed 0 (~1 s)."""
+    import pycnn
+
+    x_train, y_train, _, _ = split
+    model = pycnn.seed_model(seed=0)
+    history = model.fit(x_train, y_train, epochs=2, batch_size=32, optimizer=pycnn.Adam(1e-3))
+    return model, history
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the numbers tests record with record_property("report", ...) (e.g. fuzz case counts)."""
+    lines = []
+    for key in ("passed", "failed"):
+        for rep in terminalreporter.stats.get(key, []):
+            for name, value in getattr(rep, "user_properties", ()):
+                if name == "report" and getattr(rep, "when", "call") == "call":
+                    lines.append(f"{rep.nodeid}: {value}")
+    if lines:
+        terminalreporter.section("pycnn test figures")
+        for line in lines:
+            terminalreporter.write_line(line)

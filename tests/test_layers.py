@@ -1,0 +1,582 @@
+"""Layers, the fused conv-pool-ReLU block and the loss: shapes, slow loop references,
+float64 finite-difference gradient checks, and the fused path against the plain one.
+
+Relative error (max_rel_error below) is the global form
+max|a - b| / max(1e-8, max|a| + max|b|); every check must be below 1e-6.
+"""
+import numpy as np
+import pytest
+
+from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, softmax, softmax_cross_entropy
+from pycnn.fused import ConvPoolReLU
+
+TOL = 1e-6
+
+
+# ---- gradient-check helpers ------------------------------------------------------------------
+def max_rel_error(a, b):
+    """Relative error of two arrays, normalised globally: max|a - b| / max(1e-8, max|a| + max|b|).
+
+    The global form (rather than elementwise) keeps entries that are ~0 in both arrays
+    from turning round-off into huge ratios; 1e-8 is the floor for all-zero arrays.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(1e-8, np.max(np.abs(a)) + np.max(np.abs(b))))
+
+
+def numeric_grad(f, array, h=1e-6):
+    """Central finite differences of the scalar f() with respect to array (perturbed in place)."""
+    grad = np.zeros_like(array, dtype=np.float64)
+    flat, gflat = array.reshape(-1), grad.reshape(-1)
+    assert np.shares_memory(flat, array), "array must be contiguous so it can be perturbed in place"
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        plus = f()
+        flat[i] = old - h
+        minus = f()
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+# ---- slow per-pixel references (kept here on purpose: they are the spec) ------------------
+def ref_pads(padding, size, kernel, stride):
+    """(before, after) zero padding along one axis, as Keras defines 'valid', 'same' and ints."""
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        out = -(-size // stride)  # ceil(size / stride) outputs
+        total = max((out - 1) * stride + kernel - size, 0)
+        return total // 2, total - total // 2
+    return padding, padding
+
+
+def conv_loop(x, W, b, stride, padding):
+    n, c, h, w = x.shape
+    f, _, k, _ = W.shape
+    top, bottom = ref_pads(padding, h, k, stride)
+    left, right = ref_pads(padding, w, k, stride)
+    xp = np.zeros((n, c, h + top + bottom, w + left + right))
+    xp[:, :, top:top + h, left:left + w] = x
+    out_h = (xp.shape[2] - k) // stride + 1
+    out_w = (xp.shape[3] - k) // stride + 1
+    out = np.zeros((n, f, out_h, out_w))
+    for i in range(n):
+        for o in range(f):
+            for r in range(out_h):
+                for q in range(out_w):
+                    total = b[o]
+                    for ch in range(c):
+                        for di in range(k):
+                            for dj in range(k):
+                                total += xp[i, ch, r * stride + di, q * stride + dj] * W[o, ch, di, dj]
+                    out[i, o, r, q] = total
+    return out
+
+
+def maxpool_loop(x, pool, stride):
+    n, c, h, w = x.shape
+    out_h, out_w = (h - pool) // stride + 1, (w - pool) // stride + 1
+    out = np.zeros((n, c, out_h, out_w))
+    for i in range(n):
+        for ch in range(c):
+            for r in range(out_h):
+                for q in range(out_w):
+                    best = -np.inf
+                    for di in range(pool):
+                        for dj in range(pool):
+                            best = max(best, x[i, ch, r * stride + di, q * stride + dj])
+                    out[i, ch, r, q] = best
+    return out
+
+
+def relu_loop(x):
+    out = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        out[idx] = x[idx] if x[idx] > 0 else 0.0
+    return out
+
+
+def flatten_loop(x):
+    n = x.shape[0]
+    out = np.zeros((n, x[0].size))
+    for i in range(n):
+        for j, idx in enumerate(np.ndindex(x.shape[1:])):  # C order: channel, row, column
+            out[i, j] = x[(i, *idx)]
+    return out
+
+
+def dense_loop(x, W, b):
+    n, d = x.shape
+    out = np.zeros((n, W.shape[1]))
+    for i in range(n):
+        for j in range(W.shape[1]):
+            out[i, j] = b[j] + sum(x[i, k] * W[k, j] for k in range(d))
+    return out
+
+
+# ---- gradient-check helper -----------------------------------------------------------------
+def check_layer_gradients(layer, x, rng):
+    """Analytic dx and param grads vs central differences of L = sum(forward(x) * dout)."""
+    out = layer.forward(x, training=True)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    analytic = {"x": dx, **{name: g.copy() for name, g in layer.grads.items()}}
+
+    def loss():
+        return float(np.sum(layer.forward(x, training=False) * dout))
+
+    numeric = {"x": numeric_grad(loss, x)}
+    for name in layer.params:
+        numeric[name] = numeric_grad(loss, layer.params[name])
+    errors = {name: max_rel_error(analytic[name], numeric[name]) for name in analytic}
+    assert set(errors) == {"x", *layer.params}
+    for name, err in errors.items():
+        assert err < TOL, f"{type(layer).__name__} d{name}: relative error {err:.2e} (all: {errors})"
+    return errors
+
+
+# ---- Conv2D ----------------------------------------------------------------------------------
+CONV_SHAPES = [
+    # in_ch, filters, kernel, stride, padding, input shape, expected output shape
+    (1, 10, 3, 1, "valid", (2, 1, 28, 28), (2, 10, 26, 26)),
+    (3, 4, 3, 2, "valid", (2, 3, 7, 7), (2, 4, 3, 3)),
+    (2, 3, 3, 1, "same", (3, 2, 7, 5), (3, 3, 7, 5)),
+    (2, 3, 3, 2, "same", (2, 2, 7, 7), (2, 3, 4, 4)),
+    (2, 5, 4, 2, "same", (1, 2, 9, 6), (1, 5, 5, 3)),
+    (3, 2, 5, 1, 2, (2, 3, 9, 9), (2, 2, 9, 9)),
+    (1, 2, 3, 2, 1, (4, 1, 8, 7), (4, 2, 4, 4)),
+    (2, 2, 1, 1, "valid", (1, 2, 5, 3), (1, 2, 5, 3)),
+    (1, 1, 5, 3, "valid", (1, 1, 11, 13), (1, 1, 3, 3)),
+    (1, 3, 3, 1, 0, (2, 1, 5, 5), (2, 3, 3, 3)),
+]
+
+
+@pytest.mark.parametrize("in_ch, filters, k, stride, padding, x_shape, expected", CONV_SHAPES)
+def test_conv2d_output_shape_table(in_ch, filters, k, stride, padding, x_shape, expected, rng):
+    layer = Conv2D(in_ch, filters, k, stride=stride, padding=padding, rng=rng)
+    out = layer.forward(rng.standard_normal(x_shape))
+    assert out.shape == expected
+    assert layer.output_shape(x_shape[1:]) == expected[1:]
+
+
+@pytest.mark.parametrize("in_ch, filters, k, stride, padding, x_shape, expected",
+                         [row for row in CONV_SHAPES if np.prod(row[5]) < 2000])
+def test_conv2d_forward_matches_loop_reference(in_ch, filters, k, stride, padding, x_shape, expected, rng):
+    layer = Conv2D(in_ch, filters, k, stride=stride, padding=padding, rng=rng)
+    layer.params["b"] = rng.standard_normal(filters)  # a non-zero bias, so it is checked too
+    x = rng.standard_normal(x_shape)
+    np.testing.assert_allclose(layer.forward(x), conv_loop(x, layer.params["W"], layer.params["b"], stride, padding),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("in_ch, filters, k, stride, padding, x_shape", [
+    (1, 2, 3, 1, "valid", (2, 1, 7, 7)),
+    (3, 2, 3, 2, "valid", (2, 3, 9, 7)),
+    (2, 3, 3, 1, "same", (3, 2, 5, 7)),
+    (2, 2, 3, 2, "same", (2, 2, 7, 7)),
+    (2, 2, 4, 2, "same", (2, 2, 7, 6)),   # even kernel: asymmetric padding
+    (2, 3, 3, 2, 1, (2, 2, 8, 7)),
+    (1, 2, 5, 3, 2, (2, 1, 11, 9)),
+])
+def test_conv2d_backward_matches_numeric_gradient(in_ch, filters, k, stride, padding, x_shape, rng):
+    layer = Conv2D(in_ch, filters, k, stride=stride, padding=padding, rng=rng)
+    layer.params["b"] = rng.standard_normal(filters)
+    check_layer_gradients(layer, rng.standard_normal(x_shape), rng)
+
+
+def test_conv2d_weight_layout_is_out_in_kh_kw(rng):
+    layer = Conv2D(3, 5, 4, rng=rng)
+    assert layer.params["W"].shape == (5, 3, 4, 4)
+    assert layer.params["b"].shape == (5,)
+    assert layer.get_config() == {"in_channels": 3, "filters": 5, "kernel_size": 4, "stride": 1, "padding": "valid"}
+
+
+def test_conv2d_he_initialisation_has_the_right_spread():
+    layer = Conv2D(8, 64, 3, rng=np.random.default_rng(1))
+    std = layer.params["W"].std()
+    assert abs(std - np.sqrt(2 / (8 * 9))) < 0.1 * np.sqrt(2 / (8 * 9))
+    assert np.all(layer.params["b"] == 0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"in_channels": 0}, "in_channels must be a positive int, got 0"),
+    ({"filters": -1}, "filters must be a positive int, got -1"),
+    ({"kernel_size": 2.5}, "kernel_size must be a positive int"),
+    ({"stride": 0}, "stride must be a positive int, got 0"),
+    ({"padding": "full"}, "padding must be 'valid', 'same' or an int >= 0, got 'full'"),
+    ({"padding": -1}, "padding must be"),
+    ({"kernel_size": True}, "kernel_size must be a positive int"),
+])
+def test_conv2d_bad_arguments_raise_a_message_naming_them(kwargs, message):
+    args = {"in_channels": 1, "filters": 2, "kernel_size": 3, **kwargs}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Conv2D(**args)
+
+
+def test_conv2d_refuses_wrong_channels_and_too_small_inputs(rng):
+    layer = Conv2D(2, 3, 5, rng=rng)
+    with pytest.raises(ValueError, match="expects 2 input channels, got 3"):
+        layer.forward(rng.standard_normal((1, 3, 8, 8)))
+    with pytest.raises(ValueError, match="larger than its 4x4 input"):
+        layer.forward(rng.standard_normal((1, 2, 4, 4)))
+
+
+# ---- ReLU ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (4, 10), (1, 1, 1, 1)])
+def test_relu_keeps_shape_and_matches_loop_reference(shape, rng):
+    x = rng.standard_normal(shape)
+    out = ReLU().forward(x)
+    assert out.shape == shape
+    np.testing.assert_array_equal(out, relu_loop(x))
+
+
+def test_relu_backward_matches_numeric_gradient(rng):
+    x = rng.standard_normal((3, 2, 5, 7))
+    x[np.abs(x) < 1e-3] = 0.5  # keep finite differences away from the kink at 0
+    check_layer_gradients(ReLU(), x, rng)
+
+
+def test_relu_gradient_mask_comes_from_the_input_not_the_output():
+    layer = ReLU()
+    layer.forward(np.array([[-2.0, 0.0, 3.0]]))
+    np.testing.assert_array_equal(layer.backward(np.array([[5.0, 5.0, 5.0]])), [[0.0, 0.0, 5.0]])
+
+
+# ---- MaxPool2D -------------------------------------------------------------------------------
+POOL_SHAPES = [
+    # pool, stride, input, expected
+    (2, None, (2, 3, 28, 28), (2, 3, 14, 14)),
+    (2, None, (1, 2, 27, 27), (1, 2, 13, 13)),   # odd: floored, like Keras 'valid'
+    (2, None, (2, 1, 7, 5), (2, 1, 3, 2)),
+    (3, None, (1, 2, 9, 10), (1, 2, 3, 3)),
+    (3, 2, (1, 1, 7, 8), (1, 1, 3, 3)),          # overlapping windows
+    (2, 1, (2, 2, 5, 4), (2, 2, 4, 3)),
+    (2, None, (1, 1, 3, 3), (1, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("pool, stride, x_shape, expected", POOL_SHAPES)
+def test_maxpool_output_shape_table(pool, stride, x_shape, expected, rng):
+    layer = MaxPool2D(pool, stride)
+    assert layer.forward(rng.standard_normal(x_shape)).shape == expected
+    assert layer.output_shape(x_shape[1:]) == expected[1:]
+
+
+@pytest.mark.parametrize("pool, stride, x_shape, expected", POOL_SHAPES)
+@pytest.mark.parametrize("training", [True, False])
+def test_maxpool_forward_matches_loop_reference(pool, stride, x_shape, expected, training, rng):
+    x = rng.standard_normal(x_shape)
+    out = MaxPool2D(pool, stride).forward(x, training=training)
+    np.testing.assert_array_equal(out, maxpool_loop(x, pool, stride if stride else pool))
+
+
+@pytest.mark.parametrize("pool, stride, x_shape", [
+    (2, None, (2, 3, 7, 9)), (3, 2, (2, 2, 7, 8)), (2, 1, (2, 2, 5, 4)), (3, None, (1, 2, 10, 9)),
+])
+def test_maxpool_backward_matches_numeric_gradient(pool, stride, x_shape, rng):
+    check_layer_gradients(MaxPool2D(pool, stride), rng.standard_normal(x_shape), rng)
+
+
+def test_maxpool_routes_gradient_to_argmax():
+    x = np.array([[[[1.0, 5.0, 2.0, 0.0],
+                    [3.0, 4.0, 9.0, 8.0],
+                    [-1.0, -2.0, 0.5, 0.25],
+                    [-4.0, -0.5, 0.75, 0.1]]]])
+    layer = MaxPool2D(2)
+    np.testing.assert_array_equal(layer.forward(x), [[[[5.0, 9.0], [-0.5, 0.75]]]])
+    dx = layer.backward(np.array([[[[10.0, 20.0], [30.0, 40.0]]]]))
+    np.testing.assert_array_equal(dx, [[[[0.0, 10.0, 0.0, 0.0],
+                                         [0.0, 0.0, 20.0, 0.0],
+                                         [0.0, 0.0, 0.0, 0.0],
+                                         [0.0, 30.0, 40.0, 0.0]]]])
+
+
+def test_maxpool_ties_send_the_gradient_to_one_element_only():
+    layer = MaxPool2D(2)
+    layer.forward(np.ones((1, 1, 2, 2)))
+    dx = layer.backward(np.array([[[[1.0]]]]))
+    assert dx.sum() == 1.0 and np.count_nonzero(dx) == 1
+    assert dx[0, 0, 0, 0] == 1.0  # the first element, like PyTorch
+
+
+def test_maxpool_odd_input_floors_and_gives_dropped_edge_zero_gradient(rng):
+    x = rng.standard_normal((2, 3, 7, 7))
+    layer = MaxPool2D(2)
+    out = layer.forward(x)
+    assert out.shape == (2, 3, 3, 3)
+    dx = layer.backward(np.ones_like(out))
+    assert np.all(dx[:, :, 6, :] == 0) and np.all(dx[:, :, :, 6] == 0)
+    assert dx.sum() == out.size  # every window routed its one unit of gradient
+
+
+def test_maxpool_overlapping_windows_sum_their_gradients():
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 1.0  # the max of all four 2x2 windows at stride 1
+    layer = MaxPool2D(2, stride=1)
+    layer.forward(x)
+    dx = layer.backward(np.ones((1, 1, 2, 2)))
+    assert dx[0, 0, 1, 1] == 4.0 and dx.sum() == 4.0
+
+
+def test_maxpool_refuses_input_smaller_than_pool(rng):
+    with pytest.raises(ValueError, match="pool_size 3 is larger than its 2x5 input"):
+        MaxPool2D(3).forward(rng.standard_normal((1, 1, 2, 5)))
+    with pytest.raises(ValueError, match="pool_size must be a positive int, got 0"):
+        MaxPool2D(0)
+
+
+# ---- Flatten ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("x_shape, expected", [((2, 3, 5, 7), (2, 105)), ((1, 10, 13, 13), (1, 1690)), ((3, 4), (3, 4))])
+def test_flatten_shape_and_loop_reference(x_shape, expected, rng):
+    x = rng.standard_normal(x_shape)
+    layer = Flatten()
+    out = layer.forward(x)
+    assert out.shape == expected and layer.output_shape(x_shape[1:]) == expected[1:]
+    np.testing.assert_array_equal(out, flatten_loop(x))
+
+
+def test_flatten_backward_matches_numeric_gradient(rng):
+    check_layer_gradients(Flatten(), rng.standard_normal((3, 2, 3, 5)), rng)
+
+
+# ---- Dense -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("n, d_in, d_out", [(1, 1, 1), (5, 7, 3), (4, 1690, 10)])
+def test_dense_shape_and_loop_reference(n, d_in, d_out, rng):
+    layer = Dense(d_in, d_out, rng=rng)
+    layer.params["b"] = rng.standard_normal(d_out)
+    x = rng.standard_normal((n, d_in))
+    out = layer.forward(x)
+    assert out.shape == (n, d_out) and layer.output_shape((d_in,)) == (d_out,)
+    np.testing.assert_allclose(out, dense_loop(x, layer.params["W"], layer.params["b"]), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, d_in, d_out", [(1, 4, 3), (5, 7, 3)])
+def test_dense_backward_matches_numeric_gradient(n, d_in, d_out, rng):
+    layer = Dense(d_in, d_out, rng=rng)
+    layer.params["b"] = rng.standard_normal(d_out)
+    check_layer_gradients(layer, rng.standard_normal((n, d_in)), rng)
+
+
+def test_dense_glorot_init_stays_within_the_limit():
+    layer = Dense(100, 50, rng=np.random.default_rng(2))
+    limit = np.sqrt(6 / 150)
+    assert np.abs(layer.params["W"]).max() <= limit
+    assert np.abs(layer.params["W"]).max() > 0.9 * limit
+    assert np.all(layer.params["b"] == 0)
+
+
+def test_dense_refuses_bad_sizes_and_mismatched_inputs():
+    with pytest.raises(ValueError, match="in_features must be a positive int, got 0"):
+        Dense(0, 3)
+    with pytest.raises(ValueError, match=r"Dense expects input of shape \(4,\), got \(5,\)"):
+        Dense(4, 3).output_shape((5,))
+
+
+# ---- the layer contract ----------------------------------------------------------------------
+@pytest.mark.parametrize("make, x_shape", [
+    (lambda r: Conv2D(1, 2, 3, rng=r), (1, 1, 5, 5)),
+    (lambda r: ReLU(), (1, 3)),
+    (lambda r: MaxPool2D(2), (1, 1, 4, 4)),
+    (lambda r: Flatten(), (1, 2, 2, 2)),
+    (lambda r: Dense(3, 2, rng=r), (1, 3)),
+])
+def test_inference_forward_keeps_no_cache_so_backward_refuses(make, x_shape, rng):
+    layer = make(rng)
+    out = layer.forward(rng.standard_normal(x_shape), training=False)
+    with pytest.raises(RuntimeError, match="without forward"):
+        layer.backward(np.ones_like(out))
+
+
+def test_backward_overwrites_grads_instead_of_accumulating(rng):
+    layer = Dense(3, 2, rng=rng)
+    x = rng.standard_normal((4, 3))
+    dout = rng.standard_normal((4, 2))
+    layer.forward(x)
+    layer.backward(dout)
+    first = layer.grads["W"].copy()
+    layer.forward(x)
+    layer.backward(dout)
+    np.testing.assert_array_equal(layer.grads["W"], first)
+
+
+# ---- the fused Conv2D + MaxPool2D(2) + ReLU block --------------------------------------------
+@pytest.mark.parametrize("padding, x_shape", [("valid", (2, 2, 9, 9)), ("same", (3, 2, 7, 8)), (1, (2, 2, 6, 7))])
+def test_fused_block_forward_matches_loop_reference(padding, x_shape, rng):
+    conv = Conv2D(2, 3, 3, padding=padding, rng=rng)
+    conv.params["b"] = rng.standard_normal(3)
+    x = rng.standard_normal(x_shape)
+    expected = maxpool_loop(relu_loop(conv_loop(x, conv.params["W"], conv.params["b"], 1, padding)), 2, 2)
+    for training in (True, False):
+        np.testing.assert_allclose(ConvPoolReLU(conv).forward(x, training), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding, x_shape", [("valid", (2, 2, 9, 9)), ("same", (3, 2, 7, 8)), (2, (2, 1, 5, 6))])
+def test_fused_block_backward_matches_numeric_gradient(padding, x_shape, rng):
+    conv = Conv2D(x_shape[1], 3, 3, padding=padding, rng=rng)
+    conv.params["b"] = rng.standard_normal(3) * 0.1
+    block = ConvPoolReLU(conv)
+    x = rng.standard_normal(x_shape)
+    out = block.forward(x, training=True)
+    dout = rng.standard_normal(out.shape)
+    dx = block.backward(dout, need_dx=True)
+    analytic = {"x": dx, "W": conv.grads["W"].copy(), "b": conv.grads["b"].copy()}
+
+    def loss():
+        return float(np.sum(block.forward(x, training=False) * dout))
+
+    numeric = {"x": numeric_grad(loss, x), "W": numeric_grad(loss, conv.params["W"]),
+               "b": numeric_grad(loss, conv.params["b"])}
+    for name in analytic:
+        assert max_rel_error(analytic[name], numeric[name]) < TOL, name
+
+
+def _plan_names(model):
+    return [type(step).__name__ for step in model._plan]
+
+
+def _stack(kind, padding="valid"):
+    """Small float64 models; 'late' puts the fused block after an unfused stride-2 conv."""
+    if kind == "first_relu_then_pool":
+        layers = [Conv2D(2, 3, 3, padding=padding), ReLU(), MaxPool2D(2), Flatten()]
+        shape = (2, 9, 9)
+    elif kind == "first_pool_then_relu":
+        layers = [Conv2D(2, 3, 3, padding=padding), MaxPool2D(2), ReLU(), Flatten()]
+        shape = (2, 9, 9)
+    else:  # late
+        layers = [Conv2D(1, 2, 3, stride=2, padding="same"), ReLU(),
+                  Conv2D(2, 3, 3, padding=padding), ReLU(), MaxPool2D(2), Flatten()]
+        shape = (1, 13, 11)
+    probe = Sequential(list(layers), input_shape=shape, dtype="float64")
+    features = probe.output_shapes()[-1][0]
+    model = Sequential(layers + [Dense(features, 4)], seed=0, dtype="float64", input_shape=shape)
+    # non-zero biases so the bias-after-max shortcut of the fused block is exercised
+    rng = np.random.default_rng(5)
+    for layer in model.layers:
+        if "b" in layer.params:
+            layer.params["b"] = rng.standard_normal(layer.params["b"].shape) * 0.1
+    return model
+
+
+@pytest.mark.parametrize("kind, expected_plan", [
+    ("first_relu_then_pool", ["ConvPoolReLU", "Flatten", "Dense"]),
+    ("first_pool_then_relu", ["ConvPoolReLU", "Flatten", "Dense"]),
+    ("late", ["Conv2D", "ReLU", "ConvPoolReLU", "Flatten", "Dense"]),
+])
+def test_sequential_fuses_conv_relu_pool_blocks(kind, expected_plan):
+    assert _plan_names(_stack(kind)) == expected_plan
+
+
+def test_sequential_does_not_fuse_strided_conv_or_other_pools():
+    model = Sequential([Conv2D(1, 2, 3, stride=2), ReLU(), MaxPool2D(2), Conv2D(2, 2, 1), ReLU(),
+                        MaxPool2D(3), Flatten(), Dense(2, 2)], input_shape=(1, 13, 13))
+    assert "ConvPoolReLU" not in _plan_names(model)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", 1])
+@pytest.mark.parametrize("kind", ["first_relu_then_pool", "first_pool_then_relu", "late"])
+def test_fused_and_unfused_models_agree_on_outputs_and_gradients(kind, padding, rng):
+    model = _stack(kind, padding)
+    assert "ConvPoolReLU" in _plan_names(model)
+    x = rng.standard_normal((3, *model.input_shape))
+    y = rng.integers(0, 4, 3)
+    fused_out = model.forward(x)
+    fused_loss, fused_grads = model.compute_gradients(x, y)
+    fused_proba = model.predict_proba(x)
+
+    model._plan = list(model.layers)  # the plain layer-by-layer path
+    plain_out = model.forward(x)
+    plain_loss, plain_grads = model.compute_gradients(x, y)
+    # "identical" up to float64 round-off: the two paths sum the conv products in different orders
+    np.testing.assert_allclose(fused_out, plain_out, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(model.predict_proba(x), fused_proba, rtol=1e-12, atol=1e-13)
+    assert fused_loss == pytest.approx(plain_loss, rel=1e-12)
+    assert len(fused_grads) == len(plain_grads) == len(model.get_weights())
+    for fused, plain in zip(fused_grads, plain_grads):
+        np.testing.assert_allclose(fused, plain, rtol=1e-10, atol=1e-13)
+
+
+def test_fused_float32_matches_unfused_float32_seed_model(rng):
+    from pycnn import seed_model
+
+    model = seed_model(seed=2)
+    assert _plan_names(model) == ["ConvPoolReLU", "Flatten", "Dense"]
+    x = rng.random((16, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 16)
+    fused = model.predict_proba(x)
+    _, fused_grads = model.compute_gradients(x, y)
+    model._plan = list(model.layers)
+    np.testing.assert_allclose(model.predict_proba(x), fused, rtol=1e-4, atol=1e-6)
+    for a, b in zip(model.compute_gradients(x, y)[1], fused_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
+
+
+# ---- whole-model gradient check --------------------------------------------------------------
+@pytest.mark.parametrize("kind, padding", [
+    ("first_relu_then_pool", "valid"), ("first_pool_then_relu", "same"), ("late", "same"), ("late", 1),
+])
+@pytest.mark.parametrize("fused", [True, False])
+def test_model_gradients_match_numeric_gradient_of_the_loss(kind, padding, fused, rng):
+    model = _stack(kind, padding)
+    if not fused:
+        model._plan = list(model.layers)
+    x = rng.standard_normal((3, *model.input_shape))
+    y = rng.integers(0, 4, 3)
+    loss, grads = model.compute_gradients(x, y)
+    assert loss == pytest.approx(softmax_cross_entropy(model.forward(x), y)[0], rel=1e-12)
+    slots = [layer.params[name] for layer in model.layers for name in layer.params]
+    assert [g.shape for g in grads] == [w.shape for w in model.get_weights()]
+
+    def mean_loss():
+        return softmax_cross_entropy(model.forward(x), y)[0]
+
+    for grad, param in zip(grads, slots):
+        err = max_rel_error(grad, numeric_grad(mean_loss, param))
+        assert err < TOL, f"relative error {err:.2e} for a {param.shape} weight"
+
+
+# ---- softmax cross-entropy -------------------------------------------------------------------
+def naive_cross_entropy(logits, y):
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return float(np.mean(-np.log(p[np.arange(len(y)), y])))
+
+
+def test_softmax_cross_entropy_matches_the_naive_formula(rng):
+    logits = rng.standard_normal((6, 10)) * 3
+    y = rng.integers(0, 10, 6)
+    loss, dlogits = softmax_cross_entropy(logits, y)
+    assert loss == pytest.approx(naive_cross_entropy(logits, y), rel=1e-12)
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    onehot = np.eye(10)[y]
+    np.testing.assert_allclose(dlogits, (p - onehot) / 6, rtol=1e-12, atol=1e-15)
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits():
+    logits = np.array([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0], [-1e4, -1e4, -1e4]])
+    y = np.array([1, 0, 2])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow to 0 is fine
+        loss, dlogits = softmax_cross_entropy(logits, y)
+    # row losses: 1e4, log 2, log 3
+    assert loss == pytest.approx((1e4 + np.log(2) + np.log(3)) / 3, rel=1e-12)
+    assert np.all(np.isfinite(dlogits))
+    np.testing.assert_allclose(dlogits * 3, [[1, -1, 0], [-0.5, 0.5, 0], [1 / 3, 1 / 3, -2 / 3]], atol=1e-12)
+    probs = softmax(logits)
+    assert np.all(np.isfinite(probs)) and np.allclose(probs.sum(axis=1), 1)
+
+
+def test_softmax_cross_entropy_gradient_matches_numeric_gradient(rng):
+    logits = rng.standard_normal((5, 7))
+    y = rng.integers(0, 7, 5)
+    _, dlogits = softmax_cross_entropy(logits, y)
+    numeric = numeric_grad(lambda: softmax_cross_entropy(logits, y)[0], logits)
+    assert max_rel_error(dlogits, numeric) < TOL
+
+
+def test_softmax_cross_entropy_float32_stays_float32(rng):
+    logits = rng.standard_normal((4, 10)).astype(np.float32)
+    loss, dlogits = softmax_cross_entropy(logits, np.array([0, 1, 2, 3]))
+    assert dlogits.dtype == np.float32 and isinstance(loss, float)
