@@ -9,9 +9,38 @@ order (or with the pool before the ReLU). The result is the same; the work is le
   page faults);
 - no input gradient when the block is the first layer.
 """
+import sys
+
 import numpy as np
 
 from .im2col import pad_input
+
+# Pyodide's numpy has no BLAS and no SIMD, and what is fast there differs from CPython
+# (measured in bench/, per op on this block's arrays): there np.matmul with an inner size
+# of 9 runs at half einsum's speed and np.maximum at a fifth of np.where's; natively
+# it is the other way round.
+NO_BLAS = sys.platform == "emscripten"
+
+
+def _conv_taps(w, cols, out):
+    """w: (F, K), cols: (4, K, M) -> out (4, F, M)."""
+    if not NO_BLAS:
+        return np.matmul(w, cols, out=out)
+    for q in range(len(cols)):
+        np.einsum("fk,km->fm", w, cols[q], out=out[q])
+    return out
+
+
+def _conv_taps_grad(dconv, cols):
+    """dconv: (4, F, M), cols: (4, K, M) -> (F, K), summed over the four blocks."""
+    if NO_BLAS:
+        return np.einsum("qfm,qkm->fk", dconv, cols)
+    return np.matmul(dconv, cols.transpose(0, 2, 1)).sum(axis=0)
+
+
+def _larger(a, b, b_wins):
+    """Elementwise max of a and b, where b_wins = b > a is already known."""
+    return np.where(b_wins, b, a) if NO_BLAS else np.maximum(a, b)
 from .layers import Conv2D, MaxPool2D, ReLU
 
 
@@ -78,16 +107,16 @@ class ConvPoolReLU:
         m = ph * pw * n
         cols = np.take(x_t, index, axis=0, out=self._buffer(tag + "cols", (index.size, n), x.dtype))
         cols = cols.reshape(4, -1, m)
-        z4 = np.matmul(conv.params["W"].reshape(f, -1), cols, out=self._buffer(tag + "z4", (4, f, m), x.dtype))
-        top = np.maximum(z4[0], z4[1])
-        bottom = np.maximum(z4[2], z4[3])
-        z = np.maximum(top, bottom)
+        z4 = _conv_taps(conv.params["W"].reshape(f, -1), cols, self._buffer(tag + "z4", (4, f, m), x.dtype))
+        # which offset wins each 2x2 max; ties go to the first, as in MaxPool2D's argmax
+        right, lower_right = z4[1] > z4[0], z4[3] > z4[2]
+        top, bottom = _larger(z4[0], z4[1], right), _larger(z4[2], z4[3], lower_right)
+        lower = bottom > top
+        z = _larger(top, bottom, lower)
         # the bias is the same for all four pool offsets, so it can be added after the max
         z += conv.params["b"][:, None]
         if training:
-            # which offset won each max, ties to the first (as MaxPool2D's argmax)
-            choice = (z4[1] > z4[0], z4[3] > z4[2], bottom > top)
-            self._cache = (x.shape, xp.shape, cols, choice, z > 0)
+            self._cache = (x.shape, xp.shape, cols, (right, lower_right, lower), z > 0)
         else:
             self._cache = None
         np.maximum(z, 0, out=z)
@@ -96,20 +125,20 @@ class ConvPoolReLU:
     def backward(self, dout, need_dx=True):
         if self._cache is None:
             raise RuntimeError("ConvPoolReLU.backward called without forward(training=True)")
-        x_shape, xp_shape, cols, (right, lower_right, bottom), positive = self._cache
+        x_shape, xp_shape, cols, (right, lower_right, lower), positive = self._cache
         conv = self.conv
         f = conv.filters
         n = dout.shape[0]
         m = cols.shape[2]
         dz = dout.reshape(n, f, -1).transpose(1, 2, 0).reshape(f, m) * positive
         dconv = self._buffer("dconv", (4, f, m), dz.dtype)
-        d_bottom = dz * bottom
+        d_bottom = dz * lower
         d_top = dz - d_bottom
         np.multiply(d_top, right, out=dconv[1])
         np.subtract(d_top, dconv[1], out=dconv[0])
         np.multiply(d_bottom, lower_right, out=dconv[3])
         np.subtract(d_bottom, dconv[3], out=dconv[2])
-        conv.grads["W"] = np.matmul(dconv, cols.transpose(0, 2, 1)).sum(axis=0).reshape(conv.params["W"].shape)
+        conv.grads["W"] = _conv_taps_grad(dconv, cols).reshape(conv.params["W"].shape)
         conv.grads["b"] = dz.sum(axis=1)
         if not need_dx:
             return None
