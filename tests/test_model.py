@@ -1,0 +1,374 @@
+"""Sequential: summary, weights, determinism, dtypes, inference shapes, input validation,
+fit/callbacks/history, the issue's accuracy recipe, and the seed-compatible `cnn` API."""
+import re
+
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import Adam, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, seed_model
+
+SEED_SHAPES = [(10, 1, 3, 3), (10,), (1690, 10), (10,)]
+
+
+def small_model(seed=0, dtype="float32", filters=4):
+    return Sequential([Conv2D(1, filters, 3), ReLU(), MaxPool2D(2), Flatten(), Dense(filters * 13 * 13, 10)],
+                      seed=seed, dtype=dtype, input_shape=(1, 28, 28))
+
+
+def mixed_sample(subset, n, seed=0):
+    """n subset digits of mixed classes (the subset itself is sorted by class)."""
+    x, y = subset
+    idx = np.random.default_rng(seed).permutation(len(x))[:n]
+    return x[idx], y[idx]
+
+
+# ---- summary ---------------------------------------------------------------------------------
+def test_seed_model_summary_reports_17010_params_and_every_layer():
+    text = seed_model().summary()
+    assert "Total params: 17,010" in text
+    assert "Trainable params: 17,010" in text and "Non-trainable params: 0" in text
+    rows = [
+        ("conv2d (Conv2D)", "(None, 10, 26, 26)", "100"),
+        ("re_lu (ReLU)", "(None, 10, 26, 26)", "0"),
+        ("max_pool2d (MaxPool2D)", "(None, 10, 13, 13)", "0"),
+        ("flatten (Flatten)", "(None, 1690)", "0"),
+        ("dense (Dense)", "(None, 10)", "16910"),
+    ]
+    lines = text.splitlines()
+    for name, shape, params in rows:
+        pattern = rf"^{re.escape(name)}\s+{re.escape(shape)}\s+{params}$"
+        assert any(re.match(pattern, line) for line in lines), f"no row {name} {shape} {params} in\n{text}"
+    assert "Layer (type)" in text and "Output Shape" in text and "Param #" in text
+    # rows appear in layer order
+    order = [next(i for i, line in enumerate(lines) if line.startswith(name)) for name, _, _ in rows]
+    assert order == sorted(order)
+
+
+def test_summary_numbers_repeated_layer_kinds_like_keras():
+    model = Sequential([Conv2D(1, 2, 3, padding="same"), ReLU(), Conv2D(2, 3, 3), ReLU(), Flatten(),
+                        Dense(3 * 5 * 5, 4)], input_shape=(1, 7, 7))
+    text = model.summary()
+    assert re.search(r"^conv2d \(Conv2D\)\s+\(None, 2, 7, 7\)\s+20$", text, re.M)
+    assert re.search(r"^conv2d_1 \(Conv2D\)\s+\(None, 3, 5, 5\)\s+57$", text, re.M)
+    assert re.search(r"^re_lu_1 \(ReLU\)", text, re.M)
+    assert "Total params: 381" in text  # 20 + 57 + 75 * 4 + 4
+
+
+def test_summary_without_input_shape_says_how_to_fix_it():
+    with pytest.raises(ValueError, match="pass input_shape"):
+        Sequential([Flatten(), Dense(4, 2)]).summary()
+
+
+def test_layers_that_do_not_fit_together_are_refused_at_construction():
+    with pytest.raises(ValueError, match=r"layer 4 \(Dense\): Dense expects input of shape \(1000,\), got \(1690,\)"):
+        Sequential([Conv2D(1, 10, 3), ReLU(), MaxPool2D(2), Flatten(), Dense(1000, 10)], input_shape=(1, 28, 28))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"layers": []}, "layers must be a non-empty list"),
+    ({"layers": ["conv"]}, "layers must be a non-empty list of pycnn layers"),
+    ({"dtype": "int32"}, "dtype must be 'float32' or 'float64', got 'int32'"),
+    ({"dtype": "float16"}, "dtype must be 'float32' or 'float64'"),
+    ({"dtype": "nonsense"}, "dtype must be 'float32' or 'float64'"),
+    ({"input_shape": (28, 28)}, r"input_shape must be \(channels, height, width\)"),
+    ({"input_shape": (1, 0, 28)}, "input_shape must be"),
+])
+def test_sequential_bad_arguments_raise_value_error(kwargs, message):
+    args = {"layers": [Flatten(), Dense(784, 10)], **kwargs}
+    with pytest.raises(ValueError, match=message):
+        Sequential(**args)
+
+
+# ---- weights ---------------------------------------------------------------------------------
+def test_get_weights_lists_each_layers_weight_then_bias():
+    weights = seed_model(seed=0).get_weights()
+    assert [w.shape for w in weights] == SEED_SHAPES
+    assert all(w.dtype == np.float32 for w in weights)
+
+
+def test_get_set_weights_round_trip_changes_predictions_back_and_forth(rng):
+    a, b = seed_model(seed=1), seed_model(seed=2)
+    x = rng.random((5, 1, 28, 28), dtype=np.float32)
+    b.set_weights(a.get_weights())
+    np.testing.assert_array_equal(b.predict_proba(x), a.predict_proba(x))
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_get_weights_returns_copies_and_set_weights_keeps_its_own():
+    model = seed_model(seed=0)
+    weights = model.get_weights()
+    weights[0][...] = 123.0
+    assert not np.any(model.get_weights()[0] == 123.0)
+    model.set_weights(weights)
+    weights[0][...] = -1.0
+    assert np.all(model.get_weights()[0] == 123.0)
+
+
+def test_set_weights_casts_to_the_model_dtype():
+    model = seed_model(seed=0)
+    model.set_weights([w.astype(np.float64) for w in model.get_weights()])
+    assert all(w.dtype == np.float32 for w in model.get_weights())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda w: w[:3], "set_weights expects 4 arrays, got 3"),
+    (lambda w: w + [w[-1]], "set_weights expects 4 arrays, got 5"),
+    (lambda w: [np.zeros((10, 1, 3, 4))] + w[1:], r"Conv2D.W must have shape \(10, 1, 3, 3\), got \(10, 1, 3, 4\)"),
+    (lambda w: w[:2] + [w[2].T] + w[3:], r"Dense.W must have shape \(1690, 10\), got \(10, 1690\)"),
+    (lambda w: w[:3] + [np.zeros(9)], r"Dense.b must have shape \(10,\), got \(9,\)"),
+    (lambda w: [np.full((10, 1, 3, 3), np.nan)] + w[1:], "Conv2D.W must hold finite numbers"),
+    (lambda w: w[:1] + [np.full(10, np.inf)] + w[2:], "Conv2D.b must hold finite numbers"),
+    (lambda w: w[:1] + [np.array(["a"] * 10)] + w[2:], "Conv2D.b must hold finite numbers"),
+])
+def test_set_weights_validates_count_shapes_and_values(change, message):
+    model = seed_model(seed=0)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=message):
+        model.set_weights(change(model.get_weights()))
+    for old, new in zip(before, model.get_weights()):  # nothing half-applied
+        np.testing.assert_array_equal(old, new)
+
+
+# ---- determinism and dtypes ------------------------------------------------------------------
+def test_same_seed_gives_identical_models_and_different_seeds_differ(rng):
+    x = rng.random((4, 1, 28, 28), dtype=np.float32)
+    a, b, c = seed_model(seed=3), seed_model(seed=3), seed_model(seed=4)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(a.predict_proba(x), b.predict_proba(x))
+    assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
+    assert not np.array_equal(a.get_weights()[2], c.get_weights()[2])
+
+
+def test_training_is_deterministic_given_the_seed(subset):
+    x, y = mixed_sample(subset, 256)
+    results = []
+    for _ in range(2):
+        model = seed_model(seed=7)
+        model.fit(x, y, epochs=1, batch_size=32, optimizer=Adam(1e-3))
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float64_model_trains_and_predicts_in_float64(subset):
+    x, y = mixed_sample(subset, 64)
+    model = seed_model(seed=0, dtype="float64")
+    assert all(w.dtype == np.float64 for w in model.get_weights())
+    history = model.fit(x, y, epochs=2, batch_size=16, optimizer=Adam(1e-3))
+    assert np.isfinite(history["batch_loss"]).all()
+    assert model.predict_proba(x).dtype == np.float64
+    assert all(w.dtype == np.float64 for w in model.get_weights())
+
+
+def test_float32_model_stays_float32_through_training(subset):
+    x, y = mixed_sample(subset, 64)
+    model = seed_model(seed=0)
+    model.fit(x.astype(np.float64), y, epochs=1, batch_size=16, optimizer=Adam(1e-3))
+    assert all(w.dtype == np.float32 for w in model.get_weights())
+    assert model.predict_proba(x).dtype == np.float32
+
+
+# ---- inference -------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 7, 1500])
+def test_predict_predict_proba_and_evaluate_shapes(n, rng):
+    model = seed_model(seed=0)
+    x = rng.random((n, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    proba = model.predict_proba(x)
+    assert proba.shape == (n, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    assert np.all(proba >= 0)
+    labels = model.predict(x)
+    assert labels.shape == (n,) and np.issubdtype(labels.dtype, np.integer)
+    np.testing.assert_array_equal(labels, proba.argmax(axis=1))
+    scores = model.evaluate(x, y)
+    assert set(scores) == {"loss", "accuracy"}
+    assert isinstance(scores["loss"], float) and isinstance(scores["accuracy"], float)
+    assert scores["accuracy"] == pytest.approx(np.mean(labels == y))
+
+
+def test_predict_accepts_grey_images_without_a_channel_axis(rng):
+    model = seed_model(seed=0)
+    x = rng.random((3, 28, 28), dtype=np.float32)
+    np.testing.assert_array_equal(model.predict_proba(x), model.predict_proba(x[:, None]))
+
+
+def test_predict_on_no_images_gives_empty_results():
+    model = seed_model(seed=0)
+    assert model.predict_proba(np.zeros((0, 1, 28, 28))).shape == (0, 10)
+    assert model.predict(np.zeros((0, 1, 28, 28))).shape == (0,)
+
+
+def test_evaluate_matches_mean_cross_entropy_over_chunks(rng):
+    # 2,500 rows are evaluated in chunks; the result must equal one big batch
+    model = seed_model(seed=0, dtype="float64")
+    x = rng.random((2500, 1, 28, 28))
+    y = rng.integers(0, 10, 2500)
+    loss, _ = pycnn.softmax_cross_entropy(model.forward(x), y)
+    assert model.evaluate(x, y)["loss"] == pytest.approx(loss, rel=1e-10)
+
+
+@pytest.mark.parametrize("x_shape, message", [
+    ((2, 1, 28, 27), r"x must have shape \(N, 1, 28, 28\), got \(2, 1, 28, 27\)"),
+    ((2, 3, 28, 28), r"x must have shape \(N, 1, 28, 28\)"),
+    ((2, 784), r"x must have shape \(N, C, H, W\), got \(2, 784\)"),
+    ((28, 28), r"x must have shape \(N, C, H, W\)"),
+])
+def test_wrong_input_shapes_raise_value_error(x_shape, message):
+    model = seed_model(seed=0)
+    for call in (model.predict, model.predict_proba, lambda x: model.evaluate(x, np.zeros(len(x), int))):
+        with pytest.raises(ValueError, match=message):
+            call(np.zeros(x_shape, np.float32))
+
+
+def test_non_numeric_input_raises_value_error():
+    with pytest.raises(ValueError, match="x must hold numbers"):
+        seed_model(seed=0).predict(np.full((1, 1, 28, 28), "a"))
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0, 10], r"labels must be in 0\.\.9, got 0\.\.10"),
+    ([-1, 3], r"labels must be in 0\.\.9, got -1\.\.3"),
+    ([0.0, 1.0], "y must be 2 integer class labels"),
+    ([0, 1, 2], r"y must be 2 integer class labels, got shape \(3,\)"),
+    ([[0], [1]], "y must be 2 integer class labels"),
+])
+def test_bad_labels_raise_value_error(labels, message, rng):
+    model = seed_model(seed=0)
+    x = rng.random((2, 1, 28, 28), dtype=np.float32)
+    for call in (model.evaluate, model.compute_gradients,
+                 lambda x, y: model.fit(x, y, epochs=1, batch_size=2, optimizer=Adam())):
+        with pytest.raises(ValueError, match=message):
+            call(x, np.array(labels))
+
+
+def test_activations_give_each_layers_feature_maps(rng):
+    model = seed_model(seed=0)
+    x = rng.random((2, 1, 28, 28), dtype=np.float32)
+    maps = model.activations(x)
+    assert [m.shape for m in maps] == [(2, 10, 26, 26), (2, 10, 26, 26), (2, 10, 13, 13), (2, 1690), (2, 10)]
+    assert np.all(maps[1] >= 0)
+    np.testing.assert_allclose(maps[-1], model.forward(x), rtol=1e-5, atol=1e-6)
+
+
+# ---- fit -------------------------------------------------------------------------------------
+def test_tiny_model_overfits_32_samples_to_100_percent(subset):
+    x, y = mixed_sample(subset, 32)
+    model = small_model(seed=0)
+    model.fit(x, y, epochs=30, batch_size=8, optimizer=Adam(1e-2))
+    scores = model.evaluate(x, y)
+    assert scores["accuracy"] == 1.0, scores
+    assert scores["loss"] < 0.05
+
+
+def test_tiny_model_memorises_32_random_labels(subset):
+    # random labels can only be learnt by following the true gradient for many steps
+    x, _ = mixed_sample(subset, 32)
+    y = np.random.default_rng(1).integers(0, 10, 32)
+    model = small_model(seed=0)
+    model.fit(x, y, epochs=40, batch_size=8, optimizer=Adam(1e-2))
+    assert model.evaluate(x, y)["accuracy"] == 1.0
+
+
+def test_fit_returns_history_with_batch_losses_and_epoch_results(subset):
+    x, y = mixed_sample(subset, 100)
+    xv, yv = mixed_sample(subset, 40, seed=1)
+    model = small_model(seed=0)
+    history = model.fit(x, y, epochs=3, batch_size=32, optimizer=Adam(1e-3), validation_data=(xv, yv))
+    assert len(history["batch_loss"]) == 3 * 4  # ceil(100 / 32) batches per epoch
+    assert all(isinstance(v, float) and np.isfinite(v) for v in history["batch_loss"])
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]
+    for result in history["epochs"]:
+        assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(result)
+        assert 0 <= result["accuracy"] <= 1 and 0 <= result["val_accuracy"] <= 1
+    assert history["epochs"][-1]["val_accuracy"] == pytest.approx(model.evaluate(xv, yv)["accuracy"])
+    assert history["epochs"][-1]["loss"] < history["epochs"][0]["loss"]
+
+
+def test_fit_callback_sees_every_batch_and_returning_false_stops_training(subset):
+    x, y = mixed_sample(subset, 128)
+    model = small_model(seed=0)
+    seen = []
+
+    def callback(progress):
+        seen.append(progress)
+        return len(seen) < 3  # False on the third batch: stop
+
+    history = model.fit(x, y, epochs=5, batch_size=16, optimizer=Adam(1e-3), callback=callback)
+    assert len(seen) == 3
+    assert len(history["batch_loss"]) == 3
+    assert [p["step"] for p in seen] == [1, 2, 3]
+    assert {"step", "epoch", "losses", "accuracy", "epoch_results", "done"} <= set(seen[0])
+    assert not seen[-1]["done"]
+    # the stopped model is consistent and usable
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    labels = model.predict(x)
+    assert labels.shape == (128,) and set(labels) <= set(range(10))
+    assert model.evaluate(x, y)["loss"] < 10
+
+
+def test_fit_callback_returning_none_does_not_stop(subset):
+    x, y = mixed_sample(subset, 64)
+    calls = []
+    small_model().fit(x, y, epochs=2, batch_size=16, optimizer=Adam(), callback=calls.append)
+    assert len(calls) == 8
+
+
+def test_fit_refuses_batch_larger_than_training_set(subset):
+    x, y = mixed_sample(subset, 20)
+    with pytest.raises(ValueError, match=r"batch_size \(32\) is larger than the training set \(20\)"):
+        small_model().fit(x, y, epochs=1, batch_size=32)
+
+
+# ---- the issue's accuracy recipe -------------------------------------------------------------
+def test_seed_model_reaches_90_percent_on_held_out_subset_digits(split, trained_seed_model):
+    _, _, x_test, y_test = split
+    model, history = trained_seed_model
+    assert len(x_test) == 2000
+    assert len(history["epochs"]) == 2 and len(history["batch_loss"]) == 2 * 250
+    accuracy = model.evaluate(x_test, y_test)["accuracy"]
+    assert accuracy >= 0.90, f"held-out accuracy {accuracy:.2%}"
+
+
+# ---- the seed-compatible API -----------------------------------------------------------------
+def as_uint8(x):
+    return np.round(x * 255).astype(np.uint8)
+
+
+def test_seed_cnn_trains_on_raw_uint8_images_and_predicts_well_above_chance(split, capsys):
+    x_train, y_train, x_test, y_test = split
+    net = pycnn.cnn(input_size=(1, 28, 28), kernel_size=3, n_filters=10, output_size=10)
+    costs = net.train(as_uint8(x_train), y_train, num_epochs=1, verbose=False)
+    assert len(costs) == 250 and costs[-1] < costs[0]
+    assert capsys.readouterr().out == ""  # verbose=False prints nothing
+    predictions = net.predict(as_uint8(x_test))
+    assert predictions.shape == (2000,)
+    accuracy = np.mean(predictions == y_test)
+    assert accuracy > 0.8, f"held-out accuracy {accuracy:.2%}"
+    # uint8 0-255 and floats in [0, 1] are the same images to the model
+    np.testing.assert_array_equal(net.predict(as_uint8(x_test[:50]).astype(np.float32) / 255), predictions[:50])
+
+
+def test_seed_cnn_summary_is_the_seed_table():
+    net = pycnn.cnn()
+    assert "Total params: 17,010" in net.summary()
+    assert "(None, 10, 13, 13)" in net.summary()
+
+
+def test_seed_cnn_verbose_training_prints_each_epoch_and_save_path_writes_a_model(subset, tmp_path, capsys):
+    x, y = mixed_sample(subset, 64)
+    net = pycnn.cnn(seed=0)
+    path = tmp_path / "seed.npz"
+    net.train(as_uint8(x), y, num_epochs=2, batch_size=32, save_path=str(path))
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out
+    loaded = pycnn.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(x), net.model.predict_proba(x))
+
+
+def test_seed_cnn_with_stride_2_builds_the_matching_dense_layer():
+    net = pycnn.cnn(stride=2)
+    assert net.model.output_shapes()[3] == (360,)  # 13x13 -> pool 6x6 -> 10 * 36
