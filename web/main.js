@@ -323,7 +323,7 @@ ui.dismiss.addEventListener("click", () => clearMessage());
 async function measureSpeed() {
   const { config } = readSettings();
   try {
-    const reply = await client.request("estimate", { config: toWorkerConfig(config ?? {}), batches: 16 });
+    const reply = await client.request("estimate", { config: toWorkerConfig(config ?? {}), batches: 40 });
     if (!app.imagesPerSecond && reply.train_images_per_second) app.imagesPerSecond = reply.train_images_per_second;
     app.evalImagesPerSecond = reply.eval_images_per_second;
   } catch (error) {

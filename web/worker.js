@@ -104,7 +104,7 @@ class PageSession:
         cfg = TrainingConfig.from_dict({**json.loads(config_json), "epochs": 1})
         copy = pycnn.from_bytes(self.model.to_bytes())
         trainer = Trainer(copy, self.x_tr, self.y_tr, cfg)
-        trainer.run(max_batches=2)  # warm-up: first calls allocate buffers
+        trainer.run(max_batches=8)  # warm-up: buffers get allocated, hot wasm code tiers up
         t0 = time.perf_counter()
         r = trainer.run(max_batches=int(batches))
         train_s = time.perf_counter() - t0
@@ -129,7 +129,6 @@ def open_session(images_path, labels_path, heldout, seed):
 `;
 
 let py = null; // the Pyodide instance
-let dataManifestUrl = null;
 let api = null; // Python callables
 let ready = false;
 let training = false;
@@ -217,8 +216,28 @@ async function runStage(stage, text, work) {
   }
 }
 
+/** Fetch the site manifest, the data manifest and the digits while Python boots. */
+function prefetchData() {
+  const site = fetchJson(new URL("manifest.json", BASE_URL), "the site manifest");
+  const data = site.then(async (manifest) => {
+    const manifestUrl = new URL(manifest.data ?? "data/manifest.json", BASE_URL);
+    const dataManifest = await fetchJson(manifestUrl, "the data manifest");
+    const files = {};
+    for (const kind of ["images", "labels"]) {
+      const name = dataFileName(dataManifest, kind);
+      files[kind] = { name, bytes: fetchBytes(new URL(name, manifestUrl), `the ${kind}`) };
+      files[kind].bytes.catch(() => {}); // reported by the data stage, which awaits it
+    }
+    return { manifest: dataManifest, files };
+  });
+  site.catch(() => {});
+  data.catch(() => {});
+  return { site, data };
+}
+
 async function boot() {
   const t0 = performance.now();
+  const prefetched = prefetchData();
   const timings = {};
   const timed = async (stage, text, work) => {
     const s = performance.now();
@@ -234,11 +253,12 @@ async function boot() {
         stderr: (line) => console.warn(line),
       }),
     );
-    await timed("numpy", "Loading numpy", () =>
-      py.loadPackage(["numpy", "micropip"], { messageCallback: () => {}, errorCallback: (m) => console.warn(m) }),
-    );
+    await timed("numpy", "Loading numpy", async () => {
+      await py.loadPackage(["numpy", "micropip"], { messageCallback: () => {}, errorCallback: (m) => console.warn(m) });
+      py.runPython("import numpy");
+    });
     await timed("pycnn", "Installing pycnn", async () => {
-      const manifest = await fetchJson(new URL("manifest.json", BASE_URL), "the site manifest");
+      const manifest = await prefetched.site;
       if (!manifest.pycnn_wheel) throw new Error("manifest.json names no pycnn_wheel");
       const wheelUrl = new URL(manifest.pycnn_wheel, BASE_URL).href;
       const micropip = py.pyimport("micropip");
@@ -248,16 +268,12 @@ async function boot() {
         micropip.destroy();
       }
       await py.runPythonAsync(PY_GLUE);
-      dataManifestUrl = new URL(manifest.data ?? "data/manifest.json", BASE_URL);
     });
     const info = await timed("data", "Loading the digits", async () => {
-      const manifestUrl = dataManifestUrl;
-      const manifest = await fetchJson(manifestUrl, "the data manifest");
-      const names = { images: dataFileName(manifest, "images"), labels: dataFileName(manifest, "labels") };
+      const { manifest, files } = await prefetched.data;
       py.FS.mkdirTree("/data");
-      for (const [kind, name] of Object.entries(names)) {
-        const url = new URL(name, manifestUrl);
-        const bytes = await fetchBytes(url, `the ${kind}`);
+      for (const [kind, { name, bytes: pending }] of Object.entries(files)) {
+        const bytes = await pending;
         const want = expectedHash(manifest.files, name);
         const got = want ? await sha256Hex(bytes) : null;
         if (want && got && want !== got) {
@@ -432,7 +448,7 @@ async function handle(message) {
     }
     switch (type) {
       case "estimate": {
-        reply("estimate", JSON.parse(api.estimate(JSON.stringify(message.config ?? {}), message.batches ?? 20)));
+        reply("estimate", JSON.parse(api.estimate(JSON.stringify(message.config ?? {}), message.batches ?? 40)));
         return;
       }
       case "evaluate":
