@@ -108,7 +108,8 @@ class PageSession:
         t0 = time.perf_counter()
         r = trainer.run(max_batches=int(batches))
         train_s = time.perf_counter() - t0
-        n_eval = min(300, len(self.y_ho))
+        n_eval = min(600, len(self.y_ho))
+        copy.evaluate(self.x_ho[:100], self.y_ho[:100])  # warm-up
         t0 = time.perf_counter()
         copy.evaluate(self.x_ho[:n_eval], self.y_ho[:n_eval])
         eval_s = time.perf_counter() - t0
