@@ -5,16 +5,11 @@ from .layers import LAYERS, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 from .losses import softmax, softmax_cross_entropy
 from .model import Sequential, seed_model
 from .optimizers import SGD, Adam, Optimizer
+from .serialize import load_file as load
 from .serialize import model_from_bytes as from_bytes
 from .training import Trainer, TrainingConfig, TrainingDiverged
 
 __version__ = "0.1.0"
-
-
-def load(path):
-    """Read a model file written by Sequential.save (or downloaded from the page)."""
-    with open(path, "rb") as f:
-        return from_bytes(f.read())
 
 
 __all__ = [

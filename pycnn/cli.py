@@ -6,7 +6,7 @@ import time
 
 from . import datasets
 from .model import seed_model
-from .serialize import model_from_bytes
+from .serialize import load_file
 from .training import Trainer, TrainingConfig
 
 DEFAULTS = TrainingConfig.defaults()
@@ -97,8 +97,7 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    with open(args.model, "rb") as f:
-        model = model_from_bytes(f.read())
+    model = load_file(args.model)
     x, y = _load_data(args.data, "test")
     scores = model.evaluate(x, y)
     print(f"{args.model}: accuracy {scores['accuracy']:.2%} ({round(scores['accuracy'] * len(y))}/{len(y)}), "
@@ -108,8 +107,7 @@ def cmd_evaluate(args):
 
 def cmd_summary(args):
     if args.model:
-        with open(args.model, "rb") as f:
-            model = model_from_bytes(f.read())
+        model = load_file(args.model)
     else:
         model = seed_model(seed=0)
     print(model.summary())

@@ -11,13 +11,8 @@ Tensors are NCHW: (batch, channels, height, width).
 """
 import numpy as np
 
+from .checks import positive_int as _positive_int
 from .im2col import col2im, conv_output_size, im2col, pad_input, same_padding
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _rng(rng):

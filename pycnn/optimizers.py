@@ -3,18 +3,15 @@ import math
 
 import numpy as np
 
-
-def _check_lr(lr):
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    return float(lr)
+from .checks import number
 
 
-def _check_fraction(name, value, allow_zero=True):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not ((0 <= value if allow_zero else 0 < value) and value < 1):
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
+def _fraction(name, value):
+    """A momentum-like coefficient in [0, 1)."""
+    value = number(name, value, 0, 1)
+    if value == 1:
+        raise ValueError(f"{name} must be below 1, got {value!r}")
+    return value
 
 
 def trainable(layers):
@@ -28,7 +25,7 @@ class Optimizer:
     """Base class: `step(layers)` updates every layer's params from its grads, in place."""
 
     def __init__(self, lr):
-        self.lr = _check_lr(lr)
+        self.lr = number("lr", lr, 0, low_open=True)
         self.state = {}
 
     def step(self, layers):
@@ -44,7 +41,7 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.0):
         super().__init__(lr)
-        self.momentum = _check_fraction("momentum", momentum)
+        self.momentum = _fraction("momentum", momentum)
 
     def _update(self, key, p, g):
         if self.momentum == 0:
@@ -63,11 +60,9 @@ class Adam(Optimizer):
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
-        self.beta1 = _check_fraction("beta1", beta1)
-        self.beta2 = _check_fraction("beta2", beta2)
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a positive number, got {eps!r}")
-        self.eps = float(eps)
+        self.beta1 = _fraction("beta1", beta1)
+        self.beta2 = _fraction("beta2", beta2)
+        self.eps = number("eps", eps, 0, low_open=True)
         self.t = 0
 
     def step(self, layers):

@@ -11,6 +11,7 @@ import ast
 import io
 import json
 import math
+import os
 import zipfile
 
 import numpy as np
@@ -25,6 +26,7 @@ MAX_CONFIG_BYTES = 2 ** 20
 MAX_PARAMS = 10 ** 7
 MAX_LAYERS = 256
 MAX_DIM = 4096
+GEOMETRY = ("kernel_size", "stride", "padding", "pool_size")  # bounded by MAX_DIM, like the input
 
 
 def model_to_bytes(model):
@@ -57,11 +59,12 @@ def model_from_bytes(data):
     """bytes of a model file -> Sequential; ValueError saying what is wrong otherwise."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ValueError(f"model data must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if not data:
+    size = memoryview(data).nbytes
+    if not size:
         raise ValueError("the model file is empty")
-    if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"the model file is {len(data):,} bytes; a pycnn model is at most {MAX_FILE_BYTES:,}")
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"the model file is {size:,} bytes; a pycnn model is at most {MAX_FILE_BYTES:,}")
+    data = bytes(data)
     try:
         return _load(data)
     except ValueError:
@@ -129,6 +132,16 @@ def _parse_config(raw):
     return config
 
 
+def load_file(path):
+    """Read and load a model file, refusing an oversized one before reading it."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            raise ValueError(f"{path}: the model file is {size:,} bytes; a pycnn model is at most {MAX_FILE_BYTES:,}")
+        data = f.read(MAX_FILE_BYTES + 1)  # at most: a pipe or special file has no size
+    return model_from_bytes(data)
+
+
 def _planned_params(kind, args):
     """Weights a layer would allocate, computed before it is built (no absurd allocation)."""
     def get(key):
@@ -143,27 +156,28 @@ def _planned_params(kind, args):
 
 
 def _build(config):
-    layers, planned = [], 0
-    for i, spec in enumerate(config["layers"]):
+    specs = config["layers"]
+    for i, spec in enumerate(specs):
         if not isinstance(spec, dict) or spec.get("class") not in LAYERS or not isinstance(spec.get("config"), dict):
             raise ValueError(f"layer {i} is not a known pycnn layer: {str(spec)[:80]}")
-        args = spec["config"]
-        for key, value in args.items():
-            # only plain JSON scalars; sizes bounded so no layer can ask for absurd memory
-            if type(value) is int and not 0 <= value <= MAX_DIM * MAX_DIM:
-                raise ValueError(f"layer {i} ({spec['class']}): {key}={value} is out of range")
+        for key, value in spec["config"].items():
+            # plain JSON scalars only, and geometry no larger than an input may be
             if type(value) not in (int, str):
                 raise ValueError(f"layer {i} ({spec['class']}): {key} must be an int or a string, got {value!r}")
-        planned += _planned_params(spec["class"], args)
-        if planned > MAX_PARAMS:
-            raise ValueError(f"the model would have more than {MAX_PARAMS:,} parameters (layer {i} is absurdly large)")
+            if type(value) is int and not 0 <= value <= (MAX_DIM if key in GEOMETRY else MAX_PARAMS):
+                raise ValueError(f"layer {i} ({spec['class']}): {key}={value} is out of range")
+    # count every layer's weights before building any, so no absurd array is ever allocated
+    planned = sum(_planned_params(spec["class"], spec["config"]) for spec in specs)
+    if planned > MAX_PARAMS:
+        raise ValueError(f"the model would have {planned:,} parameters; at most {MAX_PARAMS:,} are allowed")
+    layers = []
+    for i, spec in enumerate(specs):
         try:
-            layer = LAYERS[spec["class"]](**args)
+            layers.append(LAYERS[spec["class"]](**spec["config"]))
         except TypeError as err:
             raise ValueError(f"layer {i} ({spec['class']}): bad arguments ({err})") from None
         except ValueError as err:
             raise ValueError(f"layer {i} ({spec['class']}): {err}") from None
-        layers.append(layer)
     shape = config["input_shape"]
     model = Sequential(layers, dtype=config["dtype"], input_shape=tuple(shape) if shape else None)
     model.metadata = config.get("metadata", {})

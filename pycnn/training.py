@@ -7,23 +7,18 @@ import time
 import numpy as np
 
 from .augment import random_affine
+from .checks import number as _number
 from .optimizers import OPTIMIZERS, Adam
 
 SCHEDULES = ("onecycle", "cosine", "constant")
-DIVERGED_LOSS = 1e3  # far above the ~2.3 of a random 10-class guess: the run has blown up
+# A batch loss above 4 * ln(classes) (9.2 for 10 classes: the true class gets 1e-4 of the
+# probability on average) means the run blew up. Healthy runs of the seed model stay under
+# 3 from the first batch; learning rates of 1 to 10 jump to 10-30,000 within a few batches.
+DIVERGED_FACTOR = 4.0
 
 
 class TrainingDiverged(ValueError):
     """The loss became non-finite or exploded; the weights were restored to the last good state."""
-
-
-def _number(name, value, low, high, integer=False):
-    """Check low <= value <= high (and an int when integer) or raise a ValueError naming it."""
-    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or not low <= value <= high:
-        kind = "an int" if integer else "a number"
-        raise ValueError(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
-    return int(value) if integer else float(value)
 
 
 @dataclasses.dataclass
@@ -125,7 +120,9 @@ class Trainer:
         self._epoch_loss = 0.0
         self._epoch_correct = 0
         self._epoch_seen = 0
-        self._good = self._snapshot()
+        self.diverged_loss = DIVERGED_FACTOR * math.log(max(model.n_classes(), 2))
+        self._good = self._snapshot()   # weights known to give a healthy loss
+        self._pending = None            # an epoch's end state, until a loss computed with it is healthy
 
     @property
     def done(self):
@@ -139,15 +136,31 @@ class Trainer:
     def _snapshot(self):
         state = {k: tuple(a.copy() for a in v) if isinstance(v, tuple) else v.copy()
                  for k, v in self.optimizer.state.items()}
-        return self.model.get_weights(), state, getattr(self.optimizer, "t", None)
+        return self.model.get_weights(), state, getattr(self.optimizer, "t", None), self.step
 
     def _restore(self, snapshot):
-        weights, state, t = snapshot
+        weights, state, t, step = snapshot
         self.model.set_weights(weights)
         self.optimizer.state = {k: tuple(a.copy() for a in v) if isinstance(v, tuple) else v.copy()
                                 for k, v in state.items()}
         if t is not None:
             self.optimizer.t = t
+        self.step = step
+        self.history["epochs"] = [e for e in self.history["epochs"] if e["epoch"] <= step // self.batches_per_epoch]
+        self._reset_epoch_totals()
+
+    def _check_loss(self, loss):
+        """Raise TrainingDiverged, after restoring the last good state, if loss has blown up."""
+        if math.isfinite(loss) and loss <= self.diverged_loss:
+            if self._pending is not None:  # the weights that produced this loss are fine
+                self._good, self._pending = self._pending, None
+            return
+        self._pending = None
+        self._restore(self._good)
+        raise TrainingDiverged(
+            f"training diverged at epoch {self.step // self.batches_per_epoch + 1} (loss {loss:.3g}); the "
+            f"weights were restored to the end of the last good epoch - try a smaller learning rate than "
+            f"{self.base_lr:g}")
 
     def _batch(self):
         """(x, y) of the next batch; reshuffles at each epoch start."""
@@ -166,7 +179,7 @@ class Trainer:
 
         callback(progress) is called after every batch; returning False stops at once.
         Raises TrainingDiverged (weights restored to the end of the last good epoch) when the
-        loss is not finite or exceeds DIVERGED_LOSS.
+        loss is not finite or exceeds DIVERGED_FACTOR * ln(classes).
         """
         start, losses, epoch_results, stopped = time.perf_counter(), [], [], False
         images = 0
@@ -176,13 +189,7 @@ class Trainer:
             xb, yb = self._batch()
             self.optimizer.lr = learning_rate(self.config.schedule, self.base_lr, self.step, self.total_steps)
             loss, correct = self.model.train_step(xb, yb, self.optimizer)
-            if not math.isfinite(loss) or loss > DIVERGED_LOSS:
-                self._restore(self._good)
-                self.step -= self.step % self.batches_per_epoch  # back to the start of this epoch
-                self._reset_epoch_totals()
-                raise TrainingDiverged(
-                    f"training diverged at epoch {self.epoch} (loss {loss:.3g}); the weights were restored to the "
-                    f"last good epoch - try a smaller learning rate than {self.base_lr:g}")
+            self._check_loss(loss)  # the loss of the weights before this step's update
             self.step += 1
             images += len(yb)
             losses.append(loss)
@@ -206,12 +213,13 @@ class Trainer:
         result = {"epoch": self.step // self.batches_per_epoch,
                   "loss": self._epoch_loss / self._epoch_seen,
                   "accuracy": self._epoch_correct / self._epoch_seen}
+        self._reset_epoch_totals()
+        self._pending = self._snapshot()
         if self.validation is not None:
             scores = self.model.evaluate(*self.validation)
+            self._check_loss(scores["loss"])  # checks the epoch's final weights at once
             result["val_loss"], result["val_accuracy"] = scores["loss"], scores["accuracy"]
         self.history["epochs"].append(result)
-        self._reset_epoch_totals()
-        self._good = self._snapshot()
         return result
 
     def progress(self, losses=(), epoch_results=(), images=0, start=None):

@@ -165,9 +165,6 @@ def test_bad_optimizer_arguments_raise_value_error_naming_the_argument(make, bad
         make(bad)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="bug: optimizers._check_lr/_check_fraction call math.isfinite on an int too large "
-                          "for a float and raise OverflowError instead of ValueError")
 @pytest.mark.parametrize("make", [lambda: Adam(lr=10 ** 400), lambda: SGD(lr=10 ** 400),
                                   lambda: Adam(beta1=10 ** 400)], ids=["Adam-lr", "SGD-lr", "Adam-beta1"])
 def test_huge_integer_arguments_raise_value_error(make):
@@ -175,8 +172,6 @@ def test_huge_integer_arguments_raise_value_error(make):
         make()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: optimizers._check_lr accepts only int/float, so a numpy float32 "
-                                       "lr is refused with 'lr must be a positive finite number, got np.float32(0.01)'")
 def test_numpy_float32_learning_rate_is_accepted():
     layer = weights([1.0], [1.0])
     Adam(lr=np.float32(0.01)).step([layer])

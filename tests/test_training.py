@@ -60,9 +60,6 @@ def test_config_refuses_bad_values_naming_the_field(field, value):
     assert repr(value) in str(info.value) or field in ("optimizer", "schedule")
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="bug: training._number calls math.isfinite before the range check; an int too large for a "
-                          "float (e.g. a 400-digit JSON number) raises OverflowError instead of ValueError")
 @pytest.mark.parametrize("field", ["epochs", "lr", "batch_size"])
 def test_config_refuses_astronomically_large_integers_with_value_error(field):
     with pytest.raises(ValueError, match=rf"^{field} must be"):
@@ -225,10 +222,6 @@ def test_divergence_in_a_later_epoch_restores_the_last_good_epoch(train_data):
     assert trainer.run()["done"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Trainer._end_epoch snapshots the weights as 'last good' right after the "
-                                       "epoch's final update, before any loss has been computed with them; when that "
-                                       "update blew up (here: one batch per epoch) the 'restored' weights are the "
-                                       "exploded ones (loss ~1e5)")
 def test_divergence_caused_by_an_epochs_last_update_restores_weights_from_before_it(train_data):
     x, y, xv, yv = train_data
     model = seed_model(seed=0)
@@ -241,9 +234,6 @@ def test_divergence_caused_by_an_epochs_last_update_restores_weights_from_before
     assert same_weights(model.get_weights(), initial)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: training.DIVERGED_LOSS = 1e3 is an absolute threshold; with lr=10 the "
-                                       "loss jumps from 2.3 to ~25-360 and the run ends at chance accuracy (~10%) "
-                                       "without TrainingDiverged (issue 5: 'learning rate 10 ... detected')")
 @pytest.mark.parametrize("settings", [
     {"lr": 10.0},                                                   # the page's recipe (Adam, one-cycle, augment)
     {"lr": 10.0, "optimizer": "sgd", "schedule": "constant"},
