@@ -245,7 +245,8 @@ function applyDefaults(defaults, trainCount) {
   app.limits.trainSize.max = trainCount;
   ui.inputs.trainSize.max = String(trainCount);
   const set = (el, value) => {
-    if (value !== undefined && value !== null) el.value = String(value);
+    // a field the learner already edited while Python was loading keeps their value
+    if (value !== undefined && value !== null && !el.dataset.edited) el.value = String(value);
   };
   set(ui.inputs.epochs, defaults.epochs);
   set(ui.inputs.batchSize, defaults.batch_size);
@@ -310,7 +311,7 @@ client.on("error", (message) => {
     ui.status.dataset.stage = "error";
     app.run = null;
     setState("error");
-    const saved = app.storageOk ? " Your last saved model will come back after a retry." : "";
+    const saved = app.hasSavedModel ? " Your last saved model will come back after a retry." : "";
     showMessage(`Something went wrong${stage}: ${message.message}.${saved}`, "error", { retry: true });
     return;
   }
@@ -340,6 +341,7 @@ function historySnapshot() {
 
 async function persist(bytes, evaluation) {
   if (!app.storageOk) return;
+  app.hasSavedModel = true;
   try {
     await store.save({
       format: 1,
@@ -515,6 +517,7 @@ ui.reset.addEventListener("click", async () => {
     setHistory({ losses: [], epochs: [] });
     delete document.body.dataset.runResult;
     if (app.storageOk) await store.clear().catch(() => {});
+    app.hasSavedModel = false;
     ui.status.textContent = "Fresh random weights: the model is untrained again.";
   });
   invalidate("progress", "accuracy", "model");
@@ -577,7 +580,10 @@ ui.load.addEventListener("change", () => {
 
 // ---------- start ----------
 for (const input of Object.values(ui.inputs)) {
-  input.addEventListener("input", () => showValidation());
+  input.addEventListener("input", () => {
+    input.dataset.edited = "true";
+    showValidation();
+  });
   input.addEventListener("change", () => showValidation());
 }
 
@@ -586,6 +592,7 @@ const storeReady = store.open();
 async function init() {
   startWorker(); // Python boots while the rest of the page gets ready
   app.storageOk = await storeReady;
+  app.hasSavedModel = app.storageOk && Boolean(await store.load().catch(() => null));
   ui.storageNote.dataset.available = String(app.storageOk);
   ui.storageNote.textContent = app.storageOk
     ? "Your model is saved in this browser after every epoch and when you stop."

@@ -231,9 +231,15 @@ function prefetchData() {
     }
     return { manifest: dataManifest, files };
   });
+  const wheel = site.then(async (manifest) => {
+    if (!manifest.pycnn_wheel) throw new Error("manifest.json names no pycnn_wheel");
+    const url = new URL(manifest.pycnn_wheel, BASE_URL);
+    return { name: url.pathname.split("/").pop(), bytes: await fetchBytes(url, "the pycnn wheel") };
+  });
   site.catch(() => {});
   data.catch(() => {});
-  return { site, data };
+  wheel.catch(() => {});
+  return { site, data, wheel };
 }
 
 async function boot() {
@@ -259,12 +265,14 @@ async function boot() {
       py.runPython("import numpy");
     });
     await timed("pycnn", "Installing pycnn", async () => {
-      const manifest = await prefetched.site;
-      if (!manifest.pycnn_wheel) throw new Error("manifest.json names no pycnn_wheel");
-      const wheelUrl = new URL(manifest.pycnn_wheel, BASE_URL).href;
+      // downloaded by us (clear HTTP errors, fetched while Python booted), installed by micropip from the
+      // in-memory file system under its real wheel name
+      const wheel = await prefetched.wheel;
+      py.FS.mkdirTree("/wheels");
+      py.FS.writeFile(`/wheels/${wheel.name}`, wheel.bytes);
       const micropip = py.pyimport("micropip");
       try {
-        await micropip.install(wheelUrl);
+        await micropip.install(`emfs:/wheels/${wheel.name}`);
       } finally {
         micropip.destroy();
       }

@@ -211,8 +211,6 @@ def test_truncated_model_file_is_refused(app, tmp_path):
     app.by_id("message").locator(".dismiss").click()
 
 
-@pytest.mark.xfail(strict=False, reason="pycnn only calls a run diverged when the loss exceeds 1e3 or is not finite; "
-                   "at lr 10 (Adam) the loss peaks near 114 and the run 'finishes' at chance accuracy")
 def test_diverging_run_is_stopped_and_the_weights_restored(app):
     accuracy = app.attr("accuracy", "data-val-accuracy")
     model = app.page.evaluate("document.body.dataset.model")
