@@ -47,3 +47,36 @@ def test_a_failed_loading_stage_is_named_and_retry_recovers(open_site):
     app.wait_state("ready")
     expect(app.by_id("message")).to_be_hidden()
     expect(app.by_id("train-button")).to_be_enabled()
+
+
+def test_a_worker_that_cannot_start_is_reported_and_retry_recovers(open_site):
+    app = open_site()
+    failures = {"left": 1}
+
+    def broken_once(route):
+        if failures["left"]:
+            failures["left"] -= 1
+            route.fulfill(status=200, content_type="text/javascript", body="throw new Error('simulated worker crash');")
+        else:
+            route.continue_()
+
+    app.context.route("**/worker.js", broken_once)
+    app.page.goto(app.url)
+    app.wait_state("error", timeout=READY_TIMEOUT_MS)
+    expect(app.by_id("message")).to_contain_text("worker")
+    expect(app.by_id("retry-button")).to_be_visible()
+    app.by_id("retry-button").click()
+    app.wait_state("ready")
+    expect(app.by_id("train-button")).to_be_enabled()
+
+
+def test_train_pressed_twice_starts_one_run(open_site):
+    app = open_site()
+    app.goto_ready()
+    for testid, value in TINY_RUN.items():
+        app.by_id(testid).fill(value)
+    app.by_id("train-button").dblclick()
+    app.page.wait_for_selector('body[data-state="ready"][data-run-result="finished"]', state="attached", timeout=120_000)
+    assert app.attr("loss-chart", "data-points") == "8"  # 256 digits / 32 per batch, once
+    assert app.attr("accuracy-chart", "data-points") == "1"
+    expect(app.by_id("message")).to_be_hidden()
