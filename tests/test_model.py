@@ -324,12 +324,13 @@ def test_fit_refuses_batch_larger_than_training_set(subset):
 
 
 # ---- the accuracy recipe -------------------------------------------------------------
-def test_seed_model_reaches_90_percent_on_held_out_subset_digits(split, trained_seed_model):
+def test_seed_model_reaches_90_percent_on_held_out_subset_digits(split, trained_seed_model, record_property):
     _, _, x_test, y_test = split
     model, history = trained_seed_model
     assert len(x_test) == 2000
     assert len(history["epochs"]) == 2 and len(history["batch_loss"]) == 2 * 250
     accuracy = model.evaluate(x_test, y_test)["accuracy"]
+    record_property("report", f"seed model, 2 epochs, batch 32, Adam 1e-3: {accuracy:.2%} on 2,000 held-out digits")
     assert accuracy >= 0.90, f"held-out accuracy {accuracy:.2%}"
 
 
