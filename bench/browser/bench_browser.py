@@ -1,0 +1,674 @@
+#!/usr/bin/env python3
+"""Browser benchmark of pycnn: training throughput in a Web Worker against TensorFlow.js,
+page load times and bytes, one click on Train with the defaults, memory.
+
+    python bench/browser/bench_browser.py                 # everything, about 3-4 minutes
+    python bench/browser/bench_browser.py --rounds 3 --seconds 2 --skip-train   # quicker
+    python bench/browser/bench_browser.py --json out.json  # also write the raw numbers
+
+Builds dist/ when needed (build.build, a no-op when nothing changed), serves it on
+127.0.0.1 together with the benchmark page (bench/browser/static/) and TF.js's dist files
+and .wasm straight from node_modules (never copied into dist/), and drives headless
+Debian Chromium through Playwright.
+
+1. Throughput, seed model, float32, batch 32, Adam 1e-3, no augmentation, the subset's
+   training digits in the same order for everyone: pycnn in a Pyodide module worker vs
+   TF.js 4.22 wasm (SIMD) in another worker vs the same pycnn loop in CPython (a child
+   process, one BLAS thread), round after round, alternating; medians and the ratios.
+   TF.js 'cpu' backend once, for reference.
+2. Navigation to body[data-state=ready] on dist/index.html: cold (fresh context) and warm
+   (same context, reload); bytes transferred on a cold load.
+3. One click on Train with the page's defaults: time until the run is done, then
+   Download model and score it in CPython on the held-out digits.
+4. Memory: the Pyodide worker's wasm heap, TF.js's, the renderer's RSS, CPython's peak RSS.
+"""
+import argparse
+import datetime
+import functools
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy: this process scores the downloaded model
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+STATIC = HERE / "static"
+TFJS = ROOT / "node_modules" / "@tensorflow"
+LAUNCH_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]
+READY_TIMEOUT_MS = 120_000
+TRAIN_TIMEOUT_MS = 300_000
+
+
+def load_build():
+    """The project's build.py, by file path (PyPA's `build` package shadows the name)."""
+    spec = importlib.util.spec_from_file_location("pycnn_site_build", ROOT / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = load_build()
+
+# Installed before any page script: when body[data-state] first becomes "ready", when the
+# Train button is clicked and when a run's result appears (performance.now(), ms since
+# this document's navigation started).
+TIMING_SCRIPT = """
+(() => {
+  const marks = { readyAt: null, states: [], trainClickAt: null, runResultAt: null, runResult: null };
+  Object.defineProperty(window, "__bench", { value: marks });
+  new MutationObserver(() => {
+    const body = document.body;
+    if (!body) return;
+    const state = body.dataset.state;
+    if (marks.states[marks.states.length - 1]?.state !== state) marks.states.push({ state, at: performance.now() });
+    if (state === "ready" && marks.readyAt === null) marks.readyAt = performance.now();
+    if (body.dataset.runResult && marks.runResult === null && marks.trainClickAt !== null && state === "ready") {
+      marks.runResult = body.dataset.runResult;
+      marks.runResultAt = performance.now();
+    }
+  }).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-state", "data-run-result"], childList: true });
+  document.addEventListener("click", (e) => {
+    if (e.target?.closest?.('[data-testid="train-button"]') && marks.trainClickAt === null) marks.trainClickAt = performance.now();
+  }, true);
+})();
+"""
+
+
+# ---------------------------------------------------------------- serving
+
+
+class BenchHandler(build.Handler):
+    """dist/ as build.py serves it (same MIME types, CSP, no-cache), plus three extra roots."""
+
+    routes = {}  # URL prefix -> directory
+
+    def translate_path(self, path):
+        clean = urllib.parse.urlsplit(path).path
+        for prefix, directory in self.routes.items():
+            if clean.startswith(prefix):
+                saved = self.directory
+                self.directory = str(directory)
+                try:
+                    return super().translate_path("/" + clean[len(prefix):])
+                finally:
+                    self.directory = saved
+        return super().translate_path(path)
+
+    def end_headers(self):
+        """The site's headers, except that the TF.js worker gets no CSP: TF.js evaluates
+        strings as code ('unsafe-eval'), which the site's policy forbids."""
+        if urllib.parse.urlsplit(self.path).path == "/bench/tfjs_worker.js":
+            self.send_header("Cache-Control", "no-cache")
+            build.SimpleHTTPRequestHandler.end_headers(self)
+        else:
+            super().end_headers()
+
+
+def start_server(dist, data_dir):
+    routes = {
+        "/bench/": STATIC,
+        "/bench-py/": HERE,  # steploop.py and profile_step.py, which the Pyodide worker imports
+        "/bench-data/": data_dir,
+        "/tfjs/tfjs/": TFJS / "tfjs" / "dist",
+        "/tfjs/tfjs-backend-wasm/": TFJS / "tfjs-backend-wasm" / "dist",
+    }
+    handler_cls = type("Handler", (BenchHandler,), {"routes": routes})
+    handler = functools.partial(handler_cls, directory=str(dist))
+    server = build.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, name="bench-server", daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+# ---------------------------------------------------------------- data
+
+
+def write_training_digits(dist, data_dir):
+    """The training part of the subset (pycnn's stratified seeded split, shuffled) as raw
+    uint8 files that all three contestants read; returns the held-out part for scoring."""
+    import numpy as np
+    from pycnn import datasets
+    x, y, split = datasets.load_subset(dist / "data")
+    x_tr, y_tr, x_ho, y_ho = datasets.train_test_split(x, y, split["heldout"], split["seed"])
+    pixels = np.rint(x_tr.reshape(len(x_tr), -1) * 255).astype(np.uint8)
+    (data_dir / "train-x.u8").write_bytes(pixels.tobytes())
+    (data_dir / "train-y.u8").write_bytes(y_tr.astype(np.uint8).tobytes())
+    return x_ho, y_ho, len(y_tr)
+
+
+# ---------------------------------------------------------------- processes and memory
+
+
+def _proc_tree(root_pid):
+    """pid -> cmdline of every descendant of root_pid (from /proc)."""
+    children, cmd = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = {}, list(children.get(root_pid, []))
+    while todo:
+        pid = todo.pop()
+        out[pid] = cmd.get(pid, "")
+        todo += children.get(pid, [])
+    return out
+
+
+def renderer_memory():
+    """RSS and peak RSS (VmHWM) of the Chromium renderer processes this script started."""
+    result = []
+    for pid, cmdline in _proc_tree(os.getpid()).items():
+        if "--type=renderer" not in cmdline:
+            continue
+        fields = {}
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key in ("VmRSS", "VmHWM"):
+                        fields[key] = int(value.split()[0]) * 1024
+        except OSError:
+            continue
+        result.append({"pid": pid, "rss": fields.get("VmRSS"), "peak_rss": fields.get("VmHWM")})
+    return result
+
+
+class NativeRunner:
+    """steploop.py in a CPython child process, one BLAS thread, driven line by line."""
+
+    def __init__(self, data_dir):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "steploop.py"), str(data_dir / "train-x.u8"), str(data_dir / "train-y.u8")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        self.info = self._read()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the CPython step loop exited (code {self.proc.wait()})")
+        return json.loads(line)
+
+    def call(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def collect_bytes(context):
+    """Start counting the bytes of every finished response in context (pages and workers)."""
+    finished = []
+    context.on("requestfinished", lambda request: finished.append(request))
+    failed = []
+    context.on("requestfailed", lambda request: failed.append(request.url))
+
+    def total():
+        body = headers = 0
+        files = {}
+        for request in finished:
+            sizes = request.sizes()
+            body += sizes["responseBodySize"]
+            headers += sizes["responseHeadersSize"]
+            path = urllib.parse.urlsplit(request.url).path
+            files[path] = files.get(path, 0) + sizes["responseBodySize"]
+        return {"requests": len(finished), "body_bytes": body, "header_bytes": headers,
+                "failed": list(failed), "files": files}
+    return total
+
+
+def wait_ready(page):
+    page.wait_for_function("() => window.__bench && window.__bench.readyAt !== null", timeout=READY_TIMEOUT_MS)
+    return page.evaluate("window.__bench.readyAt")
+
+
+def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium, log, persistent=True):
+    """Cold: a fresh profile (empty HTTP cache, code cache and storage) per repeat. Warm:
+    reloads of the last cold page in the same profile.
+
+    persistent=True gives each repeat its own on-disk profile (launch_persistent_context), as a
+    real browser has. persistent=False uses an ordinary Playwright context, which is
+    incognito-like: its HTTP cache lives in memory and does not keep the 10 MB
+    pyodide.asm.wasm, so a "warm" reload there downloads and compiles it again."""
+    cold, warm, bytes_cold, bytes_warm, errors, stages = [], [], None, None, [], []
+    for i in range(cold_repeats):
+        profile = tempfile.mkdtemp(prefix="pycnn-bench-profile-") if persistent else None
+        if persistent:
+            context = playwright.chromium.launch_persistent_context(
+                profile, executable_path=chromium, args=LAUNCH_FLAGS, headless=True)
+        else:
+            context = browser.new_context()
+        try:
+            context.add_init_script(TIMING_SCRIPT)
+            count = collect_bytes(context)
+            page = context.pages[0] if context.pages else context.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "index.html")
+            cold.append(wait_ready(page) / 1000)
+            stages.append({"load": "cold", "s": cold[-1], **page_stages(page)})
+            page.wait_for_timeout(300)  # let the trailing requests finish before counting
+            bytes_cold = count()
+            log(f"  cold load {i + 1}: {cold[-1]:.2f} s ({fmt_stages(stages[-1])}), "
+                f"{bytes_cold['body_bytes'] / 1e6:.2f} MB in {bytes_cold['requests']} requests "
+                f"(load average {os.getloadavg()[0]:.2f})")
+            if i == cold_repeats - 1:
+                for j in range(warm_repeats):
+                    page.wait_for_timeout(1500)  # the page measures its speed right after ready; let it finish
+                    before = count()
+                    page.reload()
+                    warm.append(wait_ready(page) / 1000)
+                    stages.append({"load": "warm", "s": warm[-1], **page_stages(page)})
+                    page.wait_for_timeout(300)
+                    after = count()
+                    bytes_warm = {"requests": after["requests"] - before["requests"],
+                                  "body_bytes": after["body_bytes"] - before["body_bytes"],
+                                  "files": {k: v - before["files"].get(k, 0) for k, v in after["files"].items()
+                                            if v - before["files"].get(k, 0) > 0}}
+                    log(f"  warm load {j + 1}: {warm[-1]:.2f} s ({fmt_stages(stages[-1])}), "
+                        f"{bytes_warm['body_bytes'] / 1e6:.2f} MB of bodies in {bytes_warm['requests']} requests "
+                        f"(load average {os.getloadavg()[0]:.2f})")
+        finally:
+            context.close()
+            if profile:
+                shutil.rmtree(profile, ignore_errors=True)
+    return {"persistent_profile": persistent, "cold_s": cold, "warm_s": warm, "cold_bytes": bytes_cold,
+            "warm_bytes": bytes_warm, "stages": stages, "console_errors": errors}
+
+
+def page_stages(page):
+    """The page's own per-stage load times (ms), from data-ms on its stage list."""
+    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-testid=stages] [data-stage]')]
+        .filter((li) => li.dataset.ms !== undefined).map((li) => [li.dataset.stage, Number(li.dataset.ms)]))""")
+
+
+def fmt_stages(stages):
+    return ", ".join(f"{k} {v / 1000:.1f}" for k, v in stages.items() if k not in ("load", "s"))
+
+
+def measure_throughput(browser, url, native, rounds, seconds, with_cpu, log):
+    context = browser.new_context()
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "bench/bench.html")
+    page.wait_for_function("() => document.body.dataset.state === 'ready'")
+    info = {"pycnn": page.evaluate("bench.start('pycnn', 'pycnn')")}
+    heap_after_init = page.evaluate("bench.call('pycnn', 'memory')")
+    log(f"  pycnn worker up: numpy {info['pycnn']['numpy']}, {info['pycnn']['init_ms'] / 1000:.1f} s")
+    info["tfjs"] = page.evaluate("bench.start('tfjs', 'tfjs', {backend: 'wasm', check: true})")
+    log(f"  TF.js worker up: backend {info['tfjs']['backend']}, SIMD {info['tfjs']['simd']}, "
+        f"threads {info['tfjs']['threads']}, Conv2DBackpropFilter {info['tfjs']['kernel']}")
+    # the fused conv + bias + ReLU variant of the same TF.js model: keep the faster one
+    info["tfjs_fused"] = page.evaluate("bench.start('tfjs_fused', 'tfjs', {backend: 'wasm', fused: true})")
+    info["native"] = native.info
+
+    contestants = {
+        "pycnn": lambda: page.evaluate(f"bench.call('pycnn', 'run', {{seconds: {seconds}}})"),
+        "tfjs": lambda: page.evaluate(f"bench.call('tfjs', 'run', {{seconds: {seconds}}})"),
+        "tfjs_fused": lambda: page.evaluate(f"bench.call('tfjs_fused', 'run', {{seconds: {seconds}}})"),
+        "native": lambda: native.call(f"run {seconds}"),
+    }
+    samples = {name: [] for name in contestants}
+    losses = {name: [] for name in contestants}
+    loads = []
+    for r in range(rounds):
+        order = list(contestants) if r % 2 == 0 else list(reversed(contestants))
+        for name in order:
+            result = contestants[name]()
+            samples[name].append(result["images_per_second"])
+            losses[name].append(result["loss"])
+        loads.append(os.getloadavg()[0])
+        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {samples[n][-1]:,.0f}" for n in contestants)
+            + f" images/s (load average {os.getloadavg()[0]:.2f})")
+    ratios = {  # per round, then the median: both sides of each ratio ran seconds apart
+        "pycnn/tfjs": [p / t for p, t in zip(samples["pycnn"], samples["tfjs"])],
+        "pycnn/tfjs_fused": [p / t for p, t in zip(samples["pycnn"], samples["tfjs_fused"])],
+        "pycnn/native": [p / n for p, n in zip(samples["pycnn"], samples["native"])],
+    }
+    best_tf = "tfjs" if statistics.median(samples["tfjs"]) >= statistics.median(samples["tfjs_fused"]) else "tfjs_fused"
+    ratios["pycnn/best_tfjs"] = ratios[f"pycnn/{best_tf}"]
+
+    cpu = None
+    if with_cpu:
+        page.evaluate("bench.stop('tfjs_fused')")
+        info["tfjs_cpu"] = page.evaluate("bench.start('tfjs_cpu', 'tfjs', {backend: 'cpu'})")
+        cpu = page.evaluate(f"bench.call('tfjs_cpu', 'run', {{seconds: {seconds}}})")
+        log(f"  TF.js cpu backend: {cpu['images_per_second']:,.0f} images/s")
+        page.evaluate("bench.stop('tfjs_cpu')")
+
+    memory = {
+        "pycnn_worker": page.evaluate("bench.call('pycnn', 'memory')"),
+        "pycnn_worker_after_init": heap_after_init,
+        "tfjs_worker": page.evaluate("bench.call('tfjs', 'memory')"),
+        "native": native.call("rss"),
+        "renderer_with_bench_workers": renderer_memory(),
+    }
+    context.close()
+    return {"samples": samples, "losses": losses, "ratios": ratios, "best_tfjs": best_tf, "load_averages": loads,
+            "medians": {n: statistics.median(v) for n, v in samples.items()},
+            "ratio_medians": {n: statistics.median(v) for n, v in ratios.items()},
+            "tfjs_cpu": cpu, "info": info, "memory": memory, "console": errors}
+
+
+def profile_pyodide(browser, url, steps, log):
+    """Per-op timings of one training step in the Pyodide worker (profile_step.py)."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url + "bench/bench.html")
+    page.wait_for_function("() => document.body.dataset.state === 'ready'")
+    page.evaluate("bench.start('pycnn', 'pycnn')")
+    out = {str(aug): page.evaluate(f"bench.call('pycnn', 'profile', {{steps: {steps}, augment: {str(aug).lower()}}})")
+           for aug in (False, True)}
+    out["alternatives"] = page.evaluate("bench.call('pycnn', 'alternatives', {rounds: 15})")
+    context.close()
+    return out
+
+
+def measure_train_click(browser, url, x_ho, y_ho, download_dir, log):
+    """Fresh context, wait for ready, click Train with the defaults, wait for the result,
+    download the model and score it in CPython on the held-out digits."""
+    import pycnn
+    context = browser.new_context(accept_downloads=True)
+    context.add_init_script(TIMING_SCRIPT)
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "index.html")
+    ready_s = wait_ready(page) / 1000
+    train = page.get_by_test_id("train-button")
+    page.wait_for_function("() => !document.querySelector('[data-testid=train-button]').disabled",
+                           timeout=READY_TIMEOUT_MS)
+    settings = {k: page.get_by_test_id(f"{k}-input").input_value()
+                for k in ("epochs", "batch-size", "learning-rate", "train-size", "seed")}
+    settings["optimizer"] = page.get_by_test_id("optimizer-select").input_value()
+    estimate = page.get_by_test_id("estimate").text_content()
+    log(f"  page ready in {ready_s:.1f} s; defaults {settings}")
+    train.click()
+    page.wait_for_function("() => window.__bench.runResult !== null", timeout=TRAIN_TIMEOUT_MS)
+    marks = page.evaluate("window.__bench")
+    train_s = (marks["runResultAt"] - marks["trainClickAt"]) / 1000
+    progress = page.get_by_test_id("progress")
+    page_accuracy = page.get_by_test_id("accuracy").text_content()
+    result = {
+        "settings": settings, "estimate_text": estimate, "ready_s": ready_s,
+        "train_s": train_s, "run_result": marks["runResult"], "page_accuracy_text": page_accuracy,
+        "epochs_done": progress.get_attribute("data-epoch"),
+        "steps": progress.get_attribute("data-step"), "total_steps": progress.get_attribute("data-total-steps"),
+        "page_images_per_second": progress.get_attribute("data-images-per-second"),
+        "status_text": page.get_by_test_id("status").text_content(),
+        "renderer_after_training": renderer_memory(),
+        "load_average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+    }
+    log(f"  training {result['run_result']} in {train_s:.1f} s; page shows {page_accuracy}")
+    page.wait_for_function("() => !document.querySelector('[data-testid=download-model]').disabled")
+    with page.expect_download() as download_info:
+        page.get_by_test_id("download-model").click()
+    download = download_info.value
+    path = Path(download_dir) / "downloaded-model.npz"
+    download.save_as(path)
+    data = path.read_bytes()
+    model = pycnn.from_bytes(data)
+    scores = model.evaluate(x_ho, y_ho)
+    result.update(model_bytes=len(data), heldout_count=len(y_ho), cpython_heldout_accuracy=scores["accuracy"],
+                  cpython_heldout_loss=scores["loss"], console_errors=errors)
+    log(f"  downloaded model ({len(data):,} bytes): CPython held-out accuracy {scores['accuracy']:.2%}")
+    context.close()
+    return result
+
+
+def has_drawing_canvas(dist):
+    index = (dist / "index.html").read_text(encoding="utf-8", errors="replace")
+    return 'data-testid="draw-canvas"' in index
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_mb(n):
+    return f"{n / 2**20:.1f} MiB" if n is not None else "n/a"
+
+
+def report(results):
+    lines = []
+    add = lines.append
+    m = results["machine"]
+    add(f"pycnn browser benchmark, {m['date']} ({m['cpus']} CPUs, {m['chromium']}, "
+        f"load average {m['load_before']} before / {m['load_after']} after)")
+    add(f"command: {m['command']}")
+    t = results.get("throughput")
+    if t:
+        med, rat = t["medians"], t["ratio_medians"]
+        add("")
+        add(f"Training throughput, seed model, float32, batch 32, Adam 1e-3, no augmentation "
+            f"({len(t['samples']['pycnn'])} alternating rounds x {results['args']['seconds']} s, median):")
+        add("| implementation | images/s (median) | rounds | pycnn-in-browser / this (median of per-round ratios) |")
+        add("|---|---|---|---|")
+        simd = t["info"]["tfjs"]["simd"]
+        rows = [
+            ("pycnn, Pyodide 0.27.7 module worker (numpy %s)" % t["info"]["pycnn"]["numpy"], "pycnn", None),
+            (f"TF.js 4.22 wasm, SIMD {simd}, conv2d + add + relu", "tfjs", "pycnn/tfjs"),
+            (f"TF.js 4.22 wasm, SIMD {simd}, fused conv2d (bias + relu)", "tfjs_fused", "pycnn/tfjs_fused"),
+            ("pycnn, CPython (numpy %s, 1 BLAS thread)" % t["info"]["native"]["numpy"], "native", "pycnn/native"),
+        ]
+        for label, key, ratio in rows:
+            values = ", ".join(f"{v:,.0f}" for v in t["samples"][key])
+            add(f"| {label} | {med[key]:,.0f} | {values} | {'%.2fx' % rat[ratio] if ratio else '1'} |")
+        if t["tfjs_cpu"]:
+            cpu = t["tfjs_cpu"]["images_per_second"]
+            add(f"| TF.js 4.22 cpu backend (one round) | {cpu:,.0f} | {cpu:,.0f} | {med['pycnn'] / cpu:.1f}x |")
+        add(f"pycnn / TF.js-wasm (faster variant, {t['best_tfjs']}): **{rat['pycnn/best_tfjs']:.2f}x** "
+            f"(target >= 1.2x); pycnn in the browser runs at {rat['pycnn/native']:.2f} of its CPython speed.")
+        chk = t["info"]["tfjs"]["checks"]
+        if chk:
+            kern = max(k["max_rel_diff"] for k in chk["kernels"])
+            model = max(v for k, v in chk["model"].items() if k != "loss")
+            add(f"TF.js wasm Conv2DBackpropFilter ({t['info']['tfjs']['kernel']}) vs the 'cpu' backend: max relative "
+                f"difference {kern:.1e} over {len(chk['kernels'])} conv shapes, {model:.1e} over all seed-model "
+                f"gradients on 32 real digits.")
+    ld = results.get("load")
+    if ld:
+        add("")
+        add("Navigation to body[data-state=ready] on dist/index.html:")
+        add("| load | median | all | target |")
+        add("|---|---|---|---|")
+        add(f"| cold (fresh on-disk profile) | {statistics.median(ld['cold_s']):.2f} s | "
+            + ", ".join(f"{v:.2f}" for v in ld["cold_s"]) + " | < 6 s |")
+        if ld["warm_s"]:
+            add(f"| warm (same profile, reload) | {statistics.median(ld['warm_s']):.2f} s | "
+                + ", ".join(f"{v:.2f}" for v in ld["warm_s"]) + " | < 3 s |")
+        li = results.get("load_incognito")
+        if li:
+            add(f"| cold, incognito-like context (in-memory cache) | {statistics.median(li['cold_s']):.2f} s | "
+                + ", ".join(f"{v:.2f}" for v in li["cold_s"]) + " | |")
+            if li["warm_s"]:
+                add(f"| warm, incognito-like context (reload) | {statistics.median(li['warm_s']):.2f} s | "
+                    + ", ".join(f"{v:.2f}" for v in li["warm_s"]) + " | |")
+        for kind in ("cold", "warm"):
+            rows = [st for st in ld["stages"] if st["load"] == kind]
+            if rows:
+                keys = [k for k in rows[0] if k not in ("load", "s")]
+                add(f"  {kind}, the page's own stage times (median s): "
+                    + ", ".join(f"{k} {statistics.median(r.get(k, 0) for r in rows) / 1000:.2f}" for k in keys))
+        if ld.get("warm_bytes"):
+            add(f"  a warm reload transferred {ld['warm_bytes']['body_bytes']:,} bytes of bodies in "
+                f"{ld['warm_bytes']['requests']} requests (revalidations: the server sends Cache-Control: no-cache)")
+        if li and li.get("warm_bytes"):
+            add(f"  incognito-like warm reload: {li['warm_bytes']['body_bytes']:,} bytes of bodies ("
+                + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in li["warm_bytes"]["files"].items() if v > 1e5) + ")")
+        b = ld["cold_bytes"]
+        add(f"Cold load transfer: {b['body_bytes']:,} bytes of response bodies ({b['body_bytes'] / 1e6:.2f} MB) "
+            f"+ {b['header_bytes']:,} bytes of headers in {b['requests']} requests (no HTTP compression).")
+        big = sorted(b["files"].items(), key=lambda kv: -kv[1])[:6]
+        add("  largest: " + ", ".join(f"{p} {n / 1e6:.2f} MB" for p, n in big))
+    tr = results.get("train")
+    if tr:
+        add("")
+        add(f"One click on Train with the defaults {tr['settings']}:")
+        eff = int(tr["steps"]) * int(tr["settings"]["batch-size"]) / tr["train_s"]
+        add(f"  {tr['run_result']} in {tr['train_s']:.1f} s (target <= 60 s); epochs {tr['epochs_done']}, "
+            f"steps {tr['steps']}/{tr['total_steps']}: {eff:,.0f} training images/s over the whole run, held-out "
+            f"evaluation after every epoch, augmentation and page updates included "
+            f"(load average {tr['load_average']})")
+        add(f"  page's held-out accuracy {tr['page_accuracy_text']}; downloaded model ({tr['model_bytes']:,} bytes) "
+            f"scored in CPython on the {tr['heldout_count']:,} held-out digits: "
+            f"**{tr['cpython_heldout_accuracy']:.2%}** (target >= 97%)")
+    if t:
+        mem = t["memory"]
+        add("")
+        add("Memory:")
+        add(f"  Pyodide worker wasm heap: {fmt_mb(mem['pycnn_worker_after_init']['wasm_heap_bytes'])} after boot and "
+            f"loading the {t['info']['pycnn']['images']:,} training digits, "
+            f"{fmt_mb(mem['pycnn_worker']['wasm_heap_bytes'])} after all rounds; TF.js wasm heap "
+            f"{fmt_mb(mem['tfjs_worker']['wasm_heap_bytes'])} ({mem['tfjs_worker']['tf_num_tensors']} tensors, "
+            f"{fmt_mb(mem['tfjs_worker']['tf_num_bytes'])})")
+        rend = mem["renderer_with_bench_workers"]
+        if rend:
+            r = max(rend, key=lambda r: r["rss"] or 0)
+            add(f"  largest renderer process with the bench page and its 3 workers: RSS {fmt_mb(r['rss'])} "
+                f"(peak {fmt_mb(r['peak_rss'])})")
+        add(f"  CPython: peak RSS {fmt_mb(mem['native']['peak_rss_bytes'])} "
+            f"(RSS {fmt_mb(mem['native']['rss_before_training_bytes'])} after loading the data, before training)")
+    if tr and tr.get("renderer_after_training"):
+        r = max(tr["renderer_after_training"], key=lambda r: r["rss"] or 0)
+        add(f"  largest renderer process after the page's default training run: RSS {fmt_mb(r['rss'])} "
+            f"(peak {fmt_mb(r['peak_rss'])})")
+    pr = results.get("profile")
+    if pr:
+        add("")
+        for aug in ("False", "True"):
+            prof = pr[aug]
+            add(f"Pyodide per-op profile of one train step ({'with' if aug == 'True' else 'without'} augmentation, "
+                f"{prof['steps']} steps; train_step itself {prof['train_step_ms']:.2f} ms/step, "
+                f"the replica {prof['replica_ms']:.2f} ms/step; grads match: {prof['grads_match']}):")
+            add("  by part: " + ", ".join(f"{g} {ms:.2f} ms" for g, ms in sorted(prof["groups_ms"].items(), key=lambda kv: -kv[1])))
+            for op in prof["ops"][:14]:
+                add(f"  {op['ms']:6.3f} ms {op['share']:5.1%}  {op['name']}")
+        add("Alternatives for the heaviest ops in Pyodide (ms per call; batches of >= 4 ms, round-robin, median of 15):")
+        for op, variants in pr["alternatives"].items():
+            add(f"  {op}: " + "; ".join(f"{v['variant']} {v['ms']:.3f}{'' if v['same'] else ' (differs)'}" for v in variants))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="alternating throughput rounds (default 5)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per contestant per round (default 3)")
+    parser.add_argument("--cold", type=int, default=3, help="cold loads (default 3)")
+    parser.add_argument("--warm", type=int, default=3, help="warm reloads (default 3)")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--no-incognito-load", dest="incognito_load", action="store_false",
+                        help="skip the extra load measurement in an in-memory-cache context")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the TF.js 'cpu' backend round")
+    parser.add_argument("--profile", type=int, default=150, metavar="STEPS",
+                        help="profile the step per numpy op in Pyodide over STEPS steps (default 150, 0: skip)")
+    parser.add_argument("--out", default="dist", help="site directory to build and serve (default dist/)")
+    parser.add_argument("--json", help="write the raw results to this file")
+    parser.add_argument("--chromium", default=os.environ.get("PYCNN_CHROMIUM", "/usr/bin/chromium"))
+    args = parser.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    started = time.perf_counter()
+    log = functools.partial(print, flush=True)
+    for need in (TFJS / "tfjs/dist/tf.min.js", TFJS / "tfjs-backend-wasm/dist/tf-backend-wasm.min.js"):
+        if not need.is_file():
+            sys.exit(f"bench_browser.py: {need} is missing; run `npm ci` (TF.js is a dev dependency)")
+    log("building the site (a no-op when nothing changed)...")
+    summary = build.build(args.out, quiet=True)
+    dist = Path(summary["out_dir"])
+    log(f"  {dist}: {summary['files']} files, {len(summary['written'])} written, {summary['seconds']:.1f} s")
+
+    results = {"args": vars(args), "machine": {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(), "platform": platform.platform(),
+        "load_before": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
+    }}
+    with tempfile.TemporaryDirectory(prefix="pycnn-bench-") as tmp:
+        tmp = Path(tmp)
+        x_ho, y_ho, n_train = write_training_digits(dist, tmp)
+        server, url = start_server(dist, tmp)
+        native = None
+        try:
+            with sync_playwright() as p:
+                executable = args.chromium if args.chromium and Path(args.chromium).exists() else None
+                browser = p.chromium.launch(executable_path=executable, args=LAUNCH_FLAGS, headless=True)
+                results["machine"]["chromium"] = f"Chromium {browser.version}"
+                if not args.skip_load:
+                    log(f"page load, {args.cold} cold + {args.warm} warm, a fresh on-disk profile per cold load...")
+                    results["load"] = measure_load(p, browser, url, args.cold, args.warm, executable, log)
+                    if args.incognito_load:
+                        log("page load in an ordinary (incognito-like, in-memory cache) Playwright context, 1 cold + 1 warm...")
+                        results["load_incognito"] = measure_load(p, browser, url, 1, 1, executable, log, persistent=False)
+                if not args.skip_throughput:
+                    log(f"throughput, {args.rounds} rounds x {args.seconds} s per contestant, {n_train:,} digits...")
+                    native = NativeRunner(tmp)
+                    results["throughput"] = measure_throughput(browser, url, native, args.rounds, args.seconds,
+                                                               not args.no_cpu, log)
+                    native.close()
+                if args.profile:
+                    log(f"profiling the step in Pyodide ({args.profile} steps)...")
+                    results["profile"] = profile_pyodide(browser, url, args.profile, log)
+                if not args.skip_train:
+                    log("one click on Train with the defaults...")
+                    results["train"] = measure_train_click(browser, url, x_ho, y_ho, tmp, log)
+                results["drawing_canvas"] = has_drawing_canvas(dist)
+                browser.close()
+        finally:
+            if native:
+                native.close()
+            server.shutdown()
+            server.server_close()
+    results["machine"]["load_after"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    results["machine"]["wall_s"] = time.perf_counter() - started
+    text = report(results)
+    print()
+    print(text)
+    print(f"\n(benchmark wall time {results['machine']['wall_s']:.0f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+// pycnn in Pyodide, booted the way the page's worker boots it (dist/pyodide/pyodide.mjs,
+// numpy + micropip, micropip.install of the pycnn wheel named in dist/manifest.json), then
+// timing bench/browser/steploop.py's loop of model.train_step(xb, yb, opt).
+import { loadPyodide } from "/pyodide/pyodide.mjs";
+
+let py = null;
+
+async function fetchOk(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response;
+}
+
+const commands = {
+  async init() {
+    const t = {};
+    let t0 = performance.now();
+    py = await loadPyodide({ indexURL: new URL("/pyodide/", location.href).href, stdout: () => {}, stderr: (l) => console.warn(l) });
+    t.python_ms = performance.now() - t0;
+    t0 = performance.now();
+    await py.loadPackage(["numpy", "micropip"], { messageCallback: () => {} });
+    t.numpy_ms = performance.now() - t0;
+    t0 = performance.now();
+    const manifest = await (await fetchOk("/manifest.json")).json();
+    const micropip = py.pyimport("micropip");
+    await micropip.install(new URL("/" + manifest.pycnn_wheel, location.href).href);
+    micropip.destroy();
+    t.pycnn_ms = performance.now() - t0;
+    py.FS.mkdirTree("/bench");
+    for (const name of ["steploop.py", "profile_step.py"]) {
+      py.FS.writeFile(`/bench/${name}`, new Uint8Array(await (await fetchOk(`/bench-py/${name}`)).arrayBuffer()));
+    }
+    const x = new Uint8Array(await (await fetchOk("/bench-data/train-x.u8")).arrayBuffer());
+    const y = new Uint8Array(await (await fetchOk("/bench-data/train-y.u8")).arrayBuffer());
+    py.globals.set("x_js", x);
+    py.globals.set("y_js", y);
+    t0 = performance.now();
+    py.runPython(`
+import sys, json
+sys.path.insert(0, "/bench")
+import numpy as np, pycnn, steploop
+runner = steploop.make_runner(x_js.to_bytes(), y_js.to_bytes())
+del x_js, y_js
+`);
+    t.setup_ms = performance.now() - t0;
+    return {
+      ...t,
+      numpy: py.runPython("np.__version__"),
+      pycnn: py.runPython("pycnn.__version__"),
+      pyodide: py.version,
+      images: y.length,
+    };
+  },
+  run({ seconds }) {
+    return JSON.parse(py.runPython(`json.dumps(runner(${Number(seconds)}))`));
+  },
+  memory() {
+    // the whole wasm linear memory (it only grows), plus what Python's allocator holds
+    return {
+      wasm_heap_bytes: py._module.HEAP8.length,
+      python_tracemalloc: null,
+    };
+  },
+  alternatives({ rounds }) {
+    return JSON.parse(py.runPython(`
+import profile_step
+json.dumps(profile_step.alternatives(runner.data[0], runner.data[1], rounds=${rounds | 0}))
+`));
+  },
+  profile({ steps, augment }) {
+    return JSON.parse(py.runPython(`
+import profile_step
+json.dumps(profile_step.profile(runner.data[0], runner.data[1], steps=${steps | 0}, augment=${augment ? "True" : "False"}))
+`));
+  },
+};
+
+self.onmessage = async (event) => {
+  const { id, cmd, args } = event.data;
+  try {
+    const result = await commands[cmd](args);
+    self.postMessage({ id, ok: true, result });
+  } catch (error) {
+    self.postMessage({ id, ok: false, error: String(error?.message ?? error) });
+  }
+};
