@@ -4,11 +4,15 @@ import { ModelStore } from "./store.js";
 import { LossChart, AccuracyChart } from "./chart.js";
 import { FiltersView } from "./filters.js";
 import { LIMITS, validateSettings } from "./validate.js";
+import { Sketch } from "./sketch.js";
+import { EvaluationView, FeatureMapsView, PredictionView } from "./insight.js";
 
 const MODEL_FILE_NAME = "pycnn-model.npz";
 const MAX_MODEL_FILE_BYTES = 20 * 1024 * 1024; // the page's models are ~70 kB; refuse huge files before reading
 const CHUNK_TARGET_S = 0.05; // first chunk size guess; the worker adapts it
 const STAGE_ORDER = ["python", "numpy", "pycnn", "data", "ready"];
+const PREDICT_THROTTLE_MS = 80; // while a stroke is being drawn
+const MAX_MISTAKES = 40;
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 const fmtInt = (n) => Math.round(n).toLocaleString("en");
@@ -64,8 +68,22 @@ const filters = new FiltersView(byTestId("filters"), {
   max: document.querySelector(".legend-max"),
 });
 
+const predictionView = new PredictionView({
+  prediction: byTestId("prediction"),
+  note: byTestId("prediction-note"),
+  probabilities: byTestId("probabilities"),
+  modelInput: byTestId("model-input"),
+});
+const featureMaps = new FeatureMapsView(byTestId("feature-maps"));
+const evaluationView = new EvaluationView(
+  { confusion: byTestId("confusion-matrix"), mistakes: byTestId("mistakes"), summary: byTestId("evaluation-summary") },
+  (index, button) => inspectHeldout(index, button),
+);
+
 const app = {
   state: "loading",
+  inspecting: null, // index of the held-out digit shown instead of the drawing
+  prediction: null,
   info: null, // {train_count, heldout_count, defaults}
   limits: structuredClone(LIMITS),
   config: null, // last valid settings
@@ -104,6 +122,7 @@ function render() {
   if (parts.has("controls")) renderControls();
   if (parts.has("model")) renderModelState();
   if (parts.has("estimate")) renderEstimate();
+  if (parts.has("prediction")) renderPrediction();
 }
 
 function setState(state) {
@@ -300,6 +319,7 @@ client.on("ready", async ({ info, timings }) => {
   await restoreSaved();
   setState("ready");
   invalidate("model", "accuracy", "charts", "progress");
+  modelChanged();
   measureSpeed();
 });
 
@@ -469,6 +489,7 @@ client.on("epoch", (e) => {
 
 client.on("filters", ({ shape, data }) => {
   filters.set(shape, data);
+  featureMaps.setFilters(shape, data);
   invalidate("filters");
 });
 
@@ -504,6 +525,7 @@ client.on("done", ({ reason, evaluation, message }) => {
   }
   setState("ready");
   invalidate("progress", "accuracy", "model", "charts");
+  modelChanged();
 });
 
 ui.reset.addEventListener("click", async () => {
@@ -521,6 +543,7 @@ ui.reset.addEventListener("click", async () => {
     ui.status.textContent = "Fresh random weights: the model is untrained again.";
   });
   invalidate("progress", "accuracy", "model");
+  modelChanged();
 });
 
 async function busy(work) {
@@ -573,10 +596,167 @@ ui.load.addEventListener("change", () => {
     setHistory({ losses: [], epochs: [] });
     ui.status.textContent = `Loaded ${file.name}: held-out accuracy ${fmtPct(reply.evaluation.accuracy)}`;
     invalidate("progress", "accuracy", "model");
+    modelChanged();
     const saved = await client.request("save").catch(() => null);
     if (saved) await persist(saved.bytes, reply.evaluation);
   });
 });
+
+// ---------- draw a digit, and why (predictions are latest-only: stale drawings are dropped) ----------
+const sketch = new Sketch(byTestId("draw-canvas"), ({ ended }) => {
+  app.inspecting = null;
+  if (sketch.isEmpty) {
+    predictor.seq += 1; // drop any answer still on its way
+    showIdlePrediction();
+    return;
+  }
+  if (ended) requestPrediction();
+  else throttledPrediction();
+});
+byTestId("clear-button").addEventListener("click", () => sketch.clear());
+byTestId("undo-button").addEventListener("click", () => sketch.undo());
+
+const predictor = { seq: 0, inFlight: false, pending: false, lastSentAt: -Infinity, timer: null };
+
+function modelReady() {
+  return (app.state === "ready" || app.state === "training") && app.model.kind !== "untrained";
+}
+
+function showIdlePrediction() {
+  let note = "Draw a digit in the box.";
+  if (app.state === "loading") note = "Python is still loading…";
+  else if (app.state === "error") note = "The Python worker is not running.";
+  else if (app.model.kind === "untrained") {
+    note = sketch.isEmpty
+      ? "The model is untrained: train it (or load a model) and then draw a digit."
+      : "The model is untrained, so it would only guess. Train it (or load a model) first.";
+  }
+  app.prediction = { idle: note };
+  invalidate("prediction");
+}
+
+function throttledPrediction() {
+  const wait = PREDICT_THROTTLE_MS - (performance.now() - predictor.lastSentAt);
+  if (wait <= 0) requestPrediction();
+  else if (!predictor.timer) {
+    predictor.timer = setTimeout(() => {
+      predictor.timer = null;
+      if (!sketch.isEmpty && app.inspecting === null) requestPrediction();
+    }, wait);
+  }
+}
+
+function requestPrediction() {
+  if (!modelReady() || sketch.isEmpty) {
+    showIdlePrediction();
+    return;
+  }
+  predictor.seq += 1;
+  if (predictor.inFlight) {
+    predictor.pending = true; // sent with the then-current drawing when the answer in flight arrives
+    return;
+  }
+  sendPrediction();
+}
+
+async function sendPrediction() {
+  const seq = predictor.seq;
+  const ink = sketch.ink();
+  predictor.inFlight = true;
+  predictor.pending = false;
+  predictor.lastSentAt = performance.now();
+  const sentAt = performance.now();
+  try {
+    const reply = await client.request("predict", ink, [ink.pixels.buffer]);
+    if (seq === predictor.seq && app.inspecting === null) {
+      app.prediction = { result: reply, source: "drawing", sentAt };
+      invalidate("prediction");
+    }
+  } catch (error) {
+    if (seq === predictor.seq) {
+      app.prediction = { idle: `Could not read the drawing: ${error.message}` };
+      invalidate("prediction");
+    }
+  } finally {
+    predictor.inFlight = false;
+    if (predictor.pending && !sketch.isEmpty && app.inspecting === null) sendPrediction();
+  }
+}
+
+async function inspectHeldout(index, button) {
+  if (app.state !== "ready" && app.state !== "training") return;
+  sketch.clear();
+  app.inspecting = index;
+  const seq = ++predictor.seq;
+  for (const b of byTestId("mistakes").querySelectorAll("button[aria-pressed]")) b.removeAttribute("aria-pressed");
+  button?.setAttribute("aria-pressed", "true");
+  const sentAt = performance.now();
+  try {
+    const reply = await client.request("inspect-heldout", { index });
+    if (seq === predictor.seq) {
+      app.prediction = { result: reply, source: "heldout", sentAt };
+      invalidate("prediction");
+    }
+  } catch (error) {
+    showMessage(error.message, "error");
+  }
+}
+
+function describeConfidence(result) {
+  const probs = result.probabilities;
+  const best = probs[result.prediction];
+  const ranked = probs.map((p, d) => [p, d]).sort((a, b) => b[0] - a[0]);
+  if (best >= 0.9) return `${(best * 100).toFixed(0)}% sure.`;
+  if (best >= 0.5) return `${(best * 100).toFixed(0)}% sure; next best ${ranked[1][1]} (${(ranked[1][0] * 100).toFixed(0)}%).`;
+  return `Not sure: ${ranked[0][1]} or ${ranked[1][1]}?`;
+}
+
+function renderPrediction() {
+  const p = app.prediction;
+  const el = byTestId("prediction");
+  if (!p || p.idle !== undefined) {
+    predictionView.clear(p?.idle ?? "Draw a digit in the box.");
+    featureMaps.clear();
+    el.dataset.source = "";
+    return;
+  }
+  const result = p.result;
+  if (result.empty) {
+    predictionView.clear("Nothing drawn yet (or too little ink): draw a digit.");
+    featureMaps.clear();
+    el.dataset.source = "";
+    return;
+  }
+  let note = describeConfidence(result);
+  if (p.source === "heldout") {
+    note = `Held-out digit #${result.index}, labelled ${result.label}. ${note}`;
+  }
+  predictionView.show(result, note);
+  featureMaps.show(result.maps);
+  el.dataset.source = p.source;
+  el.dataset.latencyMs = String(Math.round(performance.now() - p.sentAt));
+}
+
+async function refreshAnalysis() {
+  if (app.model.kind === "untrained") {
+    evaluationView.clear("Train the model (or load one) to see which held-out digits it gets right and which it confuses.");
+    return;
+  }
+  try {
+    const analysis = await client.request("analyse", { maxMistakes: MAX_MISTAKES });
+    evaluationView.show(analysis);
+  } catch (error) {
+    evaluationView.clear(`Could not evaluate: ${error.message}`);
+  }
+}
+
+/** The model's weights changed (run ended, loaded, restored, reset): refresh what depends on them. */
+function modelChanged() {
+  refreshAnalysis();
+  if (app.inspecting !== null && app.inspecting !== undefined) inspectHeldout(app.inspecting);
+  else if (!sketch.isEmpty) requestPrediction();
+  else showIdlePrediction();
+}
 
 // ---------- start ----------
 for (const input of Object.values(ui.inputs)) {
@@ -598,6 +778,8 @@ async function init() {
     ? "Your model is saved in this browser after every epoch and when you stop."
     : `Models won't be kept across reloads here (${store.reason || "browser storage is unavailable"}). Use Download model to keep one.`;
   showValidation();
+  showIdlePrediction();
+  evaluationView.clear("Train the model (or load one) to see which held-out digits it gets right and which it confuses.");
   invalidate("model", "accuracy", "progress", "charts");
 }
 

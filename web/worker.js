@@ -120,6 +120,72 @@ class PageSession:
         })
 
 
+    # ---- drawing and held-out analysis (issue 4) ----
+    def _inspect(self, x):
+        """x: (1, 28, 28) -> probabilities, the input, and the first conv block's feature maps."""
+        from pycnn.layers import Conv2D, MaxPool2D, ReLU
+        batch = x[None].astype(np.float32)
+        probs = np.asarray(self.model.predict_proba(batch))[0]
+        maps = {}
+        seen_conv = False
+        for layer, out in zip(self.model.layers, self.model.activations(batch)):
+            if isinstance(layer, Conv2D):
+                if seen_conv:
+                    break  # only the first block: its maps line up with the drawn filters
+                seen_conv = True
+            elif seen_conv and isinstance(layer, ReLU) and "relu" not in maps:
+                maps["relu"] = out[0]
+            elif seen_conv and isinstance(layer, MaxPool2D) and "pool" not in maps:
+                maps["pool"] = out[0]
+        def pack(a):
+            a = np.asarray(a, dtype=np.float32)
+            return {"shape": list(a.shape), "data": np.round(a.ravel(), 4).tolist()}
+        return {
+            "probabilities": probs.astype(float).tolist(),
+            "prediction": int(probs.argmax()),
+            "input": pack(x[0]),
+            "maps": {k: pack(v) for k, v in maps.items()},
+        }
+
+    def predict(self, pixels, width, height):
+        """pixels: width*height uint8 ink levels (0 = paper) -> JSON inspection, or {"empty": true}."""
+        from pycnn import preprocess
+        gray = np.frombuffer(pixels.to_bytes(), dtype=np.uint8).reshape(int(height), int(width))
+        x = preprocess.to_mnist(gray)
+        if x is None:
+            return _json({"empty": True})
+        return _json(self._inspect(np.asarray(x, dtype=np.float32).reshape(1, 28, 28)))
+
+    def inspect_heldout(self, index):
+        index = int(index)
+        if not 0 <= index < len(self.y_ho):
+            return _json({"error": f"held-out index must be in 0..{len(self.y_ho) - 1}, got {index}"})
+        result = self._inspect(self.x_ho[index].reshape(1, 28, 28))
+        result["label"] = int(self.y_ho[index])
+        result["index"] = index
+        return _json(result)
+
+    def analyse(self, max_mistakes):
+        """Confusion matrix (rows: true digit, columns: predicted) and the most confident mistakes."""
+        probs = np.asarray(self.model.predict_proba(self.x_ho))
+        pred = probs.argmax(axis=1)
+        y = self.y_ho
+        classes = probs.shape[1]
+        confusion = np.zeros((classes, classes), dtype=np.int64)
+        np.add.at(confusion, (y, pred), 1)
+        wrong = np.flatnonzero(pred != y)
+        confidence = probs[wrong, pred[wrong]]
+        order = wrong[np.argsort(-confidence, kind="stable")][: int(max_mistakes)]
+        mistakes = [{
+            "index": int(i), "label": int(y[i]), "predicted": int(pred[i]), "confidence": float(probs[i, pred[i]]),
+            "pixels": np.round(self.x_ho[i].reshape(-1) * 255).astype(np.uint8).tolist(),
+        } for i in order]
+        return _json({
+            "count": int(len(y)), "correct": int((pred == y).sum()), "confusion": confusion.tolist(),
+            "wrong": int(len(wrong)), "mistakes": mistakes,
+        })
+
+
 page = None
 
 
@@ -308,6 +374,9 @@ async function boot() {
       load: (bytes) => page.load(bytes),
       reset: (seed) => page.reset(seed),
       estimate: (config, batches) => page.estimate(config, batches),
+      predict: (pixels, width, height) => page.predict(pixels, width, height),
+      inspectHeldout: (index) => page.inspect_heldout(index),
+      analyse: (maxMistakes) => page.analyse(maxMistakes),
     };
     ready = true;
     timings.total = Math.round(performance.now() - t0);
@@ -447,6 +516,25 @@ async function handle(message) {
         return;
       case "stop":
         stopRequested = true;
+        return;
+      // read-only requests: fine between training chunks too
+      case "predict": {
+        const pixels = message.pixels instanceof Uint8Array ? message.pixels : new Uint8Array(message.pixels ?? []);
+        if (pixels.length !== message.width * message.height) {
+          reply("error", { message: `predict needs width*height pixels, got ${pixels.length}` });
+          return;
+        }
+        reply("prediction", JSON.parse(api.predict(pixels, message.width, message.height)));
+        return;
+      }
+      case "inspect-heldout": {
+        const result = JSON.parse(api.inspectHeldout(message.index));
+        if (result.error) reply("error", { message: result.error });
+        else reply("prediction", result);
+        return;
+      }
+      case "analyse":
+        reply("analysis", JSON.parse(api.analyse(message.maxMistakes ?? 40)));
         return;
       default:
         break;

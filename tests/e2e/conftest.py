@@ -60,11 +60,17 @@ def browser_type_launch_args(browser_type_launch_args):
 
 
 @pytest.fixture(scope="session")
-def site_url(tmp_path_factory):
-    """Build the site into a temporary dist/ and serve it; yields the base URL."""
+def site_dir(tmp_path_factory):
+    """The site built into a temporary dist/ (the checkout's dist/ is left alone)."""
     out = tmp_path_factory.mktemp("dist")
     build.build(str(out), quiet=True)
-    server = build.make_server(str(out), "127.0.0.1", 0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def site_url(site_dir):
+    """site_dir served on 127.0.0.1 (any free port) with build.py's headers; yields the base URL."""
+    server = build.make_server(str(site_dir), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, name="dist-server", daemon=True)
     thread.start()
     try:

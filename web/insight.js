@@ -1,0 +1,260 @@
+// Views that explain a prediction: probability bars, the 28x28 input the network saw, the
+// feature maps of the first conv block, and the held-out confusion matrix and mistakes.
+// DOM/canvas only; data comes from worker replies.
+import { divergingColor } from "./filters.js";
+
+const DIGITS = [...Array(10).keys()];
+
+/** Grey image (values >= 0, scaled by `max`) into a canvas of the image's size: ink dark on white. */
+function drawGrey(canvas, shape, data, max = null) {
+  const [h, w] = shape.slice(-2);
+  if (canvas.width !== w || canvas.height !== h) {
+    canvas.width = w;
+    canvas.height = h;
+  }
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(w, h);
+  let top = max;
+  if (top === null) {
+    top = 0;
+    for (let i = 0; i < w * h; i++) top = Math.max(top, data[i]);
+  }
+  const scale = top > 0 ? 1 / top : 0;
+  for (let i = 0; i < w * h; i++) {
+    const v = 255 - Math.round(255 * Math.min(1, Math.max(0, data[i] * scale)));
+    image.data.set([v, v, v, 255], i * 4);
+  }
+  ctx.putImageData(image, 0, 0);
+}
+
+function clearCanvas(canvas) {
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+}
+
+export class PredictionView {
+  /** root: element holding [data-testid=prediction], [data-testid=probabilities], [data-testid=model-input], a note. */
+  constructor({ prediction, note, probabilities, modelInput }) {
+    this.prediction = prediction;
+    this.note = note;
+    this.probabilities = probabilities;
+    this.modelInput = modelInput;
+    this.rows = DIGITS.map((d) => {
+      const row = document.createElement("div");
+      row.className = "prob";
+      row.dataset.digit = String(d);
+      row.dataset.probability = "";
+      const label = document.createElement("span");
+      label.className = "prob-digit";
+      label.textContent = String(d);
+      const bar = document.createElement("span");
+      bar.className = "prob-bar";
+      const fill = document.createElement("span");
+      fill.className = "prob-fill";
+      bar.append(fill);
+      const pct = document.createElement("span");
+      pct.className = "prob-pct";
+      row.append(label, bar, pct);
+      probabilities.append(row);
+      return { row, fill, pct };
+    });
+    this.clear("Draw a digit in the box");
+  }
+
+  clear(note) {
+    this.prediction.textContent = "";
+    this.prediction.dataset.digit = "";
+    this.note.textContent = note;
+    for (const { row, fill, pct } of this.rows) {
+      row.dataset.probability = "";
+      row.classList.remove("top");
+      fill.style.transform = "scaleX(0)"; // CSSOM, allowed by style-src 'self'
+      pct.textContent = "";
+    }
+    clearCanvas(this.modelInput);
+  }
+
+  /** result: {prediction, probabilities[10], input {shape, data}}; note: text under the digit. */
+  show(result, note) {
+    this.prediction.textContent = String(result.prediction);
+    this.prediction.dataset.digit = String(result.prediction);
+    this.note.textContent = note;
+    result.probabilities.forEach((p, d) => {
+      const { row, fill, pct } = this.rows[d];
+      row.dataset.probability = p.toFixed(4);
+      row.classList.toggle("top", d === result.prediction);
+      fill.style.transform = `scaleX(${Math.max(0, Math.min(1, p))})`;
+      pct.textContent = p >= 0.0005 ? `${(p * 100).toFixed(p >= 0.1 ? 0 : 1)}%` : "";
+    });
+    drawGrey(this.modelInput, result.input.shape, result.input.data, 1);
+  }
+}
+
+export class FeatureMapsView {
+  /** container: [data-testid=feature-maps]; a grid of filter / after ReLU / after pooling per filter. */
+  constructor(container) {
+    this.container = container;
+    this.cells = [];
+    this.filters = null;
+  }
+
+  setFilters(shape, data) {
+    this.filters = { shape, data };
+    if (this.cells.length === shape[0]) this.#drawFilters();
+  }
+
+  clear() {
+    for (const cell of this.cells) {
+      clearCanvas(cell.relu);
+      clearCanvas(cell.pool);
+    }
+    this.container.dataset.shown = "false";
+  }
+
+  /** maps: {relu: {shape [F, H, W], data}, pool: {...}} */
+  show(maps) {
+    const count = maps.relu?.shape[0] ?? maps.pool?.shape[0] ?? 0;
+    this.#ensure(count);
+    for (const key of ["relu", "pool"]) {
+      const m = maps[key];
+      if (!m) continue;
+      const [f, h, w] = m.shape;
+      let max = 0;
+      for (const v of m.data) max = Math.max(max, v); // one scale per layer: weak maps look weak
+      for (let k = 0; k < f; k++) {
+        drawGrey(this.cells[k][key], [h, w], m.data.slice(k * h * w, (k + 1) * h * w), max);
+      }
+    }
+    this.container.dataset.shown = "true";
+    this.container.dataset.version = String(Number(this.container.dataset.version ?? 0) + 1);
+  }
+
+  #ensure(count) {
+    if (this.cells.length === count) return;
+    const grid = document.createElement("div");
+    grid.className = "fm-grid";
+    const heads = ["filter", "after conv + ReLU", "after pooling"];
+    this.cells = [];
+    for (const [row, head] of heads.entries()) {
+      const label = document.createElement("span");
+      label.className = "fm-head";
+      label.textContent = head;
+      grid.append(label);
+      for (let k = 0; k < count; k++) {
+        const canvas = document.createElement("canvas");
+        canvas.dataset.filter = String(k);
+        canvas.dataset.kind = ["filter", "relu", "pool"][row];
+        canvas.width = canvas.height = row === 0 ? 3 : row === 1 ? 26 : 13;
+        grid.append(canvas);
+        if (row === 0) this.cells.push({ filter: canvas });
+        else this.cells[k][row === 1 ? "relu" : "pool"] = canvas;
+      }
+    }
+    grid.style.setProperty("--fm-count", String(count));
+    this.container.replaceChildren(grid);
+    this.#drawFilters();
+  }
+
+  #drawFilters() {
+    if (!this.filters || !this.cells.length) return;
+    const [count, channels, kh, kw] = this.filters.shape;
+    let maxAbs = 0;
+    for (const v of this.filters.data) maxAbs = Math.max(maxAbs, Math.abs(v));
+    for (let k = 0; k < Math.min(count, this.cells.length); k++) {
+      const canvas = this.cells[k].filter;
+      canvas.width = kw;
+      canvas.height = kh;
+      const ctx = canvas.getContext("2d");
+      for (let r = 0; r < kh; r++) {
+        for (let c = 0; c < kw; c++) {
+          ctx.fillStyle = divergingColor(this.filters.data[k * channels * kh * kw + r * kw + c] / (maxAbs || 1));
+          ctx.fillRect(c, r, 1, 1);
+        }
+      }
+    }
+  }
+}
+
+export class EvaluationView {
+  /** confusion: [data-testid=confusion-matrix]; mistakes: [data-testid=mistakes]; onPick(index) when a mistake is clicked. */
+  constructor({ confusion, mistakes, summary }, onPick) {
+    this.confusion = confusion;
+    this.mistakes = mistakes;
+    this.summary = summary;
+    this.mistakes.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-index]");
+      if (button) onPick(Number(button.dataset.index), button);
+    });
+  }
+
+  clear(text) {
+    this.summary.textContent = text;
+    this.confusion.replaceChildren();
+    this.confusion.dataset.total = "0";
+    this.mistakes.replaceChildren();
+    this.mistakes.dataset.count = "0";
+  }
+
+  /** analysis: {count, correct, wrong, confusion[10][10], mistakes[{index, label, predicted, confidence, pixels}]} */
+  show(analysis) {
+    const { confusion, count, correct, wrong, mistakes } = analysis;
+    this.summary.textContent =
+      `${correct.toLocaleString("en")} of ${count.toLocaleString("en")} held-out digits right ` +
+      `(${((100 * correct) / count).toFixed(1)}%), ${wrong.toLocaleString("en")} wrong.`;
+    this.#confusion(confusion, count);
+    this.#mistakes(mistakes, wrong);
+  }
+
+  #confusion(matrix, total) {
+    const table = document.createElement("table");
+    table.className = "cm";
+    const caption = document.createElement("caption");
+    caption.textContent = "rows: true digit · columns: predicted digit";
+    const head = table.createTHead().insertRow();
+    head.append(Object.assign(document.createElement("th"), { textContent: "" }));
+    for (const d of DIGITS) head.append(Object.assign(document.createElement("th"), { textContent: String(d), scope: "col" }));
+    const body = table.createTBody();
+    matrix.forEach((row, t) => {
+      const tr = body.insertRow();
+      tr.append(Object.assign(document.createElement("th"), { textContent: String(t), scope: "row" }));
+      const rowTotal = row.reduce((a, b) => a + b, 0) || 1;
+      row.forEach((n, p) => {
+        const td = tr.insertCell();
+        td.textContent = n ? String(n) : "";
+        td.dataset.true = String(t);
+        td.dataset.predicted = String(p);
+        td.dataset.count = String(n);
+        const share = n / rowTotal;
+        if (t === p) td.className = "diag";
+        else if (n) td.className = "off";
+        // shade by the share of the true digit's row: correct green, confusions red
+        td.style.backgroundColor = t === p ? `rgba(5, 150, 105, ${0.15 + 0.6 * share})` : n ? `rgba(220, 38, 38, ${Math.min(0.8, 0.12 + 3 * share)})` : "";
+        td.title = `${n} × true ${t} read as ${p}`;
+      });
+    });
+    table.prepend(caption);
+    this.confusion.replaceChildren(table);
+    this.confusion.dataset.total = String(matrix.flat().reduce((a, b) => a + b, 0));
+    this.confusion.dataset.expected = String(total);
+  }
+
+  #mistakes(mistakes, wrong) {
+    const items = mistakes.map((m) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "mistake";
+      Object.assign(button.dataset, {
+        index: String(m.index), true: String(m.label), predicted: String(m.predicted), confidence: m.confidence.toFixed(4),
+      });
+      button.title = `Held-out digit #${m.index}: labelled ${m.label}, read as ${m.predicted} (${(m.confidence * 100).toFixed(0)}% sure). Click to inspect.`;
+      const canvas = document.createElement("canvas");
+      drawGrey(canvas, [28, 28], m.pixels, 255);
+      const caption = document.createElement("span");
+      caption.textContent = `${m.label}→${m.predicted} ${(m.confidence * 100).toFixed(0)}%`;
+      button.append(canvas, caption);
+      return button;
+    });
+    this.mistakes.replaceChildren(...items);
+    this.mistakes.dataset.count = String(items.length);
+    this.mistakes.dataset.wrong = String(wrong);
+  }
+}
