@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, softmax, softmax_cross_entropy
+from pycnn import fused
 from pycnn.fused import ConvPoolReLU
 
 TOL = 1e-6
@@ -405,8 +406,16 @@ def test_backward_overwrites_grads_instead_of_accumulating(rng):
 
 
 # ---- the fused Conv2D + MaxPool2D(2) + ReLU block --------------------------------------------
+@pytest.fixture(params=[False, True], ids=["blas", "pyodide-no-blas"])
+def kernels(request, monkeypatch):
+    """Run the fused block's CPython kernels, then the einsum/np.where ones it uses in Pyodide
+    (fused.NO_BLAS is True there), so the browser's code path is checked here too."""
+    monkeypatch.setattr(fused, "NO_BLAS", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("padding, x_shape", [("valid", (2, 2, 9, 9)), ("same", (3, 2, 7, 8)), (1, (2, 2, 6, 7))])
-def test_fused_block_forward_matches_loop_reference(padding, x_shape, rng):
+def test_fused_block_forward_matches_loop_reference(padding, x_shape, rng, kernels):
     conv = Conv2D(2, 3, 3, padding=padding, rng=rng)
     conv.params["b"] = rng.standard_normal(3)
     x = rng.standard_normal(x_shape)
@@ -416,7 +425,7 @@ def test_fused_block_forward_matches_loop_reference(padding, x_shape, rng):
 
 
 @pytest.mark.parametrize("padding, x_shape", [("valid", (2, 2, 9, 9)), ("same", (3, 2, 7, 8)), (2, (2, 1, 5, 6))])
-def test_fused_block_backward_matches_numeric_gradient(padding, x_shape, rng):
+def test_fused_block_backward_matches_numeric_gradient(padding, x_shape, rng, kernels):
     conv = Conv2D(x_shape[1], 3, 3, padding=padding, rng=rng)
     conv.params["b"] = rng.standard_normal(3) * 0.1
     block = ConvPoolReLU(conv)
@@ -479,7 +488,7 @@ def test_sequential_does_not_fuse_strided_conv_or_other_pools():
 
 @pytest.mark.parametrize("padding", ["valid", "same", 1])
 @pytest.mark.parametrize("kind", ["first_relu_then_pool", "first_pool_then_relu", "late"])
-def test_fused_and_unfused_models_agree_on_outputs_and_gradients(kind, padding, rng):
+def test_fused_and_unfused_models_agree_on_outputs_and_gradients(kind, padding, rng, kernels):
     model = _stack(kind, padding)
     assert "ConvPoolReLU" in _plan_names(model)
     x = rng.standard_normal((3, *model.input_shape))
@@ -500,7 +509,7 @@ def test_fused_and_unfused_models_agree_on_outputs_and_gradients(kind, padding, 
         np.testing.assert_allclose(fused, plain, rtol=1e-10, atol=1e-13)
 
 
-def test_fused_float32_matches_unfused_float32_seed_model(rng):
+def test_fused_float32_matches_unfused_float32_seed_model(rng, kernels):
     from pycnn import seed_model
 
     model = seed_model(seed=2)

@@ -148,21 +148,27 @@ def test_random_scribbles_come_out_28x28_in_unit_range_with_centred_mass():
         assert_mnist_like(to_mnist(scribble(rng, strokes=int(rng.integers(1, 4)))))
 
 
+def outline(canvas, top, left, height, width, pen):
+    """A hollow rectangle drawn with a pen `pen` pixels wide (a stroke, not a blob)."""
+    canvas[top:top + height, left:left + width] = 1.0
+    canvas[top + pen:top + height - pen, left + pen:left + width - pen] = 0.0
+    return canvas
+
+
+def ink_extent(out):
+    rows, cols = np.flatnonzero(out[0].any(axis=1)), np.flatnonzero(out[0].any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
 def test_ink_is_scaled_to_fit_a_20x20_box_keeping_the_aspect_ratio():
-    canvas = np.zeros((CANVAS, CANVAS))
-    canvas[30:230, 100:200] = 1.0  # 200 tall, 100 wide
-    out = to_mnist(canvas)[0]
-    rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
-    assert (len(rows), len(cols)) == (20, 10)
-    assert rows[-1] - rows[0] == 19 and cols[-1] - cols[0] == 9  # one solid block
-    np.testing.assert_allclose(out[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], 1.0)
+    # 200 tall, 100 wide, drawn with a pen of MNIST's width for that size (2.9 / 20 of the height)
+    out = to_mnist(outline(np.zeros((CANVAS, CANVAS)), 30, 100, 200, 100, pen=29))
+    assert ink_extent(out) == (20, 10)
 
 
 def test_small_digits_are_enlarged_to_the_same_20_pixel_box():
-    canvas = np.zeros((CANVAS, CANVAS))
-    canvas[10:20, 10:15] = 1.0  # a tiny 10x5 mark in a corner
-    out = to_mnist(canvas)[0]
-    assert len(np.flatnonzero(out.any(axis=1))) == 20 and len(np.flatnonzero(out.any(axis=0))) == 10
+    out = to_mnist(outline(np.zeros((CANVAS, CANVAS)), 10, 10, 40, 20, pen=6))  # a small mark in a corner
+    assert ink_extent(out) == (20, 10)
 
 
 def test_the_same_drawing_anywhere_on_the_canvas_gives_the_same_input(held_out):
