@@ -321,6 +321,36 @@ def test_augmentation_shift_moves_by_the_drawn_amount():
     assert 0 < math.hypot(cy - 14, cx - 14) <= 3 * math.sqrt(2) + 1e-6
 
 
+def _two_dots_through_augmentation(seed, a, b, **kwargs):
+    """Positions (centres of mass) of two single-pixel dots after one shared random map."""
+    x = np.zeros((1, 2, 28, 28), np.float32)
+    x[0, 0][a] = x[0, 1][b] = 1.0  # two channels of one image get the same map
+    out = random_affine(x, np.random.default_rng(seed), max_shift=0, **kwargs)[0]
+    rows, cols = np.indices((28, 28))
+    return [np.array([(rows * c).sum() / c.sum(), (cols * c).sum() / c.sum()]) for c in out]
+
+
+DOT_PAIRS = [((4, 6), (22, 21)), ((5, 20), (21, 7)), ((13, 3), (14, 24))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augmentation_rotation_is_rigid_and_within_max_rotation(seed):
+    for a, b in DOT_PAIRS:
+        p, q = _two_dots_through_augmentation(seed, a, b, max_rotation=10, scale=(1, 1))
+        before, after = np.subtract(b, a), q - p
+        assert np.linalg.norm(after) == pytest.approx(np.linalg.norm(before), rel=0.01)  # no shear, no stretch
+        cos = before @ after / (np.linalg.norm(before) * np.linalg.norm(after))
+        assert math.degrees(math.acos(min(cos, 1.0))) <= 10.5
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augmentation_zoom_stays_in_the_scale_range(seed):
+    for a, b in DOT_PAIRS:
+        p, q = _two_dots_through_augmentation(seed, a, b, max_rotation=0, scale=(0.9, 1.1))
+        ratio = np.linalg.norm(q - p) / np.linalg.norm(np.subtract(b, a))
+        assert 0.89 <= ratio <= 1.11
+
+
 def test_pycnn_exposes_the_training_api():
     assert pycnn.Trainer is Trainer and pycnn.TrainingConfig is TrainingConfig
     assert issubclass(pycnn.TrainingDiverged, ValueError)
