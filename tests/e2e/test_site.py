@@ -228,6 +228,17 @@ def test_diverging_run_is_stopped_and_the_weights_restored(app):
     fill_settings(app, {"learning-rate-input": "0.01"})
 
 
+def test_train_pressed_twice_starts_one_run(app):
+    points = int(app.attr("loss-chart", "data-points"))
+    epochs = int(app.attr("accuracy-chart", "data-points"))
+    fill_settings(app, {"epochs-input": "1", "train-size-input": "256", "batch-size-input": "32", "learning-rate-input": "0.001"})
+    app.by_id("train-button").dblclick()
+    wait_run_result(app, "finished")
+    app.page.wait_for_function(f"() => document.querySelector('[data-testid=loss-chart]').dataset.points === '{points + 8}'")
+    assert app.attr("accuracy-chart", "data-points") == str(epochs + 1)  # 256 digits / 32 per batch, once
+    expect(app.by_id("message")).to_be_hidden()
+
+
 def test_no_console_errors_after_all_of_the_above(app):
     assert app.log.page_errors == []
     # a refused file is reported on the page, not as a console error
