@@ -224,6 +224,11 @@ def test_wrong_input_shapes_raise_value_error(x_shape, message):
             call(np.zeros(x_shape, np.float32))
 
 
+def test_evaluate_on_no_images_raises_value_error():
+    with pytest.raises(ValueError, match="evaluate needs at least one sample"):
+        seed_model(seed=0).evaluate(np.zeros((0, 1, 28, 28)), np.zeros(0, int))
+
+
 def test_non_numeric_input_raises_value_error():
     with pytest.raises(ValueError, match="x must hold numbers"):
         seed_model(seed=0).predict(np.full((1, 1, 28, 28), "a"))

@@ -237,8 +237,10 @@ def test_divergence_caused_by_an_epochs_last_update_restores_weights_from_before
 @pytest.mark.parametrize("settings", [
     {"lr": 10.0},                                                   # the page's recipe (Adam, one-cycle, augment)
     {"lr": 10.0, "optimizer": "sgd", "schedule": "constant"},
-], ids=["adam-onecycle", "sgd-constant"])
-def test_learning_rate_10_on_real_data_is_detected_as_diverging(train_data, settings):
+    {"lr": 10.0, "optimizer": "sgd"},                                # SGD + momentum, one-cycle
+    {"lr": 1.0, "optimizer": "adam", "schedule": "constant", "augment": False},
+], ids=["adam-onecycle", "sgd-constant", "sgd-onecycle", "adam-lr1-constant"])
+def test_huge_learning_rates_on_real_data_are_detected_as_diverging(train_data, settings):
     x, y, xv, yv = train_data
     model = seed_model(seed=0)
     trainer = Trainer(model, x, y, TrainingConfig(epochs=1, **settings))
@@ -246,8 +248,27 @@ def test_learning_rate_10_on_real_data_is_detected_as_diverging(train_data, sett
         trainer.run()
     except TrainingDiverged:
         return
-    pytest.fail(f"lr=10 finished without TrainingDiverged: max batch loss {max(trainer.history['batch_loss']):.0f}, "
+    pytest.fail(f"lr={settings['lr']:g} finished without TrainingDiverged: max batch loss {max(trainer.history['batch_loss']):.0f}, "
                 f"held-out accuracy {model.evaluate(xv, yv)['accuracy']:.1%}")
+
+
+@pytest.mark.xfail(strict=True, reason="bug: Trainer._check_loss compares each batch's mean loss with 4 ln(classes) "
+                                       "(9.2); with batch_size 1 one confidently-misclassified sample (e.g. a "
+                                       "mislabelled digit) exceeds it, so a healthy run at lr 1e-7 is rolled back "
+                                       "and the user told to lower the learning rate")
+def test_one_mislabelled_digit_at_batch_size_1_is_not_mistaken_for_divergence(trained_seed_model, train_data):
+    x, y, _, _ = train_data
+    model = seed_model(seed=0)
+    model.set_weights(trained_seed_model[0].get_weights())  # a trained model (91.8% held-out)
+    x, y = x[:16], y[:16].copy()
+    proba = model.predict_proba(x)
+    i = int(np.argmax(proba.max(axis=1)))          # the digit the model is surest about...
+    y[i] = int(np.argmin(proba[i]))                # ...labelled as the class it finds least likely
+    assert -math.log(proba[i, y[i]]) > 9.3          # one sample's loss is above the threshold on its own
+    trainer = Trainer(model, x, y, TrainingConfig(epochs=1, batch_size=1, lr=1e-7, schedule="constant",
+                                                  augment=False, shuffle=False))
+    trainer.run()  # a learning rate of 1e-7 cannot make anything diverge
+    assert trainer.done
 
 
 # ---- learning-rate schedules -----------------------------------------------------------------
