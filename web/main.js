@@ -664,6 +664,8 @@ async function sendPrediction() {
   const ink = sketch.ink();
   predictor.inFlight = true;
   predictor.pending = false;
+  predictor.sent = (predictor.sent ?? 0) + 1;
+  byTestId("prediction").dataset.requests = String(predictor.sent);
   predictor.lastSentAt = performance.now();
   const sentAt = performance.now();
   try {

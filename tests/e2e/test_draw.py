@@ -124,6 +124,29 @@ def test_clicking_a_mistake_inspects_it(app):
     assert app.attr("feature-maps", "data-shown") == "true"
 
 
+def test_scribbling_during_training_answers_the_latest_drawing_and_stays_responsive(app):
+    page = app.page
+    app.by_id("clear-button").click()
+    for testid, value in {"epochs-input": "1", "train-size-input": "8500", "batch-size-input": "32", "learning-rate-input": "0.0003"}.items():
+        app.by_id(testid).fill(value)
+    app.by_id("train-button").click()
+    app.wait_state("training", timeout=10_000)
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=progress]').dataset.step) >= 5", timeout=60_000)
+    sent_before = int(app.attr("prediction", "data-requests") or 0)
+    started = page.evaluate("performance.now()")
+    draw_digit(page, 7, (40, 30, 210), steps=40)  # ~120 pointer moves
+    expect(app.by_id("prediction")).to_have_text("7", timeout=10_000)
+    ended = page.evaluate("performance.now()")
+    sent = int(app.attr("prediction", "data-requests")) - sent_before
+    assert page.evaluate("document.body.dataset.state") == "training"
+    app.by_id("stop-button").click()
+    page.wait_for_selector('body[data-state="ready"][data-run-result="stopped"]', state="attached", timeout=30_000)
+    tasks = [t["duration"] for t in app.probe()["longTasks"] if t["start"] + t["duration"] >= started and t["start"] <= ended]
+    print(f"\nscribble during training: {sent} prediction requests for ~120 pointer moves; long tasks {tasks or 'none'}")
+    assert 1 <= sent <= 60  # throttled and latest-only: not one request per move
+    assert max(tasks, default=0) < 50
+
+
 def test_untrained_model_does_not_guess(app):
     app.by_id("reset-button").click()
     app.page.wait_for_selector('body[data-model="untrained"]', state="attached")

@@ -186,6 +186,7 @@ def test_download_then_load_round_trips(app, tmp_path):
     ("empty.npz", b""),
     ("text.npz", b"this is not a model\n" * 50),
     ("fake-zip.npz", b"PK\x03\x04" + b"\x00" * 200),
+    ("huge.npz", b"\x00" * (21 * 1024 * 1024)),  # refused by size before it is read
 ])
 def test_corrupt_model_file_is_refused_and_the_model_kept(app, name, payload):
     accuracy = app.attr("accuracy", "data-val-accuracy")
