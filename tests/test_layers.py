@@ -414,9 +414,12 @@ def kernels(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("padding, x_shape", [("valid", (2, 2, 9, 9)), ("same", (3, 2, 7, 8)), (1, (2, 2, 6, 7))])
-def test_fused_block_forward_matches_loop_reference(padding, x_shape, rng, kernels):
-    conv = Conv2D(2, 3, 3, padding=padding, rng=rng)
+@pytest.mark.parametrize("padding, x_shape, k", [
+    ("valid", (2, 2, 9, 9), 3), ("same", (3, 2, 7, 8), 3), (1, (2, 2, 6, 7), 3),
+    ("same", (2, 2, 7, 9), 4), ("valid", (1, 2, 6, 5), 1), ("valid", (2, 2, 11, 10), 5), ("same", (1, 2, 3, 3), 2),
+])
+def test_fused_block_forward_matches_loop_reference(padding, x_shape, k, rng, kernels):
+    conv = Conv2D(2, 3, k, padding=padding, rng=rng)
     conv.params["b"] = rng.standard_normal(3)
     x = rng.standard_normal(x_shape)
     expected = maxpool_loop(relu_loop(conv_loop(x, conv.params["W"], conv.params["b"], 1, padding)), 2, 2)
@@ -424,9 +427,12 @@ def test_fused_block_forward_matches_loop_reference(padding, x_shape, rng, kerne
         np.testing.assert_allclose(ConvPoolReLU(conv).forward(x, training), expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("padding, x_shape", [("valid", (2, 2, 9, 9)), ("same", (3, 2, 7, 8)), (2, (2, 1, 5, 6))])
-def test_fused_block_backward_matches_numeric_gradient(padding, x_shape, rng, kernels):
-    conv = Conv2D(x_shape[1], 3, 3, padding=padding, rng=rng)
+@pytest.mark.parametrize("padding, x_shape, k", [
+    ("valid", (2, 2, 9, 9), 3), ("same", (3, 2, 7, 8), 3), (2, (2, 1, 5, 6), 3), ("same", (2, 2, 7, 6), 4),
+    ("valid", (2, 1, 5, 7), 1),
+])
+def test_fused_block_backward_matches_numeric_gradient(padding, x_shape, k, rng, kernels):
+    conv = Conv2D(x_shape[1], 3, k, padding=padding, rng=rng)
     conv.params["b"] = rng.standard_normal(3) * 0.1
     block = ConvPoolReLU(conv)
     x = rng.standard_normal(x_shape)

@@ -190,6 +190,25 @@ def test_predict_predict_proba_and_evaluate_shapes(n, rng):
     assert scores["accuracy"] == pytest.approx(np.mean(labels == y))
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_forward_results_are_not_overwritten_by_later_calls(training, rng):
+    # the fused block reuses its work buffers between calls; its outputs must not be among them
+    model = seed_model(seed=0)
+    x1, x2 = rng.random((2, 8, 1, 28, 28), dtype=np.float32)
+    out = model.forward(x1, training)
+    kept = out.copy()
+    model.forward(x2, training)
+    np.testing.assert_array_equal(out, kept)
+
+
+def test_predict_proba_in_chunks_equals_predict_proba_of_the_parts(rng):
+    model = seed_model(seed=0)
+    x = rng.random((2500, 1, 28, 28), dtype=np.float32)
+    whole = model.predict_proba(x)
+    parts = np.concatenate([model.predict_proba(x[i:i + 700]) for i in range(0, 2500, 700)])
+    np.testing.assert_allclose(whole, parts, rtol=1e-6, atol=1e-7)
+
+
 def test_predict_accepts_grey_images_without_a_channel_axis(rng):
     model = seed_model(seed=0)
     x = rng.random((3, 28, 28), dtype=np.float32)
@@ -373,6 +392,15 @@ def test_seed_cnn_verbose_training_prints_each_epoch_and_save_path_writes_a_mode
     assert "epoch 1/2" in out and "epoch 2/2" in out
     loaded = pycnn.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(x), net.model.predict_proba(x))
+
+
+def test_seed_cnn_takes_other_image_sizes_and_channels(rng):
+    net = pycnn.cnn(input_size=(3, 32, 32), n_filters=4, seed=0)
+    assert net.model.output_shapes() == [(4, 30, 30), (4, 30, 30), (4, 15, 15), (900,), (10,)]
+    images = rng.integers(0, 256, (64, 3, 32, 32), dtype=np.uint8)
+    net.train(images, rng.integers(0, 10, 64), num_epochs=1, verbose=False)
+    assert net.predict(images).shape == (64,)
+    assert pycnn.cnn(input_size=(1, 27, 27)).model.output_shapes()[3] == (1440,)  # 25x25 -> pool floors to 12x12
 
 
 def test_seed_cnn_with_stride_2_builds_the_matching_dense_layer():
