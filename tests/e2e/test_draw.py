@@ -127,7 +127,7 @@ def test_clicking_a_mistake_inspects_it(app):
 def test_scribbling_during_training_answers_the_latest_drawing_and_stays_responsive(app):
     page = app.page
     app.by_id("clear-button").click()
-    for testid, value in {"epochs-input": "1", "train-size-input": "8500", "batch-size-input": "32", "learning-rate-input": "0.0003"}.items():
+    for testid, value in {"epochs-input": "5", "train-size-input": "8500", "batch-size-input": "32", "learning-rate-input": "0.0003"}.items():
         app.by_id(testid).fill(value)
     app.by_id("train-button").click()
     app.wait_state("training", timeout=10_000)
