@@ -55,7 +55,7 @@ class Layer:
 class Conv2D(Layer):
     """2-D convolution. x: (N, C, H, W) -> (N, F, H', W'); W: (F, C, k, k), b: (F,)."""
 
-    def __init__(self, in_channels, filters, kernel_size, stride=1, padding="valid", rng=None):
+    def __init__(self, in_channels, filters, kernel_size, stride=1, padding="valid", rng=None, weights=True):
         super().__init__()
         self.in_channels = _positive_int("in_channels", in_channels)
         self.filters = _positive_int("filters", filters)
@@ -67,7 +67,8 @@ class Conv2D(Layer):
             self.padding = int(padding)
         else:
             raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
-        self.init(rng)
+        if weights:  # False: no arrays until init() (the model loader checks shapes first)
+            self.init(rng)
 
     def init(self, rng=None):
         """Draw fresh weights: He normal (keeps the activation variance steady through ReLU), zero bias."""
@@ -203,11 +204,12 @@ class Flatten(Layer):
 class Dense(Layer):
     """Fully connected. x: (N, in_features) -> (N, out_features); W: (in, out), b: (out,)."""
 
-    def __init__(self, in_features, out_features, rng=None):
+    def __init__(self, in_features, out_features, rng=None, weights=True):
         super().__init__()
         self.in_features = _positive_int("in_features", in_features)
         self.out_features = _positive_int("out_features", out_features)
-        self.init(rng)
+        if weights:  # False: no arrays until init() (the model loader checks shapes first)
+            self.init(rng)
 
     def init(self, rng=None):
         """Draw fresh weights: Glorot uniform (balances forward and backward variance), zero bias."""

@@ -16,7 +16,9 @@ import zipfile
 
 import numpy as np
 
-from .layers import LAYERS
+from .layers import LAYERS, Conv2D, Dense
+
+WEIGHTLESS = tuple(kind for kind in LAYERS.values() if kind not in (Conv2D, Dense))
 from .model import DTYPES, Sequential
 
 FORMAT = "pycnn"
@@ -27,13 +29,17 @@ MAX_PARAMS = 10 ** 7
 MAX_LAYERS = 256
 MAX_DIM = 4096
 GEOMETRY = ("kernel_size", "stride", "padding", "pool_size")  # bounded by MAX_DIM, like the input
+MAX_WORK = 5 * 10 ** 7  # values one image may need in a layer (activations, im2col columns)
 
 
 def model_to_bytes(model):
     """Sequential -> bytes of the model file."""
+    if model.input_shape is None:
+        raise ValueError("the model has no input_shape: pass input_shape=(C, H, W) to Sequential (fit sets it) "
+                         "before saving")
     config = {
         "format": FORMAT, "version": VERSION, "dtype": model.dtype.name,
-        "input_shape": list(model.input_shape) if model.input_shape else None,
+        "input_shape": list(model.input_shape),
         "layers": [{"class": type(layer).__name__, "config": layer.get_config()} for layer in model.layers],
         "metadata": model.metadata,
     }
@@ -124,8 +130,7 @@ def _parse_config(raw):
     if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
         raise ValueError(f"layers must be a list of 1 to {MAX_LAYERS} layers")
     shape = config.get("input_shape")
-    if shape is not None and not (isinstance(shape, list) and len(shape) == 3
-                                  and all(type(d) is int and 1 <= d <= MAX_DIM for d in shape)):
+    if not (isinstance(shape, list) and len(shape) == 3 and all(type(d) is int and 1 <= d <= MAX_DIM for d in shape)):
         raise ValueError(f"input_shape must be 3 ints from 1 to {MAX_DIM}, got {shape!r}")
     if not isinstance(config.get("metadata", {}), dict):
         raise ValueError("metadata must be a JSON object")
@@ -172,16 +177,36 @@ def _build(config):
         raise ValueError(f"the model would have {planned:,} parameters; at most {MAX_PARAMS:,} are allowed")
     layers = []
     for i, spec in enumerate(specs):
+        kind, args = LAYERS[spec["class"]], dict(spec["config"])
+        if "weights" in args or "rng" in args:
+            raise ValueError(f"layer {i} ({spec['class']}): unexpected argument in the config")
         try:
-            layers.append(LAYERS[spec["class"]](**spec["config"]))
+            layers.append(kind(**args) if kind in WEIGHTLESS else kind(**args, weights=False))
         except TypeError as err:
             raise ValueError(f"layer {i} ({spec['class']}): bad arguments ({err})") from None
         except ValueError as err:
             raise ValueError(f"layer {i} ({spec['class']}): {err}") from None
-    shape = config["input_shape"]
-    model = Sequential(layers, dtype=config["dtype"], input_shape=tuple(shape) if shape else None)
+    model = Sequential(layers, dtype=config["dtype"], input_shape=tuple(config["input_shape"]))  # checks the shapes
+    _check_work(model)
+    for layer in layers:  # only now allocate the weights the file will fill
+        layer.init()
+        layer.cast(model.dtype)
     model.metadata = config.get("metadata", {})
     return model
+
+
+def _check_work(model):
+    """Refuse a model whose forward pass on one image would need absurd memory or time."""
+    shape = model.input_shape
+    for i, (layer, out) in enumerate(zip(model.layers, model.output_shapes())):
+        work = math.prod(out) * (layer.in_channels * layer.kernel_size ** 2 if isinstance(layer, Conv2D) else 1)
+        if isinstance(layer, Conv2D):  # its input is padded before the columns are built
+            (top, bottom), (left, right) = layer.pads(*shape[1:])
+            work = max(work, shape[0] * (shape[1] + top + bottom) * (shape[2] + left + right))
+        if work > MAX_WORK:
+            raise ValueError(f"layer {i} ({type(layer).__name__}) would need {work:,} values for one image; "
+                             f"at most {MAX_WORK:,} are allowed")
+        shape = out
 
 
 def _read_array(zf, info, shape, dtype):

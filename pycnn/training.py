@@ -1,5 +1,6 @@
 """Training in steps: a validated config, learning-rate schedules, and a Trainer that can
 run a few batches at a time (the page's worker yields between chunks so Stop is seen)."""
+import collections
 import dataclasses
 import math
 import time
@@ -11,10 +12,13 @@ from .checks import number as _number
 from .optimizers import OPTIMIZERS, Adam
 
 SCHEDULES = ("onecycle", "cosine", "constant")
-# A batch loss above 4 * ln(classes) (9.2 for 10 classes: the true class gets 1e-4 of the
-# probability on average) means the run blew up. Healthy runs of the seed model stay under
-# 3 from the first batch; learning rates of 1 to 10 jump to 10-30,000 within a few batches.
+# A mean loss above 4 * ln(classes) (9.2 for 10 classes: the true class gets 1e-4 of the
+# probability on average) over the last DIVERGED_WINDOW images means the run blew up.
+# Healthy runs of the seed model stay under 3 from the first batch; learning rates of 1 to
+# 10 jump to 10-30,000 within a few batches. The window keeps one confidently mislabelled
+# digit in a batch of 1 from looking like a blow-up; a non-finite loss counts at once.
 DIVERGED_FACTOR = 4.0
+DIVERGED_WINDOW = 32
 
 
 class TrainingDiverged(ValueError):
@@ -92,6 +96,9 @@ class Trainer:
         self.config = config if config is not None else TrainingConfig()
         x = model._as_input(x)
         y = model._as_labels(y, len(x))
+        if model.input_shape is None:  # learn it from the data, so the model can be saved
+            model.input_shape = tuple(x.shape[1:])
+            model.output_shapes()  # and check that the layers fit it
         size = len(x) if self.config.train_size is None else self.config.train_size
         if size > len(x):
             raise ValueError(f"train_size must be at most the {len(x)} training samples, got {size}")
@@ -121,6 +128,7 @@ class Trainer:
         self._epoch_correct = 0
         self._epoch_seen = 0
         self.diverged_loss = DIVERGED_FACTOR * math.log(max(model.n_classes(), 2))
+        self._recent = collections.deque()  # (loss, images) of the last batches, DIVERGED_WINDOW images
         self._good = self._snapshot()   # weights known to give a healthy loss
         self._pending = None            # an epoch's end state, until a loss computed with it is healthy
 
@@ -149,13 +157,21 @@ class Trainer:
         self.history["epochs"] = [e for e in self.history["epochs"] if e["epoch"] <= step // self.batches_per_epoch]
         self._reset_epoch_totals()
 
-    def _check_loss(self, loss):
-        """Raise TrainingDiverged, after restoring the last good state, if loss has blown up."""
-        if math.isfinite(loss) and loss <= self.diverged_loss:
+    def _recent_loss(self, loss, images):
+        """Mean loss over the last batches that add up to DIVERGED_WINDOW images, this one included."""
+        self._recent.append((loss, images))
+        while sum(n for _, n in self._recent) - self._recent[0][1] >= DIVERGED_WINDOW:
+            self._recent.popleft()
+        return sum(l * n for l, n in self._recent) / sum(n for _, n in self._recent)
+
+    def _check_loss(self, loss, images=DIVERGED_WINDOW):
+        """Raise TrainingDiverged, after restoring the last good state, if the loss has blown up."""
+        if math.isfinite(loss) and self._recent_loss(loss, images) <= self.diverged_loss:
             if self._pending is not None:  # the weights that produced this loss are fine
                 self._good, self._pending = self._pending, None
             return
         self._pending = None
+        self._recent.clear()
         self._restore(self._good)
         raise TrainingDiverged(
             f"training diverged at epoch {self.step // self.batches_per_epoch + 1} (loss {loss:.3g}); the "
@@ -189,7 +205,7 @@ class Trainer:
             xb, yb = self._batch()
             self.optimizer.lr = learning_rate(self.config.schedule, self.base_lr, self.step, self.total_steps)
             loss, correct = self.model.train_step(xb, yb, self.optimizer)
-            self._check_loss(loss)  # the loss of the weights before this step's update
+            self._check_loss(loss, len(yb))  # the loss of the weights before this step's update
             self.step += 1
             images += len(yb)
             losses.append(loss)
@@ -217,7 +233,7 @@ class Trainer:
         self._pending = self._snapshot()
         if self.validation is not None:
             scores = self.model.evaluate(*self.validation)
-            self._check_loss(scores["loss"])  # checks the epoch's final weights at once
+            self._check_loss(scores["loss"], len(self.validation[1]))  # checks the final weights at once
             result["val_loss"], result["val_accuracy"] = scores["loss"], scores["accuracy"]
         self.history["epochs"].append(result)
         return result

@@ -30,9 +30,7 @@ from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, seed_mode
 MAX_EXAMPLES = int(os.environ.get("PYCNN_FUZZ_EXAMPLES", "500"))
 TIME_LIMIT = 2.0  # seconds per from_bytes call (and per predict of an accepted model)
 # A file may legitimately hold up to MAX_PARAMS (10M) weights, and building layers that big
-# (float64 init plus grads) costs up to ~160 MB, even for a file then refused because its
-# shapes do not fit (the xfail test_layers_that_do_not_fit_together_are_refused_before_any_is_built
-# in test_serialize.py). 256 MB bounds that; once fixed this can drop to ~100 MB.
+# (float64 init, then float32 weights and grads) costs up to ~160 MB; 256 MB bounds that.
 MEMORY_LIMIT = 256 * 2 ** 20
 HANG_AFTER = 10.0  # seconds before a call is interrupted and reported as a hang
 

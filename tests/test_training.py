@@ -252,10 +252,6 @@ def test_huge_learning_rates_on_real_data_are_detected_as_diverging(train_data, 
                 f"held-out accuracy {model.evaluate(xv, yv)['accuracy']:.1%}")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Trainer._check_loss compares each batch's mean loss with 4 ln(classes) "
-                                       "(9.2); with batch_size 1 one confidently-misclassified sample (e.g. a "
-                                       "mislabelled digit) exceeds it, so a healthy run at lr 1e-7 is rolled back "
-                                       "and the user told to lower the learning rate")
 def test_one_mislabelled_digit_at_batch_size_1_is_not_mistaken_for_divergence(trained_seed_model, train_data):
     x, y, _, _ = train_data
     model = seed_model(seed=0)
