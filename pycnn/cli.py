@@ -16,8 +16,10 @@ def _limit_threads(threads):
     """One BLAS thread by default: on 2 shared cores, more threads cost more than they give."""
     try:
         from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None  # optional: without it numpy keeps its own default
+    except ImportError:  # optional: without it numpy keeps its own default
+        print("pycnn: install threadpoolctl to pin BLAS threads (2 threads on 2 cores are often slower)",
+              file=sys.stderr)
+        return None
     return threadpool_limits(limits=threads, user_api="blas")
 
 

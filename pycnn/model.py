@@ -4,6 +4,7 @@ import numpy as np
 from .fused import ConvPoolReLU, fusable
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 from .losses import softmax, softmax_cross_entropy
+from .optimizers import Adam
 
 DTYPES = ("float32", "float64")
 PREDICT_CHUNK = 1024  # rows per forward pass in predict/evaluate: bounds memory on big inputs
@@ -139,7 +140,10 @@ class Sequential:
             raise ValueError(f"x must have shape (N, C, H, W), got {x.shape}")
         if self.input_shape is not None and x.shape[1:] != self.input_shape:
             raise ValueError(f"x must have shape (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
-        return np.ascontiguousarray(x, dtype=self.dtype)
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if not np.isfinite(x).all():
+            raise ValueError("x contains NaN or infinity")
+        return x
 
     def forward(self, x, training=False):
         """x: (N, C, H, W) -> logits (N, classes)."""
@@ -219,13 +223,17 @@ class Sequential:
 
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None,
             shuffle=True, callback=None):
-        """Train; returns the history. callback(progress) runs after every batch; returning
-        False stops training at once, leaving the model consistent and usable."""
+        """Train (Adam(1e-3) unless an optimizer is given); returns the history.
+
+        callback(progress) runs after every batch; returning False stops training at once,
+        leaving the model consistent and usable.
+        """
         from .training import Trainer, TrainingConfig  # training builds on this module
 
         config = TrainingConfig(epochs=epochs, batch_size=batch_size, shuffle=shuffle, augment=False,
                                 schedule="constant", train_size=None,
                                 seed=self.seed if isinstance(self.seed, int) else 0)
+        optimizer = optimizer if optimizer is not None else Adam()
         trainer = Trainer(self, x, y, config, validation_data=validation_data, optimizer=optimizer)
         trainer.run(callback=callback)
         return trainer.history
