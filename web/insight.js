@@ -99,7 +99,8 @@ export class FeatureMapsView {
 
   setFilters(shape, data) {
     this.filters = { shape, data };
-    if (this.cells.length === shape[0]) this.#drawFilters();
+    if (this.cells.length !== shape[0]) this.#ensure(shape[0]); // the grid shows before the first drawing
+    this.#drawFilters();
   }
 
   clear() {

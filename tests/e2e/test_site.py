@@ -117,6 +117,7 @@ def test_train_one_epoch_on_2000_digits(app):
           f"{app.attr('progress', 'data-images-per-second')} images/s)")
     assert max(during, default=0) < LONG_TASK_LIMIT_MS
     assert app.log.console_errors == [] and app.log.page_errors == []
+    expect(app.by_id("confusion-matrix")).to_have_attribute("data-total", "1500")  # the page is complete
     app.screenshot("trained-page.png")
 
 
