@@ -32,6 +32,15 @@ PROBE_SCRIPT = """
       for (const e of list.getEntries()) probe.longTasks.push({ start: e.startTime, duration: e.duration });
     }).observe({ type: "longtask", buffered: true });
   } catch (e) { probe.longTaskError = String(e); }
+  probe.frames = [];  // long animation frames, with the scripts that ran in them (diagnostics)
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) probe.frames.push({
+        start: e.startTime, duration: e.duration, blocking: e.blockingDuration,
+        scripts: (e.scripts || []).map((s) => `${s.invoker} ${s.sourceURL.split("/").pop()}:${s.sourceCharPosition} ${Math.round(s.duration)}ms`),
+      });
+    }).observe({ type: "long-animation-frame", buffered: true });
+  } catch (e) { probe.framesError = String(e); }
   document.addEventListener("securitypolicyviolation", (e) => {
     probe.csp.push(`${e.violatedDirective} ${e.blockedURI}`);
   });
