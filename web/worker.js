@@ -452,10 +452,13 @@ async function train(message) {
   post("started", { config: message.config });
   let chunk = Math.max(1, Math.min(MAX_CHUNK_BATCHES, message.initialChunk | 0 || 4));
   const targetMs = Number(message.chunkMs) > 0 ? Number(message.chunkMs) : CHUNK_TARGET_MS;
+  const { train_size: trainSize, batch_size: batchSize } = message.config ?? {};
+  // chunks never cross an epoch end, so an epoch checkpoint holds exactly that epoch's weights
+  let toEpochEnd = trainSize > 0 && batchSize > 0 ? Math.ceil(trainSize / batchSize) : Infinity;
   try {
     for (;;) {
       const t0 = performance.now();
-      const r = JSON.parse(api.step(chunk));
+      const r = JSON.parse(api.step(Math.min(chunk, toEpochEnd)));
       const ms = performance.now() - t0;
       if (r.diverged) {
         const evaluation = JSON.parse(api.evaluate());
@@ -463,6 +466,7 @@ async function train(message) {
         post("done", { reason: "diverged", message: r.diverged, evaluation });
         return;
       }
+      if (r.batches_per_epoch > 0) toEpochEnd = r.batches_per_epoch - (r.step % r.batches_per_epoch);
       post("progress", {
         step: r.step, totalSteps: r.total_steps, epoch: r.epoch, epochs: r.epochs,
         batch: r.batch, batchesPerEpoch: r.batches_per_epoch, losses: r.losses,

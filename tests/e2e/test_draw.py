@@ -141,10 +141,15 @@ def test_scribbling_during_training_answers_the_latest_drawing_and_stays_respons
     assert page.evaluate("document.body.dataset.state") == "training"
     app.by_id("stop-button").click()
     page.wait_for_selector('body[data-state="ready"][data-run-result="stopped"]', state="attached", timeout=30_000)
-    tasks = [t["duration"] for t in app.probe()["longTasks"] if t["start"] + t["duration"] >= started and t["start"] <= ended]
-    print(f"\nscribble during training: {sent} prediction requests for ~120 pointer moves; long tasks {tasks or 'none'}")
+    probe = app.probe()
+    overlaps = lambda e: e["start"] + e["duration"] >= started and e["start"] <= ended  # noqa: E731
+    tasks = [round(t["duration"]) for t in probe["longTasks"] if overlaps(t)]
+    frames = [f for f in probe["frames"] if overlaps(f) and f["blocking"] > 0]
+    print(f"\nscribble during training: {sent} prediction requests for ~120 pointer moves; "
+          f"long tasks {tasks or 'none'}; blocking animation frames {frames or 'none'}")
     assert 1 <= sent <= 60  # throttled and latest-only: not one request per move
-    assert max(tasks, default=0) < 50
+    # page scripts never block 50 ms (wall-clock long tasks alone can come from a starved CPU; see test_site)
+    assert all(f["blocking"] < 50 for f in frames), frames
 
 
 def test_untrained_model_does_not_guess(app):

