@@ -10,16 +10,8 @@ DTYPES = ("float32", "float64")
 PREDICT_CHUNK = 1024  # rows per forward pass in predict/evaluate: bounds memory on big inputs
 
 
-def _snake(name):
-    """'MaxPool2D' -> 'max_pool2d', 'ReLU' -> 're_lu' (Keras' layer names)."""
-    out = ""
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper() and not name[i - 1].isdigit():
-            out += "_"
-        elif ch.isupper() and i and name[i - 1].isupper() and i + 1 < len(name) and name[i + 1].islower():
-            out += "_"
-        out += ch.lower()
-    return out
+# the names Keras gives these layers in its summary table
+SUMMARY_NAMES = {"Conv2D": "conv2d", "ReLU": "re_lu", "MaxPool2D": "max_pool2d", "Flatten": "flatten", "Dense": "dense"}
 
 
 class Sequential:
@@ -96,7 +88,7 @@ class Sequential:
         seen = {}
         for i, (layer, shape) in enumerate(zip(self.layers, self.output_shapes())):
             kind = type(layer).__name__
-            base = _snake(kind)
+            base = SUMMARY_NAMES.get(kind, kind.lower())
             name = base if base not in seen else f"{base}_{seen[base]}"
             seen[base] = seen.get(base, 0) + 1
             params = sum(int(p.size) for p in layer.params.values())
