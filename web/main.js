@@ -86,14 +86,16 @@ const app = {
   prediction: null,
   info: null, // {train_count, heldout_count, defaults}
   limits: structuredClone(LIMITS),
-  config: null, // last valid settings
   evaluation: null, // {loss, accuracy} on the held-out part, null while untrained
   model: { kind: "untrained", epochs: 0, digits: 0, savedAt: null, fileName: "" },
   history: { losses: [], epochs: [] }, // since the last reset / load
   epochsBeforeRun: 0,
   run: null, // {config, startedAt, step, totalSteps, ...} while training
   imagesPerSecond: null, // measured (estimate, then real training)
+  evalImagesPerSecond: null, // held-out evaluation speed (estimate)
+  loadStartedAt: 0, // performance.now() when the worker was (re)started
   storageOk: false,
+  hasSavedModel: false, // a model is in IndexedDB (so a retry brings it back)
   busy: false, // a request (load/save/reset) is in flight
 };
 

@@ -8,8 +8,7 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from conftest import ROOT
-from strokes import draw_digit
+from e2e_support import ROOT, draw_digit
 
 # (digit, (left, top, size)) on the 280x280 canvas: full size, a quarter, off-centre, small
 DRAWINGS = [

@@ -1,7 +1,7 @@
 """Faults the page must survive: storage unavailable, a loading stage failing (then Retry)."""
 from playwright.sync_api import expect
 
-from conftest import READY_TIMEOUT_MS
+from e2e_support import READY_TIMEOUT_MS
 
 NO_INDEXEDDB = """
 IDBFactory.prototype.open = function () { throw new DOMException("The operation is insecure.", "SecurityError"); };

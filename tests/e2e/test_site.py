@@ -8,7 +8,7 @@ import os
 import pytest
 from playwright.sync_api import expect
 
-from conftest import TRAIN_TIMEOUT_MS
+from e2e_support import TRAIN_TIMEOUT_MS
 
 # 1 epoch on 2,000 digits; batch 16 and lr 0.01 reach ~88-90% held-out in CPython over seeds
 QUICK_RUN = {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.01"}

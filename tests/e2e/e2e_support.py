@@ -1,0 +1,150 @@
+"""Helpers shared by the end-to-end tests (imported by conftest.py and the test modules):
+the build script, browser launch settings, a page wrapper, and digits drawn as mouse strokes."""
+import importlib.util
+import math
+import os
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+READY_TIMEOUT_MS = 120_000  # Pyodide boot: ~3-7 s here, far more on a loaded CI machine
+TRAIN_TIMEOUT_MS = 180_000
+LAUNCH_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 800}
+ARTIFACTS = ROOT / "test-results"
+
+
+def load_build():
+    """The checkout's build.py, loaded by path (`import build` could find PyPA's `build` package)."""
+    spec = importlib.util.spec_from_file_location("pycnn_site_build", ROOT / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Installed before any page script: records long main-thread tasks and CSP violations.
+PROBE_SCRIPT = """
+(() => {
+  const probe = { longTasks: [], csp: [] };
+  Object.defineProperty(window, "__pycnnProbe", { value: probe });
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) probe.longTasks.push({ start: e.startTime, duration: e.duration });
+    }).observe({ type: "longtask", buffered: true });
+  } catch (e) { probe.longTaskError = String(e); }
+  probe.frames = [];  // long animation frames, with the scripts that ran in them (diagnostics)
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) probe.frames.push({
+        start: e.startTime, duration: e.duration, blocking: e.blockingDuration,
+        scripts: (e.scripts || []).map((s) => `${s.invoker} ${s.sourceURL.split("/").pop()}:${s.sourceCharPosition} ${Math.round(s.duration)}ms`),
+      });
+    }).observe({ type: "long-animation-frame", buffered: true });
+  } catch (e) { probe.framesError = String(e); }
+  document.addEventListener("securitypolicyviolation", (e) => {
+    probe.csp.push(`${e.violatedDirective} ${e.blockedURI}`);
+  });
+})();
+"""
+
+
+def chromium_path():
+    """$PYCNN_CHROMIUM, else Debian's /usr/bin/chromium, else None (Playwright's own browser)."""
+    env = os.environ.get("PYCNN_CHROMIUM")
+    if env:
+        return env
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+class PageLog:
+    """Everything a page did that tests assert on: console errors, page errors, requests."""
+
+    def __init__(self):
+        self.console_errors = []
+        self.page_errors = []
+        self.requests = []
+
+    def attach(self, context, page):
+        context.on("request", lambda r: self.requests.append(r.url))
+        page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+
+
+class App:
+    """A page of the site plus its log and small helpers (state via data-* only)."""
+
+    def __init__(self, context, page, url, log):
+        self.context, self.page, self.url, self.log = context, page, url, log
+
+    def by_id(self, testid):
+        return self.page.get_by_test_id(testid)
+
+    def wait_state(self, state, timeout=READY_TIMEOUT_MS):
+        self.page.wait_for_selector(f'body[data-state="{state}"]', state="attached", timeout=timeout)
+
+    def goto_ready(self):
+        self.page.goto(self.url)
+        self.wait_state("ready")
+
+    def attr(self, testid, name):
+        return self.by_id(testid).get_attribute(name)
+
+    def probe(self):
+        return self.page.evaluate("() => JSON.parse(JSON.stringify(window.__pycnnProbe))")
+
+    def screenshot(self, name):
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / name
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+def open_app(browser, url, init_scripts=()):
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.add_init_script(PROBE_SCRIPT)
+    for script in init_scripts:
+        context.add_init_script(script)
+    page = context.new_page()
+    log = PageLog()
+    log.attach(context, page)
+    return App(context, page, url, log)
+
+
+# ---- digits as pen strokes in unit coordinates, replayed with real mouse events ----
+CANVAS = 280  # the drawing canvas' width and height in canvas pixels
+
+
+def _ellipse(cx=0.5, cy=0.5, rx=0.3, ry=0.42, n=28):
+    return [[(cx + rx * math.sin(2 * math.pi * i / n), cy - ry * math.cos(2 * math.pi * i / n)) for i in range(n + 1)]]
+
+
+STROKES = {
+    0: _ellipse(),
+    1: [[(0.55, 0.08), (0.5, 0.5), (0.45, 0.92)]],
+    2: [[(0.2, 0.25), (0.45, 0.08), (0.75, 0.2), (0.7, 0.45), (0.2, 0.9), (0.85, 0.9)]],
+    3: [[(0.2, 0.15), (0.5, 0.06), (0.78, 0.2), (0.72, 0.4), (0.45, 0.5), (0.75, 0.6), (0.8, 0.8), (0.5, 0.94),
+         (0.2, 0.85)]],
+    4: [[(0.6, 0.08), (0.15, 0.62), (0.88, 0.62)], [(0.68, 0.3), (0.66, 0.95)]],
+    7: [[(0.15, 0.12), (0.85, 0.12), (0.6, 0.5), (0.4, 0.92)]],
+}
+
+
+def draw_digit(page, digit, box, steps=6):
+    """Draw `digit` inside box = (left, top, size) in canvas pixels with mouse down/move/up."""
+    canvas = page.get_by_test_id("draw-canvas")
+    canvas.scroll_into_view_if_needed()
+    rect = canvas.bounding_box()
+    sx, sy = rect["width"] / CANVAS, rect["height"] / CANVAS
+    left, top, size = box
+    for stroke in STROKES[digit]:
+        points = [(rect["x"] + (left + u * size) * sx, rect["y"] + (top + v * size) * sy) for u, v in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=steps)
+        page.mouse.up()
