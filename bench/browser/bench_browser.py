@@ -2,7 +2,8 @@
 """Browser benchmark of pycnn: training throughput in a Web Worker against TensorFlow.js,
 page load times and bytes, one click on Train with the defaults, memory.
 
-    python bench/browser/bench_browser.py                 # everything, about 3-4 minutes
+    python bench/browser/bench_browser.py                 # the numbers, about 4-5 minutes
+    python bench/browser/bench_browser.py --diagnostics   # + per-op profile, boot stages, incognito loads
     python bench/browser/bench_browser.py --rounds 3 --seconds 2 --skip-train   # quicker
     python bench/browser/bench_browser.py --json out.json  # also write the raw numbers
 
@@ -21,6 +22,8 @@ Debian Chromium through Playwright.
 3. One click on Train with the page's defaults: time until the run is done, then
    Download model and score it in CPython on the held-out digits.
 4. Memory: the Pyodide worker's wasm heap, TF.js's, the renderer's RSS, CPython's peak RSS.
+5. When the page has the drawing canvas (issue 4): held-out digits replayed on it as mouse
+   strokes, read by the model of step 3; time from the last stroke's end to the answer's bars.
 """
 import argparse
 import datetime
@@ -80,6 +83,20 @@ TIMING_SCRIPT = """
       marks.runResultAt = performance.now();
     }
   }).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-state", "data-run-result"], childList: true });
+  // drawing: when the last pointerup on the canvas happened, and when the prediction was rendered since
+  const draw = { upAt: null, renders: [] };
+  Object.defineProperty(window, "__draw", { value: draw });
+  document.addEventListener("pointerup", (e) => {
+    if (e.target?.closest?.('[data-testid="draw-canvas"]')) { draw.upAt = performance.now(); draw.renders = []; }
+  }, true);
+  const watchPrediction = () => {
+    const el = document.querySelector('[data-testid="prediction"]');
+    if (!el) return false;
+    new MutationObserver(() => { if (draw.upAt !== null) draw.renders.push(performance.now()); })
+      .observe(el, { attributes: true, attributeFilter: ["data-latency-ms"] });
+    return true;
+  };
+  if (!watchPrediction()) document.addEventListener("DOMContentLoaded", watchPrediction);
   document.addEventListener("click", (e) => {
     if (e.target?.closest?.('[data-testid="train-button"]') && marks.trainClickAt === null) marks.trainClickAt = performance.now();
   }, true);
@@ -286,7 +303,10 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
                 f"(load average {os.getloadavg()[0]:.2f})")
             if i == cold_repeats - 1:
                 for j in range(warm_repeats):
-                    page.wait_for_timeout(1500)  # the page measures its speed right after ready; let it finish
+                    # a returning visitor's last visit lasted longer than a load: let the page finish its
+                    # speed estimate and V8 write its wasm code cache (it does so only after the module
+                    # has run for a while; without it the "python" stage takes ~3 s instead of ~1.4 s)
+                    page.wait_for_timeout(5000)
                     before = count()
                     page.reload()
                     warm.append(wait_ready(page) / 1000)
@@ -384,6 +404,37 @@ def measure_throughput(browser, url, native, rounds, seconds, with_cpu, log):
             "tfjs_cpu": cpu, "info": info, "memory": memory, "console": errors}
 
 
+def measure_boot(playwright, url, chromium, log, warm_repeats=1):
+    """Boot stages of a Pyodide worker like the page's, in a fresh on-disk profile (cold) and
+    again in the same profile (warm): installing the pycnn wheel with micropip (as the page
+    does) against pyodide.unpackArchive(wheel, "wheel") without loading micropip at all."""
+    out = {}
+    for installer in ("micropip", "unpack"):
+        profile = tempfile.mkdtemp(prefix="pycnn-bench-profile-")
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=chromium, args=LAUNCH_FLAGS, headless=True)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.goto(url + "bench/bench.html")
+            page.wait_for_function("() => document.body.dataset.state === 'ready'")
+            runs = []
+            for i in range(1 + warm_repeats):
+                info = page.evaluate(f"bench.start('boot', 'pycnn', {{installer: '{installer}', bootOnly: true}})")
+                # stay up a while, as a page does: V8 writes its wasm code cache (what makes the next
+                # boot warm) only once the module has been running for a bit
+                page.wait_for_timeout(4000)
+                page.evaluate("bench.stop('boot')")
+                runs.append({"load": "cold" if i == 0 else "warm", **info})
+                log(f"  {installer:<8} {runs[-1]['load']}: " + ", ".join(
+                    f"{k.removesuffix('_ms')} {v / 1000:.2f}" for k, v in info.items() if k.endswith("_ms"))
+                    + f" s; wasm heap {fmt_mb(info['wasm_heap_bytes'])}")
+            out[installer] = runs
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+    return out
+
+
 def profile_pyodide(browser, url, steps, log):
     """Per-op timings of one training step in the Pyodide worker (profile_step.py)."""
     context = browser.new_context()
@@ -398,9 +449,10 @@ def profile_pyodide(browser, url, steps, log):
     return out
 
 
-def measure_train_click(browser, url, x_ho, y_ho, download_dir, log):
+def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0):
     """Fresh context, wait for ready, click Train with the defaults, wait for the result,
     download the model and score it in CPython on the held-out digits."""
+    import numpy as np
     import pycnn
     context = browser.new_context(accept_downloads=True)
     context.add_init_script(TIMING_SCRIPT)
@@ -447,8 +499,93 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log):
     result.update(model_bytes=len(data), heldout_count=len(y_ho), cpython_heldout_accuracy=scores["accuracy"],
                   cpython_heldout_loss=scores["loss"], console_errors=errors)
     log(f"  downloaded model ({len(data):,} bytes): CPython held-out accuracy {scores['accuracy']:.2%}")
+    if drawn and page.get_by_test_id("draw-canvas").count():
+        log(f"drawing {drawn} held-out digits on the canvas with the mouse (this model)...")
+        result["drawn"] = d = measure_drawn(page, x_ho, y_ho, drawn, 0, log)
+        # the same model on the same digits, untouched, and on the same strokes drawn in CPython
+        # (bench/strokes.py's render with the page's 18 px pen, then pycnn.preprocess.to_mnist)
+        d["untouched_accuracy"] = float(np.mean(model.predict(x_ho[d["indices"]]) == y_ho[d["indices"]]))
+        d.update(cpython_drawn(model, d, y_ho))
+        log(f"  drawn digits read correctly: {d['accuracy']:.1%} of {d['count']} (untouched: "
+            f"{d['untouched_accuracy']:.1%}); stroke end to bars: median {d['latency_ms_median']:.0f} ms")
     context.close()
     return result
+
+
+def measure_drawn(page, x_ho, y_ho, count, seed, log):
+    """Held-out digits replayed on the page's canvas as real mouse strokes (bench/strokes.py:
+    skeleton traced into strokes, drawn at a random size from a quarter to all of the canvas and
+    a random position), read by the page's current model. Also the time from the last stroke's
+    pointerup to the page rendering the answer (probability bars) for the finished drawing."""
+    import numpy as np
+    sys.path.insert(0, str(ROOT / "bench"))
+    from strokes import digit_to_strokes, place
+    rng = np.random.default_rng(seed)
+    canvas = page.get_by_test_id("draw-canvas")
+    canvas.scroll_into_view_if_needed()
+    size = int(canvas.get_attribute("width"))
+    rect = canvas.bounding_box()
+    sx, sy = rect["width"] / size, rect["height"] / size
+    pick = rng.choice(len(y_ho), size=min(count, len(y_ho)), replace=False)
+    right, latencies, misread, drawn, reads, started = 0, [], [], [], [], time.perf_counter()
+    moves, drawing_s = 0, 0.0
+    for n, i in enumerate(pick):
+        page.get_by_test_id("clear-button").click()
+        strokes = place(digit_to_strokes(x_ho[i, 0]), size, rng)
+        # every other point: about one mouse event per 1/28 of the digit's size (the page draws
+        # straight segments between events). Each page.mouse.move takes one frame (~17 ms).
+        strokes = [s[::2] + ([s[-1]] if len(s) % 2 == 0 else []) for s in strokes]
+        drawn.append([[(float(x), float(y)) for x, y in s] for s in strokes])
+        t0 = time.perf_counter()
+        for stroke in strokes:
+            points = [(rect["x"] + x * sx, rect["y"] + y * sy) for x, y in stroke]
+            page.mouse.move(*points[0])
+            page.mouse.down()
+            for point in points[1:]:
+                page.mouse.move(*point)
+            page.mouse.up()
+            moves += len(points)
+        drawing_s += time.perf_counter() - t0
+        # the last render after the final pointerup is the answer to the finished drawing (answers
+        # to older drawings are dropped by the page; one already queued for a frame may come first)
+        page.wait_for_function("""() => {
+            const d = window.__draw;
+            return d.renders.length > 0 && performance.now() - d.renders[d.renders.length - 1] > 250; }""",
+                               timeout=15_000, polling=50)
+        marks = page.evaluate("window.__draw")
+        latencies.append(marks["renders"][-1] - marks["upAt"])
+        read = page.get_by_test_id("prediction").inner_text().strip()
+        reads.append(read)
+        if read == str(int(y_ho[i])):
+            right += 1
+        else:
+            misread.append({"index": int(i), "label": int(y_ho[i]), "read": read, "strokes": len(strokes)})
+        if (n + 1) % 50 == 0:
+            log(f"  {n + 1} drawn: {right / (n + 1):.1%} read correctly, median stroke-end-to-bars "
+                f"{statistics.median(latencies):.0f} ms")
+    ordered = sorted(latencies)
+    return {"count": len(pick), "indices": [int(i) for i in pick], "correct": right, "accuracy": right / len(pick), "misread": misread,
+            "latency_ms_median": statistics.median(latencies), "latency_ms_p90": ordered[int(0.9 * (len(ordered) - 1))],
+            "latency_ms_max": ordered[-1], "latencies_ms": latencies, "canvas": size,
+            "css_size": [rect["width"], rect["height"]], "seconds": time.perf_counter() - started,
+            "mouse_events": moves, "drawing_seconds": drawing_s, "strokes": drawn, "reads": reads}
+
+
+def cpython_drawn(model, drawn, y_ho, pen=18.0):
+    """The browser's strokes rendered and read in CPython: how much of the drawn-digit error
+    comes from the page's canvas and worker rather than from the model and preprocessing."""
+    import numpy as np
+    from pycnn import preprocess
+    from strokes import render
+    reads = []
+    for strokes in drawn["strokes"]:
+        image = preprocess.to_mnist(render(strokes, drawn["canvas"], pen))
+        reads.append(-1 if image is None else int(model.predict(np.asarray(image)[None])[0]))
+    labels = y_ho[drawn["indices"]]
+    agree = sum(str(r) == b for r, b in zip(reads, drawn["reads"]))
+    return {"cpython_render_accuracy": float(np.mean(np.asarray(reads) == labels)),
+            "cpython_render_agrees_with_page": agree / len(reads),
+            "cpython_render_misread": [{"label": int(lab), "read": r} for r, lab in zip(reads, labels) if r != lab]}
 
 
 def has_drawing_canvas(dist):
@@ -530,6 +667,20 @@ def report(results):
         if li and li.get("warm_bytes"):
             add(f"  incognito-like warm reload: {li['warm_bytes']['body_bytes']:,} bytes of bodies ("
                 + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in li["warm_bytes"]["files"].items() if v > 1e5) + ")")
+        bt = results.get("boot")
+        if bt:
+            add("  boot of a Pyodide worker like the page's, by stage (s; warm = median of the warm runs):")
+            for installer, runs in bt.items():
+                for kind in ("cold", "warm"):
+                    rows = [r for r in runs if r["load"] == kind]
+                    if not rows:
+                        continue
+                    keys = [k for k in rows[0] if k.endswith("_ms")]
+                    total = statistics.median(sum(r[k] for k in keys if k != "init_ms") for r in rows)
+                    add(f"    {installer:<8} {kind}: " + ", ".join(
+                        f"{k.removesuffix('_ms')} {statistics.median(r[k] for r in rows) / 1000:.2f}"
+                        for k in keys if k != "init_ms") + f"; sum {total / 1000:.2f}"
+                        + f"; wasm heap {fmt_mb(rows[0]['wasm_heap_bytes'])}")
         b = ld["cold_bytes"]
         add(f"Cold load transfer: {b['body_bytes']:,} bytes of response bodies ({b['body_bytes'] / 1e6:.2f} MB) "
             f"+ {b['header_bytes']:,} bytes of headers in {b['requests']} requests (no HTTP compression).")
@@ -547,6 +698,21 @@ def report(results):
         add(f"  page's held-out accuracy {tr['page_accuracy_text']}; downloaded model ({tr['model_bytes']:,} bytes) "
             f"scored in CPython on the {tr['heldout_count']:,} held-out digits: "
             f"**{tr['cpython_heldout_accuracy']:.2%}** (target >= 97%)")
+    dr = tr.get("drawn") if tr else None
+    if dr:
+        add("")
+        add(f"Drawn digits (issue 4): {dr['count']} held-out digits replayed on the {dr['canvas']}px canvas as mouse strokes "
+            f"(bench/strokes.py; random size from 1/4 to all of the canvas, random position), read by the model "
+            f"of the Train run above:")
+        add(f"  read correctly: **{dr['accuracy']:.1%}** ({dr['correct']}/{dr['count']}; target >= 95%); the same "
+            f"model on the same digits untouched: {dr['untouched_accuracy']:.1%}")
+        add(f"  last stroke's pointerup to the answer's bars rendered: median **{dr['latency_ms_median']:.0f} ms** "
+            f"(target < 100 ms), 90th percentile {dr['latency_ms_p90']:.0f} ms, max {dr['latency_ms_max']:.0f} ms")
+        add(f"  the same strokes rendered in CPython (bench/strokes.py render, 18 px pen) and read by the same model: "
+            f"{dr['cpython_render_accuracy']:.1%}; CPython and the page read the same digit for "
+            f"{dr['cpython_render_agrees_with_page']:.1%} of the drawings")
+        if dr["misread"]:
+            add("  misread (label->read): " + ", ".join(f"{m['label']}->{m['read'] or 'nothing'}" for m in dr["misread"]))
     if t:
         mem = t["memory"]
         add("")
@@ -593,18 +759,27 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per contestant per round (default 3)")
     parser.add_argument("--cold", type=int, default=3, help="cold loads (default 3)")
     parser.add_argument("--warm", type=int, default=3, help="warm reloads (default 3)")
-    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--drawn", type=int, default=60, metavar="N",
+                        help="held-out digits to draw on the canvas after training, when the page has one "
+                             "(default 60, 0: skip; about 1 s each)")
     parser.add_argument("--skip-load", action="store_true")
-    parser.add_argument("--no-incognito-load", dest="incognito_load", action="store_false",
-                        help="skip the extra load measurement in an in-memory-cache context")
-    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-train", action="store_true", help="also skips the drawn digits")
     parser.add_argument("--no-cpu", action="store_true", help="skip the TF.js 'cpu' backend round")
-    parser.add_argument("--profile", type=int, default=150, metavar="STEPS",
-                        help="profile the step per numpy op in Pyodide over STEPS steps (default 150, 0: skip)")
+    diag = parser.add_argument_group("diagnostics (off by default)")
+    diag.add_argument("--diagnostics", action="store_true", help="all three below (profile 150 steps)")
+    diag.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                      help="profile the step per numpy op in Pyodide over STEPS steps, and time alternatives")
+    diag.add_argument("--boot", action="store_true", help="worker boot stages: micropip vs unpackArchive")
+    diag.add_argument("--incognito-load", action="store_true",
+                      help="also time loads in an ordinary (in-memory cache) Playwright context")
     parser.add_argument("--out", default="dist", help="site directory to build and serve (default dist/)")
     parser.add_argument("--json", help="write the raw results to this file")
     parser.add_argument("--chromium", default=os.environ.get("PYCNN_CHROMIUM", "/usr/bin/chromium"))
     args = parser.parse_args(argv)
+    if args.diagnostics:
+        args.profile = args.profile or 150
+        args.boot = args.incognito_load = True
 
     from playwright.sync_api import sync_playwright
 
@@ -640,6 +815,9 @@ def main(argv=None):
                     if args.incognito_load:
                         log("page load in an ordinary (incognito-like, in-memory cache) Playwright context, 1 cold + 1 warm...")
                         results["load_incognito"] = measure_load(p, browser, url, 1, 1, executable, log, persistent=False)
+                if args.boot:
+                    log("worker boot stages, micropip vs unpackArchive, 1 cold + 1 warm each...")
+                    results["boot"] = measure_boot(p, url, executable, log)
                 if not args.skip_throughput:
                     log(f"throughput, {args.rounds} rounds x {args.seconds} s per contestant, {n_train:,} digits...")
                     native = NativeRunner(tmp)
@@ -651,7 +829,7 @@ def main(argv=None):
                     results["profile"] = profile_pyodide(browser, url, args.profile, log)
                 if not args.skip_train:
                     log("one click on Train with the defaults...")
-                    results["train"] = measure_train_click(browser, url, x_ho, y_ho, tmp, log)
+                    results["train"] = measure_train_click(browser, url, x_ho, y_ho, tmp, log, drawn=args.drawn)
                 results["drawing_canvas"] = has_drawing_canvas(dist)
                 browser.close()
         finally:

@@ -12,20 +12,37 @@ async function fetchOk(url) {
 }
 
 const commands = {
-  async init() {
+  async init({ installer = "micropip", bootOnly = false } = {}) {
+    // installer "micropip": as the page does (loadPackage numpy + micropip, micropip.install);
+    // "unpack": loadPackage numpy only, and pyodide.unpackArchive(wheel bytes, "wheel")
     const t = {};
     let t0 = performance.now();
+    const wheelBytes = fetchOk("/manifest.json").then((r) => r.json()).then(async (manifest) => ({
+      name: manifest.pycnn_wheel,
+      bytes: new Uint8Array(await (await fetchOk("/" + manifest.pycnn_wheel)).arrayBuffer()),
+    }));
     py = await loadPyodide({ indexURL: new URL("/pyodide/", location.href).href, stdout: () => {}, stderr: (l) => console.warn(l) });
     t.python_ms = performance.now() - t0;
     t0 = performance.now();
-    await py.loadPackage(["numpy", "micropip"], { messageCallback: () => {} });
-    t.numpy_ms = performance.now() - t0;
+    await py.loadPackage(installer === "micropip" ? ["numpy", "micropip"] : ["numpy"], { messageCallback: () => {} });
+    t.numpy_load_ms = performance.now() - t0;
     t0 = performance.now();
-    const manifest = await (await fetchOk("/manifest.json")).json();
-    const micropip = py.pyimport("micropip");
-    await micropip.install(new URL("/" + manifest.pycnn_wheel, location.href).href);
-    micropip.destroy();
-    t.pycnn_ms = performance.now() - t0;
+    py.runPython("import numpy");
+    t.numpy_import_ms = performance.now() - t0;
+    t0 = performance.now();
+    const wheel = await wheelBytes;
+    if (installer === "micropip") {
+      const micropip = py.pyimport("micropip");
+      await micropip.install(new URL("/" + wheel.name, location.href).href);
+      micropip.destroy();
+    } else {
+      py.unpackArchive(wheel.bytes, "wheel");
+    }
+    t.pycnn_install_ms = performance.now() - t0;
+    t0 = performance.now();
+    py.runPython("import pycnn");
+    t.pycnn_import_ms = performance.now() - t0;
+    if (bootOnly) return { ...t, wasm_heap_bytes: py._module.HEAP8.length };
     py.FS.mkdirTree("/bench");
     for (const name of ["steploop.py", "profile_step.py"]) {
       py.FS.writeFile(`/bench/${name}`, new Uint8Array(await (await fetchOk(`/bench-py/${name}`)).arrayBuffer()));
