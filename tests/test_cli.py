@@ -1,0 +1,277 @@
+"""The command line (`python -m pycnn train | evaluate`) refuses bad model files, bad data and
+bad settings with one line on stderr and exit status 2: no traceback, no code run, no file written.
+
+Most cases call `pycnn.cli.main` in-process (what `python -m pycnn` runs); a few run the real
+`python -m pycnn` in a child process to check the exit status and stderr end to end."""
+import builtins
+import gzip
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- crafting files (the same kinds as tests/test_serialize.py, written to disk) -------------
+def members(data):
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {info.filename: zf.read(info) for info in zf.infolist()}
+
+
+def rezip(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return buf.getvalue()
+
+
+def npy(array, allow_pickle=False):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(array), allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def npy_with_header(header, data=b""):
+    text = header.encode("latin1")
+    text += b" " * (64 - (10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + data
+
+
+GOOD = pycnn.seed_model(seed=0).to_bytes()
+
+
+def with_config(change):
+    files = members(GOOD)
+    config = json.loads(files["config.json"])
+    change(config)
+    files["config.json"] = json.dumps(config).encode()
+    return rezip(files)
+
+
+def with_member(name, content):
+    files = members(GOOD)
+    files[name] = content
+    return rezip(files)
+
+
+def nan_weights():
+    w = np.ones((10, 1, 3, 3), np.float32)
+    w.flat[3] = np.nan
+    return with_member("0.W.npy", npy(w))
+
+
+class CreatesFile:
+    """Unpickling this object creates the file at self.path (a harmless stand-in for any code)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return builtins.open, (self.path, "w")
+
+
+def pickled_weights(marker):
+    payload = np.empty(10, dtype=object)
+    payload[:] = [CreatesFile(marker)] * 10
+    return with_member("0.b.npy", npy(payload, allow_pickle=True))
+
+
+def run_main(argv, capsys):
+    """(exit status, stdout, stderr) of `python -m pycnn *argv`, run in-process."""
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_refused(status, err, *needles):
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pycnn: error: "), err  # one line, no traceback
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(autouse=True)
+def subset_env(subset_dir, monkeypatch):
+    monkeypatch.setenv("PYCNN_DATA", str(subset_dir))
+
+
+# ---- evaluate: bad model files ---------------------------------------------------------------
+BAD_MODELS = {
+    "random": (os.urandom(4096), "not a pycnn model file"),
+    "truncated": (GOOD[: len(GOOD) // 2], "not a valid pycnn model file"),
+    "empty": (b"", "the model file is empty"),
+    "other-version": (with_config(lambda c: c.update(version=2)), "unsupported model format version 2"),
+    "wrong-layer-shapes": (with_config(lambda c: c["layers"][4]["config"].update(in_features=1000)),
+                           "Dense expects input of shape (1000,), got (1690,)"),
+    "nan-weights": (nan_weights(), "0.W.npy: weights contain NaN or infinity"),
+    "billion-element-header": (
+        with_member("4.W.npy", npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }",
+                                               bytes(1000))),
+        "4.W.npy: shape must be (1690, 10), got (1000000000,)"),
+    "trillion-parameter-config": (with_config(lambda c: c["layers"][4]["config"].update(in_features=10 ** 6,
+                                                                                        out_features=10 ** 6)),
+                                  "at most 10,000,000 are allowed"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_MODELS))
+def test_evaluate_refuses_a_bad_model_file_in_one_line(kind, tmp_path, capsys):
+    data, message = BAD_MODELS[kind]
+    path = tmp_path / f"{kind}.npz"
+    path.write_bytes(data)
+    status, out, err = run_main(["evaluate", path], capsys)
+    assert_refused(status, err, message)
+    assert out == ""
+
+
+def test_evaluate_refuses_pickled_weights_without_running_them(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    pickle.loads(pickle.dumps(CreatesFile(tmp_path / "control"))).close()
+    assert (tmp_path / "control").exists()  # control: this payload does run when unpickled
+    path = tmp_path / "evil.npz"
+    path.write_bytes(pickled_weights(marker))
+    status, _, err = run_main(["evaluate", path], capsys)
+    assert_refused(status, err, "0.b.npy: dtype must be float32")
+    raw = tmp_path / "evil.pkl"
+    raw.write_bytes(pickle.dumps(CreatesFile(marker)))
+    status, _, err = run_main(["summary", raw], capsys)
+    assert_refused(status, err, "not a pycnn model file")
+    assert not marker.exists()
+
+
+def test_evaluate_refuses_a_200_mb_file_before_reading_it(tmp_path, capsys):
+    path = tmp_path / "huge.npz"
+    with open(path, "wb") as f:
+        f.write(b"PK\x03\x04")
+        f.truncate(200 * 2 ** 20)  # sparse: costs no disk
+    status, _, err = run_main(["evaluate", path], capsys)
+    assert_refused(status, err, "the model file is 209,715,200 bytes; a pycnn model is at most 67,108,864")
+
+
+@pytest.mark.parametrize("where", ["missing", "directory"])
+def test_evaluate_names_a_missing_model_file(where, tmp_path, capsys):
+    path = tmp_path / "nope.npz" if where == "missing" else tmp_path
+    status, _, err = run_main(["evaluate", path], capsys)
+    assert_refused(status, err, str(path))
+
+
+def test_python_m_pycnn_evaluate_refuses_a_pickle_payload_end_to_end(tmp_path):
+    """The real command in a child process: exit status 2, one line on stderr, nothing run."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.npz"
+    path.write_bytes(pickled_weights(marker))
+    result = subprocess.run([sys.executable, "-m", "pycnn", "evaluate", str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("pycnn: error: 0.b.npy: dtype must be float32")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not marker.exists()
+
+
+# ---- missing or malformed data files ---------------------------------------------------------
+def idx(array):
+    array = np.asarray(array, dtype=np.uint8)
+    return bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape) + array.tobytes()
+
+
+def mnist_folder(folder, prefix, images, labels, gz=False):
+    folder.mkdir(exist_ok=True)
+    for name, data in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+        if gz:
+            (folder / (name + ".gz")).write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return folder
+
+
+def good_images(n=8):
+    return idx(np.random.default_rng(0).integers(0, 256, (n, 28, 28)))
+
+
+def good_labels(n=8):
+    return idx(np.arange(n) % 10)
+
+
+@pytest.mark.parametrize("case", ["no-folder", "empty-folder", "bad-magic", "truncated", "truncated-gzip",
+                                  "count-mismatch", "labels-out-of-range"])
+def test_train_refuses_missing_or_malformed_data_naming_the_file(case, tmp_path, capsys):
+    folder = tmp_path / "mnist"
+    needles = {
+        "no-folder": ("no such directory", str(folder)),
+        "empty-folder": ("no train-images-idx3-ubyte[.gz] in", str(folder)),
+        "bad-magic": ("train-images-idx3-ubyte", "not an IDX file"),
+        "truncated": ("train-images-idx3-ubyte", "header says (8, 28, 28)"),
+        "truncated-gzip": ("train-images-idx3-ubyte.gz", "header says (8, 28, 28)"),
+        "count-mismatch": ("8 images but 7 labels",),
+        "labels-out-of-range": ("labels must be digits 0..9, found 60",),
+    }[case]
+    if case == "empty-folder":
+        folder.mkdir()
+    elif case == "bad-magic":
+        mnist_folder(folder, "train", b"garbage, not IDX" * 4, good_labels())
+    elif case == "truncated":
+        mnist_folder(folder, "train", good_images()[:-100], good_labels())
+    elif case == "truncated-gzip":
+        mnist_folder(folder, "train", good_images(), good_labels(), gz=True)
+        path = folder / "train-images-idx3-ubyte.gz"
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    elif case == "count-mismatch":
+        mnist_folder(folder, "train", good_images(8), good_labels(7))
+    elif case == "labels-out-of-range":
+        mnist_folder(folder, "train", good_images(), idx([3, 1, 4, 1, 5, 9, 2, 60]))
+    output = tmp_path / "model.npz"
+    status, _, err = run_main(["train", "--data", folder, "--epochs", "1", "--output", output], capsys)
+    assert_refused(status, err, *needles)
+    assert not output.exists()
+
+
+def test_evaluate_refuses_malformed_test_data_naming_the_file(tmp_path, capsys):
+    model = tmp_path / "model.npz"
+    model.write_bytes(GOOD)
+    folder = mnist_folder(tmp_path / "mnist", "t10k", good_images(), good_labels())
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + (9).to_bytes(4, "big") + bytes(3))
+    status, _, err = run_main(["evaluate", model, "--data", folder], capsys)
+    assert_refused(status, err, "t10k-labels-idx1-ubyte")
+
+
+# ---- bad settings ----------------------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "epochs must be an int from 1 to 1000, got 0"),
+    (["--epochs", "-2"], "epochs must be an int from 1 to 1000, got -2"),
+    (["--epochs", "10000000000"], "epochs must be an int from 1 to 1000"),
+    (["--batch-size", "0"], "batch_size must be an int from 1 to 4096, got 0"),
+    (["--lr", "0"], "lr must be a number from 1e-07 to 10"),
+    (["--lr", "-1"], "lr must be a number from 1e-07 to 10"),
+    (["--lr", "nan"], "lr must be a number from 1e-07 to 10, got nan"),
+    (["--lr", "inf"], "lr must be a number from 1e-07 to 10, got inf"),
+    (["--lr", "1e30"], "lr must be a number from 1e-07 to 10"),
+    (["--train-size", "10", "--batch-size", "32"], "batch_size (32) is larger than the training set (10)"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_train_refuses_bad_settings(args, message, tmp_path, capsys):
+    output = tmp_path / "model.npz"
+    status, _, err = run_main(["train", *args, "--output", output], capsys)
+    assert_refused(status, err, message)
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("args", [["--lr", "abc"], ["--epochs", "two"], ["--batch-size", ""]])
+def test_non_numeric_settings_are_refused_by_the_argument_parser(args, capsys):
+    status, _, err = run_main(["train", *args], capsys)
+    assert status == 2
+    assert f"argument {args[0]}: invalid" in err and "Traceback" not in err
