@@ -378,6 +378,23 @@ def test_pyodide_dist_directory_or_url_fills_an_empty_cache(cache, tmp_path):
             assert sha256(wheels[file_name]) == sha
 
 
+@pytest.mark.parametrize("as_url", [False, True], ids=["directory", "file-url"])
+def test_downloaded_wheel_with_another_sha256_is_refused_and_not_cached(cache, tmp_path, as_url):
+    # A Pyodide distribution whose numpy wheel was tampered with (one byte appended).
+    dist = tmp_path / "pyodide-0.27.7"
+    shutil.copytree(cache / f"pyodide-{B.PYODIDE_VERSION}", dist)
+    name, pinned = B.PYODIDE_WHEELS["numpy"]
+    tampered = (dist / name).read_bytes() + b"\0"
+    (dist / name).write_bytes(tampered)
+    empty = tmp_path / "cache"
+    with pytest.raises(B.BuildError) as excinfo:
+        B.pyodide_wheels(empty, ROOT, dist.as_uri() if as_url else str(dist), log=lambda *a: None)
+    message = str(excinfo.value)
+    assert name in message and pinned in message and hashlib.sha256(tampered).hexdigest() in message
+    assert "\n" not in message
+    assert not (empty / f"pyodide-{B.PYODIDE_VERSION}" / name).exists()  # nothing unverified is cached
+
+
 def test_failed_pip_download_says_what_to_do(tmp_path, monkeypatch):
     # A real pip run against an index nobody listens on: the offline case.
     for name, value in {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
