@@ -708,9 +708,10 @@ def report(results):
             f"model on the same digits untouched: {dr['untouched_accuracy']:.1%}")
         add(f"  last stroke's pointerup to the answer's bars rendered: median **{dr['latency_ms_median']:.0f} ms** "
             f"(target < 100 ms), 90th percentile {dr['latency_ms_p90']:.0f} ms, max {dr['latency_ms_max']:.0f} ms")
-        add(f"  the same strokes rendered in CPython (bench/strokes.py render, 18 px pen) and read by the same model: "
-            f"{dr['cpython_render_accuracy']:.1%}; CPython and the page read the same digit for "
-            f"{dr['cpython_render_agrees_with_page']:.1%} of the drawings")
+        if "cpython_render_accuracy" in dr:
+            add(f"  the same strokes rendered in CPython (bench/strokes.py render, 18 px pen) and read by the same model: "
+                f"{dr['cpython_render_accuracy']:.1%}; CPython and the page read the same digit for "
+                f"{dr['cpython_render_agrees_with_page']:.1%} of the drawings")
         if dr["misread"]:
             add("  misread (label->read): " + ", ".join(f"{m['label']}->{m['read'] or 'nothing'}" for m in dr["misread"]))
     if t:
@@ -727,8 +728,9 @@ def report(results):
             r = max(rend, key=lambda r: r["rss"] or 0)
             add(f"  largest renderer process with the bench page and its 3 workers: RSS {fmt_mb(r['rss'])} "
                 f"(peak {fmt_mb(r['peak_rss'])})")
-        add(f"  CPython: peak RSS {fmt_mb(mem['native']['peak_rss_bytes'])} "
-            f"(RSS {fmt_mb(mem['native']['rss_before_training_bytes'])} after loading the data, before training)")
+        add(f"  CPython (the same loop, one BLAS thread): RSS {fmt_mb(mem['native']['rss_before_training_bytes'])} "
+            f"before training, {fmt_mb(mem['native']['rss_bytes'])} after all rounds; peak RSS "
+            f"{fmt_mb(mem['native']['peak_rss_bytes'])}, reached while converting the digits to float32, not training")
     if tr and tr.get("renderer_after_training"):
         r = max(tr["renderer_after_training"], key=lambda r: r["rss"] or 0)
         add(f"  largest renderer process after the page's default training run: RSS {fmt_mb(r['rss'])} "
@@ -775,8 +777,12 @@ def main(argv=None):
                       help="also time loads in an ordinary (in-memory cache) Playwright context")
     parser.add_argument("--out", default="dist", help="site directory to build and serve (default dist/)")
     parser.add_argument("--json", help="write the raw results to this file")
+    parser.add_argument("--report", metavar="JSON", help="print the report of a saved --json file and exit")
     parser.add_argument("--chromium", default=os.environ.get("PYCNN_CHROMIUM", "/usr/bin/chromium"))
     args = parser.parse_args(argv)
+    if args.report:
+        print(report(json.loads(Path(args.report).read_text())))
+        return 0
     if args.diagnostics:
         args.profile = args.profile or 150
         args.boot = args.incognito_load = True
