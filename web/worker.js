@@ -270,32 +270,11 @@ async function sha256Hex(bytes) {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Find the expected sha256 of `name` in the data manifest's "files" entry, whatever its shape. */
-function expectedHash(files, name) {
-  if (!files) return null;
-  const entries = Array.isArray(files) ? files.map((f) => [f?.name ?? f?.path ?? "", f]) : Object.entries(files);
-  for (const [key, value] of entries) {
-    const path = typeof value === "object" && value ? value.path ?? value.name ?? value.file ?? key : key;
-    if (key === name || String(path).endsWith(name)) {
-      if (typeof value === "string") return value;
-      return value?.sha256 ?? null;
-    }
-  }
-  return null;
-}
-
-/** The file name for images or labels in the data manifest (falls back to the standard names). */
-function dataFileName(manifest, kind) {
-  const fallback = kind === "images" ? "subset-images-idx3-ubyte.gz" : "subset-labels-idx1-ubyte.gz";
-  const files = manifest.files;
-  if (files && !Array.isArray(files)) {
-    const entry = files[kind];
-    if (typeof entry === "object" && entry && (entry.path || entry.name)) return entry.path ?? entry.name;
-    const key = Object.keys(files).find((k) => k.includes(kind === "images" ? "images" : "labels"));
-    if (key && key.includes(".")) return key;
-  }
-  if (typeof manifest[kind] === "string") return manifest[kind];
-  return fallback;
+/** The data manifest's file (name and sha256) for "images" or "labels", as build.py writes it. */
+function dataFile(manifest, kind) {
+  const name = Object.keys(manifest.files ?? {}).find((file) => file.includes(`-${kind}-`));
+  if (!name) throw new Error(`the data manifest lists no ${kind} file`);
+  return { name, sha256: manifest.files[name].sha256 };
 }
 
 async function runStage(stage, text, work) {
@@ -321,8 +300,8 @@ function prefetchData() {
     const dataManifest = await fetchJson(manifestUrl, "the data manifest");
     const files = {};
     for (const kind of ["images", "labels"]) {
-      const name = dataFileName(dataManifest, kind);
-      files[kind] = { name, bytes: fetchBytes(new URL(name, manifestUrl), `the ${kind}`) };
+      const { name, sha256 } = dataFile(dataManifest, kind);
+      files[kind] = { name, sha256, bytes: fetchBytes(new URL(name, manifestUrl), `the ${kind}`) };
       files[kind].bytes.catch(() => {}); // reported by the data stage, which awaits it
     }
     return { manifest: dataManifest, files };
@@ -371,11 +350,10 @@ async function boot() {
     const info = await timed("data", "Loading the digits", async () => {
       const { manifest, files } = await prefetched.data;
       py.FS.mkdirTree("/data");
-      for (const [kind, { name, bytes: pending }] of Object.entries(files)) {
+      for (const [kind, { name, sha256: want, bytes: pending }] of Object.entries(files)) {
         const bytes = await pending;
-        const want = expectedHash(manifest.files, name);
-        const got = want ? await sha256Hex(bytes) : null;
-        if (want && got && want !== got) {
+        const got = await sha256Hex(bytes);
+        if (got && want !== got) {
           throw new Error(`${name} is corrupt: sha256 ${got.slice(0, 12)}…, expected ${want.slice(0, 12)}…; rebuild the site`);
         }
         py.FS.writeFile(`/data/${kind}.gz`, bytes);
