@@ -15,8 +15,13 @@ export class WorkerClient {
   /** Start (or restart) the worker. Pending requests of an old worker are rejected. */
   start() {
     this.terminate("the worker was restarted");
-    const worker = new Worker(this.url, { type: "module", name: "pycnn" });
-    worker.addEventListener("message", (event) => this.#dispatch(worker, event.data));
+    // The worker holds a Web Lock of this name for its whole life (see #watch).
+    const lock = `pycnn-worker-${globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`}`;
+    const worker = new Worker(this.url, { type: "module", name: lock });
+    worker.addEventListener("message", (event) => {
+      if (event.data?.type === "lifeline") this.#watch(worker, lock);
+      else this.#dispatch(worker, event.data);
+    });
     worker.addEventListener("error", (event) => {
       event.preventDefault();
       const where = event.filename ? ` (${event.filename.split("/").pop()}:${event.lineno})` : "";
@@ -66,6 +71,18 @@ export class WorkerClient {
       return;
     }
     this.#emit(message.type, message);
+  }
+
+  /**
+   * A worker that ends without an error event (self.close(), killed by the browser) is noticed
+   * through its lifeline: it holds the Web Lock `lock` until it ends, and this request for the
+   * same lock is granted only then. (Web Locks need a secure context: https or localhost.)
+   */
+  #watch(worker, lock) {
+    if (!globalThis.navigator?.locks) return;
+    navigator.locks
+      .request(lock, () => this.#fail(worker, "The Python worker stopped unexpectedly (it may have run out of memory)"))
+      .catch(() => {});
   }
 
   #fail(worker, text) {

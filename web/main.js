@@ -133,11 +133,14 @@ function setState(state) {
   invalidate("controls", "estimate");
 }
 
-function showMessage(text, kind = "info", { retry = false } = {}) {
+function showMessage(text, kind = "info", { retry = false, retryLabel = "Retry" } = {}) {
+  // a dead worker's message (with its Retry/Restart button) stays until the worker runs again
+  if (!retry && app.state === "error" && !ui.retry.hidden) return;
   ui.banner.hidden = false;
   ui.banner.dataset.kind = kind;
   ui.bannerText.textContent = text;
   ui.retry.hidden = !retry;
+  ui.retry.textContent = retryLabel;
   ui.dismiss.hidden = retry;
 }
 
@@ -288,8 +291,10 @@ function markStage(stage, status, ms) {
 }
 
 function startWorker() {
-  clearMessage();
   setState("loading");
+  clearMessage();
+  delete document.body.dataset.workerLost;
+  showIdlePrediction(); // "Python is still loading…"
   for (const stage of STAGE_ORDER) markStage(stage, "pending");
   ui.status.dataset.stage = "";
   ui.status.textContent = "Starting Python…";
@@ -327,14 +332,26 @@ client.on("ready", async ({ info, timings }) => {
 
 client.on("error", (message) => {
   if (message.fatal) {
+    const wasLoading = app.state === "loading";
+    const wasTraining = app.state === "training";
     const stage = message.stage ? ` while loading ${message.stage}` : "";
-    markStage(message.stage ?? "python", "failed");
-    ui.status.textContent = `Failed${stage}`;
+    if (wasLoading || message.stage) markStage(message.stage ?? "python", "failed");
+    ui.status.textContent = wasLoading ? `Failed${stage}` : "The Python worker is not running";
     ui.status.dataset.stage = "error";
+    document.body.dataset.workerLost = String(!wasLoading);
+    if (wasTraining) document.body.dataset.runResult = "crashed";
     app.run = null;
     setState("error");
-    const saved = app.hasSavedModel ? " Your last saved model will come back after a retry." : "";
-    showMessage(`Something went wrong${stage}: ${message.message}.${saved}`, "error", { retry: true });
+    const saved = app.hasSavedModel ? " Your last saved model will come back after a restart." : "";
+    if (wasLoading) {
+      showMessage(`Something went wrong${stage}: ${message.message}.${saved}`, "error", { retry: true });
+    } else {
+      const during = wasTraining ? " during training" : "";
+      showMessage(`${message.message}${during}. Press Restart to start Python again.${saved}`, "error",
+        { retry: true, retryLabel: "Restart" });
+    }
+    invalidate("progress");
+    showIdlePrediction();
     return;
   }
   showMessage(message.message, "error");
@@ -363,20 +380,26 @@ function historySnapshot() {
 
 async function persist(bytes, evaluation) {
   if (!app.storageOk) return;
-  app.hasSavedModel = true;
+  const model = { ...app.model };
   try {
     await store.save({
       format: 1,
       bytes,
       history: historySnapshot(),
       evaluation,
-      model: { ...app.model },
+      model,
       savedAt: Date.now(),
     });
+    app.hasSavedModel = true;
+    // for tests and the curious: how many saves, and the epochs of the model saved last
+    ui.storageNote.dataset.saves = String(Number(ui.storageNote.dataset.saves ?? 0) + 1);
+    ui.storageNote.dataset.savedEpochs = String(model.epochs ?? 0);
   } catch (error) {
     app.storageOk = false;
+    const why = error?.name === "QuotaExceededError" ? "the browser's storage for this page is full"
+      : error?.message || error?.name || String(error);
     ui.storageNote.dataset.available = "false";
-    ui.storageNote.textContent = `Could not save the model in this browser (${error.message}); it won't be kept across reloads. Use Download model.`;
+    ui.storageNote.textContent = `Could not save the model in this browser (${why}); it won't be kept across reloads. Use Download model.`;
   }
 }
 
@@ -607,6 +630,9 @@ ui.load.addEventListener("change", () => {
 // ---------- draw a digit, and why (predictions are latest-only: stale drawings are dropped) ----------
 const sketch = new Sketch(byTestId("draw-canvas"), ({ ended }) => {
   app.inspecting = null;
+  drawing.version += 1;
+  drawing.changedAt = performance.now();
+  byTestId("draw-canvas").dataset.version = String(drawing.version);
   if (sketch.isEmpty) {
     predictor.seq += 1; // drop any answer still on its way
     showIdlePrediction();
@@ -615,10 +641,30 @@ const sketch = new Sketch(byTestId("draw-canvas"), ({ ended }) => {
   if (ended) requestPrediction();
   else throttledPrediction();
 });
+// every change of the drawing gets a version; an answer says which version it read (data-answered-version)
+const drawing = { version: 0, changedAt: 0 };
 byTestId("clear-button").addEventListener("click", () => sketch.clear());
 byTestId("undo-button").addEventListener("click", () => sketch.undo());
 
-const predictor = { seq: 0, inFlight: false, pending: false, lastSentAt: -Infinity, timer: null };
+// requested: predictions the drawing asked for; sent: requests posted to the worker (at most one in
+// flight; a newer drawing waits for it and replaces any older waiting one); answered: replies;
+// stale: replies dropped because the drawing changed meanwhile. Shown as data-* on the prediction.
+const predictor = {
+  seq: 0, inFlight: false, pending: false, lastSentAt: -Infinity, timer: null,
+  requested: 0, sent: 0, answered: 0, stale: 0, workerMs: 0,
+};
+
+function countPredictions() {
+  Object.assign(byTestId("prediction").dataset, {
+    requested: String(predictor.requested), requests: String(predictor.sent),
+    answers: String(predictor.answered), stale: String(predictor.stale), workerMs: String(Math.round(predictor.workerMs)),
+  });
+}
+
+/** A tap or a dot (all strokes within one brush width) is no digit; reading it would only guess. */
+function tooLittleInk() {
+  return sketch.extent < sketch.brushWidth;
+}
 
 function modelReady() {
   return (app.state === "ready" || app.state === "training") && app.model.kind !== "untrained";
@@ -626,6 +672,7 @@ function modelReady() {
 
 function showIdlePrediction() {
   let note = "Draw a digit in the box.";
+  if (!sketch.isEmpty && tooLittleInk()) note = "Too little ink to read: draw a digit (a dot is not enough).";
   if (app.state === "loading") note = "Python is still loading…";
   else if (app.state === "error") note = "The Python worker is not running.";
   else if (app.model.kind === "untrained") {
@@ -638,6 +685,7 @@ function showIdlePrediction() {
 }
 
 function throttledPrediction() {
+  if (tooLittleInk()) return; // a stroke that has only just begun: wait for more ink
   const wait = PREDICT_THROTTLE_MS - (performance.now() - predictor.lastSentAt);
   if (wait <= 0) requestPrediction();
   else if (!predictor.timer) {
@@ -649,10 +697,13 @@ function throttledPrediction() {
 }
 
 function requestPrediction() {
-  if (!modelReady() || sketch.isEmpty) {
+  if (!modelReady() || sketch.isEmpty || tooLittleInk()) {
+    predictor.seq += 1; // an answer still on its way is for an older drawing
     showIdlePrediction();
     return;
   }
+  predictor.requested += 1;
+  countPredictions();
   predictor.seq += 1;
   if (predictor.inFlight) {
     predictor.pending = true; // sent with the then-current drawing when the answer in flight arrives
@@ -663,19 +714,25 @@ function requestPrediction() {
 
 async function sendPrediction() {
   const seq = predictor.seq;
+  const { version, changedAt: drawnAt } = drawing;
   const ink = sketch.ink();
   predictor.inFlight = true;
   predictor.pending = false;
-  predictor.sent = (predictor.sent ?? 0) + 1;
-  byTestId("prediction").dataset.requests = String(predictor.sent);
+  predictor.sent += 1;
+  countPredictions();
   predictor.lastSentAt = performance.now();
   const sentAt = performance.now();
   try {
     const reply = await client.request("predict", ink, [ink.pixels.buffer]);
+    predictor.answered += 1;
+    predictor.workerMs += reply.ms ?? 0; // the worker's time for this answer
     if (seq === predictor.seq && app.inspecting === null) {
-      app.prediction = { result: reply, source: "drawing", sentAt };
+      app.prediction = { result: reply, source: "drawing", sentAt, version, drawnAt };
       invalidate("prediction");
+    } else {
+      predictor.stale += 1;
     }
+    countPredictions();
   } catch (error) {
     if (seq === predictor.seq) {
       app.prediction = { idle: `Could not read the drawing: ${error.message}` };
@@ -683,7 +740,7 @@ async function sendPrediction() {
     }
   } finally {
     predictor.inFlight = false;
-    if (predictor.pending && !sketch.isEmpty && app.inspecting === null) sendPrediction();
+    if (predictor.pending && modelReady() && !sketch.isEmpty && app.inspecting === null) sendPrediction();
   }
 }
 
@@ -739,6 +796,10 @@ function renderPrediction() {
   featureMaps.show(result.maps);
   el.dataset.source = p.source;
   el.dataset.latencyMs = String(Math.round(performance.now() - p.sentAt));
+  if (p.source === "drawing") {
+    el.dataset.answeredVersion = String(p.version); // the drawing (data-version of the canvas) this answer read
+    el.dataset.drawingLatencyMs = String(Math.round(performance.now() - p.drawnAt)); // that drawing's last change to bars
+  }
 }
 
 async function refreshAnalysis() {

@@ -14,6 +14,7 @@ export class Sketch {
     this.strokes = []; // each an array of [x, y] in canvas pixels
     this.current = null;
     this.pointerId = null;
+    this.box = [Infinity, Infinity, -Infinity, -Infinity]; // x0, y0, x1, y1 of every stroke point
     canvas.addEventListener("pointerdown", (e) => this.#down(e));
     canvas.addEventListener("pointermove", (e) => this.#move(e));
     canvas.addEventListener("pointerup", (e) => this.#up(e));
@@ -32,9 +33,34 @@ export class Sketch {
     return this.strokes.length;
   }
 
+  /** Brush diameter in canvas pixels. */
+  get brushWidth() {
+    return this.canvas.width * BRUSH_FRACTION;
+  }
+
+  /** Larger side of the box around every stroke point (the pen's centre line): 0 for a single dot. */
+  get extent() {
+    const [x0, y0, x1, y1] = this.box;
+    return x1 < x0 ? 0 : Math.max(x1 - x0, y1 - y0);
+  }
+
+  #grow([x, y]) {
+    const box = this.box;
+    box[0] = Math.min(box[0], x);
+    box[1] = Math.min(box[1], y);
+    box[2] = Math.max(box[2], x);
+    box[3] = Math.max(box[3], y);
+  }
+
+  #measure() {
+    this.box = [Infinity, Infinity, -Infinity, -Infinity];
+    for (const stroke of this.strokes) for (const point of stroke) this.#grow(point);
+  }
+
   clear() {
     this.strokes = [];
     this.current = null;
+    this.#measure();
     this.#redraw();
     this.onChange({ ended: true });
   }
@@ -42,6 +68,7 @@ export class Sketch {
   undo() {
     if (!this.strokes.length) return;
     this.strokes.pop();
+    this.#measure();
     this.#redraw();
     this.onChange({ ended: true });
   }
@@ -69,6 +96,7 @@ export class Sketch {
     this.pointerId = event.pointerId;
     this.canvas.setPointerCapture(event.pointerId);
     this.current = [this.#point(event)];
+    this.#grow(this.current[0]);
     this.#drawSegment(this.current, 0);
     this.onChange({ ended: false });
   }
@@ -79,6 +107,7 @@ export class Sketch {
     const events = event.getCoalescedEvents?.() ?? [event];
     for (const e of events.length ? events : [event]) {
       this.current.push(this.#point(e));
+      this.#grow(this.current[this.current.length - 1]);
       this.#drawSegment(this.current, this.current.length - 2);
     }
     this.onChange({ ended: false });

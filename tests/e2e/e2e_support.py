@@ -39,10 +39,19 @@ PROBE_SCRIPT = """
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) probe.frames.push({
         start: e.startTime, duration: e.duration, blocking: e.blockingDuration,
+        scriptMs: (e.scripts || []).reduce((sum, s) => sum + s.duration, 0),  // page scripts' own time in the frame
         scripts: (e.scripts || []).map((s) => `${s.invoker} ${s.sourceURL.split("/").pop()}:${s.sourceCharPosition} ${Math.round(s.duration)}ms`),
       });
     }).observe({ type: "long-animation-frame", buffered: true });
   } catch (e) { probe.framesError = String(e); }
+  probe.events = [];  // input events slower than 16 ms from input to next paint (Event Timing API)
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) probe.events.push({
+        name: e.name, start: e.startTime, duration: e.duration, delay: e.processingStart - e.startTime,
+      });
+    }).observe({ type: "event", durationThreshold: 16, buffered: true });
+  } catch (e) { probe.eventsError = String(e); }
   document.addEventListener("securitypolicyviolation", (e) => {
     probe.csp.push(`${e.violatedDirective} ${e.blockedURI}`);
   });
@@ -59,6 +68,15 @@ def chromium_path():
         if candidate and os.path.exists(candidate):
             return candidate
     return None
+
+
+def main_thread_load(probe, started, ended):
+    """Long tasks (Long Tasks API, wall clock) and long animation frames in which page scripts ran,
+    overlapping [started, ended] (performance.now() ms of the page)."""
+    overlaps = lambda e: e["start"] + e["duration"] >= started and e["start"] <= ended  # noqa: E731
+    tasks = [round(t["duration"]) for t in probe["longTasks"] if overlaps(t)]
+    frames = [f for f in probe["frames"] if overlaps(f) and f["blocking"] > 0 and f["scriptMs"] > 0]
+    return tasks, frames
 
 
 class PageLog:

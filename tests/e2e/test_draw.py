@@ -8,7 +8,7 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import ROOT, draw_digit
+from e2e_support import CANVAS, ROOT, draw_digit, main_thread_load
 
 # (digit, (left, top, size)) on the 280x280 canvas: full size, a quarter, off-centre, small
 DRAWINGS = [
@@ -140,15 +140,169 @@ def test_scribbling_during_training_answers_the_latest_drawing_and_stays_respons
     assert page.evaluate("document.body.dataset.state") == "training"
     app.by_id("stop-button").click()
     page.wait_for_selector('body[data-state="ready"][data-run-result="stopped"]', state="attached", timeout=30_000)
-    probe = app.probe()
-    overlaps = lambda e: e["start"] + e["duration"] >= started and e["start"] <= ended  # noqa: E731
-    tasks = [round(t["duration"]) for t in probe["longTasks"] if overlaps(t)]
-    frames = [f for f in probe["frames"] if overlaps(f) and f["blocking"] > 0]
+    tasks, frames = main_thread_load(app.probe(), started, ended)
     print(f"\nscribble during training: {sent} prediction requests for ~120 pointer moves; "
           f"long tasks {tasks or 'none'}; blocking animation frames {frames or 'none'}")
     assert 1 <= sent <= 60  # throttled and latest-only: not one request per move
-    # page scripts never block 50 ms (wall-clock long tasks alone can come from a starved CPU; see test_site)
-    assert all(f["blocking"] < 50 for f in frames), frames
+    # page scripts never run 50 ms in one frame (a frame or task can still last longer by the wall
+    # clock when other processes starve the 2 cores; see test_site)
+    assert all(f["scriptMs"] < 50 for f in frames), frames
+
+
+def test_a_dot_is_too_little_ink_to_read(app):
+    page = app.page
+    app.by_id("clear-button").click()
+    expect(app.by_id("prediction")).to_have_text("")
+    requested = app.attr("prediction", "data-requested")
+    canvas = app.by_id("draw-canvas")
+    canvas.scroll_into_view_if_needed()
+    rect = canvas.bounding_box()
+    page.mouse.click(rect["x"] + rect["width"] / 2, rect["y"] + rect["height"] / 2)  # a tap: one dot of ink
+    expect(app.by_id("prediction-note")).to_contain_text("Too little ink")
+    app.by_id("clear-button").click()
+    page.mouse.move(rect["x"] + 40, rect["y"] + 40)  # a dash shorter than the brush is wide
+    page.mouse.down()
+    page.mouse.move(rect["x"] + 45, rect["y"] + 42, steps=3)
+    page.mouse.up()
+    expect(app.by_id("prediction-note")).to_contain_text("Too little ink")
+    assert prediction(app) == "" and app.attr("feature-maps", "data-shown") != "true"
+    assert app.attr("prediction", "data-requested") == requested  # nothing was sent to the worker
+    app.by_id("clear-button").click()
+    draw_digit(page, 1, (60, 30, 220))
+    expect(app.by_id("prediction")).to_have_text("1")
+
+
+# ---- a burst of predictions while training (issue 5, item 5) ----
+BURST_STROKES = 200
+BURST_TRAIN_SIZE = 4000
+BURST_RUN = {"epochs-input": "40", "train-size-input": str(BURST_TRAIN_SIZE), "batch-size-input": "32",
+             "learning-rate-input": "0.0003"}
+EPOCH_CLOCK = """() => {
+  const el = document.querySelector('[data-testid=accuracy-chart]');
+  window.__epochEnds = [];  // [performance.now(), epochs shown] each time the epoch count changes
+  new MutationObserver(() => {
+    const n = Number(el.dataset.points), last = window.__epochEnds[window.__epochEnds.length - 1];
+    if (!last || last[1] !== n) window.__epochEnds.push([performance.now(), n]);
+  }).observe(el, { attributes: true, attributeFilter: ['data-points'] });
+}"""
+COUNTERS = "() => Object.fromEntries(['requested', 'requests', 'answers', 'stale', 'workerMs'].map(k =>" \
+           " [k, Number(document.querySelector('[data-testid=prediction]').dataset[k] || 0)]))"
+
+
+def epochs_shown(page):
+    return int(page.get_by_test_id("accuracy-chart").get_attribute("data-points"))
+
+
+def wait_epochs(page, n):
+    page.wait_for_function(f"() => Number(document.querySelector('[data-testid=accuracy-chart]').dataset.points) >= {n}",
+                           timeout=120_000)
+
+
+def epoch_end_times(page):
+    return {n: t for t, n in page.evaluate("window.__epochEnds")}
+
+
+def burst_point(rect, i):
+    scale = rect["width"] / CANVAS
+    return rect["x"] + (30 + (i * 37) % 220) * scale, rect["y"] + (30 + (i * 53) % 220) * scale
+
+
+def burst_stroke(page, rect, i):
+    """Stroke i: pen down where stroke i - 1 ended, one move to a point elsewhere on the canvas, pen up.
+    (Chromium delivers pointer moves once per frame; downs and ups at once: ~1 frame per stroke.)"""
+    page.mouse.down()
+    page.mouse.move(*burst_point(rect, i + 1))
+    page.mouse.up()
+
+
+def measure_burst(app, rect, quiet_from):
+    """Training images/s over the epoch after epoch `quiet_from` (no drawing), then over the whole
+    epochs that run while >= BURST_STROKES strokes are drawn; plus what the burst cost the page."""
+    page = app.page
+    wait_epochs(page, quiet_from + 1)
+    burst_started = page.evaluate("performance.now()")
+    before = page.evaluate(COUNTERS)
+    page.mouse.move(*burst_point(rect, 0))
+    strokes = 0
+    while True:
+        burst_stroke(page, rect, strokes)
+        strokes += 1
+        if strokes >= BURST_STROKES and strokes % 10 == 0 and epochs_shown(page) > quiet_from + 1:
+            break  # >= 200 strokes and at least one whole epoch ran under the burst
+    burst_ended = page.evaluate("performance.now()")
+    latest = app.attr("draw-canvas", "data-version")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=prediction]').dataset.answeredVersion === '{latest}'",
+                           timeout=30_000)
+    answered_at = page.evaluate("performance.now()")
+    after = page.evaluate(COUNTERS)
+    assert page.evaluate("document.body.dataset.state") == "training"
+    ends = epoch_end_times(page)
+    last = max(n for n, t in ends.items() if t <= burst_ended)
+    quiet = BURST_TRAIN_SIZE / ((ends[quiet_from + 1] - ends[quiet_from]) / 1000)
+    loaded = (last - quiet_from - 1) * BURST_TRAIN_SIZE / ((ends[last] - ends[quiet_from + 1]) / 1000)
+    probe = app.probe()
+    tasks, frames = main_thread_load(probe, burst_started, answered_at)
+    events = [e for e in probe["events"] if burst_started <= e["start"] <= answered_at]
+    counts = {k: after[k] - before[k] for k in after}
+    return {
+        "strokes": strokes, "burst_s": (burst_ended - burst_started) / 1000, "epochs_under_burst": last - quiet_from - 1,
+        "quiet": quiet, "loaded": loaded, "ratio": loaded / quiet, "counts": counts, "tasks": tasks, "frames": frames,
+        "longest_task": max(tasks, default=0), "longest_script_frame": max((f["scriptMs"] for f in frames), default=0),
+        "slowest_event": max((e["duration"] for e in events), default=0), "slow_events": len(events),
+        "latency": int(app.attr("prediction", "data-drawing-latency-ms")),
+    }
+
+
+def test_burst_of_200_predictions_while_training_answers_the_latest_drawing(app, record_property):
+    """200+ strokes as fast as Playwright's mouse goes, each asking for a prediction, while the page
+    trains: the page keeps at most one prediction in flight and drops stale ones, answers the last
+    drawing, keeps page scripts short, and trains at least half as fast as without the burst.
+    Throughput is whole epochs (4,000 digits + the held-out evaluation) by the page's clock."""
+    page = app.page
+    app.by_id("clear-button").click()
+    for testid, value in BURST_RUN.items():
+        app.by_id(testid).fill(value)
+    canvas = app.by_id("draw-canvas")
+    canvas.scroll_into_view_if_needed()
+    rect = canvas.bounding_box()
+    page.evaluate(EPOCH_CLOCK)
+    app.by_id("train-button").click()
+    app.wait_state("training", timeout=10_000)
+    first = epochs_shown(page) + 1  # the run's first epoch warms up; the next one is the quiet one
+    runs = [measure_burst(app, rect, first)]
+    if runs[0]["ratio"] < 0.5:  # once more before failing: a busy machine can slow one window only
+        runs.append(measure_burst(app, rect, epochs_shown(page) + 1))
+    r = runs[-1]
+
+    # the answer to the latest drawing is right: a 7 drawn after the burst, training still running
+    app.by_id("clear-button").click()
+    draw_digit(page, 7, (40, 30, 210))
+    latest = app.attr("draw-canvas", "data-version")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=prediction]').dataset.answeredVersion === '{latest}'",
+                           timeout=30_000)
+    expect(app.by_id("prediction")).to_have_text("7")
+    seven_latency = int(app.attr("prediction", "data-drawing-latency-ms"))
+    assert page.evaluate("document.body.dataset.state") == "training"
+    app.by_id("stop-button").click()
+    page.wait_for_selector('body[data-state="ready"][data-run-result="stopped"]', state="attached", timeout=30_000)
+
+    c = r["counts"]
+    figures = (f"burst of {r['strokes']} strokes in {r['burst_s']:.1f} s while training: {c['requested']} predictions "
+               f"requested, {c['requests']} sent, {c['answers']} answered ({c['stale']} stale, dropped; "
+               f"{c['workerMs'] / max(1, c['answers']):.0f} ms of worker time each); "
+               f"latest drawing answered {r['latency']} ms after its last stroke (a 7 drawn after it: {seven_latency} ms); "
+               f"longest main-thread task {r['longest_task']} ms, longest page-script time in a frame "
+               f"{r['longest_script_frame']:.0f} ms, slowest input event {r['slowest_event']:.0f} ms; training "
+               f"{r['quiet']:,.0f} images/s without, {r['loaded']:,.0f} with the burst ({r['ratio']:.0%}, "
+               f"{r['epochs_under_burst']} epoch(s) under the burst)" + (f"; first try {runs[0]['ratio']:.0%}" if len(runs) > 1 else ""))
+    print("\n" + figures)
+    record_property("report", figures)
+    assert c["requested"] >= BURST_STROKES  # every stroke end asked for a prediction
+    assert c["requests"] == c["answers"]  # every request sent was answered: nothing lost or left queued
+    assert c["requests"] < c["requested"]  # stale drawings were dropped, not queued
+    assert all(f["scriptMs"] < 50 for f in r["frames"]), r["frames"]  # page scripts stay short
+    assert r["latency"] < 5_000 and seven_latency < 5_000
+    assert r["ratio"] >= 0.5, figures
 
 
 def test_untrained_model_does_not_guess(app):

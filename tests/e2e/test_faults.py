@@ -1,56 +1,49 @@
-"""Faults the page must survive: storage unavailable, a loading stage failing (then Retry)."""
+"""Faults the page must survive: Train pressed while Python loads, a loading stage failing (then
+Retry), the worker dying mid-run (an uncaught error, or ending without one), storage unavailable
+or full, a worker script that cannot start.
+
+The tests share pages (module-scoped) and run in file order: `page_app` gets a broken worker
+script (Retry), loads with its digits held back, then failing (Retry), trains and loses its worker
+twice. Two more pages: one without IndexedDB, one whose storage quota is full.
+"""
+import pytest
 from playwright.sync_api import expect
 
-from e2e_support import READY_TIMEOUT_MS
+from e2e_support import READY_TIMEOUT_MS, TRAIN_TIMEOUT_MS
 
 NO_INDEXEDDB = """
 IDBFactory.prototype.open = function () { throw new DOMException("The operation is insecure.", "SecurityError"); };
 """
 TINY_RUN = {"epochs-input": "1", "train-size-input": "256", "batch-size-input": "32", "learning-rate-input": "0.01"}
+# long enough that the worker is killed in its second epoch, after the first was saved
+CRASH_RUN = {"epochs-input": "6", "train-size-input": "2000", "batch-size-input": "32", "learning-rate-input": "0.005"}
+DATA_FILE = "**/data/subset-labels-idx1-ubyte.gz"
 
 
-def test_without_indexeddb_the_page_still_trains_and_says_models_are_not_kept(open_site):
-    app = open_site([NO_INDEXEDDB])
-    app.goto_ready()
-    note = app.by_id("storage-note")
-    expect(note).to_have_attribute("data-available", "false")
-    expect(note).to_contain_text("won't be kept")
-    for testid, value in TINY_RUN.items():
+def fill(app, values):
+    for testid, value in values.items():
         app.by_id(testid).fill(value)
-    app.by_id("train-button").click()
-    app.page.wait_for_selector('body[data-state="ready"][data-run-result="finished"]', state="attached", timeout=120_000)
-    assert app.attr("accuracy", "data-val-accuracy") != ""
-    app.page.reload()
-    app.wait_state("ready")
-    assert app.page.evaluate("document.body.dataset.model") == "untrained"
-    assert app.log.page_errors == []
 
 
-def test_a_failed_loading_stage_is_named_and_retry_recovers(open_site):
-    app = open_site()
-    failures = {"left": 1}
-
-    def fail_once(route):
-        if failures["left"]:
-            failures["left"] -= 1
-            route.abort()
-        else:
-            route.continue_()
-
-    app.context.route("**/data/subset-labels-idx1-ubyte.gz", fail_once)
-    app.page.goto(app.url)
-    app.wait_state("error", timeout=READY_TIMEOUT_MS)
-    expect(app.page.locator('[data-testid="stages"] [data-stage="data"]')).to_have_attribute("data-status", "failed")
-    expect(app.by_id("message")).to_contain_text("data")
-    expect(app.by_id("train-button")).to_be_disabled()
-    app.by_id("retry-button").click()
-    app.wait_state("ready")
-    expect(app.by_id("message")).to_be_hidden()
-    expect(app.by_id("train-button")).to_be_enabled()
+def body(app, name):
+    return app.page.evaluate(f"document.body.dataset.{name} ?? null")
 
 
-def test_a_worker_that_cannot_start_is_reported_and_retry_recovers(open_site):
-    app = open_site()
+@pytest.fixture(scope="module")
+def page_app(open_site):
+    return open_site()
+
+
+@pytest.fixture(scope="module")
+def held(page_app):
+    """The routes to the digits, held unanswered while the tests look at a page that is still loading."""
+    routes = []
+    page_app.context.route(DATA_FILE, lambda route: routes.append(route))
+    return routes
+
+
+def test_a_worker_that_cannot_start_is_reported_and_retry_starts_another(page_app, held):
+    app = page_app
     failures = {"left": 1}
 
     def broken_once(route):
@@ -64,8 +57,137 @@ def test_a_worker_that_cannot_start_is_reported_and_retry_recovers(open_site):
     app.page.goto(app.url)
     app.wait_state("error", timeout=READY_TIMEOUT_MS)
     expect(app.by_id("message")).to_contain_text("worker")
-    expect(app.by_id("retry-button")).to_be_visible()
+    expect(app.by_id("message")).to_contain_text("simulated worker crash")
+    expect(app.by_id("retry-button")).to_have_text("Retry")
+    expect(app.by_id("train-button")).to_be_disabled()
+    app.by_id("retry-button").click()  # a new worker loads (the next test holds its digits)
+    app.wait_state("loading", timeout=10_000)
+    expect(app.by_id("message")).to_be_hidden()
+
+
+def test_train_while_python_loads_does_nothing(page_app, held):
+    app = page_app
+    # Python, numpy and pycnn may load; the digits cannot arrive, so the page stays loading
+    app.page.wait_for_function("() => document.querySelector('[data-stage=pycnn]').dataset.status === 'done'",
+                               timeout=READY_TIMEOUT_MS)
+    assert held, "the digits were not requested"
+    assert body(app, "state") == "loading"
+    expect(app.by_id("train-button")).to_be_disabled()
+    app.page.evaluate("document.getElementById('train-form').requestSubmit()")  # the Enter key path
+    app.page.wait_for_timeout(300)
+    assert body(app, "state") == "loading" and body(app, "runResult") is None
+    expect(app.by_id("progress")).to_have_attribute("data-step", "0")
+    expect(app.by_id("prediction-note")).to_contain_text("Python is still loading")
+
+
+def test_a_failed_loading_stage_is_named_and_retry_recovers(page_app, held):
+    app = page_app
+    for route in held:
+        route.abort()  # the download fails
+    app.context.unroute(DATA_FILE)
+    app.wait_state("error", timeout=READY_TIMEOUT_MS)
+    expect(app.page.locator('[data-testid="stages"] [data-stage="data"]')).to_have_attribute("data-status", "failed")
+    expect(app.by_id("message")).to_contain_text("data")
+    expect(app.by_id("retry-button")).to_have_text("Retry")
+    expect(app.by_id("train-button")).to_be_disabled()
     app.by_id("retry-button").click()
     app.wait_state("ready")
+    expect(app.by_id("message")).to_be_hidden()
+    expect(app.by_id("train-button")).to_be_enabled()
+    # the Train pressed while loading started nothing
+    assert body(app, "runResult") is None and body(app, "model") == "untrained"
+    assert app.attr("loss-chart", "data-points") == "0"
+
+
+def train_until_an_epoch_is_saved(app):
+    """Start CRASH_RUN and return (epochs, held-out accuracy) of the model saved after its first epoch."""
+    saves = int(app.attr("storage-note", "data-saves") or 0)
+    epochs = int(app.attr("accuracy-chart", "data-points"))
+    fill(app, CRASH_RUN)
+    app.by_id("train-button").click()
+    app.wait_state("training", timeout=10_000)
+    app.page.wait_for_function(f"() => Number(document.querySelector('[data-testid=storage-note]').dataset.saves || 0) > {saves}",
+                               timeout=TRAIN_TIMEOUT_MS)
+    saved = int(app.attr("storage-note", "data-saved-epochs"))
+    assert saved == epochs + 1
+    accuracy = app.page.evaluate("document.querySelector('[data-testid=accuracy-chart]').dataset.lastValAccuracy")
+    assert body(app, "state") == "training", "the run ended before the worker could be killed"
+    return saved, float(accuracy)
+
+
+def assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, *words):
+    app.wait_state("error", timeout=30_000)
+    message = app.by_id("message")
+    for word in ("during training", "Restart", "last saved model will come back", *words):
+        expect(message).to_contain_text(word)
+    assert body(app, "runResult") == "crashed" and body(app, "workerLost") == "true"
+    expect(app.by_id("retry-button")).to_have_text("Restart")
+    expect(app.by_id("train-button")).to_be_disabled()
+    expect(app.by_id("prediction-note")).to_contain_text("not running")
+    app.by_id("retry-button").click()
+    app.wait_state("ready")
+    expect(message).to_be_hidden()
+    assert body(app, "model") == "restored"
+    assert app.attr("accuracy-chart", "data-points") == str(saved)
+    assert float(app.attr("accuracy", "data-val-accuracy")) == pytest.approx(accuracy, abs=1e-9)
     expect(app.by_id("train-button")).to_be_enabled()
 
+
+def test_an_uncaught_error_in_the_worker_mid_run_is_reported_and_restart_restores_the_saved_model(page_app):
+    app = page_app
+    saved, accuracy = train_until_an_epoch_is_saved(app)
+    # an exception that escapes every handler in the worker (as an escaped Python error would)
+    app.page.workers[0].evaluate("() => { setTimeout(() => { throw new Error('simulated crash'); }); }")
+    assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, "crashed", "simulated crash")
+
+
+def test_a_worker_that_ends_without_an_error_mid_run_is_noticed_and_restart_restores(page_app):
+    """self.close() (or the browser killing the worker) sends no error event: the page notices
+    because the worker's Web Lock is released."""
+    app = page_app
+    saved, accuracy = train_until_an_epoch_is_saved(app)
+    assert len(app.page.workers) == 1
+    app.page.workers[0].evaluate("() => { setTimeout(() => self.close()); }")
+    assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, "stopped unexpectedly")
+
+
+def test_without_indexeddb_the_page_still_trains_and_says_models_are_not_kept(open_site):
+    app = open_site([NO_INDEXEDDB])
+    app.goto_ready()
+    note = app.by_id("storage-note")
+    expect(note).to_have_attribute("data-available", "false")
+    expect(note).to_contain_text("won't be kept")
+    fill(app, TINY_RUN)
+    app.by_id("train-button").click()
+    app.page.wait_for_selector('body[data-state="ready"][data-run-result="finished"]', state="attached", timeout=120_000)
+    assert app.attr("accuracy", "data-val-accuracy") != ""
+    app.page.reload()
+    app.wait_state("ready")
+    assert body(app, "model") == "untrained"
+    assert app.log.page_errors == []
+
+
+def test_storage_full_on_save_the_page_still_trains_and_says_models_are_not_kept(open_site):
+    """A real QuotaExceededError: Chromium's quota for the origin is set to 1 byte (DevTools protocol)
+    on a page that has not saved yet (Chromium ignores the override once an origin has written)."""
+    app = open_site()
+    app.goto_ready()
+    errors = (len(app.log.page_errors), len(app.log.console_errors))
+    note = app.by_id("storage-note")
+    expect(note).to_have_attribute("data-available", "true")
+    cdp = app.context.new_cdp_session(app.page)
+    cdp.send("Storage.overrideQuotaForOrigin", {"origin": app.url.rstrip("/"), "quotaSize": 1})
+    fill(app, TINY_RUN)
+    app.by_id("train-button").click()
+    app.page.wait_for_selector('body[data-state="ready"][data-run-result="finished"]', state="attached",
+                               timeout=TRAIN_TIMEOUT_MS)
+    expect(note).to_have_attribute("data-available", "false")
+    expect(note).to_contain_text("Could not save the model in this browser (the browser's storage for this page is full)")
+    expect(note).to_contain_text("won't be kept across reloads")
+    print(f"\nstorage full: {note.inner_text()}")
+    assert app.attr("accuracy", "data-val-accuracy") != "" and body(app, "model") == "trained"
+    expect(app.by_id("message")).to_be_hidden()
+    assert (len(app.log.page_errors), len(app.log.console_errors)) == errors  # nothing thrown, nothing logged
+    app.page.reload()  # as the note says, the model was not kept
+    app.wait_state("ready")
+    assert body(app, "model") == "untrained"

