@@ -28,7 +28,7 @@ class TrainingDiverged(ValueError):
 @dataclasses.dataclass
 class TrainingConfig:
     """Hyper-parameters of one training run. The defaults are the page's recipe."""
-    epochs: int = 12
+    epochs: int = 15
     batch_size: int = 32
     lr: float = 0.01
     optimizer: str = "adam"
