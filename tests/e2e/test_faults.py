@@ -3,8 +3,8 @@ Retry), the worker dying mid-run (an uncaught error, or ending without one), sto
 or full, a worker script that cannot start.
 
 The tests share pages (module-scoped) and run in file order: `page_app` gets a broken worker
-script (Retry), loads with its digits held back, then failing (Retry), trains and loses its worker
-twice. Two more pages: one without IndexedDB, one whose storage quota is full.
+script (Retry), loads with its digits held back, then failing (Retry), then tampered with (reload,
+Retry), trains and loses its worker twice, then finds its saved model damaged. Two more pages: one without IndexedDB, one whose storage quota is full.
 """
 import pytest
 from playwright.sync_api import expect
@@ -80,14 +80,14 @@ def test_train_while_python_loads_does_nothing(page_app, held):
     expect(app.by_id("prediction-note")).to_contain_text("Python is still loading")
 
 
-def test_a_failed_loading_stage_is_named_and_retry_recovers(page_app, held):
+def test_a_failed_download_is_named_and_retry_recovers(page_app, held):
     app = page_app
     for route in held:
         route.abort()  # the download fails
     app.context.unroute(DATA_FILE)
     app.wait_state("error", timeout=READY_TIMEOUT_MS)
     expect(app.page.locator('[data-testid="stages"] [data-stage="data"]')).to_have_attribute("data-status", "failed")
-    expect(app.by_id("message")).to_contain_text("data")
+    expect(app.by_id("message")).to_contain_text("while loading data: could not download the labels")
     expect(app.by_id("retry-button")).to_have_text("Retry")
     expect(app.by_id("train-button")).to_be_disabled()
     app.by_id("retry-button").click()
@@ -97,6 +97,27 @@ def test_a_failed_loading_stage_is_named_and_retry_recovers(page_app, held):
     # the Train pressed while loading started nothing
     assert body(app, "runResult") is None and body(app, "model") == "untrained"
     assert app.attr("loss-chart", "data-points") == "0"
+
+
+def test_a_data_file_whose_sha256_differs_is_refused_and_named(page_app):
+    """The page checks the digits against the sha256 in data/manifest.json (written by build.py)."""
+    app = page_app
+    label_file = app.page.evaluate("fetch('data/subset-labels-idx1-ubyte.gz').then(r => r.arrayBuffer())"
+                                   ".then(b => Array.from(new Uint8Array(b)))")
+    tampered = bytes(label_file[:-1]) + bytes([label_file[-1] ^ 1])
+
+    def serve_tampered(route):
+        route.fulfill(status=200, content_type="application/gzip", body=tampered)
+
+    app.context.route(DATA_FILE, serve_tampered)
+    app.page.reload()
+    app.wait_state("error", timeout=READY_TIMEOUT_MS)
+    expect(app.page.locator('[data-testid="stages"] [data-stage="data"]')).to_have_attribute("data-status", "failed")
+    expect(app.by_id("message")).to_contain_text("subset-labels-idx1-ubyte.gz is corrupt: sha256")
+    app.context.unroute(DATA_FILE)
+    app.by_id("retry-button").click()
+    app.wait_state("ready")
+    expect(app.by_id("message")).to_be_hidden()
 
 
 def train_until_an_epoch_is_saved(app):
@@ -149,6 +170,39 @@ def test_a_worker_that_ends_without_an_error_mid_run_is_noticed_and_restart_rest
     assert len(app.page.workers) == 1
     app.page.workers[0].evaluate("() => { setTimeout(() => self.close()); }")
     assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, "stopped unexpectedly")
+
+
+def test_a_saved_model_that_cannot_be_read_is_reported_and_dropped(page_app):
+    """The model kept in IndexedDB got damaged (or was written by an incompatible version)."""
+    app = page_app
+    assert body(app, "model") == "restored"
+    app.page.evaluate("""() => new Promise((resolve, reject) => {
+      const open = indexedDB.open('pycnn', 1);
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const tx = open.result.transaction('models', 'readwrite'), store = tx.objectStore('models');
+        const get = store.get('current');
+        get.onsuccess = () => store.put({ ...get.result, bytes: new Uint8Array(get.result.bytes.length / 2) }, 'current');
+        tx.oncomplete = () => { open.result.close(); resolve(); };
+        tx.onerror = () => reject(tx.error);
+      };
+    })""")
+    app.page.reload()
+    app.wait_state("ready")
+    message = app.by_id("message")
+    expect(message).to_have_attribute("data-kind", "warning")
+    expect(message).to_contain_text("could not be restored")
+    expect(message).to_contain_text("starting from an untrained model")
+    assert body(app, "model") == "untrained" and app.attr("accuracy-chart", "data-points") == "0"
+    saved = app.page.evaluate("""() => new Promise((resolve) => {
+      const open = indexedDB.open('pycnn', 1);
+      open.onsuccess = () => {
+        const get = open.result.transaction('models').objectStore('models').get('current');
+        get.onsuccess = () => { open.result.close(); resolve(get.result === undefined); };
+      };
+    })""")
+    assert saved, "the unreadable record was kept"
+    message.locator(".dismiss").click()
 
 
 def test_without_indexeddb_the_page_still_trains_and_says_models_are_not_kept(open_site):
