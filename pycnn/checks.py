@@ -19,12 +19,13 @@ def number(name, value, low=-math.inf, high=math.inf, integer=False, low_open=Fa
             ok = False
     if not ok:
         kind = "int" if integer else "number"
+        show = str if integer else (lambda v: f"{v:g}")  # noqa: E731 - ints print exactly
         if high == math.inf and ((integer and low == 1) or (low_open and low == 0)):
             expected = f"a positive {kind}"
         elif high == math.inf:
-            expected = f"a {kind} {'above' if low_open else 'of at least'} {low:g}"
+            expected = f"a {kind} {'above' if low_open else 'of at least'} {show(low)}"
         else:
-            expected = f"a{'n' if integer else ''} {kind} from {low:g} to {high:g}"
+            expected = f"a{'n' if integer else ''} {kind} from {show(low)} to {show(high)}"
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         raise ValueError(f"{name} must be {expected}, got {shown}")
     return int(value) if integer else float(value)

@@ -1,8 +1,10 @@
 """Command line: python -m pycnn train | evaluate | summary."""
 import argparse
 import contextlib
+import os
 import sys
 import time
+from pathlib import Path
 
 from . import datasets
 from .model import seed_model
@@ -73,6 +75,9 @@ class Progress:
 def cmd_train(args):
     config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                             schedule=args.schedule, augment=args.augment, train_size=args.train_size, seed=args.seed)
+    folder = Path(args.output).resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write the model to {args.output}: {folder} is not a writable folder")
     x, y = _load_data(args.data, "train")
     validation = None
     if args.data == "subset" or _has_mnist_test(args.data):

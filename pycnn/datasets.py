@@ -60,7 +60,7 @@ def read_idx(source):
 def scale(images):
     """uint8 images (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
     images = np.asarray(images)
-    return (images.astype(np.float32) / 255.0).reshape(len(images), 1, *images.shape[1:])
+    return np.divide(images, np.float32(255), dtype=np.float32).reshape(len(images), 1, *images.shape[1:])
 
 
 def read_idx_images(source):

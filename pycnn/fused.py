@@ -71,7 +71,10 @@ class ConvPoolReLU:
         self._buffers = {}
         self._cache = None
 
-    def _buffer(self, name, shape, dtype):
+    def _buffer(self, name, shape, dtype, keep=True):
+        """A scratch array; kept for the next step when keep (training), fresh otherwise."""
+        if not keep:  # inference: big chunks, once in a while; don't hold their memory
+            return np.empty(shape, dtype=dtype)
         key = (name, shape, np.dtype(dtype).str)
         buf = self._buffers.get(key)
         if buf is None:
@@ -101,13 +104,12 @@ class ConvPoolReLU:
         xp = pad_input(x, conv.pads(*x.shape[2:]))
         hp, wp = xp.shape[2:]
         index = self._gather_index(c, hp, wp, ph, pw)
-        tag = "train" if training else "infer"
-        x_t = self._buffer(tag + "x_t", (c * hp * wp, n), x.dtype)
+        x_t = self._buffer("x_t", (c * hp * wp, n), x.dtype, keep=training)
         np.copyto(x_t, xp.reshape(n, -1).T)
         m = ph * pw * n
-        cols = np.take(x_t, index, axis=0, out=self._buffer(tag + "cols", (index.size, n), x.dtype))
+        cols = np.take(x_t, index, axis=0, out=self._buffer("cols", (index.size, n), x.dtype, keep=training))
         cols = cols.reshape(4, -1, m)
-        z4 = _conv_taps(conv.params["W"].reshape(f, -1), cols, self._buffer(tag + "z4", (4, f, m), x.dtype))
+        z4 = _conv_taps(conv.params["W"].reshape(f, -1), cols, self._buffer("z4", (4, f, m), x.dtype, keep=training))
         # which offset wins each 2x2 max; ties go to the first, as in MaxPool2D's argmax
         right, lower_right = z4[1] > z4[0], z4[3] > z4[2]
         top, bottom = _larger(z4[0], z4[1], right), _larger(z4[2], z4[3], lower_right)

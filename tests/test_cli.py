@@ -278,10 +278,6 @@ def test_non_numeric_settings_are_refused_by_the_argument_parser(args, capsys):
 
 
 # ---- known library bugs (pycnn/ is the lead's; strict: these fail until it is fixed) ----------
-@pytest.mark.xfail(strict=True, reason=(
-    "pycnn.cli.cmd_train saves only after the whole run: an unwritable --output (missing folder, no "
-    "permission) is reported after training, so a long run is lost. It should be checked (e.g. open the "
-    "path for writing, or check the folder exists and is writable) before training starts."))
 def test_an_unwritable_output_is_refused_before_training(tmp_path, capsys, monkeypatch):
     runs = []
     real_run = cli.Trainer.run
@@ -292,10 +288,6 @@ def test_an_unwritable_output_is_refused_before_training(tmp_path, capsys, monke
     assert runs == [], "trained first, then failed to save"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pycnn.checks.number formats the limits with {:g}, so integer limits print rounded in scientific "
-    "notation: 'seed must be an int from 0 to 4.29497e+09', 'train_size ... from 1 to 1e+07'. Integer "
-    "limits should print exactly (4,294,967,295; 10,000,000)."))
 @pytest.mark.parametrize("args, limit", [(["--seed", "-1"], "4,294,967,295"), (["--train-size", "0"], "10,000,000")])
 def test_integer_limits_are_printed_exactly(args, limit, capsys):
     status, _, err = run_main(["train", *args], capsys)
