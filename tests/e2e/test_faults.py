@@ -3,8 +3,8 @@ Retry), the worker dying mid-run (an uncaught error, or ending without one), sto
 or full, a worker script that cannot start.
 
 The tests share pages (module-scoped) and run in file order: `page_app` gets a broken worker
-script (Retry), loads with its digits held back, then failing (Retry), then tampered with (reload,
-Retry), trains and loses its worker twice, then finds its saved model damaged. Two more pages: one without IndexedDB, one whose storage quota is full.
+script (Retry), loads with its digits held back, then failing (Retry), then tampered with (Retry),
+trains and loses its worker twice, then finds its saved model damaged. Two more pages: one without IndexedDB, one whose storage quota is full.
 """
 import pytest
 from playwright.sync_api import expect
@@ -90,6 +90,22 @@ def test_a_failed_download_is_named_and_retry_recovers(page_app, held):
     expect(app.by_id("message")).to_contain_text("while loading data: could not download the labels")
     expect(app.by_id("retry-button")).to_have_text("Retry")
     expect(app.by_id("train-button")).to_be_disabled()
+
+
+def test_a_data_file_whose_sha256_differs_is_refused_and_named(page_app):
+    """The page checks the digits against the sha256 in data/manifest.json (written by build.py);
+    the Retry of the failed download above gets a tampered file."""
+    app = page_app
+    label_file = app.page.evaluate("fetch('data/subset-labels-idx1-ubyte.gz').then(r => r.arrayBuffer())"
+                                   ".then(b => Array.from(new Uint8Array(b)))")
+    tampered = bytes(label_file[:-1]) + bytes([label_file[-1] ^ 1])
+    app.context.route(DATA_FILE, lambda route: route.fulfill(status=200, content_type="application/gzip", body=tampered))
+    app.by_id("retry-button").click()
+    app.page.wait_for_selector('[data-testid="message"][data-kind="error"]', state="visible", timeout=READY_TIMEOUT_MS)
+    app.wait_state("error")
+    expect(app.by_id("message")).to_contain_text("subset-labels-idx1-ubyte.gz is corrupt: sha256")
+    expect(app.page.locator('[data-testid="stages"] [data-stage="data"]')).to_have_attribute("data-status", "failed")
+    app.context.unroute(DATA_FILE)
     app.by_id("retry-button").click()
     app.wait_state("ready")
     expect(app.by_id("message")).to_be_hidden()
@@ -97,27 +113,6 @@ def test_a_failed_download_is_named_and_retry_recovers(page_app, held):
     # the Train pressed while loading started nothing
     assert body(app, "runResult") is None and body(app, "model") == "untrained"
     assert app.attr("loss-chart", "data-points") == "0"
-
-
-def test_a_data_file_whose_sha256_differs_is_refused_and_named(page_app):
-    """The page checks the digits against the sha256 in data/manifest.json (written by build.py)."""
-    app = page_app
-    label_file = app.page.evaluate("fetch('data/subset-labels-idx1-ubyte.gz').then(r => r.arrayBuffer())"
-                                   ".then(b => Array.from(new Uint8Array(b)))")
-    tampered = bytes(label_file[:-1]) + bytes([label_file[-1] ^ 1])
-
-    def serve_tampered(route):
-        route.fulfill(status=200, content_type="application/gzip", body=tampered)
-
-    app.context.route(DATA_FILE, serve_tampered)
-    app.page.reload()
-    app.wait_state("error", timeout=READY_TIMEOUT_MS)
-    expect(app.page.locator('[data-testid="stages"] [data-stage="data"]')).to_have_attribute("data-status", "failed")
-    expect(app.by_id("message")).to_contain_text("subset-labels-idx1-ubyte.gz is corrupt: sha256")
-    app.context.unroute(DATA_FILE)
-    app.by_id("retry-button").click()
-    app.wait_state("ready")
-    expect(app.by_id("message")).to_be_hidden()
 
 
 def train_until_an_epoch_is_saved(app):
