@@ -253,6 +253,21 @@ def test_non_numeric_input_raises_value_error():
         seed_model(seed=0).predict(np.full((1, 1, 28, 28), "a"))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("call", ["predict", "predict_proba", "evaluate", "fit"])
+def test_images_with_nan_or_infinity_are_refused_and_the_weights_kept(call, bad):
+    model = seed_model(seed=0)
+    before = model.get_weights()
+    x = np.zeros((4, 1, 28, 28), np.float32)
+    x[2, 0, 5, 5] = bad
+    y = np.array([0, 1, 2, 3])
+    args = (x,) if call.startswith("predict") else (x, y)
+    with pytest.raises(ValueError, match="x contains NaN or infinity"):
+        getattr(model, call)(*args, **({"batch_size": 2} if call == "fit" else {}))
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
 @pytest.mark.parametrize("labels, message", [
     ([0, 10], r"labels must be in 0\.\.9, got 0\.\.10"),
     ([-1, 3], r"labels must be in 0\.\.9, got -1\.\.3"),
