@@ -251,7 +251,7 @@ def test_evaluate_refuses_malformed_test_data_naming_the_file(tmp_path, capsys):
 
 
 # ---- bad settings ----------------------------------------------------------------------------
-@pytest.mark.parametrize("args, message", [
+BAD_SETTINGS = [
     (["--epochs", "0"], "epochs must be an int from 1 to 1000, got 0"),
     (["--epochs", "-2"], "epochs must be an int from 1 to 1000, got -2"),
     (["--epochs", "10000000000"], "epochs must be an int from 1 to 1000"),
@@ -262,7 +262,10 @@ def test_evaluate_refuses_malformed_test_data_naming_the_file(tmp_path, capsys):
     (["--lr", "inf"], "lr must be a number from 1e-07 to 10, got inf"),
     (["--lr", "1e30"], "lr must be a number from 1e-07 to 10"),
     (["--train-size", "10", "--batch-size", "32"], "batch_size (32) is larger than the training set (10)"),
-], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_SETTINGS, ids=[" ".join(args) for args, _ in BAD_SETTINGS])
 def test_train_refuses_bad_settings(args, message, tmp_path, capsys):
     output = tmp_path / "model.npz"
     status, _, err = run_main(["train", *args, "--output", output], capsys)
@@ -270,7 +273,8 @@ def test_train_refuses_bad_settings(args, message, tmp_path, capsys):
     assert not output.exists()
 
 
-@pytest.mark.parametrize("args", [["--lr", "abc"], ["--epochs", "two"], ["--batch-size", ""]])
+@pytest.mark.parametrize("args", [["--lr", "abc"], ["--epochs", "two"], ["--batch-size", ""]],
+                         ids=["lr abc", "epochs two", "batch-size empty"])
 def test_non_numeric_settings_are_refused_by_the_argument_parser(args, capsys):
     status, _, err = run_main(["train", *args], capsys)
     assert status == 2
@@ -288,7 +292,8 @@ def test_an_unwritable_output_is_refused_before_training(tmp_path, capsys, monke
     assert runs == [], "trained first, then failed to save"
 
 
-@pytest.mark.parametrize("args, limit", [(["--seed", "-1"], "4,294,967,295"), (["--train-size", "0"], "10,000,000")])
+@pytest.mark.parametrize("args, limit", [(["--seed", "-1"], "4,294,967,295"), (["--train-size", "0"], "10,000,000")],
+                         ids=["seed", "train-size"])
 def test_integer_limits_are_printed_exactly(args, limit, capsys):
     status, _, err = run_main(["train", *args], capsys)
     assert status == 2 and limit in err.replace("4294967295", "4,294,967,295").replace("10000000", "10,000,000")
