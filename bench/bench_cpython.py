@@ -197,7 +197,7 @@ def main():
         child = subprocess.run([sys.executable, "-c", PEAK_RSS_CHILD, str(Path(tmp) / "model.npz")], check=True,
                                capture_output=True, text=True)
         took = time.perf_counter() - start
-    print(f"peak RSS of `python -m pycnn train` (page recipe, {took:.1f} s wall): {child.stdout.split()[-1]}")
+    print(f"peak RSS of `python -m pycnn train` (page recipe, {took:.1f} s wall): {child.stdout.strip().splitlines()[-1]}")
 
 
 if __name__ == "__main__":
