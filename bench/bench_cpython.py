@@ -36,6 +36,7 @@ import seed_code  # noqa: E402
 
 try:
     import torch
+    torch.set_num_threads(1)
 except ImportError:
     torch = None
 
