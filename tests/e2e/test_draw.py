@@ -251,7 +251,7 @@ def measure_burst(app, quiet_from):
     return {
         "strokes": burst["strokes"], "burst_s": (burst["ended"] - burst["started"]) / 1000,
         "epochs_under_burst": last - quiet_from - 1, "quiet": quiet, "loaded": loaded, "ratio": loaded / quiet,
-        "counts": {k: after[k] - before[k] for k in after}, "frames": frames, "longest_task": max(tasks, default=0),
+        "counts": {k: after[k] - before[k] for k in after}, "frames": frames, "tasks": tasks,
         "longest_script_frame": max((f["scriptMs"] for f in frames), default=0),
         "latency": int(app.attr("prediction", "data-drawing-latency-ms")),
     }
@@ -292,11 +292,14 @@ def test_burst_of_200_predictions_while_training_answers_the_latest_drawing(app,
     page.wait_for_selector('body[data-state="ready"][data-run-result="stopped"]', state="attached", timeout=30_000)
 
     c = r["counts"]
+    load = (f"main-thread tasks of 50 ms or more: {len(r['tasks'])} (longest {max(r['tasks'])} ms)" if r["tasks"]
+            else "no main-thread task of 50 ms or more")
+    load += (f", long animation frames with page scripts: {len(r['frames'])} (longest script time "
+             f"{r['longest_script_frame']:.0f} ms)" if r["frames"] else ", no long animation frame with page scripts")
     figures = (f"burst of {r['strokes']} strokes in {r['burst_s']:.1f} s while training: {c['requested']} predictions "
                f"requested, {c['requests']} sent, {c['answers']} answered ({c['stale']} for an older drawing, dropped; "
                f"{c['workerMs'] / max(1, c['answers']):.0f} ms of worker time each); latest drawing answered "
-               f"{r['latency']} ms after its last stroke; longest main-thread task {r['longest_task']} ms, longest "
-               f"page-script time in a frame {r['longest_script_frame']:.0f} ms; training {r['quiet']:,.0f} images/s "
+               f"{r['latency']} ms after its last stroke; {load}; training {r['quiet']:,.0f} images/s "
                f"without, {r['loaded']:,.0f} with the burst ({r['ratio']:.0%}, {r['epochs_under_burst']} epochs under it)"
                + (f"; earlier tries {', '.join(format(t['ratio'], '.0%') for t in runs[:-1])}" if len(runs) > 1 else "")
                + f". A 7 drawn with the mouse right after: answered in {seven_latency} ms, slowest input event "
