@@ -22,13 +22,14 @@ MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 
 def _read_bytes(source):
     """Path or bytes -> bytes, gunzipped when gzip-compressed."""
+    name = _name(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data, name = bytes(source), "IDX data"
+        data = bytes(source)
     else:
         path = Path(source)
         if not path.is_file():
             raise ValueError(f"no such data file: {path}")
-        data, name = path.read_bytes(), str(path)
+        data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         try:
             decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -63,11 +64,15 @@ def scale(images):
     return np.divide(images, np.float32(255), dtype=np.float32).reshape(len(images), 1, *images.shape[1:])
 
 
+def _name(source):
+    return "IDX data" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+
+
 def read_idx_images(source):
     """IDX image file -> float32 (N, 1, H, W) in [0, 1]."""
     images = read_idx(source)
     if images.ndim != 3:
-        raise ValueError(f"expected an IDX file of images (3 dimensions), got shape {images.shape}")
+        raise ValueError(f"{_name(source)}: expected an IDX file of images (3 dimensions), got shape {images.shape}")
     return scale(images)
 
 
@@ -75,16 +80,16 @@ def read_idx_labels(source):
     """IDX label file -> int64 labels (N,) in 0..9."""
     labels = read_idx(source)
     if labels.ndim != 1:
-        raise ValueError(f"expected an IDX file of labels (1 dimension), got shape {labels.shape}")
+        raise ValueError(f"{_name(source)}: expected an IDX file of labels (1 dimension), got shape {labels.shape}")
     if labels.size and labels.max() > 9:
-        raise ValueError(f"labels must be digits 0..9, found {labels.max()}")
+        raise ValueError(f"{_name(source)}: labels must be digits 0..9, found {labels.max()}")
     return labels.astype(np.int64)
 
 
 def _pair(images_source, labels_source):
     x, y = read_idx_images(images_source), read_idx_labels(labels_source)
     if len(x) != len(y):
-        raise ValueError(f"{len(x)} images but {len(y)} labels")
+        raise ValueError(f"{len(x)} images but {len(y)} labels ({_name(images_source)}, {_name(labels_source)})")
     return x, y
 
 
