@@ -5,13 +5,10 @@ Most cases call `pycnn.cli.main` in-process (what `python -m pycnn` runs); a few
 `python -m pycnn` in a child process to check the exit status and stderr end to end."""
 import builtins
 import gzip
-import io
-import json
 import os
 import pickle
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,56 +17,19 @@ import pytest
 import pycnn
 from pycnn import cli
 
+from model_files import npy, npy_with_header, with_config, with_member
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---- crafting files (the same kinds as tests/test_serialize.py, written to disk) -------------
-def members(data):
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return {info.filename: zf.read(info) for info in zf.infolist()}
-
-
-def rezip(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, content in files.items():
-            zf.writestr(name, content)
-    return buf.getvalue()
-
-
-def npy(array, allow_pickle=False):
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.asarray(array), allow_pickle=allow_pickle)
-    return buf.getvalue()
-
-
-def npy_with_header(header, data=b""):
-    text = header.encode("latin1")
-    text += b" " * (64 - (10 + len(text) + 1) % 64) + b"\n"
-    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + data
-
-
 GOOD = pycnn.seed_model(seed=0).to_bytes()
-
-
-def with_config(change):
-    files = members(GOOD)
-    config = json.loads(files["config.json"])
-    change(config)
-    files["config.json"] = json.dumps(config).encode()
-    return rezip(files)
-
-
-def with_member(name, content):
-    files = members(GOOD)
-    files[name] = content
-    return rezip(files)
 
 
 def nan_weights():
     w = np.ones((10, 1, 3, 3), np.float32)
     w.flat[3] = np.nan
-    return with_member("0.W.npy", npy(w))
+    return with_member(GOOD, "0.W.npy", npy(w))
 
 
 class CreatesFile:
@@ -85,7 +45,7 @@ class CreatesFile:
 def pickled_weights(marker):
     payload = np.empty(10, dtype=object)
     payload[:] = [CreatesFile(marker)] * 10
-    return with_member("0.b.npy", npy(payload, allow_pickle=True))
+    return with_member(GOOD, "0.b.npy", npy(payload, allow_pickle=True))
 
 
 def run_main(argv, capsys):
@@ -116,15 +76,15 @@ BAD_MODELS = {
     "random": (os.urandom(4096), "not a pycnn model file"),
     "truncated": (GOOD[: len(GOOD) // 2], "not a valid pycnn model file"),
     "empty": (b"", "the model file is empty"),
-    "other-version": (with_config(lambda c: c.update(version=2)), "unsupported model format version 2"),
-    "wrong-layer-shapes": (with_config(lambda c: c["layers"][4]["config"].update(in_features=1000)),
+    "other-version": (with_config(GOOD, lambda c: c.update(version=2)), "unsupported model format version 2"),
+    "wrong-layer-shapes": (with_config(GOOD, lambda c: c["layers"][4]["config"].update(in_features=1000)),
                            "Dense expects input of shape (1000,), got (1690,)"),
     "nan-weights": (nan_weights(), "0.W.npy: weights contain NaN or infinity"),
     "billion-element-header": (
-        with_member("4.W.npy", npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }",
+        with_member(GOOD, "4.W.npy", npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }",
                                                bytes(1000))),
         "4.W.npy: shape must be (1690, 10), got (1000000000,)"),
-    "trillion-parameter-config": (with_config(lambda c: c["layers"][4]["config"].update(in_features=10 ** 6,
+    "trillion-parameter-config": (with_config(GOOD, lambda c: c["layers"][4]["config"].update(in_features=10 ** 6,
                                                                                         out_features=10 ** 6)),
                                   "at most 10,000,000 are allowed"),
 }

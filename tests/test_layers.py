@@ -511,8 +511,8 @@ def test_fused_and_unfused_models_agree_on_outputs_and_gradients(kind, padding, 
     np.testing.assert_allclose(model.predict_proba(x), fused_proba, rtol=1e-12, atol=1e-13)
     assert fused_loss == pytest.approx(plain_loss, rel=1e-12)
     assert len(fused_grads) == len(plain_grads) == len(model.get_weights())
-    for fused, plain in zip(fused_grads, plain_grads):
-        np.testing.assert_allclose(fused, plain, rtol=1e-10, atol=1e-13)
+    for fused_grad, plain_grad in zip(fused_grads, plain_grads):
+        np.testing.assert_allclose(fused_grad, plain_grad, rtol=1e-10, atol=1e-13)
 
 
 def test_fused_float32_matches_unfused_float32_seed_model(rng, kernels):

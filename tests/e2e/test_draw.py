@@ -8,7 +8,7 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import CANVAS, ROOT, draw_digit, main_thread_load
+from e2e_support import ROOT, draw_digit, main_thread_load
 
 # (digit, (left, top, size)) on the 280x280 canvas: full size, a quarter, off-centre, small
 DRAWINGS = [

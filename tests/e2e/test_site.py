@@ -4,12 +4,9 @@ The tests share one page (module fixture `app`) and run in file order: the train
 leaves a trained model that the stop, reload and file tests build on.
 """
 import builtins
-import io
-import json
 import os
 import pickle
 import sys
-import zipfile
 
 import numpy as np
 import pytest
@@ -19,6 +16,7 @@ from e2e_support import ROOT, TRAIN_TIMEOUT_MS, main_thread_load
 
 sys.path.insert(0, str(ROOT))
 import pycnn  # noqa: E402  (the checkout's library, to craft model files)
+from model_files import npy, npy_with_header, with_config, with_member  # noqa: E402  (tests/, on sys.path via its conftest)
 
 # 1 epoch on 2,000 digits; batch 16 and lr 0.01 reach ~88-90% held-out in CPython over seeds
 QUICK_RUN = {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.01"}
@@ -216,50 +214,13 @@ def test_download_then_load_round_trips(app, tmp_path):
 
 
 # ---- model files crafted like tests/test_serialize.py's, for the page ----
-def _members(data):
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return {info.filename: zf.read(info) for info in zf.infolist()}
-
-
-def _rezip(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, content in files.items():
-            zf.writestr(name, content)
-    return buf.getvalue()
-
-
-def _npy(array, allow_pickle=False):
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.asarray(array), allow_pickle=allow_pickle)
-    return buf.getvalue()
-
-
-def _npy_header(header, data=b""):
-    text = header.encode("latin1")
-    text += b" " * (64 - (10 + len(text) + 1) % 64) + b"\n"
-    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + data
-
-
 GOOD_MODEL = pycnn.seed_model(seed=0).to_bytes()
-
-
-def _with_config(change):
-    files = _members(GOOD_MODEL)
-    config = json.loads(files["config.json"])
-    change(config)
-    files["config.json"] = json.dumps(config).encode()
-    return _rezip(files)
-
-
-def _with_member(name, content):
-    return _rezip({**_members(GOOD_MODEL), name: content})
 
 
 def _bad_weights(name, shape, value):
     array = np.ones(shape, np.float32)
     array.flat[3] = value
-    return _with_member(name, _npy(array))
+    return with_member(GOOD_MODEL, name, npy(array))
 
 
 # Unpickling runs this code: in Pyodide it sets a global of the worker, in CPython a builtin.
@@ -275,7 +236,7 @@ class Pwn:
 def _pickled_weights():
     payload = np.empty(10, dtype=object)
     payload[:] = [Pwn()] * 10
-    return _with_member("0.b.npy", _npy(payload, allow_pickle=True))
+    return with_member(GOOD_MODEL, "0.b.npy", npy(payload, allow_pickle=True))
 
 
 OTHER_ARCHITECTURE = pycnn.Sequential([pycnn.Conv2D(1, 4, 3), pycnn.ReLU(), pycnn.MaxPool2D(2), pycnn.Flatten(),
@@ -285,16 +246,16 @@ BAD_FILES = [  # (file name, content or a size in bytes for a sparse file on dis
     ("empty.npz", b"", "the file is empty"),
     ("text.npz", b"this is not a model\n" * 50, "not a pycnn model file"),
     ("fake-zip.npz", b"PK\x03\x04" + b"\x00" * 200, "not a valid pycnn model file"),
-    ("version-2.npz", _with_config(lambda c: c.update(version=2)), "unsupported model format version 2"),
-    ("wrong-layer-shapes.npz", _with_config(lambda c: c["layers"][4]["config"].update(in_features=1000)),
+    ("version-2.npz", with_config(GOOD_MODEL, lambda c: c.update(version=2)), "unsupported model format version 2"),
+    ("wrong-layer-shapes.npz", with_config(GOOD_MODEL, lambda c: c["layers"][4]["config"].update(in_features=1000)),
      "Dense expects input of shape (1000,), got (1690,)"),
-    ("wrong-weight-shape.npz", _with_member("4.W.npy", _npy(np.zeros((10, 1690), np.float32))),
+    ("wrong-weight-shape.npz", with_member(GOOD_MODEL, "4.W.npy", npy(np.zeros((10, 1690), np.float32))),
      "4.W.npy: shape must be (1690, 10), got (10, 1690)"),
     ("other-architecture.npz", OTHER_ARCHITECTURE, "does not fit the page"),
     ("nan-weights.npz", _bad_weights("0.W.npy", (10, 1, 3, 3), np.nan), "0.W.npy: weights contain NaN or infinity"),
     ("inf-weights.npz", _bad_weights("4.b.npy", (10,), np.inf), "4.b.npy: weights contain NaN or infinity"),
     ("billion-elements.npz",
-     _with_member("4.W.npy", _npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }", bytes(1000))),
+     with_member(GOOD_MODEL, "4.W.npy", npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }", bytes(1000))),
      "4.W.npy: shape must be (1690, 10), got (1000000000,)"),
     ("pickled-weights.npz", _pickled_weights(), "0.b.npy: dtype must be float32"),
     ("model.pkl", pickle.dumps(Pwn()), "not a pycnn model file"),
