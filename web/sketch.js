@@ -2,7 +2,7 @@
 // It only records strokes and reports changes; what the drawing means is the worker's business.
 
 const BRUSH_FRACTION = 0.065; // brush diameter as a fraction of the canvas width (18 px on 280)
-const SOFTNESS = 0.25; // blur as a fraction of the brush width: soft edges like a pen on paper
+const SOFTNESS = 0.1; // blur as a fraction of the brush width: soft edges like a pen on paper
 const INK = "#111827";
 
 export class Sketch {
