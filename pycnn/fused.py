@@ -45,17 +45,14 @@ from .layers import Conv2D, MaxPool2D, ReLU
 
 
 def fusable(layers, i):
-    """Number of layers (3) starting at i that form a fusable conv-pool block, else 0."""
+    """True when layers[i:i + 3] are Conv2D (stride 1), ReLU and a 2x2 MaxPool2D, in either order."""
     if i + 2 >= len(layers):
-        return 0
+        return False
     conv, a, b = layers[i:i + 3]
-    if not (isinstance(conv, Conv2D) and conv.stride == 1):
-        return 0
-    kinds = {type(a), type(b)}
+    if not (isinstance(conv, Conv2D) and conv.stride == 1 and {type(a), type(b)} == {ReLU, MaxPool2D}):
+        return False
     pool = a if isinstance(a, MaxPool2D) else b
-    if kinds == {ReLU, MaxPool2D} and pool.pool_size == 2 and pool.stride == 2:
-        return 3
-    return 0
+    return pool.pool_size == 2 and pool.stride == 2
 
 
 class ConvPoolReLU:
