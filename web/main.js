@@ -321,7 +321,8 @@ client.on("ready", async ({ info, timings }) => {
   ui.status.dataset.loadMs = String(Math.round(total * 1000));
   const stages = ["python", "numpy", "pycnn", "data"].map((s) => `${s} ${fmtMs(timings[s] ?? 0)}`).join(" · ");
   ui.status.textContent = `Ready in ${total.toFixed(1)} s (${stages})`;
-  ui.status.title = `numpy ${info.numpy}`;
+  ui.status.dataset.pythonSnapshot = timings.snapshot ?? "none";
+  ui.status.title = `numpy ${info.numpy}` + (timings.snapshot === "restored" ? "; Python restored from the snapshot saved on an earlier visit" : "");
   app.storageOk = await storeReady;
   await restoreSaved();
   setState("ready");

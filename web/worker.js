@@ -1,7 +1,8 @@
 // The only file that knows Python. Boots Pyodide, installs pycnn, loads the MNIST subset,
 // then trains in short chunks so `stop` and other messages are seen between chunks.
 // Message protocol: see PROTOCOL.md.
-import { loadPyodide } from "./pyodide/pyodide.mjs";
+import { loadPyodide, version as pyodideVersion } from "./pyodide/pyodide.mjs";
+import { dropSnapshots, readSnapshot, saveSnapshot } from "./snapshot.js";
 
 const BASE_URL = new URL("./", import.meta.url);
 const CHUNK_TARGET_MS = 50; // one trainer.run() call: bounds stop latency; measured: no throughput loss vs 100 ms with the MessageChannel yield
@@ -328,13 +329,11 @@ async function boot() {
     return result;
   };
   try {
-    py = await timed("python", "Starting Python (Pyodide)", () =>
-      loadPyodide({
-        indexURL: new URL("pyodide/", BASE_URL).href,
-        stdout: () => {},
-        stderr: (line) => console.warn(line),
-      }),
-    );
+    py = await timed("python", "Starting Python (Pyodide)", async () => {
+      const { pyodide, snapshot } = await startPython();
+      timings.snapshot = snapshot;
+      return pyodide;
+    });
     await timed("numpy", "Loading numpy", async () => {
       await py.loadPackage(["numpy"], { messageCallback: () => {}, errorCallback: (m) => console.warn(m) });
       py.runPython("import numpy");
@@ -387,8 +386,36 @@ async function boot() {
     postFilters();
   } catch (error) {
     console.error(error);
+    if (timings.snapshot === "restored") await dropSnapshots(); // Retry then starts Python afresh
     post("error", { fatal: true, stage: error.stage ?? "python", message: describe(error) });
   }
+}
+
+/**
+ * Pyodide, restored from the memory snapshot a previous visit saved (see snapshot.js) or
+ * started afresh, in which case a snapshot is taken for the next visit before anything else
+ * runs. snapshot: "restored", "saved" or "none" (could not be stored: it says why on the console).
+ */
+async function startPython() {
+  const options = {
+    indexURL: new URL("pyodide/", BASE_URL).href,
+    stdout: () => {},
+    stderr: (line) => console.warn(line),
+  };
+  const saved = await readSnapshot(pyodideVersion);
+  if (saved) {
+    try {
+      const pyodide = await loadPyodide({ ...options, _loadSnapshot: saved });
+      pyodide.runPython("import sys, os"); // a restored interpreter that cannot do this is not used
+      return { pyodide, snapshot: "restored" };
+    } catch (error) {
+      console.warn(`the saved Python snapshot could not be used (${describe(error)}); starting Python afresh`);
+      await dropSnapshots();
+    }
+  }
+  const pyodide = await loadPyodide({ ...options, _makeSnapshot: true });
+  const stored = await saveSnapshot(pyodideVersion, pyodide.makeMemorySnapshot());
+  return { pyodide, snapshot: stored ? "saved" : "none" };
 }
 
 let lastFiltersAt = -Infinity;

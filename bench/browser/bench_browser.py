@@ -271,7 +271,7 @@ def wait_ready(page):
     return page.evaluate("window.__bench.readyAt")
 
 
-def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium, log, persistent=True):
+def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium, log, persistent=True, warm_wait_s=5.0):
     """Cold: a fresh profile (empty HTTP cache, code cache and storage) per repeat. Warm:
     reloads of the last cold page in the same profile.
 
@@ -295,7 +295,7 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url + "index.html")
             cold.append(wait_ready(page) / 1000)
-            stages.append({"load": "cold", "s": cold[-1], **page_stages(page)})
+            stages.append({"load": "cold", "s": cold[-1], "snapshot": python_snapshot(page), **page_stages(page)})
             page.wait_for_timeout(300)  # let the trailing requests finish before counting
             bytes_cold = count()
             log(f"  cold load {i + 1}: {cold[-1]:.2f} s ({fmt_stages(stages[-1])}), "
@@ -305,12 +305,13 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
                 for j in range(warm_repeats):
                     # a returning visitor's last visit lasted longer than a load: let the page finish its
                     # speed estimate and V8 write its wasm code cache (it does so only after the module
-                    # has run for a while; without it the "python" stage takes ~3 s instead of ~1.4 s)
-                    page.wait_for_timeout(5000)
+                    # has run for a while). Since the page restores a Python snapshot, an immediate
+                    # reload (--warm-wait 0) is as fast: 1.6-1.75 s on 2026-11-29.
+                    page.wait_for_timeout(warm_wait_s * 1000)
                     before = count()
                     page.reload()
                     warm.append(wait_ready(page) / 1000)
-                    stages.append({"load": "warm", "s": warm[-1], **page_stages(page)})
+                    stages.append({"load": "warm", "s": warm[-1], "snapshot": python_snapshot(page), **page_stages(page)})
                     page.wait_for_timeout(300)
                     after = count()
                     bytes_warm = {"requests": after["requests"] - before["requests"],
@@ -324,7 +325,7 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
             context.close()
             if profile:
                 shutil.rmtree(profile, ignore_errors=True)
-    return {"persistent_profile": persistent, "cold_s": cold, "warm_s": warm, "cold_bytes": bytes_cold,
+    return {"persistent_profile": persistent, "warm_wait_s": warm_wait_s, "cold_s": cold, "warm_s": warm, "cold_bytes": bytes_cold,
             "warm_bytes": bytes_warm, "stages": stages, "console_errors": errors}
 
 
@@ -334,8 +335,15 @@ def page_stages(page):
         .filter((li) => li.dataset.ms !== undefined).map((li) => [li.dataset.stage, Number(li.dataset.ms)]))""")
 
 
+def python_snapshot(page):
+    """How the page's worker got Python: "restored" from the snapshot of an earlier visit,
+    started afresh and snapshot "saved", or "none" (see web/PROTOCOL.md)."""
+    return page.get_attribute("[data-testid=status]", "data-python-snapshot")
+
+
 def fmt_stages(stages):
-    return ", ".join(f"{k} {v / 1000:.1f}" for k, v in stages.items() if k not in ("load", "s"))
+    return ", ".join(f"{k} {v / 1000:.1f}" for k, v in stages.items() if k not in ("load", "s", "snapshot")) + (
+        f"; Python snapshot {stages['snapshot']}" if stages.get("snapshot") else "")
 
 
 def measure_throughput(browser, url, native, rounds, seconds, with_cpu, log):
@@ -646,7 +654,7 @@ def report(results):
         add(f"| cold (fresh on-disk profile) | {statistics.median(ld['cold_s']):.2f} s | "
             + ", ".join(f"{v:.2f}" for v in ld["cold_s"]) + " | < 6 s |")
         if ld["warm_s"]:
-            add(f"| warm (same profile, reload) | {statistics.median(ld['warm_s']):.2f} s | "
+            add(f"| warm (same profile, reload {ld.get('warm_wait_s', 5):g} s after ready) | {statistics.median(ld['warm_s']):.2f} s | "
                 + ", ".join(f"{v:.2f}" for v in ld["warm_s"]) + " | < 3 s |")
         li = results.get("load_incognito")
         if li:
@@ -658,9 +666,12 @@ def report(results):
         for kind in ("cold", "warm"):
             rows = [st for st in ld["stages"] if st["load"] == kind]
             if rows:
-                keys = [k for k in rows[0] if k not in ("load", "s")]
+                keys = [k for k in rows[0] if k not in ("load", "s", "snapshot")]
+                snapshots = ", ".join(f"{v} {n}x" for v, n in sorted(
+                    {v: sum(r.get("snapshot") == v for r in rows) for v in {r.get("snapshot") for r in rows}}.items(), key=str))
                 add(f"  {kind}, the page's own stage times (median s): "
-                    + ", ".join(f"{k} {statistics.median(r.get(k, 0) for r in rows) / 1000:.2f}" for k in keys))
+                    + ", ".join(f"{k} {statistics.median(r.get(k, 0) for r in rows) / 1000:.2f}" for k in keys)
+                    + f"; Python snapshot: {snapshots}")
         if ld.get("warm_bytes"):
             add(f"  a warm reload transferred {ld['warm_bytes']['body_bytes']:,} bytes of bodies in "
                 f"{ld['warm_bytes']['requests']} requests (revalidations: the server sends Cache-Control: no-cache)")
@@ -761,6 +772,8 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per contestant per round (default 3)")
     parser.add_argument("--cold", type=int, default=3, help="cold loads (default 3)")
     parser.add_argument("--warm", type=int, default=3, help="warm reloads (default 3)")
+    parser.add_argument("--warm-wait", type=float, default=5.0, metavar="S",
+                        help="seconds between ready and the next warm reload (default 5)")
     parser.add_argument("--drawn", type=int, default=60, metavar="N",
                         help="held-out digits to draw on the canvas after training, when the page has one "
                              "(default 60, 0: skip; about 1 s each)")
@@ -817,7 +830,8 @@ def main(argv=None):
                 results["machine"]["chromium"] = f"Chromium {browser.version}"
                 if not args.skip_load:
                     log(f"page load, {args.cold} cold + {args.warm} warm, a fresh on-disk profile per cold load...")
-                    results["load"] = measure_load(p, browser, url, args.cold, args.warm, executable, log)
+                    results["load"] = measure_load(p, browser, url, args.cold, args.warm, executable, log,
+                                                   warm_wait_s=args.warm_wait)
                     if args.incognito_load:
                         log("page load in an ordinary (incognito-like, in-memory cache) Playwright context, 1 cold + 1 warm...")
                         results["load_incognito"] = measure_load(p, browser, url, 1, 1, executable, log, persistent=False)

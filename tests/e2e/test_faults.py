@@ -4,7 +4,8 @@ or full, a worker script that cannot start.
 
 The tests share pages (module-scoped) and run in file order: `page_app` gets a broken worker
 script (Retry), loads with its digits held back, then failing (Retry), then tampered with (Retry),
-trains and loses its worker twice, then finds its saved model damaged. Two more pages: one without IndexedDB, one whose storage quota is full.
+trains and loses its worker twice, then finds its saved model damaged, then its saved Python
+snapshot damaged (twice). Two more pages: one without IndexedDB, one whose storage quota is full.
 """
 import pytest
 from playwright.sync_api import expect
@@ -198,6 +199,48 @@ def test_a_saved_model_that_cannot_be_read_is_reported_and_dropped(page_app):
     })""")
     assert saved, "the unreadable record was kept"
     message.locator(".dismiss").click()
+
+
+DAMAGE_SNAPSHOT = """async (mode) => {
+  const cache = await caches.open('pycnn-python-snapshot');
+  const [key] = await cache.keys();
+  const stored = await cache.match(key);
+  const bytes = new Uint8Array(await stored.arrayBuffer());
+  let hash = stored.headers.get('x-pycnn-sha256');
+  if (mode === 'bit flip') {
+    bytes[bytes.length >> 1] ^= 0xff;  // the stored sha256 no longer matches
+  } else {
+    bytes.fill(7, 0, 64);  // intact sha256, but not a snapshot Pyodide accepts
+    const digest = await crypto.subtle.digest('SHA-256', bytes);
+    hash = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+  await cache.put(key, new Response(bytes, { headers: { 'x-pycnn-sha256': hash } }));
+  return key.url;
+}"""
+
+
+@pytest.mark.parametrize("damage", ["bit flip", "not a snapshot"])
+def test_a_damaged_python_snapshot_is_dropped_and_python_starts_afresh(page_app, damage):
+    """The memory snapshot of a started Python that speeds up later visits got damaged."""
+    app = page_app
+    assert app.attr("status", "data-python-snapshot") == "restored"
+    warnings = []
+    listener = lambda m: warnings.append(m.text) if m.type == "warning" else None  # noqa: E731
+    app.page.on("console", listener)
+    errors_before = len(app.log.console_errors)
+    key = app.page.evaluate(DAMAGE_SNAPSHOT, damage)
+    assert "pyodide-snapshot" in key
+    app.page.reload()
+    app.wait_state("ready")
+    app.page.remove_listener("console", listener)
+    assert app.attr("status", "data-python-snapshot") == "saved", "the damaged snapshot was used or not replaced"
+    assert any("snapshot" in w for w in warnings), warnings
+    assert app.log.console_errors[errors_before:] == []
+    expect(app.by_id("message")).not_to_have_attribute("data-kind", "error")
+    # the replacement works: the next visit restores it
+    app.page.reload()
+    app.wait_state("ready")
+    assert app.attr("status", "data-python-snapshot") == "restored"
 
 
 def test_without_indexeddb_the_page_still_trains_and_says_models_are_not_kept(open_site):

@@ -42,6 +42,8 @@ def test_page_reaches_ready_without_errors_and_only_talks_to_its_origin(app):
     stages = page.eval_on_selector_all('[data-testid="stages"] li', "ls => ls.map(l => [l.dataset.stage, l.dataset.status])")
     assert stages == [[s, "done"] for s in ("python", "numpy", "pycnn", "data", "ready")]
     assert int(app.attr("status", "data-load-ms")) > 0
+    # a first visit starts Python the slow way and keeps a memory snapshot for the next one
+    assert app.attr("status", "data-python-snapshot") == "saved"
     assert app.log.console_errors == [] and app.log.page_errors == []
     assert app.probe()["csp"] == []
     assert app.log.requests, "no requests were seen"
@@ -185,6 +187,8 @@ def test_reload_restores_the_trained_model(app):
     filters = filter_images(app)
     app.page.reload()
     app.wait_state("ready")
+    # Python came back from the snapshot of the first load; everything below runs on it
+    assert app.attr("status", "data-python-snapshot") == "restored"
     assert app.page.evaluate("document.body.dataset.model") == "restored"
     assert app.attr("accuracy", "data-val-accuracy") == accuracy
     assert app.attr("loss-chart", "data-points") == points
