@@ -394,7 +394,8 @@ async function boot() {
 /**
  * Pyodide, restored from the memory snapshot a previous visit saved (see snapshot.js) or
  * started afresh, in which case a snapshot is taken for the next visit before anything else
- * runs. snapshot: "restored", "saved" or "none" (could not be stored: it says why on the console).
+ * runs. snapshot: "restored", "saved" or "none" (no Cache Storage here, or it could not be taken or
+ * stored: the console says why).
  */
 async function startPython() {
   const options = {
@@ -414,7 +415,13 @@ async function startPython() {
     }
   }
   const pyodide = await loadPyodide({ ...options, _makeSnapshot: true });
-  const stored = await saveSnapshot(pyodideVersion, pyodide.makeMemorySnapshot());
+  let bytes = null;
+  try {
+    bytes = pyodide.makeMemorySnapshot();
+  } catch (error) {
+    console.warn(`could not take a Python snapshot (${describe(error)}); the next load starts Python afresh`);
+  }
+  const stored = bytes !== null && (await saveSnapshot(pyodideVersion, bytes));
   return { pyodide, snapshot: stored ? "saved" : "none" };
 }
 
