@@ -6,6 +6,7 @@ import { FiltersView } from "./filters.js";
 import { LIMITS, validateSettings } from "./validate.js";
 import { Sketch } from "./sketch.js";
 import { EvaluationView, FeatureMapsView, PredictionView } from "./insight.js";
+import { dropSnapshots } from "./snapshot.js";
 
 const MODEL_FILE_NAME = "pycnn-model.npz";
 const MAX_MODEL_FILE_BYTES = 20 * 1024 * 1024; // the page's models are ~70 kB; refuse huge files before reading
@@ -382,15 +383,15 @@ function historySnapshot() {
 async function persist(bytes, evaluation) {
   if (!app.storageOk) return;
   const model = { ...app.model };
+  const record = { format: 1, bytes, history: historySnapshot(), evaluation, model, savedAt: Date.now() };
   try {
-    await store.save({
-      format: 1,
-      bytes,
-      history: historySnapshot(),
-      evaluation,
-      model,
-      savedAt: Date.now(),
-    });
+    try {
+      await store.save(record);
+    } catch (error) {
+      // the trained model matters more than a faster next load: make room by deleting the Python snapshot
+      if (error?.name !== "QuotaExceededError" || !(await dropSnapshots())) throw error;
+      await store.save(record);
+    }
     app.hasSavedModel = true;
     // for tests and the curious: how many saves, and the epochs of the model saved last
     ui.storageNote.dataset.saves = String(Number(ui.storageNote.dataset.saves ?? 0) + 1);

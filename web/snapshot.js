@@ -5,7 +5,8 @@
 // depends only on the Pyodide build: the cache key names the Pyodide version, Pyodide itself
 // refuses a snapshot of another build (BUILD_ID), and a sha256 stored next to the bytes catches a
 // damaged copy. Anything unusable is deleted and Python starts the normal way. Storage problems
-// (no Cache Storage outside a secure context, a full quota) only mean no snapshot.
+// (no Cache Storage outside a secure context, a full quota) only mean no snapshot, and the page
+// deletes the snapshot when the browser's storage is too full to keep the trained model.
 //
 // _makeSnapshot / _loadSnapshot are experimental loadPyodide() options of Pyodide 0.27; the
 // version is pinned in package.json and the e2e tests cover both paths.
@@ -58,12 +59,13 @@ export async function saveSnapshot(version, bytes) {
   }
 }
 
-/** Delete every stored snapshot. Never throws. */
+/** Delete every stored snapshot; true when there was one. Never throws. */
 export async function dropSnapshots() {
-  if (!available()) return;
+  if (typeof self.caches === "undefined") return false;
   try {
-    await self.caches.delete(CACHE_NAME);
+    return await self.caches.delete(CACHE_NAME);
   } catch (error) {
     console.warn(`could not delete the saved Python snapshot: ${error}`);
+    return false;
   }
 }

@@ -5,7 +5,8 @@ or full, a worker script that cannot start.
 The tests share pages (module-scoped) and run in file order: `page_app` gets a broken worker
 script (Retry), loads with its digits held back, then failing (Retry), then tampered with (Retry),
 trains and loses its worker twice, then finds its saved model damaged, then its saved Python
-snapshot damaged (twice). Two more pages: one without IndexedDB, one whose storage quota is full.
+snapshot damaged (twice). Three more pages: one without IndexedDB, one whose storage is too full
+for the model unless the Python snapshot goes, one whose storage quota is full.
 """
 import pytest
 from playwright.sync_api import expect
@@ -257,6 +258,35 @@ def test_without_indexeddb_the_page_still_trains_and_says_models_are_not_kept(op
     app.wait_state("ready")
     assert body(app, "model") == "untrained"
     assert app.log.page_errors == []
+
+
+def test_storage_too_full_for_the_model_makes_room_by_deleting_the_python_snapshot(open_site):
+    """Only the ~21 MB Python snapshot stands between the trained model and a full quota: the
+    snapshot (a speed-up) goes, the model is kept."""
+    app = open_site()
+    app.goto_ready()
+    assert app.attr("status", "data-python-snapshot") == "saved"
+    has_snapshot = "async () => (await caches.keys()).includes('pycnn-python-snapshot')"
+    assert app.page.evaluate(has_snapshot)
+    usage = app.page.evaluate("async () => (await navigator.storage.estimate()).usage")
+    assert usage > 20_000_000, usage  # the snapshot
+    cdp = app.context.new_cdp_session(app.page)
+    cdp.send("Storage.overrideQuotaForOrigin", {"origin": app.url.rstrip("/"), "quotaSize": usage + 10_000})
+    fill(app, TINY_RUN)
+    app.by_id("train-button").click()
+    app.page.wait_for_selector('body[data-state="ready"][data-run-result="finished"]', state="attached",
+                               timeout=TRAIN_TIMEOUT_MS)
+    note = app.by_id("storage-note")
+    expect(note).to_have_attribute("data-available", "true")
+    assert int(app.attr("storage-note", "data-saves")) >= 1
+    assert not app.page.evaluate(has_snapshot)
+    accuracy = app.attr("accuracy", "data-val-accuracy")
+    app.page.reload()
+    app.wait_state("ready")
+    assert body(app, "model") == "restored" and app.attr("accuracy", "data-val-accuracy") == accuracy
+    # no room for a new snapshot either: this load started Python afresh and says so on the console only
+    assert app.attr("status", "data-python-snapshot") == "none"
+    expect(app.by_id("message")).to_be_hidden()
 
 
 def test_storage_full_on_save_the_page_still_trains_and_says_models_are_not_kept(open_site):
