@@ -57,8 +57,8 @@ def open_site(browser, site_url):
     """Factory for extra pages (e.g. with IndexedDB removed); closed after the module."""
     opened = []
 
-    def factory(init_scripts=()):
-        application = open_app(browser, site_url, init_scripts)
+    def factory(init_scripts=(), **context_options):
+        application = open_app(browser, site_url, init_scripts, **context_options)
         opened.append(application)
         return application
 

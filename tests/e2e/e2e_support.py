@@ -122,8 +122,9 @@ class App:
         return path
 
 
-def open_app(browser, url, init_scripts=()):
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+def open_app(browser, url, init_scripts=(), **context_options):
+    """A new context (Playwright options, e.g. has_touch=True, on top of ours) with one page."""
+    context = browser.new_context(**{"viewport": VIEWPORT, "accept_downloads": True, **context_options})
     context.add_init_script(PROBE_SCRIPT)
     for script in init_scripts:
         context.add_init_script(script)
@@ -150,6 +151,29 @@ STROKES = {
     4: [[(0.6, 0.08), (0.15, 0.62), (0.88, 0.62)], [(0.68, 0.3), (0.66, 0.95)]],
     7: [[(0.15, 0.12), (0.85, 0.12), (0.6, 0.5), (0.4, 0.92)]],
 }
+
+
+def touch_digit(page, digit, box, steps=6):
+    """Draw `digit` inside box = (left, top, size) in canvas pixels with a finger: touch events
+    through the DevTools protocol, which Chromium turns into pointer events of type "touch"
+    (the context needs has_touch=True)."""
+    canvas = page.get_by_test_id("draw-canvas")
+    canvas.scroll_into_view_if_needed()
+    rect = canvas.bounding_box()
+    sx, sy = rect["width"] / CANVAS, rect["height"] / CANVAS
+    left, top, size = box
+    cdp = page.context.new_cdp_session(page)
+    try:
+        for stroke in STROKES[digit]:
+            points = [(rect["x"] + (left + u * size) * sx, rect["y"] + (top + v * size) * sy) for u, v in stroke]
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
+            for (x0, y0), (x1, y1) in zip(points, points[1:]):
+                for i in range(1, steps + 1):
+                    x, y = x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps
+                    cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    finally:
+        cdp.detach()
 
 
 def draw_digit(page, digit, box, steps=6):

@@ -1,5 +1,6 @@
 """Draw a digit and see why: a model trained by `python -m pycnn train` in CPython, loaded into
-the page, reads digits drawn with real mouse strokes; feature maps, confusion matrix, mistakes."""
+the page, reads digits drawn with real mouse strokes (and, on a phone-sized touch screen, with a
+finger); feature maps, confusion matrix, mistakes."""
 import os
 import statistics
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import ROOT, draw_digit, main_thread_load
+from e2e_support import ROOT, draw_digit, main_thread_load, touch_digit
 
 # (digit, (left, top, size)) on the 280x280 canvas: full size, a quarter, off-centre, small
 DRAWINGS = [
@@ -75,6 +76,30 @@ def test_drawn_digit_is_read_correctly(app, digit, box):
         for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return [c.width, c.height, n]; }""")
     assert ink[:2] == [28, 28] and ink[2] > 20
     latencies.append(int(app.attr("prediction", "data-latency-ms")))
+
+
+POINTER_TYPES = """
+window.__pointerTypes = [];
+addEventListener("pointerdown", (e) => window.__pointerTypes.push(e.pointerType), true);
+"""
+
+
+def test_a_digit_drawn_with_a_finger_on_a_touch_screen_is_read_and_the_page_does_not_scroll(open_site, cli_model):
+    phone = open_site(init_scripts=[POINTER_TYPES], has_touch=True, is_mobile=True,
+                      viewport={"width": 412, "height": 900}, device_scale_factor=2)
+    phone.goto_ready()
+    phone.by_id("load-model").set_input_files(str(cli_model))
+    phone.page.wait_for_selector('body[data-model="loaded"]', state="attached", timeout=60_000)
+    for digit, box in [(7, (40, 30, 200)), (4, (30, 40, 210))]:
+        phone.by_id("clear-button").tap()
+        expect(phone.by_id("prediction")).to_have_text("")
+        phone.by_id("draw-canvas").scroll_into_view_if_needed()
+        scroll = phone.page.evaluate("scrollY")
+        touch_digit(phone.page, digit, box)
+        expect(phone.by_id("prediction")).to_have_text(str(digit), timeout=5_000)
+        assert phone.page.evaluate("scrollY") == scroll, "drawing scrolled the page"
+    assert set(phone.page.evaluate("window.__pointerTypes")) == {"touch"}
+    assert phone.log.console_errors == [] and phone.log.page_errors == []
 
 
 def test_prediction_latency_is_reported(app):
