@@ -84,10 +84,12 @@ addEventListener("pointerdown", (e) => window.__pointerTypes.push(e.pointerType)
 """
 
 
-def test_a_digit_drawn_with_a_finger_on_a_touch_screen_is_read_and_the_page_does_not_scroll(open_site, cli_model):
+def test_on_a_phone_the_page_fits_and_a_digit_drawn_with_a_finger_is_read_without_scrolling(open_site, cli_model):
     phone = open_site(init_scripts=[POINTER_TYPES], has_touch=True, is_mobile=True,
                       viewport={"width": 412, "height": 900}, device_scale_factor=2)
     phone.goto_ready()
+    width = phone.page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    assert width[0] <= width[1], f"the page is wider than the phone's screen: {width}"
     phone.by_id("load-model").set_input_files(str(cli_model))
     phone.page.wait_for_selector('body[data-model="loaded"]', state="attached", timeout=60_000)
     for digit, box in [(7, (40, 30, 200)), (4, (30, 40, 210))]:
