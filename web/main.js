@@ -312,8 +312,13 @@ client.on("status", ({ stage, phase, text, ms }) => {
   }
 });
 
-client.on("ready", async ({ info, timings }) => {
+function showHeap(bytes) {
+  if (bytes) document.body.dataset.workerHeapBytes = String(bytes); // memory figures for benchmarks and the curious
+}
+
+client.on("ready", async ({ info, timings, heapBytes }) => {
   markStage("ready", "done");
+  showHeap(heapBytes);
   app.info = info;
   for (const el of document.querySelectorAll('[data-field="heldout-count"]')) el.textContent = fmtInt(info.heldout_count);
   applyDefaults(info.defaults ?? {}, info.train_count);
@@ -525,8 +530,9 @@ client.on("checkpoint", ({ bytes, evaluation, reason }) => {
   persist(bytes, evaluation);
 });
 
-client.on("done", ({ reason, evaluation, message }) => {
+client.on("done", ({ reason, evaluation, message, heapBytes }) => {
   const run = app.run;
+  showHeap(heapBytes);
   if (evaluation) app.evaluation = evaluation;
   document.body.dataset.runResult = reason;
   if (run && run.stopClickedAt !== undefined) {

@@ -382,7 +382,7 @@ async function boot() {
     };
     ready = true;
     timings.total = Math.round(performance.now() - t0);
-    post("ready", { info, timings });
+    post("ready", { info, timings, heapBytes: heapBytes() });
     postFilters();
   } catch (error) {
     console.error(error);
@@ -423,6 +423,11 @@ async function startPython() {
   }
   const stored = bytes !== null && (await saveSnapshot(pyodideVersion, bytes));
   return { pyodide, snapshot: stored ? "saved" : "none" };
+}
+
+/** Size of Python's WebAssembly memory in bytes (it only grows), for the memory figures. */
+function heapBytes() {
+  return py?._module?.HEAP8?.length ?? null;
 }
 
 let lastFiltersAt = -Infinity;
@@ -523,7 +528,7 @@ async function train(message) {
       if (r.diverged) {
         const evaluation = JSON.parse(api.evaluate());
         postFilters();
-        post("done", { reason: "diverged", message: r.diverged, evaluation });
+        post("done", { reason: "diverged", message: r.diverged, evaluation, heapBytes: heapBytes() });
         return;
       }
       if (r.batches_per_epoch > 0) toEpochEnd = r.batches_per_epoch - (r.step % r.batches_per_epoch);
@@ -549,7 +554,7 @@ async function train(message) {
       }
       if (r.done) {
         const evaluation = JSON.parse(api.evaluate());
-        post("done", { reason: "finished", evaluation });
+        post("done", { reason: "finished", evaluation, heapBytes: heapBytes() });
         return;
       }
       await yieldToEventLoop(message.yieldMode); // a `stop` message is handled here
@@ -557,7 +562,7 @@ async function train(message) {
         const evaluation = JSON.parse(api.evaluate());
         postFilters();
         postCheckpoint("stopped", evaluation);
-        post("done", { reason: "stopped", evaluation, step: r.step });
+        post("done", { reason: "stopped", evaluation, step: r.step, heapBytes: heapBytes() });
         return;
       }
     }

@@ -303,7 +303,8 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url + "index.html")
             cold.append(wait_ready(page) / 1000)
-            stages.append({"load": "cold", "s": cold[-1], "snapshot": python_snapshot(page), **page_stages(page)})
+            stages.append({"load": "cold", "s": cold[-1], "snapshot": python_snapshot(page),
+                           "heap": worker_heap(page), **page_stages(page)})
             page.wait_for_timeout(300)  # let the trailing requests finish before counting
             bytes_cold = count()
             log(f"  cold load {i + 1}: {cold[-1]:.2f} s ({fmt_stages(stages[-1])}), "
@@ -319,7 +320,8 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
                     before = count()
                     page.reload()
                     warm.append(wait_ready(page) / 1000)
-                    stages.append({"load": "warm", "s": warm[-1], "snapshot": python_snapshot(page), **page_stages(page)})
+                    stages.append({"load": "warm", "s": warm[-1], "snapshot": python_snapshot(page),
+                           "heap": worker_heap(page), **page_stages(page)})
                     page.wait_for_timeout(300)
                     after = count()
                     bytes_warm = {"requests": after["requests"] - before["requests"],
@@ -349,8 +351,17 @@ def python_snapshot(page):
     return page.get_attribute("[data-testid=status]", "data-python-snapshot")
 
 
+def worker_heap(page):
+    """Bytes of the page's Python (wasm) memory at its last ready or done message, or None."""
+    value = page.evaluate("document.body.dataset.workerHeapBytes ?? null")
+    return int(value) if value else None
+
+
+NOT_STAGES = ("load", "s", "snapshot", "heap")
+
+
 def fmt_stages(stages):
-    return ", ".join(f"{k} {v / 1000:.1f}" for k, v in stages.items() if k not in ("load", "s", "snapshot")) + (
+    return ", ".join(f"{k} {v / 1000:.1f}" for k, v in stages.items() if k not in NOT_STAGES) + (
         f"; Python snapshot {stages['snapshot']}" if stages.get("snapshot") else "")
 
 
@@ -500,6 +511,7 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0):
         "page_images_per_second": progress.get_attribute("data-images-per-second"),
         "status_text": page.get_by_test_id("status").text_content(),
         "renderer_after_training": renderer_memory(),
+        "worker_heap_after_training": worker_heap(page),
         "load_average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
     }
     log(f"  training {result['run_result']} in {train_s:.1f} s; page shows {page_accuracy}")
@@ -681,12 +693,13 @@ def report(results):
         for kind in ("cold", "warm"):
             rows = [st for st in ld["stages"] if st["load"] == kind]
             if rows:
-                keys = [k for k in rows[0] if k not in ("load", "s", "snapshot")]
+                keys = [k for k in rows[0] if k not in NOT_STAGES]
                 snapshots = ", ".join(f"{v} {n}x" for v, n in sorted(
                     {v: sum(r.get("snapshot") == v for r in rows) for v in {r.get("snapshot") for r in rows}}.items(), key=str))
                 add(f"  {kind}, the page's own stage times (median s): "
                     + ", ".join(f"{k} {statistics.median(r.get(k, 0) for r in rows) / 1000:.2f}" for k in keys)
-                    + f"; Python snapshot: {snapshots}")
+                    + f"; Python snapshot: {snapshots}"
+                    + (f"; worker wasm heap at ready {fmt_mb(rows[0]['heap'])}" if rows[0].get("heap") else ""))
         if ld.get("warm_bytes"):
             add(f"  a warm reload transferred {ld['warm_bytes']['body_bytes']:,} bytes of bodies in "
                 f"{ld['warm_bytes']['requests']} requests (revalidations: the server sends Cache-Control: no-cache)")
@@ -763,7 +776,9 @@ def report(results):
     if tr and tr.get("renderer_after_training"):
         r = max(tr["renderer_after_training"], key=lambda r: r["rss"] or 0)
         add(f"  largest renderer process after the page's default training run: RSS {fmt_mb(r['rss'])} "
-            f"(peak {fmt_mb(r['peak_rss'])})")
+            f"(peak {fmt_mb(r['peak_rss'])})"
+            + (f"; the page's Python worker wasm heap {fmt_mb(tr['worker_heap_after_training'])}"
+               if tr.get("worker_heap_after_training") else ""))
     pr = results.get("profile")
     if pr:
         add("")
