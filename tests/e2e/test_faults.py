@@ -102,6 +102,7 @@ def test_a_data_file_whose_sha256_differs_is_refused_and_named(page_app):
                                    ".then(b => Array.from(new Uint8Array(b)))")
     tampered = bytes(label_file[:-1]) + bytes([label_file[-1] ^ 1])
     app.context.route(DATA_FILE, lambda route: route.fulfill(status=200, content_type="application/gzip", body=tampered))
+    assert app.page.evaluate("async () => (await caches.keys()).includes('pycnn-python-snapshot')")
     app.by_id("retry-button").click()
     app.page.wait_for_selector('[data-testid="message"][data-kind="error"]', state="visible", timeout=READY_TIMEOUT_MS)
     app.wait_state("error")
@@ -110,6 +111,9 @@ def test_a_data_file_whose_sha256_differs_is_refused_and_named(page_app):
     app.context.unroute(DATA_FILE)
     app.by_id("retry-button").click()
     app.wait_state("ready")
+    # the failed load had restored the Python snapshot the load before saved; a failure behind a
+    # restored snapshot deletes it, so this Retry started Python afresh and saved a new one
+    assert app.attr("status", "data-python-snapshot") == "saved"
     expect(app.by_id("message")).to_be_hidden()
     expect(app.by_id("train-button")).to_be_enabled()
     # the Train pressed while loading started nothing
