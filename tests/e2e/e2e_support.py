@@ -153,19 +153,23 @@ STROKES = {
 }
 
 
-def touch_digit(page, digit, box, steps=6):
-    """Draw `digit` inside box = (left, top, size) in canvas pixels with a finger: touch events
-    through the DevTools protocol, which Chromium turns into pointer events of type "touch"
-    (the context needs has_touch=True)."""
+def _strokes_on_page(page, digit, box):
+    """STROKES[digit] placed in box = (left, top, size) in canvas pixels, as page coordinates."""
     canvas = page.get_by_test_id("draw-canvas")
     canvas.scroll_into_view_if_needed()
     rect = canvas.bounding_box()
     sx, sy = rect["width"] / CANVAS, rect["height"] / CANVAS
     left, top, size = box
+    return [[(rect["x"] + (left + u * size) * sx, rect["y"] + (top + v * size) * sy) for u, v in stroke]
+            for stroke in STROKES[digit]]
+
+
+def touch_digit(page, digit, box, steps=6):
+    """Draw `digit` inside box with a finger: touch events through the DevTools protocol, which
+    Chromium turns into pointer events of type "touch" (the context needs has_touch=True)."""
     cdp = page.context.new_cdp_session(page)
     try:
-        for stroke in STROKES[digit]:
-            points = [(rect["x"] + (left + u * size) * sx, rect["y"] + (top + v * size) * sy) for u, v in stroke]
+        for points in _strokes_on_page(page, digit, box):
             cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
             for (x0, y0), (x1, y1) in zip(points, points[1:]):
                 for i in range(1, steps + 1):
@@ -178,13 +182,7 @@ def touch_digit(page, digit, box, steps=6):
 
 def draw_digit(page, digit, box, steps=6):
     """Draw `digit` inside box = (left, top, size) in canvas pixels with mouse down/move/up."""
-    canvas = page.get_by_test_id("draw-canvas")
-    canvas.scroll_into_view_if_needed()
-    rect = canvas.bounding_box()
-    sx, sy = rect["width"] / CANVAS, rect["height"] / CANVAS
-    left, top, size = box
-    for stroke in STROKES[digit]:
-        points = [(rect["x"] + (left + u * size) * sx, rect["y"] + (top + v * size) * sy) for u, v in stroke]
+    for points in _strokes_on_page(page, digit, box):
         page.mouse.move(*points[0])
         page.mouse.down()
         for point in points[1:]:
