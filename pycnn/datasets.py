@@ -68,12 +68,17 @@ def _name(source):
     return "IDX data" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
 
 
-def read_idx_images(source):
-    """IDX image file -> float32 (N, 1, H, W) in [0, 1]."""
+def read_idx_pixels(source):
+    """IDX image file -> its uint8 pixels (N, H, W), as stored (a quarter of read_idx_images' memory)."""
     images = read_idx(source)
     if images.ndim != 3:
         raise ValueError(f"{_name(source)}: expected an IDX file of images (3 dimensions), got shape {images.shape}")
-    return scale(images)
+    return images
+
+
+def read_idx_images(source):
+    """IDX image file -> float32 (N, 1, H, W) in [0, 1]."""
+    return scale(read_idx_pixels(source))
 
 
 def read_idx_labels(source):

@@ -132,6 +132,18 @@ def test_scale_gives_float32_channel_first_images_in_unit_range(digits):
     assert datasets.scale(np.array([[[0, 255]]], np.uint8)).tolist() == [[[[0.0, 1.0]]]]
 
 
+def test_read_idx_pixels_keeps_the_stored_bytes_and_images_scales_them(digits, tmp_path):
+    images, labels = digits
+    (tmp_path / "images").write_bytes(idx_bytes(images))
+    pixels = datasets.read_idx_pixels(tmp_path / "images")
+    assert pixels.dtype == np.uint8 and pixels.shape == (5, 28, 28)
+    np.testing.assert_array_equal(pixels, images)
+    np.testing.assert_array_equal(datasets.read_idx_images(tmp_path / "images"), datasets.scale(pixels))
+    (tmp_path / "labels").write_bytes(idx_bytes(labels))
+    with pytest.raises(ValueError, match=r"labels: expected an IDX file of images \(3 dimensions\)"):
+        datasets.read_idx_pixels(tmp_path / "labels")
+
+
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
 @pytest.mark.parametrize("kind", ["train", "test"])
 def test_load_mnist_reads_the_standard_file_names(kind, gz, digits, tmp_path):

@@ -18,7 +18,9 @@ function cacheKey(version) {
   return new URL(`pyodide-snapshot-${version}.bin`, self.location.href).href;
 }
 
-async function sha256Hex(bytes) {
+/** Hex sha256 of bytes, or null outside a secure context (no crypto.subtle: nothing can be checked). */
+export async function sha256Hex(bytes) {
+  if (!self.crypto?.subtle) return null;
   const digest = await self.crypto.subtle.digest("SHA-256", bytes);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -2,7 +2,7 @@
 // then trains in short chunks so `stop` and other messages are seen between chunks.
 // Message protocol: see PROTOCOL.md.
 import { loadPyodide, version as pyodideVersion } from "./pyodide/pyodide.mjs";
-import { dropSnapshots, readSnapshot, saveSnapshot } from "./snapshot.js";
+import { dropSnapshots, readSnapshot, saveSnapshot, sha256Hex } from "./snapshot.js";
 
 const BASE_URL = new URL("./", import.meta.url);
 const CHUNK_TARGET_MS = 50; // one trainer.run() call: bounds stop latency; measured: no throughput loss vs 100 ms with the MessageChannel yield
@@ -47,9 +47,7 @@ class PageSession:
     def __init__(self, images_path, labels_path, heldout, seed):
         # split the uint8 digits, then scale the parts: the float32 copy of all 10,000 is never
         # made, which keeps ~31 MB out of the worker's memory (wasm memory never shrinks)
-        images = datasets.read_idx(images_path)
-        if images.ndim != 3:
-            raise ValueError(f"{images_path}: expected an IDX file of images, got shape {images.shape}")
+        images = datasets.read_idx_pixels(images_path)
         y = datasets.read_idx_labels(labels_path)
         x_tr, self.y_tr, x_ho, self.y_ho = datasets.train_test_split(images, y, test_size=heldout, seed=seed)
         self.x_tr, self.x_ho = datasets.scale(x_tr), datasets.scale(x_ho)
@@ -268,12 +266,6 @@ async function fetchJson(url, what) {
   } catch (error) {
     throw new Error(`${what} (${url.pathname}) is not valid JSON`);
   }
-}
-
-async function sha256Hex(bytes) {
-  if (!self.crypto?.subtle) return null; // not a secure context: cannot check
-  const digest = await self.crypto.subtle.digest("SHA-256", bytes);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The data manifest's file (name and sha256) for "images" or "labels", as build.py writes it. */

