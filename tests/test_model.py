@@ -206,7 +206,9 @@ def test_predict_proba_in_chunks_equals_predict_proba_of_the_parts(rng):
     x = rng.random((2500, 1, 28, 28), dtype=np.float32)
     whole = model.predict_proba(x)
     parts = np.concatenate([model.predict_proba(x[i:i + 700]) for i in range(0, 2500, 700)])
-    np.testing.assert_allclose(whole, parts, rtol=1e-6, atol=1e-7)
+    # float32 matrix products may sum in a different order for a different batch size
+    # (BLAS blocking depends on the shape and the processor): equal to float32 rounding
+    np.testing.assert_allclose(whole, parts, rtol=1e-5, atol=1e-6)
 
 
 def test_predict_accepts_grey_images_without_a_channel_axis(rng):
