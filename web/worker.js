@@ -345,6 +345,8 @@ async function boot() {
       const micropip = py.pyimport("micropip");
       try {
         await micropip.install(`emfs:/tmp/wheels/${wheel.name}`);
+      } catch (error) {
+        throw new Error(`could not install ${wheel.name}: ${describe(error)}`);
       } finally {
         micropip.destroy();
       }

@@ -317,3 +317,26 @@ def test_storage_full_on_save_the_page_still_trains_and_says_models_are_not_kept
     app.page.reload()  # as the note says, the model was not kept
     app.wait_state("ready")
     assert body(app, "model") == "untrained"
+
+
+def test_a_damaged_pycnn_wheel_is_named_and_retry_installs_the_real_one(open_site):
+    app = open_site()
+    damaged = {"left": 1}
+
+    def damaged_once(route):
+        if damaged["left"]:
+            damaged["left"] -= 1
+            route.fulfill(status=200, content_type="application/octet-stream", body=b"PK\x03\x04 not a wheel")
+        else:
+            route.continue_()
+
+    app.context.route("**/wheels/pycnn-*.whl", damaged_once)
+    app.page.goto(app.url)
+    app.wait_state("error", timeout=READY_TIMEOUT_MS)
+    expect(app.page.locator('[data-testid="stages"] [data-stage="pycnn"]')).to_have_attribute("data-status", "failed")
+    expect(app.by_id("message")).to_contain_text("could not install pycnn-")
+    expect(app.by_id("train-button")).to_be_disabled()
+    app.by_id("retry-button").click()
+    app.wait_state("ready", timeout=READY_TIMEOUT_MS)
+    expect(app.by_id("message")).to_be_hidden()
+    expect(app.by_id("train-button")).to_be_enabled()
