@@ -248,6 +248,7 @@ class Trainer:
             "batches_per_epoch": self.batches_per_epoch,
             "losses": list(losses),
             "accuracy": self._epoch_correct / self._epoch_seen if self._epoch_seen else None,
+            "images": images,
             "images_per_second": images / elapsed if elapsed > 0 else 0.0,
             "epoch_results": list(epoch_results),
             "lr": self.optimizer.lr,

@@ -11,7 +11,7 @@ from pycnn.augment import random_affine
 from pycnn.training import learning_rate
 
 PROGRESS_KEYS = {"step", "total_steps", "epoch", "epochs", "batch", "batches_per_epoch", "losses", "accuracy",
-                 "images_per_second", "epoch_results", "lr", "done", "stopped"}
+                 "images", "images_per_second", "epoch_results", "lr", "done", "stopped"}
 
 
 def same_weights(a, b):
@@ -105,6 +105,7 @@ def test_run_max_batches_advances_exactly_k_steps_and_reports_progress(train_dat
     assert report["epoch"] == 1 + k // 20 and report["batch"] == (k % 20 or 20)
     assert report["stopped"] is False and report["done"] is False
     assert 0 <= report["accuracy"] <= 1 and report["images_per_second"] > 0
+    assert report["images"] == k * trainer.config.batch_size
     assert not same_weights(before, trainer.model.get_weights())
     trainer.run(max_batches=3)
     assert trainer.step == k + 3

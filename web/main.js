@@ -10,7 +10,6 @@ import { dropSnapshots } from "./snapshot.js";
 
 const MODEL_FILE_NAME = "pycnn-model.npz";
 const MAX_MODEL_FILE_BYTES = 20 * 1024 * 1024; // the page's models are ~70 kB; refuse huge files before reading
-const CHUNK_TARGET_S = 0.05; // first chunk size guess; the worker adapts it
 const STAGE_ORDER = ["python", "numpy", "pycnn", "data", "ready"];
 const PREDICT_THROTTLE_MS = 80; // while a stroke is being drawn
 const MAX_MISTAKES = 40;
@@ -471,8 +470,7 @@ ui.form.addEventListener("submit", (event) => {
   delete ui.progress.dataset.stopLatencyMs;
   delete ui.progress.dataset.batchesAfterStop;
   delete document.body.dataset.runResult;
-  const initialChunk = app.imagesPerSecond ? Math.max(1, Math.round((CHUNK_TARGET_S * app.imagesPerSecond) / config.batchSize)) : 2;
-  client.send("train", { config: toWorkerConfig(config), initialChunk });
+  client.send("train", { config: toWorkerConfig(config) });
   setState("training");
   ui.status.textContent = "Training…";
   renderProgress(); // at once, so no stale step from the previous run is ever shown
@@ -482,8 +480,9 @@ ui.stop.addEventListener("click", () => {
   if (app.state !== "training") return;
   ui.stop.disabled = true;
   ui.status.textContent = "Stopping after the current batch…";
-  if (app.run) Object.assign(app.run, { stopClickedAt: performance.now(), batchesAfterStop: 0 });
-  client.send("stop");
+  if (app.run) app.run.stopClickedAt = performance.now();
+  // sentAt on the clock the worker shares, so it can count the batches that ended after the click
+  client.send("stop", { sentAt: performance.timeOrigin + performance.now() });
 });
 
 client.on("progress", (p) => {
@@ -492,13 +491,11 @@ client.on("progress", (p) => {
   Object.assign(run, {
     step: p.step, totalSteps: p.totalSteps, epoch: p.epoch, epochs: p.epochs, batch: p.batch, batchesPerEpoch: p.batchesPerEpoch,
   });
-  // images/s: smooth over chunks so the ETA does not jump around
+  // images/s: smooth over progress messages so the ETA does not jump around
   if (p.imagesPerSecond > 0) {
     run.imagesPerSecond = run.imagesPerSecond ? 0.7 * run.imagesPerSecond + 0.3 * p.imagesPerSecond : p.imagesPerSecond;
     app.imagesPerSecond = run.imagesPerSecond;
   }
-  run.lastChunkMs = p.chunkMs;
-  if (run.stopClickedAt !== undefined) run.batchesAfterStop += p.losses.length;
   app.history.losses.push(...p.losses);
   lossChart.append(p.losses);
   invalidate("charts", "progress");
@@ -530,14 +527,14 @@ client.on("checkpoint", ({ bytes, evaluation, reason }) => {
   persist(bytes, evaluation);
 });
 
-client.on("done", ({ reason, evaluation, message, heapBytes }) => {
+client.on("done", ({ reason, evaluation, message, heapBytes, batchesAfterStop }) => {
   const run = app.run;
   showHeap(heapBytes);
   if (evaluation) app.evaluation = evaluation;
   document.body.dataset.runResult = reason;
   if (run && run.stopClickedAt !== undefined) {
     ui.progress.dataset.stopLatencyMs = String(Math.round(performance.now() - run.stopClickedAt));
-    ui.progress.dataset.batchesAfterStop = String(run.batchesAfterStop);
+    if (batchesAfterStop !== undefined) ui.progress.dataset.batchesAfterStop = String(batchesAfterStop);
   }
   if (run) {
     run.result = { finished: "finished", stopped: "stopped", diverged: "stopped: the loss diverged", failed: "failed" }[reason] ?? reason;
@@ -646,8 +643,13 @@ const sketch = new Sketch(byTestId("draw-canvas"), ({ ended }) => {
     showIdlePrediction();
     return;
   }
-  if (ended) requestPrediction();
-  else throttledPrediction();
+  if (ended) {
+    clearTimeout(predictor.timer); // the stroke's end asks for itself; a throttled request would repeat it
+    predictor.timer = null;
+    requestPrediction();
+  } else {
+    throttledPrediction();
+  }
 });
 // every change of the drawing gets a version; an answer says which version it read (data-answered-version)
 const drawing = { version: 0, changedAt: 0 };
@@ -658,7 +660,7 @@ byTestId("undo-button").addEventListener("click", () => sketch.undo());
 // flight; a newer drawing waits for it and replaces any older waiting one); answered: replies;
 // stale: replies dropped because the drawing changed meanwhile. Shown as data-* on the prediction.
 const predictor = {
-  seq: 0, inFlight: false, pending: false, lastSentAt: -Infinity, timer: null,
+  seq: 0, inFlight: false, inFlightVersion: -1, pending: false, lastSentAt: -Infinity, timer: null,
   requested: 0, sent: 0, answered: 0, stale: 0, workerMs: 0,
 };
 
@@ -712,6 +714,7 @@ function requestPrediction() {
   }
   predictor.requested += 1;
   countPredictions();
+  if (predictor.inFlight && predictor.inFlightVersion === drawing.version) return; // its answer is on the way
   predictor.seq += 1;
   if (predictor.inFlight) {
     predictor.pending = true; // sent with the then-current drawing when the answer in flight arrives
@@ -725,6 +728,7 @@ async function sendPrediction() {
   const { version, changedAt: drawnAt } = drawing;
   const ink = sketch.ink();
   predictor.inFlight = true;
+  predictor.inFlightVersion = version;
   predictor.pending = false;
   predictor.sent += 1;
   countPredictions();

@@ -1,17 +1,18 @@
 // The only file that knows Python. Boots Pyodide, installs pycnn, loads the MNIST subset,
-// then trains in short chunks so `stop` and other messages are seen between chunks.
+// then trains one batch per call, so `stop` and other messages are seen between batches.
 // Message protocol: see PROTOCOL.md.
 import { loadPyodide, version as pyodideVersion } from "./pyodide/pyodide.mjs";
 import { dropSnapshots, readSnapshot, saveSnapshot, sha256Hex } from "./snapshot.js";
 
 const BASE_URL = new URL("./", import.meta.url);
-const CHUNK_TARGET_MS = 50; // one trainer.run() call: bounds stop latency; measured: no throughput loss vs 100 ms with the MessageChannel yield
-const MAX_CHUNK_BATCHES = 500;
+const PROGRESS_EVERY_MS = 50; // progress messages while training (plus every epoch end and the end)
 const FILTERS_EVERY_MS = 250; // filter updates while training (plus every epoch end and stop)
-// Requests answered between training chunks (predictions while the learner draws) may take at most
-// 1 / (1 + TRAIN_PER_SERVED_MS) of the worker's time: after answering for p ms the next chunk trains
-// for at least TRAIN_PER_SERVED_MS * p ms, so a burst of drawing cannot starve training.
+// Requests answered while training (predictions while the learner draws) may take at most
+// 1 / (1 + TRAIN_PER_SERVED_MS) of the worker's time: after answering for p ms, training runs for
+// TRAIN_PER_SERVED_MS * p ms before the next request is answered (it waits in `deferred`), so a
+// burst of drawing cannot starve training, and `stop` still lands after the batch in flight.
 const TRAIN_PER_SERVED_MS = 2;
+const READ_ONLY = new Set(["predict", "inspect-heldout", "analyse"]);
 const STAGES = ["python", "numpy", "pycnn", "data"];
 
 const PY_GLUE = String.raw`
@@ -221,8 +222,9 @@ let py = null; // the Pyodide instance
 let api = null; // Python callables
 let ready = false;
 let training = false;
-let stopRequested = false;
-let servedMs = 0; // time spent answering requests since the last training chunk
+let stopRequested = null; // {sentAt} once the page asked to stop
+let owedMs = 0; // training time owed for requests answered during this run
+let deferred = []; // read-only requests waiting until that time is trained
 
 function post(type, payload = {}, transfer = []) {
   self.postMessage({ type, ...payload }, transfer);
@@ -491,15 +493,14 @@ yieldChannel.port1.addEventListener("message", () => {
   for (const resolve of resolvers) resolve();
 });
 yieldChannel.port1.start();
-const yieldToEventLoop = (mode) =>
+const yieldToEventLoop = () =>
   new Promise((resolve) => {
-    if (mode === "timeout") {
-      setTimeout(resolve);
-      return;
-    }
     yieldResolvers.push(resolve);
     yieldChannel.port2.postMessage(null);
   });
+
+/** Milliseconds since the epoch, comparable between the page and this worker. */
+const wallClock = () => performance.timeOrigin + performance.now();
 
 async function train(message) {
   if (training) {
@@ -512,64 +513,74 @@ async function train(message) {
     return;
   }
   training = true;
-  stopRequested = false;
+  stopRequested = null;
   post("started", { config: message.config });
-  let chunk = Math.max(1, Math.min(MAX_CHUNK_BATCHES, message.initialChunk | 0 || 4));
-  let perBatchMs = 0;
-  const targetMs = Number(message.chunkMs) > 0 ? Number(message.chunkMs) : CHUNK_TARGET_MS;
-  const { train_size: trainSize, batch_size: batchSize } = message.config ?? {};
-  // chunks never cross an epoch end, so an epoch checkpoint holds exactly that epoch's weights
-  let toEpochEnd = trainSize > 0 && batchSize > 0 ? Math.ceil(trainSize / batchSize) : Infinity;
+  const progressMs = Number(message.progressMs) > 0 ? Number(message.progressMs) : PROGRESS_EVERY_MS;
+  let pending = { losses: [], images: 0, from: performance.now() }; // batches not yet reported
+  const recent = []; // when the latest batches ended: how many ended after a `stop` was sent
+  let last = null; // the latest report from Python
+  const postProgress = () => {
+    const windowMs = performance.now() - pending.from;
+    post("progress", {
+      step: last.step, totalSteps: last.total_steps, epoch: last.epoch, epochs: last.epochs,
+      batch: last.batch, batchesPerEpoch: last.batches_per_epoch, losses: pending.losses,
+      accuracy: last.accuracy, imagesPerSecond: windowMs > 0 ? (pending.images * 1000) / windowMs : 0,
+    });
+    pending = { losses: [], images: 0, from: performance.now() };
+  };
   try {
     for (;;) {
-      let batches = chunk;
-      if (servedMs > 0 && perBatchMs > 0) {
-        // answering requests took servedMs since the last chunk: train at least TRAIN_PER_SERVED_MS times as long
-        batches = Math.max(chunk, Math.min(MAX_CHUNK_BATCHES, Math.round((servedMs * TRAIN_PER_SERVED_MS) / perBatchMs)));
-      }
-      servedMs = 0;
+      // one batch per call: a `stop` lands after the batch in flight
       const t0 = performance.now();
-      const r = JSON.parse(api.step(Math.min(batches, toEpochEnd)));
+      const r = JSON.parse(api.step(1));
       const ms = performance.now() - t0;
+      owedMs = Math.max(0, owedMs - ms);
       if (r.diverged) {
         const evaluation = JSON.parse(api.evaluate());
         postFilters();
         post("done", { reason: "diverged", message: r.diverged, evaluation, heapBytes: heapBytes() });
         return;
       }
-      if (r.batches_per_epoch > 0) toEpochEnd = r.batches_per_epoch - (r.step % r.batches_per_epoch);
-      post("progress", {
-        step: r.step, totalSteps: r.total_steps, epoch: r.epoch, epochs: r.epochs,
-        batch: r.batch, batchesPerEpoch: r.batches_per_epoch, losses: r.losses,
-        accuracy: r.accuracy, imagesPerSecond: r.images_per_second, chunkMs: ms,
-      });
+      last = r;
+      recent.push(wallClock());
+      if (recent.length > 16) recent.shift();
+      pending.losses.push(...r.losses);
+      pending.images += r.images;
+      const epochEnded = r.epoch_results?.length > 0;
+      if (epochEnded || r.done || performance.now() - pending.from >= progressMs) postProgress();
       for (const e of r.epoch_results ?? []) {
         post("epoch", {
           epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valLoss: e.val_loss, valAccuracy: e.val_accuracy,
         });
       }
-      if (r.epoch_results?.length) {
-        const last = r.epoch_results[r.epoch_results.length - 1];
+      if (epochEnded) {
+        const lastEpoch = r.epoch_results[r.epoch_results.length - 1];
         postFilters();
-        postCheckpoint("epoch", { loss: last.val_loss, accuracy: last.val_accuracy });
-      } else {
-        if (performance.now() - lastFiltersAt >= FILTERS_EVERY_MS) postFilters(); // the learner sees them move
-        // size the next chunk from this one's per-batch time (epoch ends include an evaluation: skip those)
-        perBatchMs = ms / Math.max(1, r.losses.length);
-        chunk = Math.max(1, Math.min(MAX_CHUNK_BATCHES, Math.round(targetMs / perBatchMs)));
+        postCheckpoint("epoch", { loss: lastEpoch.val_loss, accuracy: lastEpoch.val_accuracy });
+      } else if (performance.now() - lastFiltersAt >= FILTERS_EVERY_MS) {
+        postFilters(); // the learner sees them move
       }
       if (r.done) {
         const evaluation = JSON.parse(api.evaluate());
         post("done", { reason: "finished", evaluation, heapBytes: heapBytes() });
         return;
       }
-      await yieldToEventLoop(message.yieldMode); // a `stop` message is handled here
+      await yieldToEventLoop(); // a `stop` message is handled here
       if (stopRequested) {
+        if (pending.losses.length) postProgress();
+        // batches that ended after the page sent `stop`: the one in flight, normally
+        const sentAt = stopRequested.sentAt ?? Infinity;
+        const batchesAfterStop = recent.filter((end) => end > sentAt).length;
         const evaluation = JSON.parse(api.evaluate());
         postFilters();
         postCheckpoint("stopped", evaluation);
-        post("done", { reason: "stopped", evaluation, step: r.step, heapBytes: heapBytes() });
+        post("done", { reason: "stopped", evaluation, step: r.step, batchesAfterStop, heapBytes: heapBytes() });
         return;
+      }
+      if (owedMs === 0 && deferred.length) {
+        const waiting = deferred;
+        deferred = [];
+        for (const request of waiting) await handle(request);
       }
     }
   } catch (error) {
@@ -577,14 +588,18 @@ async function train(message) {
     post("done", { reason: "failed" });
   } finally {
     training = false;
-    stopRequested = false;
+    stopRequested = null;
+    owedMs = 0;
+    const waiting = deferred;
+    deferred = [];
+    for (const request of waiting) await handle(request);
   }
 }
 
-/** Milliseconds since `from`, counted against the next training chunk when a run is on. */
+/** Milliseconds since `from`; during a run, training owes TRAIN_PER_SERVED_MS times as long. */
 function served(from) {
   const ms = performance.now() - from;
-  if (training) servedMs += ms;
+  if (training) owedMs += ms * TRAIN_PER_SERVED_MS;
   return Math.round(ms * 10) / 10;
 }
 
@@ -596,15 +611,19 @@ async function handle(message) {
       if (id !== undefined) reply("error", { message: "Python is still loading" });
       return;
     }
+    if (training && owedMs > 0 && READ_ONLY.has(type)) {
+      deferred.push(message); // answered once training has had its share (see TRAIN_PER_SERVED_MS)
+      return;
+    }
     const servedFrom = performance.now();
     switch (type) {
       case "train":
         await train(message);
         return;
       case "stop":
-        stopRequested = true;
+        stopRequested = { sentAt: Number(message.sentAt) || undefined };
         return;
-      // read-only requests: fine between training chunks too (their time is paid back by the next chunk)
+      // READ_ONLY requests: answered between training batches too (their time is paid back, see served)
       case "predict": {
         const pixels = message.pixels instanceof Uint8Array ? message.pixels : new Uint8Array(message.pixels ?? []);
         if (pixels.length !== message.width * message.height) {
