@@ -138,8 +138,8 @@ class Trainer:
 
     @property
     def epoch(self):
-        """Current epoch, 1-based (the last one once done)."""
-        return min(self.step // self.batches_per_epoch + 1, self.config.epochs)
+        """The epoch of the latest batch, 1-based (1 before any): "epoch 5, batch 266 of 266"."""
+        return max(1, -(-self.step // self.batches_per_epoch))
 
     def _snapshot(self):
         state = {k: tuple(a.copy() for a in v) if isinstance(v, tuple) else v.copy()

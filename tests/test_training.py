@@ -92,7 +92,7 @@ def test_trainer_refuses_bad_data(train_data):
 
 
 # ---- Trainer in chunks -----------------------------------------------------------------------
-@pytest.mark.parametrize("k", [1, 5, 17])
+@pytest.mark.parametrize("k", [1, 5, 17, 20, 21])
 def test_run_max_batches_advances_exactly_k_steps_and_reports_progress(train_data, k):
     x, y, _, _ = train_data
     trainer = Trainer(seed_model(seed=0), x[:640], y[:640], TrainingConfig(epochs=2, batch_size=32, augment=False))
@@ -102,10 +102,14 @@ def test_run_max_batches_advances_exactly_k_steps_and_reports_progress(train_dat
     assert len(report["losses"]) == k and len(trainer.history["batch_loss"]) == k
     assert set(report) == PROGRESS_KEYS
     assert report["total_steps"] == 40 and report["batches_per_epoch"] == 20 and report["epochs"] == 2
-    assert report["epoch"] == 1 + k // 20 and report["batch"] == (k % 20 or 20)
+    # the epoch and batch of the latest batch: the 20th is "epoch 1, batch 20 of 20"
+    assert report["epoch"] == 1 + (k - 1) // 20 and report["batch"] == (k % 20 or 20)
     assert report["stopped"] is False and report["done"] is False
-    assert 0 <= report["accuracy"] <= 1 and report["images_per_second"] > 0
-    assert report["images"] == k * trainer.config.batch_size
+    if k % 20:
+        assert 0 <= report["accuracy"] <= 1  # running training accuracy of the epoch under way
+    else:
+        assert report["accuracy"] is None  # the next epoch has seen no batch yet
+    assert report["images_per_second"] > 0 and report["images"] == k * trainer.config.batch_size
     assert not same_weights(before, trainer.model.get_weights())
     trainer.run(max_batches=3)
     assert trainer.step == k + 3

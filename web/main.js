@@ -522,8 +522,8 @@ client.on("filters", ({ shape, data }) => {
   invalidate("filters");
 });
 
-client.on("checkpoint", ({ bytes, evaluation, reason }) => {
-  if (reason === "stopped") app.model = { ...app.model, partial: true };
+client.on("checkpoint", ({ bytes, evaluation, reason, partialEpoch }) => {
+  if (reason === "stopped") app.model = { ...app.model, partial: partialEpoch !== false };
   persist(bytes, evaluation);
 });
 

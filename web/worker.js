@@ -478,9 +478,9 @@ function withArrays(json) {
   return { result, transfer: [floats.buffer] };
 }
 
-function postCheckpoint(reason, evaluation, id) {
+function postCheckpoint(reason, evaluation, extra = {}) {
   const bytes = modelBytes();
-  post("checkpoint", { reason, evaluation, bytes, ...(id !== undefined ? { id } : {}) }, [bytes.buffer]);
+  post("checkpoint", { reason, evaluation, bytes, ...extra }, [bytes.buffer]);
 }
 
 // Yield so queued messages (stop) run. A MessageChannel round trip is not clamped to 4 ms the
@@ -516,17 +516,19 @@ async function train(message) {
   stopRequested = null;
   post("started", { config: message.config });
   const progressMs = Number(message.progressMs) > 0 ? Number(message.progressMs) : PROGRESS_EVERY_MS;
-  let pending = { losses: [], images: 0, from: performance.now() }; // batches not yet reported
+  let pending = { losses: [], images: 0, evalMs: 0, from: performance.now() }; // batches not yet reported
+  let batchMs = 0; // the latest batch's time without an epoch end
   const recent = []; // when the latest batches ended: how many ended after a `stop` was sent
   let last = null; // the latest report from Python
   const postProgress = () => {
-    const windowMs = performance.now() - pending.from;
+    // training speed: wall time of the window without held-out evaluations; 0 (unknown) for a sliver
+    const trainMs = performance.now() - pending.from - pending.evalMs;
     post("progress", {
       step: last.step, totalSteps: last.total_steps, epoch: last.epoch, epochs: last.epochs,
       batch: last.batch, batchesPerEpoch: last.batches_per_epoch, losses: pending.losses,
-      accuracy: last.accuracy, imagesPerSecond: windowMs > 0 ? (pending.images * 1000) / windowMs : 0,
+      accuracy: last.accuracy, imagesPerSecond: trainMs >= 20 ? (pending.images * 1000) / trainMs : 0,
     });
-    pending = { losses: [], images: 0, from: performance.now() };
+    pending = { losses: [], images: 0, evalMs: 0, from: performance.now() };
   };
   try {
     for (;;) {
@@ -547,6 +549,8 @@ async function train(message) {
       pending.losses.push(...r.losses);
       pending.images += r.images;
       const epochEnded = r.epoch_results?.length > 0;
+      if (epochEnded) pending.evalMs += Math.max(0, ms - batchMs); // the epoch's held-out evaluation
+      else batchMs = ms;
       if (epochEnded || r.done || performance.now() - pending.from >= progressMs) postProgress();
       for (const e of r.epoch_results ?? []) {
         post("epoch", {
@@ -573,7 +577,7 @@ async function train(message) {
         const batchesAfterStop = recent.filter((end) => end > sentAt).length;
         const evaluation = JSON.parse(api.evaluate());
         postFilters();
-        postCheckpoint("stopped", evaluation);
+        postCheckpoint("stopped", evaluation, { partialEpoch: r.step % r.batches_per_epoch !== 0 });
         post("done", { reason: "stopped", evaluation, step: r.step, batchesAfterStop, heapBytes: heapBytes() });
         return;
       }

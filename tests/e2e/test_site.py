@@ -177,11 +177,30 @@ def test_stop_during_an_epoch_stops_promptly_and_keeps_the_model(app):
     # in flight when the click came may finish.
     assert after_stop <= 1
     assert latency < 2_000  # includes the held-out evaluation and the checkpoint
+    expect(app.by_id("progress")).to_contain_text(f"Epoch 1 of 2 · batch {step} of {per_epoch}")
+    expect(app.by_id("model-state")).to_contain_text("stopped part-way through an epoch")
     # the model is kept: still trained, accuracy still shown, Train continues from it
     assert page.evaluate("document.body.dataset.model") == "trained"
     assert float(app.attr("accuracy", "data-val-accuracy")) >= accuracy_before - 0.05
     assert not app.by_id("train-button").is_disabled()
     assert app.log.console_errors == []
+
+
+def test_stop_at_an_epoch_end_says_whole_epochs(open_site):
+    """One batch per epoch: every call ends an epoch (with a held-out evaluation), so Stop lands
+    between epochs; the page must not call the model part-way through one."""
+    app = open_site()
+    app.goto_ready()
+    fill_settings(app, {"epochs-input": "50", "train-size-input": "32", "batch-size-input": "32"})
+    app.by_id("train-button").click()
+    app.page.wait_for_function("() => Number(document.querySelector('[data-testid=progress]').dataset.step) >= 5",
+                               timeout=60_000)
+    app.by_id("stop-button").click()
+    wait_run_result(app, "stopped", timeout=30_000)
+    epochs = int(app.attr("progress", "data-step"))
+    expect(app.by_id("progress")).to_contain_text(f"Epoch {epochs} of 50 · batch 1 of 1")
+    expect(app.by_id("model-state")).to_contain_text(f"Trained for {epochs} epochs")
+    expect(app.by_id("model-state")).not_to_contain_text("part-way")
 
 
 def test_reload_restores_the_trained_model(app):
