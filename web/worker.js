@@ -515,7 +515,6 @@ async function train(message) {
   training = true;
   stopRequested = null;
   post("started", { config: message.config });
-  const progressMs = Number(message.progressMs) > 0 ? Number(message.progressMs) : PROGRESS_EVERY_MS;
   let pending = { losses: [], images: 0, evalMs: 0, from: performance.now() }; // batches not yet reported
   let batchMs = 0; // the latest batch's time without an epoch end
   const recent = []; // when the latest batches ended: how many ended after a `stop` was sent
@@ -551,7 +550,7 @@ async function train(message) {
       const epochEnded = r.epoch_results?.length > 0;
       if (epochEnded) pending.evalMs += Math.max(0, ms - batchMs); // the epoch's held-out evaluation
       else batchMs = ms;
-      if (epochEnded || r.done || performance.now() - pending.from >= progressMs) postProgress();
+      if (epochEnded || r.done || performance.now() - pending.from >= PROGRESS_EVERY_MS) postProgress();
       for (const e of r.epoch_results ?? []) {
         post("epoch", {
           epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valLoss: e.val_loss, valAccuracy: e.val_accuracy,
