@@ -660,7 +660,7 @@ byTestId("undo-button").addEventListener("click", () => sketch.undo());
 // flight; a newer drawing waits for it and replaces any older waiting one); answered: replies;
 // stale: replies dropped because the drawing changed meanwhile. Shown as data-* on the prediction.
 const predictor = {
-  seq: 0, inFlight: false, inFlightVersion: -1, pending: false, lastSentAt: -Infinity, timer: null,
+  seq: 0, inFlight: false, pending: false, lastSentAt: -Infinity, timer: null,
   requested: 0, sent: 0, answered: 0, stale: 0, workerMs: 0,
 };
 
@@ -714,7 +714,6 @@ function requestPrediction() {
   }
   predictor.requested += 1;
   countPredictions();
-  if (predictor.inFlight && predictor.inFlightVersion === drawing.version) return; // its answer is on the way
   predictor.seq += 1;
   if (predictor.inFlight) {
     predictor.pending = true; // sent with the then-current drawing when the answer in flight arrives
@@ -728,7 +727,6 @@ async function sendPrediction() {
   const { version, changedAt: drawnAt } = drawing;
   const ink = sketch.ink();
   predictor.inFlight = true;
-  predictor.inFlightVersion = version;
   predictor.pending = false;
   predictor.sent += 1;
   countPredictions();

@@ -572,19 +572,14 @@ async function train(message) {
       if (stopRequested) {
         if (pending.losses.length) postProgress();
         // batches that ended after the page sent `stop`: the one in flight, normally
-        const sentAt = stopRequested.sentAt ?? Infinity;
-        const batchesAfterStop = recent.filter((end) => end > sentAt).length;
+        const batchesAfterStop = recent.filter((end) => end > stopRequested.sentAt).length;
         const evaluation = JSON.parse(api.evaluate());
         postFilters();
         postCheckpoint("stopped", evaluation, { partialEpoch: r.step % r.batches_per_epoch !== 0 });
         post("done", { reason: "stopped", evaluation, step: r.step, batchesAfterStop, heapBytes: heapBytes() });
         return;
       }
-      if (owedMs === 0 && deferred.length) {
-        const waiting = deferred;
-        deferred = [];
-        for (const request of waiting) await handle(request);
-      }
+      if (owedMs === 0) await answerDeferred();
     }
   } catch (error) {
     post("error", { message: `Training failed: ${describe(error)}` });
@@ -593,10 +588,15 @@ async function train(message) {
     training = false;
     stopRequested = null;
     owedMs = 0;
-    const waiting = deferred;
-    deferred = [];
-    for (const request of waiting) await handle(request);
+    await answerDeferred();
   }
+}
+
+/** Answer the requests that waited while training was owed time (one may wait again). */
+async function answerDeferred() {
+  const waiting = deferred;
+  deferred = [];
+  for (const request of waiting) await handle(request);
 }
 
 /** Milliseconds since `from`; during a run, training owes TRAIN_PER_SERVED_MS times as long. */
@@ -624,7 +624,7 @@ async function handle(message) {
         await train(message);
         return;
       case "stop":
-        stopRequested = { sentAt: Number(message.sentAt) || undefined };
+        stopRequested = { sentAt: Number(message.sentAt) || Infinity }; // Infinity: the page did not say
         return;
       // READ_ONLY requests: answered between training batches too (their time is paid back, see served)
       case "predict": {

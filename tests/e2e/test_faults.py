@@ -31,6 +31,19 @@ def body(app, name):
     return app.page.evaluate(f"document.body.dataset.{name} ?? null")
 
 
+def fulfil_once(**response):
+    """A route handler that answers the first request with `response`, then lets requests through."""
+    left = [1]
+
+    def handler(route):
+        if left[0]:
+            left[0] -= 1
+            route.fulfill(**response)
+        else:
+            route.continue_()
+    return handler
+
+
 @pytest.fixture(scope="module")
 def page_app(open_site):
     return open_site()
@@ -46,16 +59,8 @@ def held(page_app):
 
 def test_a_worker_that_cannot_start_is_reported_and_retry_starts_another(page_app, held):
     app = page_app
-    failures = {"left": 1}
-
-    def broken_once(route):
-        if failures["left"]:
-            failures["left"] -= 1
-            route.fulfill(status=200, content_type="text/javascript", body="throw new Error('simulated worker crash');")
-        else:
-            route.continue_()
-
-    app.context.route("**/worker.js", broken_once)
+    app.context.route("**/worker.js", fulfil_once(status=200, content_type="text/javascript",
+                                                  body="throw new Error('simulated worker crash');"))
     app.page.goto(app.url)
     app.wait_state("error", timeout=READY_TIMEOUT_MS)
     expect(app.by_id("message")).to_contain_text("worker")
@@ -321,16 +326,8 @@ def test_storage_full_on_save_the_page_still_trains_and_says_models_are_not_kept
 
 def test_a_damaged_pycnn_wheel_is_named_and_retry_installs_the_real_one(open_site):
     app = open_site()
-    damaged = {"left": 1}
-
-    def damaged_once(route):
-        if damaged["left"]:
-            damaged["left"] -= 1
-            route.fulfill(status=200, content_type="application/octet-stream", body=b"PK\x03\x04 not a wheel")
-        else:
-            route.continue_()
-
-    app.context.route("**/wheels/pycnn-*.whl", damaged_once)
+    app.context.route("**/wheels/pycnn-*.whl", fulfil_once(status=200, content_type="application/octet-stream",
+                                                           body=b"PK\x03\x04 not a wheel"))
     app.page.goto(app.url)
     app.wait_state("error", timeout=READY_TIMEOUT_MS)
     expect(app.page.locator('[data-testid="stages"] [data-stage="pycnn"]')).to_have_attribute("data-status", "failed")
