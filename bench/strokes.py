@@ -5,7 +5,11 @@ estimate the same thing in CPython (bench/drawn_digits.py):
     digit_to_strokes(image) -> list of strokes, each a list of (x, y) in 0..28 units
     place(strokes, canvas, rng, min_frac, max_frac) -> strokes in canvas pixels
     render(strokes, canvas, width) -> (canvas, canvas) grey image drawn with a round pen
+    spaced(stroke, spacing) -> the stroke with points closer than spacing to the last one dropped
+    paint(strokes, canvas) -> (canvas, canvas) ink levels as the page's brush draws them (web/sketch.js)
 """
+import math
+
 import numpy as np
 
 NEIGHBOURS = [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]  # P2..P9 clockwise
@@ -126,3 +130,72 @@ def render(strokes, canvas, width):
             window = image[r0:r1, c0:c1]
             np.maximum(window, np.clip(radius + 0.5 - dist, 0, 1), out=window)
     return image
+
+
+# the page's brush (web/sketch.js): diameter as a fraction of the canvas width, blur as a fraction of it
+BRUSH_FRACTION = 0.065
+SOFTNESS = 0.1
+
+
+def spaced(stroke, spacing):
+    """Points of a stroke, dropping each one closer than spacing to the last kept one (the end is kept).
+
+    A pointer reports a point per event, not per tablet sample; a move to the same spot sends no event.
+    """
+    kept = [tuple(stroke[0])]
+    for point in stroke[1:-1]:
+        if math.dist(point, kept[-1]) >= spacing:
+            kept.append(tuple(point))
+    if len(stroke) > 1 and math.dist(stroke[-1], kept[-1]) > 0:
+        if len(kept) > 1 and math.dist(stroke[-1], kept[-1]) < spacing:
+            kept[-1] = tuple(stroke[-1])  # end where the pen was lifted
+        else:
+            kept.append(tuple(stroke[-1]))
+    return kept
+
+
+# Phi(z), the standard normal CDF, tabulated: math.erf has no numpy form without scipy
+_Z = np.linspace(-8, 8, 3201)
+_PHI = np.array([0.5 * (1 + math.erf(z / math.sqrt(2))) for z in _Z])
+
+
+def _quantise(a):
+    """Alpha in [0, 1] -> the nearest of the canvas' 256 levels."""
+    return np.rint(a * 255) / 255
+
+
+def paint(strokes, canvas=280, width=None, softness=SOFTNESS):
+    """Strokes in canvas pixels -> (canvas, canvas) ink levels in [0, 1] (multiples of 1/255), drawn as
+    the page's canvas draws them while the pointer moves (web/sketch.js):
+
+    a dot at a stroke's first point, then every segment to the next point stroked on its own with round
+    caps (width = BRUSH_FRACTION of the canvas) and a shadow blurred by softness * width; each is
+    composited over what is there ("source-over", 8-bit alpha), so where caps overlap the soft edge
+    darkens as it does on the page. The canvas' shadow is a Gaussian of standard deviation blur / 2
+    (the HTML canvas spec) applied to the anti-aliased shape; anti-aliasing is taken as a one-pixel
+    linear ramp, whose blur adds a box's variance (1/12) to the Gaussian's.
+    """
+    width = canvas * BRUSH_FRACTION if width is None else width
+    radius = width / 2
+    sigma = math.hypot(softness * width / 2, math.sqrt(1 / 12))
+    reach = radius + 3 * sigma + 1  # the canvas' blur kernel ends at about 3 standard deviations
+    paper = np.zeros((canvas, canvas))  # alpha of the canvas
+    for stroke in strokes:
+        pts = np.asarray(stroke, dtype=float).reshape(-1, 2)
+        segments = [(pts[0], pts[0])] + list(zip(pts[:-1], pts[1:]))
+        for (x0, y0), (x1, y1) in segments:
+            r0, r1 = max(int(min(y0, y1) - reach), 0), min(int(max(y0, y1) + reach) + 1, canvas)
+            c0, c1 = max(int(min(x0, x1) - reach), 0), min(int(max(x0, x1) + reach) + 1, canvas)
+            if r0 >= r1 or c0 >= c1:
+                continue
+            yy, xx = np.mgrid[r0:r1, c0:c1] + 0.5  # pixel centres
+            dx, dy = x1 - x0, y1 - y0
+            length2 = dx * dx + dy * dy
+            t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / length2, 0, 1) if length2 else 0
+            dist = np.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy))
+            shape = _quantise(np.clip(radius + 0.5 - dist, 0, 1))
+            shadow = _quantise(np.interp((radius - dist) / sigma, _Z, _PHI) * (dist < reach))
+            window = paper[r0:r1, c0:c1]
+            window[...] = _quantise(shadow + window * (1 - shadow))  # the shadow is drawn first
+            window[...] = _quantise(shape + window * (1 - shape))
+    return paper

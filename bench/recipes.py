@@ -1,0 +1,260 @@
+"""Which network and recipe should the page train by default? Candidates scored three ways.
+
+    python bench/recipes.py --unipen FILE                                  # every recipe, 15 epochs, seed 0
+    python bench/recipes.py --unipen FILE --only lenet two-conv-16-32 --epochs 8 15 --augment page none --seeds 0 1
+    python bench/recipes.py --unipen FILE --only lenet --lr 0.005 0.01 0.02 --json runs.json
+    python bench/recipes.py --table runs.json                              # the table of saved runs again
+
+--unipen is the UNIPEN digits JSON (not part of the project). Every run trains with
+pycnn.training.Trainer (the code the page runs) on the bundled subset's 8,500 training digits and is
+scored on the subset's 1,500 held-out digits, on the 10,000 real MNIST test digits (bench/real_mnist.py)
+and on the UNIPEN pen digits drawn on the page's canvas (bench/handwriting.py, placement seed 0).
+Printed per run: forward multiply-adds per image, parameters, CPython training seconds (one BLAS thread)
+and an estimate of the time in the page: the CPython time divided by the browser/CPython speed ratio
+(--browser-ratio; 0.17 for the seed network in bench/browser/RESULTS.md, 0.20 for the 16/32 two-conv
+network in one measurement). It is an estimate: deeper networks spend their time in other numpy
+operations than the seed network, and the page also evaluates the held-out digits after every epoch.
+
+--lock FILE holds an exclusive flock on FILE for each run (training and scoring), and only then, so
+other heavy jobs on a shared machine interleave with a long grid and timings are not disturbed by them.
+"""
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy: one BLAS thread on two shared cores
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import fcntl  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, datasets  # noqa: E402
+from pycnn.augment import random_affine  # noqa: E402
+from pycnn.training import Trainer, TrainingConfig  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import handwriting  # noqa: E402
+import real_mnist  # noqa: E402
+
+BROWSER_RATIO = 0.17  # the seed network's images/s in the page's worker / in CPython (bench/browser/RESULTS.md)
+BUDGET_S = 60         # one click on Train, in the page
+
+# The candidate networks, as layer lists (Conv2D(in, filters, kernel)); conv -> ReLU -> 2x2 pool blocks
+# run as pycnn's fused block.
+NETWORKS = {
+    "seed": lambda: [Conv2D(1, 10, 3), ReLU(), MaxPool2D(2), Flatten(), Dense(13 * 13 * 10, 10)],
+    "two-conv-8-16": lambda: [Conv2D(1, 8, 3), ReLU(), MaxPool2D(2), Conv2D(8, 16, 3), ReLU(), MaxPool2D(2),
+                              Flatten(), Dense(5 * 5 * 16, 10)],
+    "two-conv-16-32": lambda: [Conv2D(1, 16, 3), ReLU(), MaxPool2D(2), Conv2D(16, 32, 3), ReLU(), MaxPool2D(2),
+                               Flatten(), Dense(5 * 5 * 32, 10)],
+    "two-conv-12-24-same": lambda: [Conv2D(1, 12, 3, padding="same"), ReLU(), MaxPool2D(2), Conv2D(12, 24, 3), ReLU(),
+                                    MaxPool2D(2), Flatten(), Dense(6 * 6 * 24, 10)],
+    "two-conv-16-32-same": lambda: [Conv2D(1, 16, 3, padding="same"), ReLU(), MaxPool2D(2), Conv2D(16, 32, 3), ReLU(),
+                                    MaxPool2D(2), Flatten(), Dense(6 * 6 * 32, 10)],
+    "lenet": lambda: [Conv2D(1, 6, 5, padding="same"), ReLU(), MaxPool2D(2), Conv2D(6, 16, 5), ReLU(), MaxPool2D(2),
+                      Flatten(), Dense(5 * 5 * 16, 120), ReLU(), Dense(120, 84), ReLU(), Dense(84, 10)],
+}
+
+# Random affine maps per batch (pycnn.augment.random_affine's arguments). "page" is what
+# TrainingConfig(augment=True) does; the others need arguments TrainingConfig does not have, so
+# AffineTrainer below passes them.
+AUGMENTATIONS = {
+    "none": None,
+    "page": {"max_shift": 2.0, "max_rotation": 5.0, "scale": (0.95, 1.05)},
+    "shift": {"max_shift": 2.0, "max_rotation": 0.0, "scale": (1.0, 1.0)},
+    "wider": {"max_shift": 2.0, "max_rotation": 10.0, "scale": (0.9, 1.1)},
+    "strong": {"max_shift": 3.0, "max_rotation": 15.0, "scale": (0.85, 1.15)},
+}
+
+# A recipe: a network plus TrainingConfig settings plus an augmentation. The default of each
+# candidate is the page's recipe (TrainingConfig's defaults: 15 epochs, batch 32, Adam, one-cycle,
+# peak lr 0.01, "page" augmentation); the command line overrides epochs, lr and augmentation.
+RECIPES = {name: {"net": name, "epochs": 15, "batch_size": 32, "lr": 0.01, "schedule": "onecycle",
+                  "augment": "page"} for name in NETWORKS}
+
+
+class AffineTrainer(Trainer):
+    """Trainer whose batches get random_affine with the given arguments (TrainingConfig has only on/off)."""
+
+    def __init__(self, model, x, y, config, affine):
+        super().__init__(model, x, y, config)
+        self.affine = affine
+
+    def _batch(self):
+        xb, yb = super()._batch()  # config.augment is off: the plain batch, a copy
+        return random_affine(xb, self.rng, out=xb, **self.affine), yb
+
+
+def build(net, seed):
+    """A fresh model of the named network, weights from seed."""
+    return Sequential(NETWORKS[net](), seed=seed, input_shape=(1, 28, 28))
+
+
+def multiply_adds(model):
+    """Multiply-adds per image of a forward pass through the Conv2D and Dense layers."""
+    total = 0
+    for layer, out in zip(model.layers, model.output_shapes()):
+        if isinstance(layer, Conv2D):
+            total += int(np.prod(out)) * layer.in_channels * layer.kernel_size ** 2
+        elif isinstance(layer, Dense):
+            total += layer.params["W"].size
+    return total
+
+
+def describe(recipe):
+    return (f"{recipe['net']}, {recipe['epochs']} epochs, batch {recipe['batch_size']}, {recipe['schedule']} "
+            f"peak lr {recipe['lr']:g}, augmentation {recipe['augment']}")
+
+
+_DATA = {}
+
+
+def training_digits():
+    """The subset's 8,500 training and 1,500 held-out digits, as the page splits them (loaded once)."""
+    if not _DATA:
+        x, y, split = datasets.load_subset()
+        _DATA["split"] = datasets.train_test_split(x, y, split["heldout"], split["seed"])
+    return _DATA["split"]
+
+
+def train(recipe, seed=0):
+    """Train the recipe with the given seed (weights and batches) -> the model."""
+    x_tr, y_tr, _, _ = training_digits()
+    model = build(recipe["net"], seed)
+    affine = AUGMENTATIONS[recipe["augment"]]
+    config = TrainingConfig(epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"],
+                            schedule=recipe["schedule"], augment=recipe["augment"] == "page", seed=seed)
+    if affine is None or recipe["augment"] == "page":
+        Trainer(model, x_tr, y_tr, config).run()
+    else:
+        AffineTrainer(model, x_tr, y_tr, config, affine).run()
+    return model
+
+
+@contextlib.contextmanager
+def heavy_lock(path):
+    """An exclusive flock on path for the duration (nothing when path is None)."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def run(recipe, seed, scorers, lock=None):
+    """Train and score one recipe -> (result dict, model); the timing is only the training."""
+    with heavy_lock(lock):
+        start = time.perf_counter()
+        model = train(recipe, seed)
+        seconds = time.perf_counter() - start
+        scores = {name: score(model) for name, score in scorers.items()}
+    result = {**recipe, "seed": seed, "multiply_adds": multiply_adds(model), "params": model.count_params(),
+              "train_s": seconds, "load_average": os.getloadavg()[0], **scores}
+    return result, model
+
+
+HEADER = ("| network | epochs | lr | augment | seed | fwd MACs/img | params | CPython train s | page s (est.) "
+          "| held-out | MNIST test | UNIPEN |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def row(r, ratio=BROWSER_RATIO):
+    page_s = r["train_s"] / ratio
+    return (f"| {r['net']} | {r['epochs']} | {r['lr']:g} | {r['augment']} | {r['seed']} | {r['multiply_adds'] / 1e6:.3f} M "
+            f"| {r['params']:,} | {r['train_s']:.1f} | ~{page_s:.0f}{'' if page_s <= BUDGET_S else ' (over 60)'} "
+            f"| {r['heldout']:.2%} | {r['mnist_test']:.2%} | {r['unipen']:.2%} |")
+
+
+def summary(results, ratio=BROWSER_RATIO):
+    """Mean over seeds of each (network, epochs, lr, augmentation), best UNIPEN first."""
+    groups = {}
+    for r in results:
+        groups.setdefault((r["net"], r["epochs"], r["lr"], r["augment"]), []).append(r)
+    lines = ["| network | epochs | lr | augment | seeds | CPython train s | page s (est.) | MNIST test | UNIPEN | "
+             "held-out |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for (net, epochs, lr, aug), rs in sorted(groups.items(), key=lambda kv: -np.mean([r["unipen"] for r in kv[1]])):
+        mean = lambda key: np.mean([r[key] for r in rs])  # noqa: E731
+        spread = lambda key: (f" ({min(r[key] for r in rs):.2%}-{max(r[key] for r in rs):.2%})"  # noqa: E731
+                              if len(rs) > 1 else "")
+        lines.append(f"| {net} | {epochs} | {lr:g} | {aug} | {len(rs)} | {mean('train_s'):.1f} | "
+                     f"~{mean('train_s') / ratio:.0f} | {mean('mnist_test'):.2%}{spread('mnist_test')} | "
+                     f"{mean('unipen'):.2%}{spread('unipen')} | {mean('heldout'):.2%} |")
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--unipen", metavar="FILE", help="the UNIPEN digits JSON (not part of the project)")
+    parser.add_argument("--only", nargs="+", choices=list(RECIPES), metavar="NAME",
+                        help=f"these recipes (default: all of {', '.join(RECIPES)})")
+    parser.add_argument("--epochs", type=int, nargs="+", help="override the recipes' epochs (15)")
+    parser.add_argument("--lr", type=float, nargs="+", help="override the peak learning rate (0.01)")
+    parser.add_argument("--augment", nargs="+", choices=list(AUGMENTATIONS), help="override the augmentation (page)")
+    parser.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], help="override the schedule")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
+    parser.add_argument("--browser-ratio", type=float, default=BROWSER_RATIO,
+                        help=f"page/CPython training speed for the estimate (default {BROWSER_RATIO})")
+    parser.add_argument("--lock", metavar="FILE", help="hold an exclusive flock on FILE during each run")
+    parser.add_argument("--json", metavar="FILE", help="append each run's result to this JSON file")
+    parser.add_argument("--table", metavar="JSON", help="print the tables of a saved --json file and exit")
+    parser.add_argument("--save-models", metavar="DIR", help="also write each trained model to DIR")
+    args = parser.parse_args()
+
+    if args.table:
+        results = json.loads(Path(args.table).read_text())
+        print(HEADER)
+        print("\n".join(row(r, args.browser_ratio) for r in results))
+        print()
+        print("\n".join(summary(results, args.browser_ratio)))
+        return
+    if not args.unipen:
+        parser.error("--unipen FILE is required (the UNIPEN digits JSON, not part of the project)")
+
+    recipes = []
+    for name in args.only or RECIPES:
+        base = RECIPES[name]
+        for epochs, lr, aug in itertools.product(args.epochs or [base["epochs"]], args.lr or [base["lr"]],
+                                                 args.augment or [base["augment"]]):
+            recipes.append({**base, "epochs": epochs, "lr": lr, "augment": aug,
+                            "schedule": args.schedule or base["schedule"]})
+    _, _, x_ho, y_ho = training_digits()
+    x_test, y_test = real_mnist.test_set()
+    with heavy_lock(args.lock):
+        replay = handwriting.Replay(args.unipen, seed=0)
+    print(replay.describe(), flush=True)
+    scorers = {
+        "heldout": lambda m: m.evaluate(x_ho, y_ho)["accuracy"],
+        "mnist_test": lambda m: m.evaluate(x_test, y_test)["accuracy"],
+        "unipen": replay.accuracy,
+    }
+    print(f"{len(recipes) * len(args.seeds)} runs; page time estimated as CPython time / {args.browser_ratio:g}")
+    print(HEADER, flush=True)
+    saved = json.loads(Path(args.json).read_text()) if args.json and Path(args.json).is_file() else []
+    for recipe in recipes:
+        for seed in args.seeds:
+            result, model = run(recipe, seed, scorers, args.lock)
+            print(row(result, args.browser_ratio), flush=True)
+            if args.json:
+                saved.append(result)
+                Path(args.json).write_text(json.dumps(saved, indent=1) + "\n")
+            if args.save_models:
+                Path(args.save_models).mkdir(parents=True, exist_ok=True)
+                model.save(Path(args.save_models) / (f"{recipe['net']}-e{recipe['epochs']}-lr{recipe['lr']:g}-"
+                                                     f"{recipe['augment']}-s{seed}.npz"))
+    if args.json:
+        print()
+        print("\n".join(summary(saved, args.browser_ratio)))
+
+
+if __name__ == "__main__":
+    main()
