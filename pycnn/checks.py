@@ -33,3 +33,138 @@ def number(name, value, low=-math.inf, high=math.inf, integer=False, low_open=Fa
 
 def positive_int(name, value):
     return number(name, value, 1, integer=True)
+
+
+# ---- argument specs: one description of an argument, used to check values and shown to the page --
+REQUIRED = object()  # the default of an argument that has none
+
+
+class Arg:
+    """One argument's kind and bounds. check(name, value) -> the value or ValueError; spec() -> JSON-able."""
+
+    kind = ""
+
+    def __init__(self, default=REQUIRED, optional=False):
+        self.default = default
+        self.optional = optional  # None is allowed too
+
+    def check(self, name, value):
+        if value is None and self.optional:
+            return None
+        return self._check(name, value)
+
+    def bounds(self):
+        return {}
+
+    def spec(self):
+        """{"type": ..., bounds..., "optional": true (if so), "default": ... (if any)}."""
+        out = {"type": self.kind, **self.bounds()}
+        if self.optional:
+            out["optional"] = True
+        if self.default is not REQUIRED:
+            out["default"] = self.default
+        return out
+
+
+class Int(Arg):
+    """An int in [min, max]."""
+
+    kind = "int"
+
+    def __init__(self, min, max, default=REQUIRED, optional=False):
+        super().__init__(default, optional)
+        self.min, self.max = min, max
+
+    def _check(self, name, value):
+        return number(name, value, self.min, self.max, integer=True)
+
+    def bounds(self):
+        return {"min": self.min, "max": self.max}
+
+
+class Float(Arg):
+    """A finite number in [min, max]."""
+
+    kind = "float"
+
+    def __init__(self, min, max, default=REQUIRED, optional=False):
+        super().__init__(default, optional)
+        self.min, self.max = min, max
+
+    def _check(self, name, value):
+        return number(name, value, self.min, self.max)
+
+    def bounds(self):
+        return {"min": self.min, "max": self.max}
+
+
+class Choice(Arg):
+    """One of a few strings."""
+
+    kind = "choice"
+
+    def __init__(self, choices, default=REQUIRED, optional=False):
+        super().__init__(default, optional)
+        self.choices = tuple(choices)
+
+    def _check(self, name, value):
+        if not isinstance(value, str) or value not in self.choices:
+            raise ValueError(f"{name} must be one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+    def bounds(self):
+        return {"choices": list(self.choices)}
+
+
+class Bool(Arg):
+    """True or False (not 0 or 1)."""
+
+    kind = "bool"
+
+    def _check(self, name, value):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+
+
+class Padding(Arg):
+    """Convolution padding: "valid", "same", or an int from 0 to max (zeros on every side)."""
+
+    kind = "padding"
+
+    def __init__(self, max, default=REQUIRED):
+        super().__init__(default)
+        self.max = max
+
+    def _check(self, name, value):
+        if isinstance(value, str) and value in ("valid", "same"):
+            return value
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        try:
+            ok = ok and 0 <= value <= self.max
+        except (OverflowError, TypeError):
+            ok = False
+        if not ok:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise ValueError(f"{name} must be 'valid', 'same' or an int from 0 to {self.max}, got {shown}")
+        return int(value)
+
+    def bounds(self):
+        return {"choices": ["valid", "same"], "min": 0, "max": self.max}
+
+
+def check_args(args, values):
+    """values: {name: value} checked against args: {name: Arg} -> every argument, defaults filled in."""
+    unknown = [name for name in values if name not in args]
+    if unknown:
+        takes = ", ".join(args) if args else "no arguments"
+        raise ValueError(f"unexpected argument {unknown[0]!r} (takes {takes})")
+    out = {}
+    for name, arg in args.items():
+        if name in values:
+            out[name] = arg.check(name, values[name])
+        elif arg.default is REQUIRED:
+            raise ValueError(f"missing argument {name!r}")
+        else:
+            out[name] = arg.default
+    return out

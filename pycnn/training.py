@@ -3,12 +3,11 @@ run a few batches at a time (the page's worker yields between chunks so Stop is 
 import collections
 import dataclasses
 import math
-import time
 
 import numpy as np
 
 from .augment import random_affine
-from .checks import number as _number
+from .checks import Bool, Choice, Float, Int
 from .optimizers import OPTIMIZERS, Adam
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -38,22 +37,21 @@ class TrainingConfig:
     shuffle: bool = True
     seed: int = 0
 
+    # every field's bounds: __post_init__ checks against them and limits() publishes them
+    ARGS = {
+        "epochs": Int(1, 1000), "batch_size": Int(1, 4096), "lr": Float(1e-7, 10.0),
+        "optimizer": Choice(OPTIMIZERS), "schedule": Choice(SCHEDULES), "augment": Bool(),
+        "train_size": Int(1, 10 ** 7, optional=True), "shuffle": Bool(), "seed": Int(0, 2 ** 32 - 1),
+    }
+
     def __post_init__(self):
-        self.epochs = _number("epochs", self.epochs, 1, 1000, integer=True)
-        self.batch_size = _number("batch_size", self.batch_size, 1, 4096, integer=True)
-        self.lr = _number("lr", self.lr, 1e-7, 10.0)
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        for name in ("augment", "shuffle"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.train_size is not None:
-            self.train_size = _number("train_size", self.train_size, 1, 10 ** 7, integer=True)
-        self.seed = _number("seed", self.seed, 0, 2 ** 32 - 1, integer=True)
+        for name, arg in self.ARGS.items():
+            setattr(self, name, arg.check(name, getattr(self, name)))
+
+    @classmethod
+    def limits(cls):
+        """Every field's bounds as JSON-able data: {"epochs": {"type": "int", "min": 1, "max": 1000}, ...}."""
+        return {name: arg.spec() for name, arg in cls.ARGS.items()}
 
     @classmethod
     def from_dict(cls, values):
@@ -197,7 +195,7 @@ class Trainer:
         Raises TrainingDiverged (weights restored to the end of the last good epoch) when the
         loss is not finite or exceeds DIVERGED_FACTOR * ln(classes).
         """
-        start, losses, epoch_results, stopped = time.perf_counter(), [], [], False
+        losses, epoch_results, stopped = [], [], False
         images = 0
         remaining = self.total_steps - self.step
         limit = remaining if max_batches is None else min(int(max_batches), remaining)
@@ -215,10 +213,10 @@ class Trainer:
             self._epoch_seen += len(yb)
             ended = [self._end_epoch()] if self.step % self.batches_per_epoch == 0 else []
             epoch_results += ended
-            if callback is not None and callback(self.progress([loss], ended, images, start)) is False:
+            if callback is not None and callback(self.progress([loss], ended, images)) is False:
                 stopped = True
                 break
-        report = self.progress(losses, epoch_results, images, start)
+        report = self.progress(losses, epoch_results, images)
         report["stopped"] = stopped
         return report
 
@@ -238,9 +236,8 @@ class Trainer:
         self.history["epochs"].append(result)
         return result
 
-    def progress(self, losses=(), epoch_results=(), images=0, start=None):
-        """The progress report the page and the CLI show."""
-        elapsed = time.perf_counter() - start if start is not None else 0.0
+    def progress(self, losses=(), epoch_results=(), images=0):
+        """The progress report the page and the CLI show (they time it themselves)."""
         return {
             "step": self.step, "total_steps": self.total_steps,
             "epoch": self.epoch, "epochs": self.config.epochs,
@@ -249,7 +246,6 @@ class Trainer:
             "losses": list(losses),
             "accuracy": self._epoch_correct / self._epoch_seen if self._epoch_seen else None,
             "images": images,
-            "images_per_second": images / elapsed if elapsed > 0 else 0.0,
             "epoch_results": list(epoch_results),
             "lr": self.optimizer.lr,
             "done": self.done,

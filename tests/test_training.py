@@ -11,7 +11,7 @@ from pycnn.augment import random_affine
 from pycnn.training import learning_rate
 
 PROGRESS_KEYS = {"step", "total_steps", "epoch", "epochs", "batch", "batches_per_epoch", "losses", "accuracy",
-                 "images", "images_per_second", "epoch_results", "lr", "done", "stopped"}
+                 "images", "epoch_results", "lr", "done", "stopped"}
 
 
 def same_weights(a, b):
@@ -91,6 +91,35 @@ def test_trainer_refuses_bad_data(train_data):
         Trainer(seed_model(seed=0), x[:40, :, :20], y[:40], TrainingConfig(batch_size=8))
 
 
+def test_limits_publish_every_fields_bounds_and_are_what_the_config_enforces():
+    limits = TrainingConfig.limits()
+    assert list(limits) == list(TrainingConfig.defaults())
+    assert limits["epochs"] == {"type": "int", "min": 1, "max": 1000}
+    assert limits["lr"] == {"type": "float", "min": 1e-07, "max": 10.0}
+    assert limits["optimizer"] == {"type": "choice", "choices": ["adam", "sgd"]}
+    assert limits["augment"] == {"type": "bool"}
+    assert limits["train_size"] == {"type": "int", "min": 1, "max": 10 ** 7, "optional": True}
+    for field, spec in limits.items():
+        if spec["type"] in ("int", "float"):
+            TrainingConfig(**{field: spec["min"]})
+            TrainingConfig(**{field: spec["max"]})
+            step = 1 if spec["type"] == "int" else spec["min"] / 2
+            for bad in (spec["min"] - step, spec["max"] + step):
+                with pytest.raises(ValueError, match=f"^{field} must be"):
+                    TrainingConfig(**{field: bad})
+        elif spec["type"] == "choice":
+            for choice in spec["choices"]:
+                TrainingConfig(**{field: choice})
+            with pytest.raises(ValueError, match=f"^{field} must be one of {', '.join(spec['choices'])}"):
+                TrainingConfig(**{field: "other"})
+        else:
+            assert spec["type"] == "bool"
+            with pytest.raises(ValueError, match=f"^{field} must be true or false, got 1"):
+                TrainingConfig(**{field: 1})
+        if spec.get("optional"):
+            assert getattr(TrainingConfig(**{field: None}), field) is None
+
+
 # ---- Trainer in chunks -----------------------------------------------------------------------
 @pytest.mark.parametrize("k", [1, 5, 17, 20, 21])
 def test_run_max_batches_advances_exactly_k_steps_and_reports_progress(train_data, k):
@@ -109,7 +138,7 @@ def test_run_max_batches_advances_exactly_k_steps_and_reports_progress(train_dat
         assert 0 <= report["accuracy"] <= 1  # running training accuracy of the epoch under way
     else:
         assert report["accuracy"] is None  # the next epoch has seen no batch yet
-    assert report["images_per_second"] > 0 and report["images"] == k * trainer.config.batch_size
+    assert report["images"] == k * trainer.config.batch_size
     assert not same_weights(before, trainer.model.get_weights())
     trainer.run(max_batches=3)
     assert trainer.step == k + 3
