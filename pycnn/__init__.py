@@ -1,10 +1,11 @@
 """pycnn: a small, fast, pure-numpy convolutional network library (CPython and Pyodide)."""
 from . import datasets, preprocess
 from .compat import cnn
-from .layers import LAYERS, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from .layers import LAYERS, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, layer_specs, register
 from .losses import softmax, softmax_cross_entropy
 from .model import Sequential, seed_model
 from .optimizers import SGD, Adam, Optimizer
+from .presets import PRESETS, preset
 from .serialize import load_file as load
 from .serialize import model_from_bytes as from_bytes
 from .training import Trainer, TrainingConfig, TrainingDiverged
@@ -13,7 +14,7 @@ __version__ = "0.1.0"
 
 
 __all__ = [
-    "Adam", "Conv2D", "Dense", "Flatten", "LAYERS", "Layer", "MaxPool2D", "Optimizer", "ReLU", "SGD",
-    "Sequential", "Trainer", "TrainingConfig", "TrainingDiverged", "cnn", "datasets", "from_bytes", "load",
-    "preprocess", "seed_model", "softmax", "softmax_cross_entropy",
+    "Adam", "Conv2D", "Dense", "Flatten", "LAYERS", "Layer", "MaxPool2D", "Optimizer", "PRESETS", "ReLU", "SGD",
+    "Sequential", "Trainer", "TrainingConfig", "TrainingDiverged", "cnn", "datasets", "from_bytes", "layer_specs",
+    "load", "preprocess", "preset", "register", "seed_model", "softmax", "softmax_cross_entropy",
 ]

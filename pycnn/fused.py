@@ -9,39 +9,52 @@ order (or with the pool before the ReLU). The result is the same; the work is le
   page faults);
 - no input gradient when the block is the first layer.
 """
+import dataclasses
 import sys
 
 import numpy as np
 
 from .im2col import pad_input
-
-# Pyodide's numpy has no BLAS and no SIMD, and what is fast there differs from CPython
-# (measured in bench/, per op on this block's arrays): there np.matmul with an inner size
-# of 9 runs at half einsum's speed and np.maximum at a fifth of np.where's; natively
-# it is the other way round.
-NO_BLAS = sys.platform == "emscripten"
+from .layers import Conv2D, Layer, MaxPool2D, ReLU
 
 
-def _conv_taps(w, cols, out):
+@dataclasses.dataclass(frozen=True)
+class Kernels:
+    """Which numpy ops the block uses; what is fast differs between CPython and Pyodide.
+
+    Measured per op on this block's arrays (bench/): Pyodide's numpy has no BLAS and no
+    SIMD, and there np.matmul with an inner size of 9 runs at half einsum's speed and
+    np.maximum at a fifth of np.where's; natively it is the other way round.
+    """
+    einsum_products: bool  # np.einsum, not np.matmul, for the conv's products
+    where_max: bool        # np.where on a known comparison, not np.maximum, for the pool's max
+
+
+CPYTHON_KERNELS = Kernels(einsum_products=False, where_max=False)
+PYODIDE_KERNELS = Kernels(einsum_products=True, where_max=True)
+# the variant a block uses when it is given none (read at each call, so tests can switch it)
+KERNELS = PYODIDE_KERNELS if sys.platform == "emscripten" else CPYTHON_KERNELS
+
+
+def _conv_taps(kernels, w, cols, out):
     """w: (F, K), cols: (4, K, M) -> out (4, F, M)."""
-    if not NO_BLAS:
+    if not kernels.einsum_products:
         return np.matmul(w, cols, out=out)
     for q in range(len(cols)):
         np.einsum("fk,km->fm", w, cols[q], out=out[q])
     return out
 
 
-def _conv_taps_grad(dconv, cols):
+def _conv_taps_grad(kernels, dconv, cols):
     """dconv: (4, F, M), cols: (4, K, M) -> (F, K), summed over the four blocks."""
-    if NO_BLAS:
+    if kernels.einsum_products:
         return np.einsum("qfm,qkm->fk", dconv, cols)
     return np.matmul(dconv, cols.transpose(0, 2, 1)).sum(axis=0)
 
 
-def _larger(a, b, b_wins):
+def _larger(kernels, a, b, b_wins):
     """Elementwise max of a and b, where b_wins = b > a is already known."""
-    return np.where(b_wins, b, a) if NO_BLAS else np.maximum(a, b)
-from .layers import Conv2D, MaxPool2D, ReLU
+    return np.where(b_wins, b, a) if kernels.where_max else np.maximum(a, b)
 
 
 def fusable(layers, i):
@@ -55,18 +68,39 @@ def fusable(layers, i):
     return pool.pool_size == 2 and pool.stride == 2
 
 
-class ConvPoolReLU:
+class ConvPoolReLU(Layer):
     """Conv2D (stride 1) -> 2x2 max-pool -> ReLU. x: (N, C, H, W) -> (N, F, oh // 2, ow // 2).
+
+    The block owns its conv: its params and grads ARE the conv's dicts, so optimisers and
+    model files, which walk the model's layers, see the same arrays. kernels picks the
+    numpy ops (CPYTHON_KERNELS or PYODIDE_KERNELS; None: the module's KERNELS).
 
     Columns are (4, C*k*k, P*N): pool offset, kernel tap, then output position p = (i, j)
     and sample n with the sample fastest, so one gather builds them and each of the four
     (F, P*N) blocks of the conv output is contiguous.
     """
 
-    def __init__(self, conv):
+    summary_name = "conv_pool_re_lu"
+
+    def __init__(self, conv, kernels=None):
+        if not isinstance(conv, Conv2D) or conv.stride != 1:
+            raise ValueError(f"ConvPoolReLU needs a Conv2D with stride 1, got {conv!r}")
+        super().__init__()
         self.conv = conv
+        self.params = conv.params
+        self.grads = conv.grads
+        self.kernels = kernels
         self._buffers = {}
-        self._cache = None
+
+    def get_config(self):
+        return {"conv": self.conv.get_config()}
+
+    def output_shape(self, input_shape):
+        f, out_h, out_w = self.conv.output_shape(input_shape)
+        return f, out_h // 2, out_w // 2
+
+    def _kernels(self):
+        return self.kernels if self.kernels is not None else KERNELS
 
     def _buffer(self, name, shape, dtype, keep=True):
         """A scratch array; kept for the next step when keep (training), fresh otherwise."""
@@ -106,12 +140,13 @@ class ConvPoolReLU:
         m = ph * pw * n
         cols = np.take(x_t, index, axis=0, out=self._buffer("cols", (index.size, n), x.dtype, keep=training))
         cols = cols.reshape(4, -1, m)
-        z4 = _conv_taps(conv.params["W"].reshape(f, -1), cols, self._buffer("z4", (4, f, m), x.dtype, keep=training))
+        kernels = self._kernels()
+        z4 = _conv_taps(kernels, conv.params["W"].reshape(f, -1), cols, self._buffer("z4", (4, f, m), x.dtype, keep=training))
         # which offset wins each 2x2 max; ties go to the first, as in MaxPool2D's argmax
         right, lower_right = z4[1] > z4[0], z4[3] > z4[2]
-        top, bottom = _larger(z4[0], z4[1], right), _larger(z4[2], z4[3], lower_right)
+        top, bottom = _larger(kernels, z4[0], z4[1], right), _larger(kernels, z4[2], z4[3], lower_right)
         lower = bottom > top
-        z = _larger(top, bottom, lower)
+        z = _larger(kernels, top, bottom, lower)
         # the bias is the same for all four pool offsets, so it can be added after the max
         z += conv.params["b"][:, None]
         if training:
@@ -122,9 +157,7 @@ class ConvPoolReLU:
         return z.reshape(f, ph, pw, n).transpose(3, 0, 1, 2)
 
     def backward(self, dout, need_dx=True):
-        if self._cache is None:
-            raise RuntimeError("ConvPoolReLU.backward called without forward(training=True)")
-        x_shape, xp_shape, cols, (right, lower_right, lower), positive = self._cache
+        x_shape, xp_shape, cols, (right, lower_right, lower), positive = self._cached()
         conv = self.conv
         f = conv.filters
         n = dout.shape[0]
@@ -137,8 +170,8 @@ class ConvPoolReLU:
         np.subtract(d_top, dconv[1], out=dconv[0])
         np.multiply(d_bottom, lower_right, out=dconv[3])
         np.subtract(d_bottom, dconv[3], out=dconv[2])
-        conv.grads["W"] = _conv_taps_grad(dconv, cols).reshape(conv.params["W"].shape)
-        conv.grads["b"] = dz.sum(axis=1)
+        self.grads["W"] = _conv_taps_grad(self._kernels(), dconv, cols).reshape(conv.params["W"].shape)
+        self.grads["b"] = dz.sum(axis=1)
         if not need_dx:
             return None
         c, hp, wp = xp_shape[1:]

@@ -8,11 +8,28 @@ Every layer follows one contract:
     output_shape(input_shape) -> shape  shapes without the batch axis
     get_config() -> dict                JSON-able __init__ arguments
 Tensors are NCHW: (batch, channels, height, width).
+
+What a layer kind is lives on its class, so summary, model files and the page read it there:
+    summary_name          Keras' name in the summary table ("conv2d")
+    ARGS                  {argument: checks.Arg}: the config arguments and their bounds, used by
+                          the constructor, by from_config (model files) and by spec() (the page)
+    spec()                JSON-able {"summary_name", "args": {name: {"type", "min", ...}}}
+    from_config(config)   the layer, arguments checked, no weights until init(rng)
+    weight_shapes()       {"W": shape, ...} from the config alone (nothing allocated)
+    work(in_shape)        multiply-adds per image (values touched for layers without weights);
+                          Conv2D counts at least its padded input. One number for the model
+                          loader's size limit and for time estimates.
+A new kind is one Layer subclass passed to register(cls); `del LAYERS[name]` removes it.
 """
+import math
+
 import numpy as np
 
-from .checks import positive_int as _positive_int
+from .checks import Arg, Int, Padding, check_args
 from .im2col import col2im, conv_output_size, im2col, pad_input, same_padding
+
+MAX_SIZE = 4096      # largest kernel, stride, padding and pool (an input side is at most this too)
+MAX_UNITS = 10 ** 7  # most channels or features a layer may have (the weight count is bounded separately)
 
 
 def _rng(rng):
@@ -20,14 +37,41 @@ def _rng(rng):
 
 
 class Layer:
-    """Base class: a layer without weights."""
+    """Base class: a layer without weights or arguments."""
+
+    summary_name = None
+    ARGS = {}
 
     def __init__(self):
+        self.set_config({})
+
+    def set_config(self, config):
+        """Check config against ARGS and keep every argument as an attribute; no weights yet."""
+        for name, value in check_args(self.ARGS, config).items():
+            setattr(self, name, value)
         self.params = {}
         self.grads = {}
         self._cache = None
 
+    @classmethod
+    def from_config(cls, config):
+        """The layer get_config() described, arguments checked against ARGS; weights come with init(rng)."""
+        if not isinstance(config, dict):
+            raise ValueError(f"a layer config must be a dict, got {type(config).__name__}")
+        layer = cls.__new__(cls)  # not __init__: it would draw the weights
+        layer.set_config(config)
+        return layer
+
+    @classmethod
+    def spec(cls):
+        """What the page shows and validates: {"summary_name": ..., "args": {name: arg spec}}."""
+        return {"summary_name": cls.summary_name, "args": {name: arg.spec() for name, arg in cls.ARGS.items()}}
+
     def get_config(self):
+        return {name: getattr(self, name) for name in self.ARGS}
+
+    def weight_shapes(self):
+        """{param name: shape} of the weights init() draws, from the config alone."""
         return {}
 
     def init(self, rng=None):
@@ -36,11 +80,21 @@ class Layer:
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def work(self, in_shape):
+        """Values touched per image (layers with weights count multiply-adds)."""
+        return math.prod(in_shape)
+
+    def set_params(self, params):
+        """Make params {name: array} the weights, with zero grads (init uses it)."""
+        # update the dicts in place: a fused block shares them (params/grads ARE its conv's)
+        self.params.clear()
+        self.params.update(params)
+        self.grads.clear()
+        self.grads.update({k: np.zeros_like(v) for k, v in params.items()})
+
     def cast(self, dtype):
         """Convert weights to dtype in place (used by Sequential)."""
-        for key in self.params:
-            self.params[key] = self.params[key].astype(dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.set_params({k: v.astype(dtype) for k, v in self.params.items()})
 
     def _cached(self):
         if self._cache is None:
@@ -55,32 +109,24 @@ class Layer:
 class Conv2D(Layer):
     """2-D convolution. x: (N, C, H, W) -> (N, F, H', W'); W: (F, C, k, k), b: (F,)."""
 
-    def __init__(self, in_channels, filters, kernel_size, stride=1, padding="valid", rng=None, weights=True):
-        super().__init__()
-        self.in_channels = _positive_int("in_channels", in_channels)
-        self.filters = _positive_int("filters", filters)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
-        self.stride = _positive_int("stride", stride)
-        if padding in ("valid", "same"):
-            self.padding = padding
-        elif isinstance(padding, (int, np.integer)) and not isinstance(padding, bool) and padding >= 0:
-            self.padding = int(padding)
-        else:
-            raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
-        if weights:  # False: no arrays until init() (the model loader checks shapes first)
-            self.init(rng)
+    summary_name = "conv2d"
+    ARGS = {"in_channels": Int(1, MAX_UNITS), "filters": Int(1, MAX_UNITS), "kernel_size": Int(1, MAX_SIZE),
+            "stride": Int(1, MAX_SIZE, default=1), "padding": Padding(MAX_SIZE, default="valid")}
+
+    def __init__(self, in_channels, filters, kernel_size, stride=1, padding="valid", rng=None):
+        self.set_config({"in_channels": in_channels, "filters": filters, "kernel_size": kernel_size,
+                         "stride": stride, "padding": padding})
+        self.init(rng)
+
+    def weight_shapes(self):
+        k = self.kernel_size
+        return {"W": (self.filters, self.in_channels, k, k), "b": (self.filters,)}
 
     def init(self, rng=None):
         """Draw fresh weights: He normal (keeps the activation variance steady through ReLU), zero bias."""
+        shapes = self.weight_shapes()
         fan_in = self.in_channels * self.kernel_size ** 2
-        shape = (self.filters, self.in_channels, self.kernel_size, self.kernel_size)
-        self.params = {"W": _rng(rng).normal(0.0, np.sqrt(2.0 / fan_in), shape),
-                       "b": np.zeros(self.filters)}
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-
-    def get_config(self):
-        return {"in_channels": self.in_channels, "filters": self.filters,
-                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+        self.set_params({"W": _rng(rng).normal(0.0, np.sqrt(2.0 / fan_in), shapes["W"]), "b": np.zeros(shapes["b"])})
 
     def pads(self, h, w):
         """((top, bottom), (left, right)) zero padding for an h x w input."""
@@ -100,6 +146,13 @@ class Conv2D(Layer):
         if out_h < 1 or out_w < 1:
             raise ValueError(f"Conv2D kernel_size {self.kernel_size} is larger than its {h}x{w} input")
         return self.filters, out_h, out_w
+
+    def work(self, in_shape):
+        """Multiply-adds per image, or the padded input's size if that is larger."""
+        c, h, w = in_shape
+        f, out_h, out_w = self.output_shape(in_shape)
+        (top, bottom), (left, right) = self.pads(h, w)
+        return max(f * out_h * out_w * c * self.kernel_size ** 2, c * (h + top + bottom) * (w + left + right))
 
     def forward(self, x, training=True):
         n, _, h, w = x.shape
@@ -126,6 +179,8 @@ class Conv2D(Layer):
 class ReLU(Layer):
     """max(0, x), elementwise; any shape."""
 
+    summary_name = "re_lu"
+
     def forward(self, x, training=True):
         out = np.maximum(x, 0)
         # the mask comes from the input: the seed took it after the ReLU, where it is never negative
@@ -143,19 +198,26 @@ class MaxPool2D(Layer):
     the last row and column are dropped (their gradient is zero).
     """
 
-    def __init__(self, pool_size=2, stride=None):
-        super().__init__()
-        self.pool_size = _positive_int("pool_size", pool_size)
-        self.stride = self.pool_size if stride is None else _positive_int("stride", stride)
+    summary_name = "max_pool2d"
+    ARGS = {"pool_size": Int(1, MAX_SIZE, default=2), "stride": Int(1, MAX_SIZE, default=None, optional=True)}
 
-    def get_config(self):
-        return {"pool_size": self.pool_size, "stride": self.stride}
+    def __init__(self, pool_size=2, stride=None):
+        self.set_config({"pool_size": pool_size, "stride": stride})
+
+    def set_config(self, config):
+        super().set_config(config)
+        if self.stride is None:  # windows side by side
+            self.stride = self.pool_size
 
     def output_shape(self, input_shape):
         c, h, w = input_shape
         if h < self.pool_size or w < self.pool_size:
             raise ValueError(f"MaxPool2D pool_size {self.pool_size} is larger than its {h}x{w} input")
         return (c, (h - self.pool_size) // self.stride + 1, (w - self.pool_size) // self.stride + 1)
+
+    def work(self, in_shape):
+        """Values the windows read (overlapping windows read some twice), at least the input's size."""
+        return max(math.prod(in_shape), math.prod(self.output_shape(in_shape)) * self.pool_size ** 2)
 
     def _windows(self, x, out_h, out_w):
         """(N, C, out_h, out_w, p*p) view-or-copy of each pooling window."""
@@ -190,6 +252,8 @@ class MaxPool2D(Layer):
 class Flatten(Layer):
     """(N, ...) -> (N, prod(...))."""
 
+    summary_name = "flatten"
+
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
@@ -204,27 +268,31 @@ class Flatten(Layer):
 class Dense(Layer):
     """Fully connected. x: (N, in_features) -> (N, out_features); W: (in, out), b: (out,)."""
 
-    def __init__(self, in_features, out_features, rng=None, weights=True):
-        super().__init__()
-        self.in_features = _positive_int("in_features", in_features)
-        self.out_features = _positive_int("out_features", out_features)
-        if weights:  # False: no arrays until init() (the model loader checks shapes first)
-            self.init(rng)
+    summary_name = "dense"
+    ARGS = {"in_features": Int(1, MAX_UNITS), "out_features": Int(1, MAX_UNITS)}
+
+    def __init__(self, in_features, out_features, rng=None):
+        self.set_config({"in_features": in_features, "out_features": out_features})
+        self.init(rng)
+
+    def weight_shapes(self):
+        return {"W": (self.in_features, self.out_features), "b": (self.out_features,)}
 
     def init(self, rng=None):
         """Draw fresh weights: Glorot uniform (balances forward and backward variance), zero bias."""
         limit = np.sqrt(6.0 / (self.in_features + self.out_features))
-        self.params = {"W": _rng(rng).uniform(-limit, limit, (self.in_features, self.out_features)),
-                       "b": np.zeros(self.out_features)}
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-
-    def get_config(self):
-        return {"in_features": self.in_features, "out_features": self.out_features}
+        shapes = self.weight_shapes()
+        self.set_params({"W": _rng(rng).uniform(-limit, limit, shapes["W"]), "b": np.zeros(shapes["b"])})
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):
             raise ValueError(f"Dense expects input of shape ({self.in_features},), got {tuple(input_shape)}")
         return (self.out_features,)
+
+    def work(self, in_shape):
+        """Multiply-adds per image."""
+        self.output_shape(in_shape)
+        return self.in_features * self.out_features
 
     def forward(self, x, training=True):
         self._cache = x if training else None
@@ -237,4 +305,33 @@ class Dense(Layer):
         return dout @ self.params["W"].T if need_dx else None
 
 
-LAYERS = {cls.__name__: cls for cls in (Conv2D, ReLU, MaxPool2D, Flatten, Dense)}
+LAYERS = {}
+"""Every layer kind a model config or file may name: {class name: class}."""
+
+
+def register(cls):
+    """Add a Layer subclass to LAYERS (works as a class decorator) -> cls.
+
+    Summary, Sequential.from_config, the model-file loader and layer_specs() then know it;
+    `del LAYERS[cls.__name__]` removes it again.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise ValueError(f"register expects a Layer subclass, got {cls!r}")
+    if not isinstance(cls.summary_name, str) or not cls.summary_name:
+        raise ValueError(f"{cls.__name__}.summary_name must be a non-empty string, got {cls.summary_name!r}")
+    if not isinstance(cls.ARGS, dict) or not all(isinstance(arg, Arg) for arg in cls.ARGS.values()):
+        raise ValueError(f"{cls.__name__}.ARGS must be a dict of pycnn.checks.Arg")
+    known = LAYERS.get(cls.__name__)
+    if known is not None and known is not cls:
+        raise ValueError(f"another layer class is already registered as {cls.__name__!r}")
+    LAYERS[cls.__name__] = cls
+    return cls
+
+
+def layer_specs():
+    """{class name: cls.spec()} of every registered layer kind (JSON-able; the page's network editor)."""
+    return {name: cls.spec() for name, cls in LAYERS.items()}
+
+
+for _cls in (Conv2D, ReLU, MaxPool2D, Flatten, Dense):
+    register(_cls)

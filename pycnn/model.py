@@ -1,17 +1,21 @@
 """Sequential: a stack of layers with training, evaluation, prediction and a summary."""
+import math
+
 import numpy as np
 
 from .fused import ConvPoolReLU, fusable
-from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from .layers import LAYERS, MAX_SIZE, Dense, Layer
 from .losses import softmax, softmax_cross_entropy
 from .optimizers import Adam
+from .training import Trainer, TrainingConfig
 
 DTYPES = ("float32", "float64")
 PREDICT_CHUNK = 256  # rows per forward pass in predict/evaluate: bounds memory (~13 MB for the seed model)
-
-
-# the names Keras gives these layers in its summary table
-SUMMARY_NAMES = {"Conv2D": "conv2d", "ReLU": "re_lu", "MaxPool2D": "max_pool2d", "Flatten": "flatten", "Dense": "dense"}
+# what from_config (and so the model-file loader) accepts
+MAX_LAYERS = 256
+MAX_DIM = MAX_SIZE         # largest input side
+MAX_PARAMS = 10 ** 7       # a model of this library has well under 1M weights
+MAX_WORK = 5 * 10 ** 7     # multiply-adds (or values) one image may need in one layer: memory and time
 
 
 class Sequential:
@@ -81,6 +85,73 @@ class Sequential:
     def count_params(self):
         return sum(int(p.size) for layer in self.layers for p in layer.params.values())
 
+    def work(self):
+        """Multiply-adds per image of a forward pass (layers without weights: values touched), for estimates."""
+        shapes = [self.input_shape] + self.output_shapes()[:-1]
+        return sum(layer.work(shape) for layer, shape in zip(self.layers, shapes))
+
+    def get_config(self):
+        """The architecture: {"input_shape": [C, H, W], "dtype": ..., "layers": [{"class", "config"}, ...]}."""
+        if self.input_shape is None:
+            raise ValueError("the model has no input_shape: pass input_shape=(C, H, W) to Sequential (fit sets it)")
+        return {"input_shape": list(self.input_shape), "dtype": self.dtype.name,
+                "layers": [{"class": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config, seed=None):
+        """The model get_config() described, with fresh weights drawn from seed.
+
+        Everything is checked before any weight is allocated: the keys, every layer's kind
+        and arguments, the total weight count (MAX_PARAMS), that the shapes fit together and
+        each layer's work per image (MAX_WORK). ValueErrors name the layer:
+        "layer 3 (Dense): Dense expects input of shape (1000,), got (1690,)".
+        """
+        if not isinstance(config, dict):
+            raise ValueError(f"a model config must be a dict, got {type(config).__name__}")
+        keys = ("input_shape", "dtype", "layers")
+        unknown = sorted(map(str, set(config) - set(keys)))
+        if unknown:
+            raise ValueError(f"unknown model config key(s): {', '.join(unknown)} (expected {', '.join(keys)})")
+        if config.get("dtype") not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {config.get('dtype')!r}")
+        specs = config.get("layers")
+        if not isinstance(specs, list) or not 1 <= len(specs) <= MAX_LAYERS:
+            raise ValueError(f"layers must be a list of 1 to {MAX_LAYERS} layers")
+        shape = config.get("input_shape")
+        if not (isinstance(shape, (list, tuple)) and len(shape) == 3
+                and all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 1 <= d <= MAX_DIM
+                        for d in shape)):
+            raise ValueError(f"input_shape must be 3 ints from 1 to {MAX_DIM}, got {shape!r}")
+        shape = tuple(int(d) for d in shape)
+        layers = []
+        for i, spec in enumerate(specs):
+            if not (isinstance(spec, dict) and isinstance(spec.get("class"), str) and spec["class"] in LAYERS
+                    and isinstance(spec.get("config"), dict)):
+                raise ValueError(f"layer {i} is not a known pycnn layer: {str(spec)[:80]}")
+            try:
+                layers.append(LAYERS[spec["class"]].from_config(spec["config"]))
+            except ValueError as err:
+                raise ValueError(f"layer {i} ({spec['class']}): {err}") from None
+        # count every layer's weights before building any, so no absurd array is ever allocated
+        planned = sum(math.prod(s) for layer in layers for s in layer.weight_shapes().values())
+        if planned > MAX_PARAMS:
+            raise ValueError(f"the model would have {planned:,} parameters; at most {MAX_PARAMS:,} are allowed")
+        shapes = [shape]  # each layer's input shape, checked for all layers before their work
+        for i, layer in enumerate(layers):
+            try:
+                shapes.append(layer.output_shape(shapes[-1]))
+            except ValueError as err:
+                raise ValueError(f"layer {i} ({type(layer).__name__}): {err}") from None
+        for i, layer in enumerate(layers):
+            work = layer.work(shapes[i])
+            if work > MAX_WORK:
+                raise ValueError(f"layer {i} ({type(layer).__name__}) would need {work:,} multiply-adds or values "
+                                 f"for one image; at most {MAX_WORK:,} are allowed")
+        model = cls(layers, dtype=config["dtype"], input_shape=tuple(config["input_shape"]))
+        model.seed = seed
+        model.reset(seed)  # only now are the weights allocated
+        return model
+
     def summary(self):
         """The Keras-style table: Layer (type), Output Shape, Param #, and totals."""
         line = "_" * 65
@@ -88,7 +159,7 @@ class Sequential:
         seen = {}
         for i, (layer, shape) in enumerate(zip(self.layers, self.output_shapes())):
             kind = type(layer).__name__
-            base = SUMMARY_NAMES.get(kind, kind.lower())
+            base = layer.summary_name
             name = base if base not in seen else f"{base}_{seen[base]}"
             seen[base] = seen.get(base, 0) + 1
             params = sum(int(p.size) for p in layer.params.values())
@@ -220,8 +291,6 @@ class Sequential:
         callback(progress) runs after every batch; returning False stops training at once,
         leaving the model consistent and usable.
         """
-        from .training import Trainer, TrainingConfig  # training builds on this module
-
         config = TrainingConfig(epochs=epochs, batch_size=batch_size, shuffle=shuffle, augment=False,
                                 schedule="constant", train_size=None,
                                 seed=self.seed if isinstance(self.seed, int) else 0)
@@ -233,7 +302,7 @@ class Sequential:
     # ---- persistence --------------------------------------------------------------------
     def to_bytes(self):
         """The model file (format version, architecture, weights) as bytes."""
-        from .serialize import model_to_bytes
+        from .serialize import model_to_bytes  # serialize builds on this module
         return model_to_bytes(self)
 
     def save(self, path):
@@ -246,6 +315,6 @@ class Sequential:
 
 
 def seed_model(seed=None, dtype="float32"):
-    """The seed post's model: Conv2D 10@3x3 valid -> ReLU -> MaxPool 2x2 -> Flatten -> Dense 10."""
-    return Sequential([Conv2D(1, 10, 3), ReLU(), MaxPool2D(2), Flatten(), Dense(13 * 13 * 10, 10)],
-                      seed=seed, dtype=dtype, input_shape=(1, 28, 28))
+    """The seed post's model: Conv2D 10@3x3 valid -> ReLU -> MaxPool 2x2 -> Flatten -> Dense 10 (preset "seed")."""
+    from .presets import preset  # presets builds on this module
+    return preset("seed", seed=seed, dtype=dtype)

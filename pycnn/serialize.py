@@ -16,33 +16,19 @@ import zipfile
 
 import numpy as np
 
-from .layers import LAYERS, Conv2D, Dense
-
-WEIGHTLESS = tuple(kind for kind in LAYERS.values() if kind not in (Conv2D, Dense))
-from .model import DTYPES, Sequential
+from .model import Sequential
 
 FORMAT = "pycnn"
 VERSION = 1
 MAX_FILE_BYTES = 64 * 2 ** 20       # a model of this library is well under 1 MB; 64 MB is generous
 MAX_CONFIG_BYTES = 2 ** 20
-MAX_PARAMS = 10 ** 7
-MAX_LAYERS = 256
-MAX_DIM = 4096
-GEOMETRY = ("kernel_size", "stride", "padding", "pool_size")  # bounded by MAX_DIM, like the input
-MAX_WORK = 5 * 10 ** 7  # values one image may need in a layer (activations, im2col columns)
+# the architecture's own limits (weights, work per image, layers, input size) are
+# Sequential.from_config's: MAX_PARAMS, MAX_WORK, MAX_LAYERS and MAX_DIM in model.py
 
 
 def model_to_bytes(model):
     """Sequential -> bytes of the model file."""
-    if model.input_shape is None:
-        raise ValueError("the model has no input_shape: pass input_shape=(C, H, W) to Sequential (fit sets it) "
-                         "before saving")
-    config = {
-        "format": FORMAT, "version": VERSION, "dtype": model.dtype.name,
-        "input_shape": list(model.input_shape),
-        "layers": [{"class": type(layer).__name__, "config": layer.get_config()} for layer in model.layers],
-        "metadata": model.metadata,
-    }
+    config = {"format": FORMAT, "version": VERSION, **model.get_config(), "metadata": model.metadata}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(_fixed_info("config.json"), json.dumps(config, indent=1, allow_nan=False))
@@ -98,7 +84,9 @@ def _load(data):
         if infos["config.json"].file_size > MAX_CONFIG_BYTES:
             raise ValueError("config.json is absurdly large")
         config = _parse_config(zf.read("config.json"))
-        model = _build(config)
+        # checks the architecture before allocating its weights
+        model = Sequential.from_config({key: config.get(key) for key in ("input_shape", "dtype", "layers")})
+        model.metadata = config.get("metadata", {})
         expected = {f"{i}.{name}.npy": (layer, name) for i, layer in enumerate(model.layers)
                     for name in layer.params}
         extra = sorted(set(infos) - set(expected) - {"config.json"})
@@ -124,14 +112,6 @@ def _parse_config(raw):
     version = config.get("version")
     if version != VERSION:
         raise ValueError(f"unsupported model format version {version!r}; this pycnn reads version {VERSION}")
-    if config.get("dtype") not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {config.get('dtype')!r}")
-    layers = config.get("layers")
-    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
-        raise ValueError(f"layers must be a list of 1 to {MAX_LAYERS} layers")
-    shape = config.get("input_shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and all(type(d) is int and 1 <= d <= MAX_DIM for d in shape)):
-        raise ValueError(f"input_shape must be 3 ints from 1 to {MAX_DIM}, got {shape!r}")
     if not isinstance(config.get("metadata", {}), dict):
         raise ValueError("metadata must be a JSON object")
     return config
@@ -145,68 +125,6 @@ def load_file(path):
             raise ValueError(f"{path}: the model file is {size:,} bytes; a pycnn model is at most {MAX_FILE_BYTES:,}")
         data = f.read(MAX_FILE_BYTES + 1)  # at most: a pipe or special file has no size
     return model_from_bytes(data)
-
-
-def _planned_params(kind, args):
-    """Weights a layer would allocate, computed before it is built (no absurd allocation)."""
-    def get(key):
-        value = args.get(key, 1)
-        return value if type(value) is int else 1
-
-    if kind == "Conv2D":
-        return get("filters") * (get("in_channels") * get("kernel_size") ** 2 + 1)
-    if kind == "Dense":
-        return get("out_features") * (get("in_features") + 1)
-    return 0
-
-
-def _build(config):
-    specs = config["layers"]
-    for i, spec in enumerate(specs):
-        if not isinstance(spec, dict) or spec.get("class") not in LAYERS or not isinstance(spec.get("config"), dict):
-            raise ValueError(f"layer {i} is not a known pycnn layer: {str(spec)[:80]}")
-        for key, value in spec["config"].items():
-            # plain JSON scalars only, and geometry no larger than an input may be
-            if type(value) not in (int, str):
-                raise ValueError(f"layer {i} ({spec['class']}): {key} must be an int or a string, got {value!r}")
-            if type(value) is int and not 0 <= value <= (MAX_DIM if key in GEOMETRY else MAX_PARAMS):
-                raise ValueError(f"layer {i} ({spec['class']}): {key}={value} is out of range")
-    # count every layer's weights before building any, so no absurd array is ever allocated
-    planned = sum(_planned_params(spec["class"], spec["config"]) for spec in specs)
-    if planned > MAX_PARAMS:
-        raise ValueError(f"the model would have {planned:,} parameters; at most {MAX_PARAMS:,} are allowed")
-    layers = []
-    for i, spec in enumerate(specs):
-        kind, args = LAYERS[spec["class"]], dict(spec["config"])
-        if "weights" in args or "rng" in args:
-            raise ValueError(f"layer {i} ({spec['class']}): unexpected argument in the config")
-        try:
-            layers.append(kind(**args) if kind in WEIGHTLESS else kind(**args, weights=False))
-        except TypeError as err:
-            raise ValueError(f"layer {i} ({spec['class']}): bad arguments ({err})") from None
-        except ValueError as err:
-            raise ValueError(f"layer {i} ({spec['class']}): {err}") from None
-    model = Sequential(layers, dtype=config["dtype"], input_shape=tuple(config["input_shape"]))  # checks the shapes
-    _check_work(model)
-    for layer in layers:  # only now allocate the weights the file will fill
-        layer.init()
-        layer.cast(model.dtype)
-    model.metadata = config.get("metadata", {})
-    return model
-
-
-def _check_work(model):
-    """Refuse a model whose forward pass on one image would need absurd memory or time."""
-    shape = model.input_shape
-    for i, (layer, out) in enumerate(zip(model.layers, model.output_shapes())):
-        work = math.prod(out) * (layer.in_channels * layer.kernel_size ** 2 if isinstance(layer, Conv2D) else 1)
-        if isinstance(layer, Conv2D):  # its input is padded before the columns are built
-            (top, bottom), (left, right) = layer.pads(*shape[1:])
-            work = max(work, shape[0] * (shape[1] + top + bottom) * (shape[2] + left + right))
-        if work > MAX_WORK:
-            raise ValueError(f"layer {i} ({type(layer).__name__}) would need {work:,} values for one image; "
-                             f"at most {MAX_WORK:,} are allowed")
-        shape = out
 
 
 def _read_array(zf, info, shape, dtype):

@@ -4,11 +4,18 @@ float64 finite-difference gradient checks, and the fused path against the plain 
 Relative error (max_rel_error below) is the global form
 max|a - b| / max(1e-8, max|a| + max|b|); every check must be below 1e-6.
 """
+import inspect
+import io
+import json
+import zipfile
+
 import numpy as np
 import pytest
 
-from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, softmax, softmax_cross_entropy
+import pycnn
+from pycnn import LAYERS, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential, softmax, softmax_cross_entropy
 from pycnn import fused
+from pycnn.checks import Int
 from pycnn.fused import ConvPoolReLU
 
 TOL = 1e-6
@@ -205,13 +212,14 @@ def test_conv2d_he_initialisation_has_the_right_spread():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"in_channels": 0}, "in_channels must be a positive int, got 0"),
-    ({"filters": -1}, "filters must be a positive int, got -1"),
-    ({"kernel_size": 2.5}, "kernel_size must be a positive int"),
-    ({"stride": 0}, "stride must be a positive int, got 0"),
-    ({"padding": "full"}, "padding must be 'valid', 'same' or an int >= 0, got 'full'"),
+    ({"in_channels": 0}, "in_channels must be an int from 1 to 10000000, got 0"),
+    ({"filters": -1}, "filters must be an int from 1 to 10000000, got -1"),
+    ({"kernel_size": 2.5}, "kernel_size must be an int from 1 to 4096, got 2.5"),
+    ({"stride": 0}, "stride must be an int from 1 to 4096, got 0"),
+    ({"padding": "full"}, "padding must be 'valid', 'same' or an int from 0 to 4096, got 'full'"),
     ({"padding": -1}, "padding must be"),
-    ({"kernel_size": True}, "kernel_size must be a positive int"),
+    ({"kernel_size": True}, "kernel_size must be an int from 1 to 4096, got True"),
+    ({"kernel_size": 5000}, "kernel_size must be an int from 1 to 4096, got 5000"),
 ])
 def test_conv2d_bad_arguments_raise_a_message_naming_them(kwargs, message):
     args = {"in_channels": 1, "filters": 2, "kernel_size": 3, **kwargs}
@@ -327,7 +335,7 @@ def test_maxpool_overlapping_windows_sum_their_gradients():
 def test_maxpool_refuses_input_smaller_than_pool(rng):
     with pytest.raises(ValueError, match="pool_size 3 is larger than its 2x5 input"):
         MaxPool2D(3).forward(rng.standard_normal((1, 1, 2, 5)))
-    with pytest.raises(ValueError, match="pool_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="pool_size must be an int from 1 to 4096, got 0"):
         MaxPool2D(0)
 
 
@@ -372,7 +380,7 @@ def test_dense_glorot_init_stays_within_the_limit():
 
 
 def test_dense_refuses_bad_sizes_and_mismatched_inputs():
-    with pytest.raises(ValueError, match="in_features must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="in_features must be an int from 1 to 10000000, got 0"):
         Dense(0, 3)
     with pytest.raises(ValueError, match=r"Dense expects input of shape \(4,\), got \(5,\)"):
         Dense(4, 3).output_shape((5,))
@@ -406,12 +414,13 @@ def test_backward_overwrites_grads_instead_of_accumulating(rng):
 
 
 # ---- the fused Conv2D + MaxPool2D(2) + ReLU block --------------------------------------------
-@pytest.fixture(params=[False, True], ids=["blas", "pyodide-no-blas"])
+@pytest.fixture(params=["cpython", "pyodide"])
 def kernels(request, monkeypatch):
-    """Run the fused block's CPython kernels, then the einsum/np.where ones it uses in Pyodide
-    (fused.NO_BLAS is True there), so the browser's code path is checked here too."""
-    monkeypatch.setattr(fused, "NO_BLAS", request.param)
-    return request.param
+    """Run the fused block's CPython kernels, then the ones it uses in Pyodide (einsum and
+    np.where), so the browser's code path is checked here too."""
+    variant = fused.CPYTHON_KERNELS if request.param == "cpython" else fused.PYODIDE_KERNELS
+    monkeypatch.setattr(fused, "KERNELS", variant)
+    return variant
 
 
 @pytest.mark.parametrize("padding, x_shape, k", [
@@ -552,6 +561,175 @@ def test_model_gradients_match_numeric_gradient_of_the_loss(kind, padding, fused
     for grad, param in zip(grads, slots):
         err = max_rel_error(grad, numeric_grad(mean_loss, param))
         assert err < TOL, f"relative error {err:.2e} for a {param.shape} weight"
+
+
+# ---- what a layer kind declares: specs, weight shapes, work -------------------------------------
+def test_layer_specs_describe_every_kind_with_its_arguments_and_bounds():
+    specs = pycnn.layer_specs()
+    assert list(specs) == ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"]
+    assert {name: spec["summary_name"] for name, spec in specs.items()} == {
+        "Conv2D": "conv2d", "ReLU": "re_lu", "MaxPool2D": "max_pool2d", "Flatten": "flatten", "Dense": "dense"}
+    assert specs["Conv2D"]["args"] == {
+        "in_channels": {"type": "int", "min": 1, "max": 10 ** 7}, "filters": {"type": "int", "min": 1, "max": 10 ** 7},
+        "kernel_size": {"type": "int", "min": 1, "max": 4096},
+        "stride": {"type": "int", "min": 1, "max": 4096, "default": 1},
+        "padding": {"type": "padding", "choices": ["valid", "same"], "min": 0, "max": 4096, "default": "valid"}}
+    assert specs["MaxPool2D"]["args"]["stride"] == {"type": "int", "min": 1, "max": 4096, "optional": True,
+                                                    "default": None}
+    assert specs["ReLU"]["args"] == {} and specs["Flatten"]["args"] == {}
+    assert json.loads(json.dumps(specs)) == specs
+
+
+@pytest.mark.parametrize("name", ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"])
+def test_constructor_defaults_are_the_spec_defaults(name):
+    cls = LAYERS[name]
+    signature = inspect.signature(cls).parameters
+    for arg, spec in cls.spec()["args"].items():
+        default = signature[arg].default
+        assert spec.get("default", inspect.Parameter.empty) == default, arg
+
+
+@pytest.mark.parametrize("name, config", [
+    ("Conv2D", {"in_channels": 3, "filters": 4, "kernel_size": 5, "padding": 2}),
+    ("Dense", {"in_features": 7, "out_features": 2}),
+    ("MaxPool2D", {"pool_size": 3}),
+    ("ReLU", {}),
+])
+def test_from_config_builds_without_weights_and_init_draws_them(name, config):
+    layer = LAYERS[name].from_config(config)
+    assert layer.params == {}
+    layer.init(np.random.default_rng(0))
+    assert {k: v.shape for k, v in layer.params.items()} == layer.weight_shapes()
+    assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("name, config, message", [
+    ("Conv2D", {"in_channels": 1, "filters": 2}, "missing argument 'kernel_size'"),
+    ("Conv2D", {"in_channels": 1, "filters": 2, "kernel_size": 3, "rng": 0}, "unexpected argument 'rng'"),
+    ("Dense", {"in_features": 2, "out_features": 0}, "out_features must be an int from 1 to 10000000, got 0"),
+    ("ReLU", {"x": 1}, r"unexpected argument 'x' \(takes no arguments\)"),
+    ("MaxPool2D", {"pool_size": 2, "stride": 5000}, "stride must be an int from 1 to 4096, got 5000"),
+])
+def test_from_config_refuses_bad_arguments_naming_them(name, config, message):
+    with pytest.raises(ValueError, match=message):
+        LAYERS[name].from_config(config)
+
+
+def test_work_counts_multiply_adds_and_the_padded_input():
+    conv = Conv2D(2, 3, 3, padding="same")
+    assert conv.work((2, 5, 5)) == 3 * 5 * 5 * 2 * 9  # every output: 2 * 9 products
+    assert Conv2D(1, 1, 1, padding=10).work((1, 2, 2)) == 22 * 22  # 484 padded values, 484 products
+    assert Conv2D(1, 1, 3, stride=3, padding=6).work((1, 3, 3)) == 15 * 15  # 25 products, 225 padded values
+    assert Dense(20, 3).work((20,)) == 60
+    assert MaxPool2D(2).work((2, 5, 5)) == 50
+    assert MaxPool2D(3, stride=1).work((1, 4, 4)) == 4 * 9  # overlapping windows read values twice
+    assert ReLU().work((3, 4, 4)) == Flatten().work((3, 4, 4)) == 48
+
+
+# ---- adding a layer kind is one class ---------------------------------------------------------
+class Scale(Layer):
+    """Per-channel scale: y[:, c] = x[:, c] * W[c]. x: (N, C, H, W) -> same shape; W: (C,)."""
+
+    summary_name = "scale"
+    ARGS = {"channels": Int(1, 1000)}
+
+    def __init__(self, channels, rng=None):
+        self.set_config({"channels": channels})
+        self.init(rng)
+
+    def weight_shapes(self):
+        return {"W": (self.channels,)}
+
+    def init(self, rng=None):
+        self.set_params({"W": np.random.default_rng(rng).uniform(0.5, 1.5, self.channels)})
+
+    def output_shape(self, input_shape):
+        if input_shape[0] != self.channels:
+            raise ValueError(f"Scale expects {self.channels} channels, got {input_shape[0]}")
+        return tuple(input_shape)
+
+    def forward(self, x, training=True):
+        self._cache = x if training else None
+        return x * self.params["W"][:, None, None]
+
+    def backward(self, dout, need_dx=True):
+        x = self._cached()
+        self.grads["W"] = (dout * x).sum(axis=(0, 2, 3))
+        return dout * self.params["W"][:, None, None] if need_dx else None
+
+
+@pytest.fixture
+def scale_kind():
+    pycnn.register(Scale)
+    yield Scale
+    del LAYERS["Scale"]
+
+
+def scale_model(seed=0, dtype="float32"):
+    return Sequential([Conv2D(1, 3, 3), Scale(3), ReLU(), MaxPool2D(2), Flatten(), Dense(3 * 3 * 3, 4)],
+                      seed=seed, dtype=dtype, input_shape=(1, 8, 8))
+
+
+def test_registered_layer_kind_has_a_spec_and_a_gradient_checked_backward(scale_kind, rng):
+    assert pycnn.layer_specs()["Scale"] == {"summary_name": "scale", "args": {"channels": {"type": "int", "min": 1,
+                                                                                            "max": 1000}}}
+    check_layer_gradients(Scale(2, rng=1), rng.standard_normal((2, 2, 3, 4)), rng)
+
+
+def test_registered_layer_kind_shows_in_summary_and_survives_save_and_load(scale_kind, rng):
+    model = scale_model()
+    text = model.summary()
+    assert "scale (Scale)                (None, 3, 6, 6)           3" in text
+    assert "Total params: 145" in text
+    loaded = pycnn.from_bytes(model.to_bytes())
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    x = rng.random((5, 1, 8, 8))
+    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    copy = Sequential.from_config(model.get_config(), seed=3)
+    assert copy.get_config() == model.get_config()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["layers"][1]["config"].update(channels=0), r"layer 1 \(Scale\): channels must be an int from 1 to 1000"),
+    (lambda c: c["layers"][1]["config"].update(gain=2), r"layer 1 \(Scale\): unexpected argument 'gain'"),
+    (lambda c: c["layers"][1]["config"].update(channels=4), r"layer 1 \(Scale\): Scale expects 4 channels, got 3"),
+])
+def test_loader_refuses_bad_configs_of_a_registered_layer_kind(scale_kind, change, message):
+    data = scale_model().to_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        files = {name: zf.read(name) for name in zf.namelist()}
+    config = json.loads(files["config.json"])
+    change(config)
+    files["config.json"] = json.dumps(config).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    with pytest.raises(ValueError, match=message):
+        pycnn.from_bytes(buf.getvalue())
+
+
+def test_an_unregistered_kind_is_unknown_to_the_loader(rng):
+    pycnn.register(Scale)
+    data = scale_model().to_bytes()
+    del LAYERS["Scale"]
+    with pytest.raises(ValueError, match="layer 1 is not a known pycnn layer"):
+        pycnn.from_bytes(data)
+
+
+def test_register_refuses_what_is_not_a_layer_kind():
+    with pytest.raises(ValueError, match="Layer subclass"):
+        pycnn.register(dict)
+
+    class Nameless(Layer):
+        pass
+    with pytest.raises(ValueError, match="summary_name"):
+        pycnn.register(Nameless)
+
+    class Conv2D(Layer):  # noqa: F811 - another class under a registered name
+        summary_name = "conv"
+    with pytest.raises(ValueError, match="already registered as 'Conv2D'"):
+        pycnn.register(Conv2D)
 
 
 # ---- softmax cross-entropy -------------------------------------------------------------------

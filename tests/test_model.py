@@ -1,6 +1,9 @@
 """Sequential: summary, weights, determinism, dtypes, inference shapes, input validation,
 fit/callbacks/history, the issue's accuracy recipe, and the seed-compatible `cnn` API."""
+import io
+import json
 import re
+import zipfile
 
 import numpy as np
 import pytest
@@ -78,6 +81,61 @@ def test_sequential_bad_arguments_raise_value_error(kwargs, message):
     args = {"layers": [Flatten(), Dense(784, 10)], **kwargs}
     with pytest.raises(ValueError, match=message):
         Sequential(**args)
+
+
+# ---- architecture as data: get_config / from_config / work ------------------------------------
+def test_get_config_is_the_model_files_architecture_and_from_config_rebuilds_it(rng):
+    model = small_model(seed=0, dtype="float64")
+    config = model.get_config()
+    assert config == {"input_shape": [1, 28, 28], "dtype": "float64", "layers": [
+        {"class": "Conv2D", "config": {"in_channels": 1, "filters": 4, "kernel_size": 3, "stride": 1,
+                                       "padding": "valid"}},
+        {"class": "ReLU", "config": {}}, {"class": "MaxPool2D", "config": {"pool_size": 2, "stride": 2}},
+        {"class": "Flatten", "config": {}}, {"class": "Dense", "config": {"in_features": 676, "out_features": 10}}]}
+    with zipfile.ZipFile(io.BytesIO(model.to_bytes())) as zf:
+        stored = json.loads(zf.read("config.json"))
+    assert {key: stored[key] for key in config} == config
+    a, b = Sequential.from_config(config, seed=5), Sequential.from_config(config, seed=5)
+    assert a.get_config() == config and a.dtype == np.float64
+    x = rng.random((3, 1, 28, 28))
+    np.testing.assert_array_equal(a.predict_proba(x), b.predict_proba(x))
+    assert not np.array_equal(Sequential.from_config(config, seed=6).predict_proba(x), a.predict_proba(x))
+
+
+def _seed_config(**changes):
+    config = seed_model().get_config()
+    for index, args in changes.get("layers", {}).items():
+        config["layers"][index]["config"].update(args)
+    return {**config, **{k: v for k, v in changes.items() if k != "layers"}}
+
+
+@pytest.mark.parametrize("config, message", [
+    (_seed_config(layers={4: {"in_features": 1000}}), r"^layer 4 \(Dense\): Dense expects input of shape \(1000,\), "
+                                                        r"got \(1690,\)$"),
+    (_seed_config(layers={0: {"kernel_size": 0}}), r"^layer 0 \(Conv2D\): kernel_size must be an int from 1 to 4096"),
+    (_seed_config(layers={0: {"in_channels": 3}}), r"^layer 0 \(Conv2D\): Conv2D expects 3 input channels, got 1$"),
+    (_seed_config(layers={2: {"pool_size": 27}}), r"^layer 2 \(MaxPool2D\): MaxPool2D pool_size 27 is larger"),
+    (_seed_config(layers={0: {"filters": 9 * 10 ** 6}}), "the model would have 90,016,910 parameters; at most "
+                                                        "10,000,000 are allowed"),
+    (_seed_config(input_shape=[1, 2000, 2000], layers={0: {"filters": 20}, 2: {"pool_size": 100, "stride": 100},
+                                                     4: {"in_features": 20 * 19 * 19}}),
+     r"^layer 0 \(Conv2D\) would need 718,560,720 multiply-adds or values for one image; at most 50,000,000"),
+    (_seed_config(dtype="float16"), "dtype must be one of float32, float64, got 'float16'"),
+    (_seed_config(input_shape=[1, 28]), r"input_shape must be 3 ints from 1 to 4096, got \[1, 28\]"),
+    (_seed_config(extra=1), r"unknown model config key\(s\): extra"),
+    ({**_seed_config(), "layers": []}, "layers must be a list of 1 to 256 layers"),
+    ({**_seed_config(), "layers": [{"class": "Dropout", "config": {}}]}, "layer 0 is not a known pycnn layer"),
+    ("seed", "a model config must be a dict, got str"),
+])
+def test_from_config_refuses_what_cannot_be_built_naming_the_layer(config, message):
+    with pytest.raises(ValueError, match=message):
+        Sequential.from_config(config)
+
+
+def test_model_work_is_the_sum_of_its_layers_multiply_adds(rng):
+    model = seed_model()
+    # conv: 26*26 outputs * 10 filters * 9 taps; relu: 6760 values; pool: 6760; flatten: 1690; dense: 16,900
+    assert model.work() == 60840 + 6760 + 6760 + 1690 + 16900
 
 
 # ---- weights ---------------------------------------------------------------------------------

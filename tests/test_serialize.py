@@ -232,14 +232,16 @@ def test_unknown_layer_classes_are_refused(model_bytes, kind):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("kernel_size", "3", "kernel_size must be a positive int, got '3'"),
-    ("kernel_size", 3.0, "kernel_size must be an int or a string, got 3.0"),
-    ("stride", True, "stride must be an int or a string, got True"),
-    ("padding", "full", "padding must be 'valid', 'same' or an int >= 0, got 'full'"),
-    ("padding", [1, 1], r"padding must be an int or a string, got \[1, 1\]"),
-    ("padding", None, "padding must be an int or a string, got None"),
-    ("activation", "relu", "bad arguments"),
-    ("filters", -3, "filters=-3 is out of range"),
+    ("kernel_size", "3", "kernel_size must be an int from 1 to 4096, got '3'"),
+    ("kernel_size", 3.0, "kernel_size must be an int from 1 to 4096, got 3.0"),
+    ("stride", True, "stride must be an int from 1 to 4096, got True"),
+    ("padding", "full", "padding must be 'valid', 'same' or an int from 0 to 4096, got 'full'"),
+    ("padding", [1, 1], r"padding must be 'valid', 'same' or an int from 0 to 4096, got \[1, 1\]"),
+    ("padding", None, "padding must be 'valid', 'same' or an int from 0 to 4096, got None"),
+    ("activation", "relu", "unexpected argument 'activation' "
+                           r"\(takes in_channels, filters, kernel_size, stride, padding\)"),
+    ("filters", -3, "filters must be an int from 1 to 10000000, got -3"),
+    ("filters", 10 ** 30, "filters must be an int from 1 to 10000000, got 1000000000000000000000000000000"),
 ])
 def test_bad_layer_arguments_are_refused(model_bytes, key, value, message):
     def change(config):
@@ -341,7 +343,7 @@ def test_config_asking_for_a_huge_conv_layer_is_refused_before_building(model_by
 def test_absurd_ints_in_a_layer_config_are_refused(model_bytes):
     def change(config):
         config["layers"][2]["config"]["pool_size"] = 10 ** 30
-    refused(with_config(model_bytes, change), r"layer 2 \(MaxPool2D\): pool_size=10{30} is out of range")
+    refused(with_config(model_bytes, change), r"layer 2 \(MaxPool2D\): pool_size must be an int from 1 to 4096, got 10{30}")
 
 
 def test_absurd_padding_is_refused_even_without_an_input_shape():
