@@ -23,8 +23,12 @@ JOURNEYS = {
     "download": "download the model",
     "reload": "reload keeps the trained model",
 }
+# page bugs a journey found (in every browser), marked todo in journeys.test.mjs too
+KNOWN_BUGS = {
+    "stop-in-first-epoch": "page bug: Stop before the first epoch ends leaves the model 'untrained' with no accuracy shown",
+}
 NODE_TIMEOUT_S = 900  # every journey together takes about a minute here
-TAP_RESULT = re.compile(r"^(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b ?(.*))?$")
+TAP_RESULT = re.compile(r"^(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b.*)?$")
 
 
 def firefox_path():
@@ -61,14 +65,14 @@ def cli_model(site_dir, tmp_path_factory):
 
 
 def parse_tap(lines):
-    """Top-level results of node's TAP report: {test name: (ok, directive, reason, block of lines)}."""
+    """Top-level results of node's TAP report: {test name: (ok, SKIP/TODO/None, its lines)}."""
     results, current = {}, None
     for line in lines:
         match = TAP_RESULT.match(line)
         if match:
-            not_ok, name, directive, reason = match.groups()
+            not_ok, name, directive = match.groups()
             current = [line]
-            results[name] = (not not_ok, directive, reason, current)
+            results[name] = (not not_ok, directive, current)
         elif current is not None and line.startswith("  "):
             current.append(line)  # the result's YAML block: error, expected, actual, stack
         else:
@@ -111,18 +115,15 @@ def journey_results(request, firefox, site_url, cli_model):
     return {"returncode": returncode, "lines": lines, "by_id": by_id}
 
 
-@pytest.mark.parametrize("journey", list(JOURNEYS))
+@pytest.mark.parametrize("journey", [pytest.param(j, marks=pytest.mark.xfail(reason=KNOWN_BUGS[j])) if j in KNOWN_BUGS
+                                     else j for j in JOURNEYS])
 def test_firefox_journey(journey, journey_results):
     result = journey_results["by_id"][journey]
     if result is None:
         tail = "\n".join(journey_results["lines"][-40:])
         pytest.fail(f"node ran no single test named {JOURNEYS[journey]!r} (exit code "
                     f"{journey_results['returncode']}):\n{tail}", pytrace=False)
-    ok, directive, reason, block = result
-    report = "\n".join(block)
-    if directive == "TODO":  # a known page bug, described in the journey
-        if ok:
-            pytest.fail(f"the journey marked todo passes now: drop its todo ({reason})\n{report}", pytrace=False)
-        pytest.xfail(reason)
-    if not ok:
+    ok, _, block = result
+    if not ok:  # a todo journey too: node's run stays green, pytest's xfail mark says why
+        report = "\n".join(block)
         pytest.fail(f"Firefox journey failed:\n{report}", pytrace=False)

@@ -112,6 +112,13 @@ export class App {
     return this.waitSelector(`body[data-state="ready"][data-run-result="${result}"]`, timeout);
   }
 
+  /** Until the model of `epochs` epochs is kept in IndexedDB (a reload right after could lose the write). */
+  waitSaved(epochs) {
+    // the page's probe (web/probe.js) says so; before the probe, the storage note did
+    return this.waitFor((n) => (window.pycnnProbe?.read().saved_epochs
+      ?? Number(document.querySelector('[data-testid="storage-note"]').dataset.savedEpochs)) === n, epochs);
+  }
+
   filterImages() {
     return this.page.$$eval(`${this.sel("filters")} canvas`, (cs) => cs.map((c) => c.toDataURL()));
   }
