@@ -1,4 +1,4 @@
-// Helpers for the Firefox journeys: launch Firefox ESR over WebDriver BiDi (puppeteer-core), open
+// What the Firefox journeys share: launch Firefox ESR over WebDriver BiDi (puppeteer-core), open
 // the site in a fresh browser context, read state through data-* attributes only, draw digits
 // with real mouse strokes.
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -44,7 +44,7 @@ class PageLog {
   }
 }
 
-/** A page of the site in its own browser context (own storage), plus its log and small helpers. */
+/** A page of the site in its own browser context (own storage), its log, and the reads and waits the journeys use. */
 export class App {
   constructor(context, page, url, downloadPath) {
     this.context = context;
