@@ -14,7 +14,6 @@ import sys
 
 import numpy as np
 
-from .im2col import pad_input
 from .layers import Conv2D, Layer, MaxPool2D, ReLU
 
 
@@ -36,8 +35,8 @@ PYODIDE_KERNELS = Kernels(einsum_products=True, where_max=True)
 KERNELS = PYODIDE_KERNELS if sys.platform == "emscripten" else CPYTHON_KERNELS
 
 
-def _conv_taps(kernels, w, cols, out):
-    """w: (F, K), cols: (4, K, M) -> out (4, F, M)."""
+def _products(kernels, w, cols, out):
+    """w: (F, K), cols: (4, K, M) -> out (4, F, M): the conv at the four pool offsets."""
     if not kernels.einsum_products:
         return np.matmul(w, cols, out=out)
     for q in range(len(cols)):
@@ -45,11 +44,18 @@ def _conv_taps(kernels, w, cols, out):
     return out
 
 
-def _conv_taps_grad(kernels, dconv, cols):
-    """dconv: (4, F, M), cols: (4, K, M) -> (F, K), summed over the four blocks."""
+def _products_grad(kernels, dconv, cols):
+    """dconv: (4, F, M), cols: (4, K, M) -> (F, K), summed over the four blocks: dW."""
     if kernels.einsum_products:
         return np.einsum("qfm,qkm->fk", dconv, cols)
     return np.matmul(dconv, cols.transpose(0, 2, 1)).sum(axis=0)
+
+
+def _products_input_grad(kernels, w, d, out):
+    """w: (F, K), d: (F, L) -> out (K, L) = w.T @ d: the column gradients."""
+    if kernels.einsum_products:
+        return np.einsum("fk,fl->kl", w, d, out=out)
+    return np.matmul(w.T, d, out=out)
 
 
 def _larger(kernels, a, b, b_wins):
@@ -102,16 +108,20 @@ class ConvPoolReLU(Layer):
     def _kernels(self):
         return self.kernels if self.kernels is not None else KERNELS
 
-    def _buffer(self, name, shape, dtype, keep=True):
-        """A scratch array; kept for the next step when keep (training), fresh otherwise."""
+    def _buffer(self, name, shape, dtype, keep=True, zero=False):
+        """A scratch array, kept for the next step when keep (training), fresh otherwise.
+
+        zero: all zeros when first made (a kept buffer whose borders are never written stays so).
+        """
+        make = np.zeros if zero else np.empty
         if not keep:  # inference: big chunks, once in a while; don't hold their memory
-            return np.empty(shape, dtype=dtype)
+            return make(shape, dtype=dtype)
         key = (name, shape, np.dtype(dtype).str)
         buf = self._buffers.get(key)
         if buf is None:
             if len(self._buffers) > 32:  # batch shapes change rarely; don't grow without bound
                 self._buffers.clear()
-            buf = self._buffers[key] = np.empty(shape, dtype=dtype)
+            buf = self._buffers[key] = make(shape, dtype=dtype)
         return buf
 
     def _gather_index(self, c, hp, wp, ph, pw):
@@ -129,40 +139,48 @@ class ConvPoolReLU(Layer):
     def forward(self, x, training=True):
         conv = self.conv
         f = conv.filters
-        n, c = x.shape[:2]
+        n, c, h, w = x.shape
         _, out_h, out_w = conv.output_shape(x.shape[1:])
-        ph, pw = out_h // 2, out_w // 2
-        xp = pad_input(x, conv.pads(*x.shape[2:]))
-        hp, wp = xp.shape[2:]
+        ph, pw = out_h // 2, out_w // 2  # the pool floors: an odd last row or column is dropped
+        (top, bottom), (left, right) = conv.pads(h, w)
+        hp, wp = h + top + bottom, w + left + right
+        # (channel, row, column, sample): a previous block's output is already laid out so
+        x_t = x.transpose(1, 2, 3, 0)
+        if top or bottom or left or right or not x_t.flags.c_contiguous:
+            padded = self._buffer("x_t", (c, hp, wp, n), x.dtype, keep=training, zero=True)
+            padded[:, top:top + h, left:left + w] = x_t  # the zero border is never written
+            x_t = padded
         index = self._gather_index(c, hp, wp, ph, pw)
-        x_t = self._buffer("x_t", (c * hp * wp, n), x.dtype, keep=training)
-        np.copyto(x_t, xp.reshape(n, -1).T)
         m = ph * pw * n
-        cols = np.take(x_t, index, axis=0, out=self._buffer("cols", (index.size, n), x.dtype, keep=training))
+        cols = np.take(x_t.reshape(-1, n), index, axis=0,
+                       out=self._buffer("cols", (index.size, n), x.dtype, keep=training))
         cols = cols.reshape(4, -1, m)
         kernels = self._kernels()
-        z4 = _conv_taps(kernels, conv.params["W"].reshape(f, -1), cols, self._buffer("z4", (4, f, m), x.dtype, keep=training))
+        z4 = _products(kernels, conv.params["W"].reshape(f, -1), cols,
+                       self._buffer("z4", (4, f, m), x.dtype, keep=training))
         # which offset wins each 2x2 max; ties go to the first, as in MaxPool2D's argmax
         right, lower_right = z4[1] > z4[0], z4[3] > z4[2]
-        top, bottom = _larger(kernels, z4[0], z4[1], right), _larger(kernels, z4[2], z4[3], lower_right)
-        lower = bottom > top
-        z = _larger(kernels, top, bottom, lower)
+        top_max, bottom_max = _larger(kernels, z4[0], z4[1], right), _larger(kernels, z4[2], z4[3], lower_right)
+        lower = bottom_max > top_max
+        z = _larger(kernels, top_max, bottom_max, lower)
         # the bias is the same for all four pool offsets, so it can be added after the max
         z += conv.params["b"][:, None]
         if training:
-            self._cache = (x.shape, xp.shape, cols, (right, lower_right, lower), z > 0)
+            self._cache = (x.shape, (ph, pw), cols, (right, lower_right, lower), z > 0)
         else:
             self._cache = None
         np.maximum(z, 0, out=z)
         return z.reshape(f, ph, pw, n).transpose(3, 0, 1, 2)
 
     def backward(self, dout, need_dx=True):
-        x_shape, xp_shape, cols, (right, lower_right, lower), positive = self._cached()
+        x_shape, (ph, pw), cols, (right, lower_right, lower), positive = self._cached()
+        kernels = self._kernels()
         conv = self.conv
-        f = conv.filters
+        f, k = conv.filters, conv.kernel_size
         n = dout.shape[0]
         m = cols.shape[2]
-        dz = dout.reshape(n, f, -1).transpose(1, 2, 0).reshape(f, m) * positive
+        dz = dout.transpose(1, 2, 3, 0).reshape(f, m) * positive
+        # route each pooled gradient to the offset that won its max
         dconv = self._buffer("dconv", (4, f, m), dz.dtype)
         d_bottom = dz * lower
         d_top = dz - d_bottom
@@ -170,16 +188,28 @@ class ConvPoolReLU(Layer):
         np.subtract(d_top, dconv[1], out=dconv[0])
         np.multiply(d_bottom, lower_right, out=dconv[3])
         np.subtract(d_bottom, dconv[3], out=dconv[2])
-        self.grads["W"] = _conv_taps_grad(self._kernels(), dconv, cols).reshape(conv.params["W"].shape)
+        self.grads["W"] = _products_grad(kernels, dconv, cols).reshape(conv.params["W"].shape)
         self.grads["b"] = dz.sum(axis=1)
         if not need_dx:
             return None
-        c, hp, wp = xp_shape[1:]
-        _, out_h, out_w = conv.output_shape(x_shape[1:])
-        index = self._gather_index(c, hp, wp, out_h // 2, out_w // 2)
-        dcols = np.matmul(conv.params["W"].reshape(f, -1).T, dconv).reshape(index.size, n)
-        dx_t = np.zeros((c * hp * wp, n), dtype=dz.dtype)
-        np.add.at(dx_t, index, dcols)  # an input pixel feeds several columns: sum them
-        dxp = dx_t.T.reshape(xp_shape)
-        (top, _), (left, _) = conv.pads(*x_shape[2:])
-        return dxp[:, :, top:top + x_shape[2], left:left + x_shape[3]]
+        # the input gradient without a scatter: first the conv output's gradient on the full
+        # (2*ph, 2*pw) grid (four strided copies), then one product gives every tap's column
+        # gradient, and each of the k*k taps adds a shifted block; the last axis (samples)
+        # is contiguous, so are whole rows of the adds
+        c, h, w = x_shape[1:]
+        (top, bottom), (left, right_pad) = conv.pads(h, w)
+        hp, wp = h + top + bottom, w + left + right_pad
+        oh, ow = 2 * ph, 2 * pw
+        dfull = self._buffer("dfull", (f, oh, ow, n), dz.dtype)
+        blocks = dconv.reshape(2, 2, f, ph, pw, n)
+        for di in range(2):
+            for dj in range(2):
+                dfull[:, di::2, dj::2] = blocks[di, dj]
+        dcols = _products_input_grad(kernels, conv.params["W"].reshape(f, -1), dfull.reshape(f, -1),
+                                     self._buffer("dcols", (c * k * k, oh * ow * n), dz.dtype))
+        dcols = dcols.reshape(c, k, k, oh, ow, n)
+        dx_t = np.zeros((c, hp, wp, n), dtype=dz.dtype)
+        for ki in range(k):
+            for kj in range(k):
+                dx_t[:, ki:ki + oh, kj:kj + ow] += dcols[:, ki, kj]
+        return dx_t[:, top:top + h, left:left + w].transpose(3, 0, 1, 2)
