@@ -4,6 +4,7 @@
     python bench/recipes.py --unipen FILE --only lenet two-conv-16-32 --epochs 8 15 --augment page none --seeds 0 1
     python bench/recipes.py --unipen FILE --only lenet --lr 0.005 0.01 0.02 --json runs.json
     python bench/recipes.py --table runs.json                              # the table of saved runs again
+    python bench/recipes.py --init fresh/ --only lenet                      # untrained model files for the page
 
 --unipen is the UNIPEN digits JSON (not part of the project). Every run trains with
 pycnn.training.Trainer (the code the page runs) on the bundled subset's 8,500 training digits and is
@@ -92,9 +93,23 @@ class AffineTrainer(Trainer):
         return random_affine(xb, self.rng, out=xb, **self.affine), yb
 
 
+# the networks pycnn.presets names (when the library has it): built from there, as the page builds them
+PRESET_NAMES = {"seed": "seed", "two-conv-16-32": "two-conv", "lenet": "lenet"}
+
+
 def build(net, seed):
-    """A fresh model of the named network, weights from seed."""
-    return Sequential(NETWORKS[net](), seed=seed, input_shape=(1, 28, 28))
+    """A fresh model of the named network, weights from seed (pycnn.presets' when it has the network)."""
+    model = Sequential(NETWORKS[net](), seed=seed, input_shape=(1, 28, 28))
+    try:
+        from pycnn.presets import preset
+    except ImportError:
+        return model
+    if net not in PRESET_NAMES:
+        return model
+    chosen = preset(PRESET_NAMES[net], seed=seed)
+    if chosen.get_config() != model.get_config():
+        raise ValueError(f"pycnn.presets' {PRESET_NAMES[net]!r} is not the network {net!r} of this script")
+    return chosen
 
 
 def multiply_adds(model):
@@ -208,6 +223,8 @@ def main():
     parser.add_argument("--json", metavar="FILE", help="append each run's result to this JSON file")
     parser.add_argument("--table", metavar="JSON", help="print the tables of a saved --json file and exit")
     parser.add_argument("--save-models", metavar="DIR", help="also write each trained model to DIR")
+    parser.add_argument("--init", metavar="DIR", help="write an untrained model file of every --only network "
+                        "(weights from the first --seeds) to DIR and exit: for the page's Load model + Train")
     args = parser.parse_args()
 
     if args.table:
@@ -216,6 +233,13 @@ def main():
         print("\n".join(row(r, args.browser_ratio) for r in results))
         print()
         print("\n".join(summary(results, args.browser_ratio)))
+        return
+    if args.init:
+        Path(args.init).mkdir(parents=True, exist_ok=True)
+        for name in args.only or NETWORKS:
+            model = build(RECIPES[name]["net"], args.seeds[0])
+            model.save(Path(args.init) / f"{name}.npz")
+            print(f"{Path(args.init) / name}.npz: untrained {name}, {multiply_adds(model):,} multiply-adds per image")
         return
     if not args.unipen:
         parser.error("--unipen FILE is required (the UNIPEN digits JSON, not part of the project)")

@@ -3,12 +3,15 @@
 
     python bench/browser/bench_handwriting.py --unipen FILE --train            # one click on Train, then draw
     python bench/browser/bench_handwriting.py --unipen FILE --model m.npz --count 500
+    python bench/browser/bench_handwriting.py --unipen FILE --model fresh.npz --train   # train another network
 
 --unipen is the UNIPEN digits JSON (not part of the project). Builds dist/ when needed
 (build.build), serves it on 127.0.0.1 (build.make_server) and drives headless Debian Chromium
 through Playwright. The model comes from --model (the page's Load model file input) or --train
 (one click on Train with the page's default settings, timed until body[data-state=ready]
-[data-run-result=finished]; the model is then downloaded to score it in CPython).
+[data-run-result=finished]; the model is then downloaded to score it in CPython), or both: the
+page trains the model it loaded, so an untrained file of another network (bench/recipes.py
+--init DIR writes them) measures one click on Train for that network in the page.
 
 Each digit is placed exactly as bench/handwriting.py places it (digit i depends only on --seed and
 i), drawn with page.mouse (down, a move per point, up) on [data-testid=draw-canvas], and read when
@@ -222,9 +225,9 @@ def compare(model, replay_set, drawn):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--unipen", required=True, metavar="FILE", help="the UNIPEN digits JSON (not part of the project)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="load this model file into the page (Load model)")
-    source.add_argument("--train", action="store_true", help="one click on Train with the page's defaults")
+    parser.add_argument("--model", help="load this model file into the page (Load model)")
+    parser.add_argument("--train", action="store_true",
+                        help="one click on Train with the page's defaults (after loading --model, if given)")
     parser.add_argument("--count", type=int, default=300, help="digits to draw, picked at random (default 300; about 1 s each)")
     parser.add_argument("--seed", type=int, default=0, help="placement seed (default 0, as bench/handwriting.py)")
     parser.add_argument("--spacing", type=float, default=handwriting.SPACING,
@@ -233,6 +236,8 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the raw results to this file")
     parser.add_argument("--chromium", default=os.environ.get("PYCNN_CHROMIUM", "/usr/bin/chromium"))
     args = parser.parse_args(argv)
+    if not (args.model or args.train):
+        parser.error("give --model FILE, --train, or both")
 
     import pycnn
     from playwright.sync_api import sync_playwright
@@ -256,12 +261,12 @@ def main(argv=None):
             result["chromium"] = browser.version
             log(f"Chromium {browser.version}, {summary['out_dir']}")
             context, page, errors = open_page(browser, url, log)
+            if args.model:
+                model_path = Path(args.model)
+                result["page_accuracy"] = load_in_page(page, model_path, log)
             if args.train:
                 result["train_s"], result["page_accuracy"], model_path = train_in_page(page, tmp, log)
                 result["load_average_after_train"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
-            else:
-                model_path = Path(args.model)
-                result["page_accuracy"] = load_in_page(page, model_path, log)
             model = pycnn.load(model_path)
             result["model_bytes"] = model_path.stat().st_size
             result["model_layers"] = [type(layer).__name__ for layer in model.layers]
@@ -289,11 +294,13 @@ def main(argv=None):
     lines = [f"pycnn handwriting in the page, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
              f"(Chromium {r['chromium']}, load average {load_before} before / "
              + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " after)", f"command: {command}", replay_set.describe()]
+    if args.model:
+        lines.append(f"model {args.model} loaded with Load model" + (", then trained by the page" if args.train else ""))
     if args.train:
         lines.append(f"one click on Train with the page's defaults: finished in **{r['train_s']:.1f} s** (target <= 60 s; "
                      f"load average {r['load_average_after_train']} after); page's held-out accuracy {r['page_accuracy']:.2%}")
     else:
-        lines.append(f"model {args.model} loaded with Load model; page's held-out accuracy {r['page_accuracy']:.2%}")
+        lines.append(f"page's held-out accuracy {r['page_accuracy']:.2%}")
     lines.append(f"model: {' '.join(r['model_layers'])} ({r['model_bytes']:,} bytes)"
                  + (f"; on the 10,000 real MNIST test digits (CPython): **{r['mnist_test']:.2%}**" if "mnist_test" in r else ""))
     lines += handwriting.report(replay_set.labels, reads, replay_set.contributors, title="the page read correctly")
