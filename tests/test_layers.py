@@ -1,5 +1,5 @@
-"""Layers, the fused conv-pool-ReLU block and the loss: shapes, slow loop references,
-float64 finite-difference gradient checks, and the fused path against the plain one.
+"""Layers and the loss: shapes, slow loop references, float64 finite-difference gradient
+checks, what a layer kind declares, and adding one (the fused block: test_fused.py).
 
 Relative error (max_rel_error below) is the global form
 max|a - b| / max(1e-8, max|a| + max|b|); every check must be below 1e-6.
@@ -14,9 +14,7 @@ import pytest
 
 import pycnn
 from pycnn import LAYERS, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential, softmax, softmax_cross_entropy
-from pycnn import fused
 from pycnn.checks import Int
-from pycnn.fused import ConvPoolReLU
 
 TOL = 1e-6
 
@@ -411,156 +409,6 @@ def test_backward_overwrites_grads_instead_of_accumulating(rng):
     layer.forward(x)
     layer.backward(dout)
     np.testing.assert_array_equal(layer.grads["W"], first)
-
-
-# ---- the fused Conv2D + MaxPool2D(2) + ReLU block --------------------------------------------
-@pytest.fixture(params=["cpython", "pyodide"])
-def kernels(request, monkeypatch):
-    """Run the fused block's CPython kernels, then the ones it uses in Pyodide (einsum and
-    np.where), so the browser's code path is checked here too."""
-    variant = fused.CPYTHON_KERNELS if request.param == "cpython" else fused.PYODIDE_KERNELS
-    monkeypatch.setattr(fused, "KERNELS", variant)
-    return variant
-
-
-@pytest.mark.parametrize("padding, x_shape, k", [
-    ("valid", (2, 2, 9, 9), 3), ("same", (3, 2, 7, 8), 3), (1, (2, 2, 6, 7), 3),
-    ("same", (2, 2, 7, 9), 4), ("valid", (1, 2, 6, 5), 1), ("valid", (2, 2, 11, 10), 5), ("same", (1, 2, 3, 3), 2),
-])
-def test_fused_block_forward_matches_loop_reference(padding, x_shape, k, rng, kernels):
-    conv = Conv2D(2, 3, k, padding=padding, rng=rng)
-    conv.params["b"] = rng.standard_normal(3)
-    x = rng.standard_normal(x_shape)
-    expected = maxpool_loop(relu_loop(conv_loop(x, conv.params["W"], conv.params["b"], 1, padding)), 2, 2)
-    for training in (True, False):
-        np.testing.assert_allclose(ConvPoolReLU(conv).forward(x, training), expected, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("padding, x_shape, k", [
-    ("valid", (2, 2, 9, 9), 3), ("same", (3, 2, 7, 8), 3), (2, (2, 1, 5, 6), 3), ("same", (2, 2, 7, 6), 4),
-    ("valid", (2, 1, 5, 7), 1),
-])
-def test_fused_block_backward_matches_numeric_gradient(padding, x_shape, k, rng, kernels):
-    conv = Conv2D(x_shape[1], 3, k, padding=padding, rng=rng)
-    conv.params["b"] = rng.standard_normal(3) * 0.1
-    block = ConvPoolReLU(conv)
-    x = rng.standard_normal(x_shape)
-    out = block.forward(x, training=True)
-    dout = rng.standard_normal(out.shape)
-    dx = block.backward(dout, need_dx=True)
-    analytic = {"x": dx, "W": conv.grads["W"].copy(), "b": conv.grads["b"].copy()}
-
-    def loss():
-        return float(np.sum(block.forward(x, training=False) * dout))
-
-    numeric = {"x": numeric_grad(loss, x), "W": numeric_grad(loss, conv.params["W"]),
-               "b": numeric_grad(loss, conv.params["b"])}
-    for name in analytic:
-        assert max_rel_error(analytic[name], numeric[name]) < TOL, name
-
-
-def _plan_names(model):
-    return [type(step).__name__ for step in model._plan]
-
-
-def _stack(kind, padding="valid"):
-    """Small float64 models; 'late' puts the fused block after an unfused stride-2 conv."""
-    if kind == "first_relu_then_pool":
-        layers = [Conv2D(2, 3, 3, padding=padding), ReLU(), MaxPool2D(2), Flatten()]
-        shape = (2, 9, 9)
-    elif kind == "first_pool_then_relu":
-        layers = [Conv2D(2, 3, 3, padding=padding), MaxPool2D(2), ReLU(), Flatten()]
-        shape = (2, 9, 9)
-    else:  # late
-        layers = [Conv2D(1, 2, 3, stride=2, padding="same"), ReLU(),
-                  Conv2D(2, 3, 3, padding=padding), ReLU(), MaxPool2D(2), Flatten()]
-        shape = (1, 13, 11)
-    probe = Sequential(list(layers), input_shape=shape, dtype="float64")
-    features = probe.output_shapes()[-1][0]
-    model = Sequential(layers + [Dense(features, 4)], seed=0, dtype="float64", input_shape=shape)
-    # non-zero biases so the bias-after-max shortcut of the fused block is exercised
-    rng = np.random.default_rng(5)
-    for layer in model.layers:
-        if "b" in layer.params:
-            layer.params["b"] = rng.standard_normal(layer.params["b"].shape) * 0.1
-    return model
-
-
-@pytest.mark.parametrize("kind, expected_plan", [
-    ("first_relu_then_pool", ["ConvPoolReLU", "Flatten", "Dense"]),
-    ("first_pool_then_relu", ["ConvPoolReLU", "Flatten", "Dense"]),
-    ("late", ["Conv2D", "ReLU", "ConvPoolReLU", "Flatten", "Dense"]),
-])
-def test_sequential_fuses_conv_relu_pool_blocks(kind, expected_plan):
-    assert _plan_names(_stack(kind)) == expected_plan
-
-
-def test_sequential_does_not_fuse_strided_conv_or_other_pools():
-    model = Sequential([Conv2D(1, 2, 3, stride=2), ReLU(), MaxPool2D(2), Conv2D(2, 2, 1), ReLU(),
-                        MaxPool2D(3), Flatten(), Dense(2, 2)], input_shape=(1, 13, 13))
-    assert "ConvPoolReLU" not in _plan_names(model)
-
-
-@pytest.mark.parametrize("padding", ["valid", "same", 1])
-@pytest.mark.parametrize("kind", ["first_relu_then_pool", "first_pool_then_relu", "late"])
-def test_fused_and_unfused_models_agree_on_outputs_and_gradients(kind, padding, rng, kernels):
-    model = _stack(kind, padding)
-    assert "ConvPoolReLU" in _plan_names(model)
-    x = rng.standard_normal((3, *model.input_shape))
-    y = rng.integers(0, 4, 3)
-    fused_out = model.forward(x)
-    fused_loss, fused_grads = model.compute_gradients(x, y)
-    fused_proba = model.predict_proba(x)
-
-    model._plan = list(model.layers)  # the plain layer-by-layer path
-    plain_out = model.forward(x)
-    plain_loss, plain_grads = model.compute_gradients(x, y)
-    # "identical" up to float64 round-off: the two paths sum the conv products in different orders
-    np.testing.assert_allclose(fused_out, plain_out, rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(model.predict_proba(x), fused_proba, rtol=1e-12, atol=1e-13)
-    assert fused_loss == pytest.approx(plain_loss, rel=1e-12)
-    assert len(fused_grads) == len(plain_grads) == len(model.get_weights())
-    for fused_grad, plain_grad in zip(fused_grads, plain_grads):
-        np.testing.assert_allclose(fused_grad, plain_grad, rtol=1e-10, atol=1e-13)
-
-
-def test_fused_float32_matches_unfused_float32_seed_model(rng, kernels):
-    from pycnn import seed_model
-
-    model = seed_model(seed=2)
-    assert _plan_names(model) == ["ConvPoolReLU", "Flatten", "Dense"]
-    x = rng.random((16, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, 16)
-    fused = model.predict_proba(x)
-    _, fused_grads = model.compute_gradients(x, y)
-    model._plan = list(model.layers)
-    np.testing.assert_allclose(model.predict_proba(x), fused, rtol=1e-4, atol=1e-6)
-    for a, b in zip(model.compute_gradients(x, y)[1], fused_grads):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
-
-
-# ---- whole-model gradient check --------------------------------------------------------------
-@pytest.mark.parametrize("kind, padding", [
-    ("first_relu_then_pool", "valid"), ("first_pool_then_relu", "same"), ("late", "same"), ("late", 1),
-])
-@pytest.mark.parametrize("fused", [True, False])
-def test_model_gradients_match_numeric_gradient_of_the_loss(kind, padding, fused, rng):
-    model = _stack(kind, padding)
-    if not fused:
-        model._plan = list(model.layers)
-    x = rng.standard_normal((3, *model.input_shape))
-    y = rng.integers(0, 4, 3)
-    loss, grads = model.compute_gradients(x, y)
-    assert loss == pytest.approx(softmax_cross_entropy(model.forward(x), y)[0], rel=1e-12)
-    slots = [layer.params[name] for layer in model.layers for name in layer.params]
-    assert [g.shape for g in grads] == [w.shape for w in model.get_weights()]
-
-    def mean_loss():
-        return softmax_cross_entropy(model.forward(x), y)[0]
-
-    for grad, param in zip(grads, slots):
-        err = max_rel_error(grad, numeric_grad(mean_loss, param))
-        assert err < TOL, f"relative error {err:.2e} for a {param.shape} weight"
 
 
 # ---- what a layer kind declares: specs, weight shapes, work -------------------------------------
