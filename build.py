@@ -5,7 +5,7 @@
     python build.py serve [--port N]     # build if needed, then serve dist/ on 127.0.0.1
 
 Every outside part comes from a package registry and is checked against a pinned
-sha256 before it is used (see /work/shared/SOURCES.md).
+sha256 before it is used.
 """
 
 import argparse

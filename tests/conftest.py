@@ -1,7 +1,7 @@
 """Shared fixtures and helpers for the pycnn unit tests.
 
 - BLAS is pinned to one thread: on this 2-core machine OpenBLAS threads make small
-  matrix products ~10x slower (issue 2), which would blow the suite's time budget.
+  matrix products ~10x slower, which would blow the suite's time budget.
 - `subset_dir` finds the bundled MNIST subset (dist/data, written by `python build.py`)
   or builds it into a temp dir, so a fresh clone works.
 """
@@ -22,7 +22,7 @@ else:
     threadpool_limits(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_SIZE = 2000  # held-out subset digits used by the accuracy tests (issue 2)
+TEST_SIZE = 2000  # held-out subset digits used by the accuracy tests
 
 
 # ---- data ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Fuzzing the model loader (issue 5, item 2) with hypothesis.
+"""Fuzzing the model loader with hypothesis.
 
 Mutated valid model files (bytes flipped, inserted, deleted, truncated; config.json values
 replaced or deleted; members altered, dropped, added and re-zipped with valid CRCs) and

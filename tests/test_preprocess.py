@@ -1,4 +1,4 @@
-"""pycnn.preprocess.to_mnist (issue 4): a drawing becomes an MNIST-style 28x28 digit.
+"""pycnn.preprocess.to_mnist: a drawing becomes an MNIST-style 28x28 digit.
 
 The main test replays real held-out MNIST digits as canvas drawings - blown up to a
 280x280 canvas, shifted, shrunk and thickened by the generator below - and checks that a

@@ -137,12 +137,12 @@ export class AccuracyChart {
     this.dirty = true;
   }
 
-  /** result: {epoch, accuracy, valAccuracy} with accuracies in [0, 1]. */
+  /** result: {epoch, accuracy, val_accuracy} with accuracies in [0, 1]. */
   append(result) {
     const pct = (v) => (Number.isFinite(v) ? v * 100 : null);
     this.epochs.push(this.epochs.length + 1);
     this.train.push(pct(result.accuracy));
-    this.heldout.push(pct(result.valAccuracy));
+    this.heldout.push(pct(result.val_accuracy));
     this.dirty = true;
   }
 

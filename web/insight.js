@@ -73,12 +73,12 @@ export class PredictionView {
     clearCanvas(this.modelInput);
   }
 
-  /** result: {prediction, probabilities[10], input {shape, data}}; note: text under the digit. */
+  /** result: {prediction, probabilities {shape [10], data}, input {shape [28, 28], data}}; note: text under the digit. */
   show(result, note) {
     this.prediction.textContent = String(result.prediction);
     this.prediction.dataset.digit = String(result.prediction);
     this.note.textContent = note;
-    result.probabilities.forEach((p, d) => {
+    result.probabilities.data.forEach((p, d) => {
       const { row, fill, pct } = this.rows[d];
       row.dataset.probability = p.toFixed(4);
       row.classList.toggle("top", d === result.prediction);
@@ -111,10 +111,10 @@ export class FeatureMapsView {
     this.container.dataset.shown = "false";
   }
 
-  /** maps: {relu: {shape [F, H, W], data}, pool: {...}} */
-  show(maps) {
-    const count = maps.relu?.shape[0] ?? maps.pool?.shape[0] ?? 0;
-    this.#ensure(count);
+  /** block: one conv block's maps, {activated: {shape [F, H, W], data}, pooled: {shape, data} or null}. */
+  show(block) {
+    const maps = { relu: block.activated, pool: block.pooled };
+    this.#ensure(block.activated.shape[0]);
     for (const key of ["relu", "pool"]) {
       const m = maps[key];
       if (!m) continue;
@@ -195,14 +195,15 @@ export class EvaluationView {
     this.mistakes.dataset.count = "0";
   }
 
-  /** analysis: {count, correct, wrong, confusion[10][10], mistakes[{index, label, predicted, confidence, pixels}]} */
+  /** analysis: {count, correct, wrong, confusion[10][10], mistakes[{index, label, predicted, confidence}],
+   * mistake_images {shape [k, 28, 28], data}} */
   show(analysis) {
-    const { confusion, count, correct, wrong, mistakes } = analysis;
+    const { confusion, count, correct, wrong, mistakes, mistake_images: images } = analysis;
     this.summary.textContent =
       `${correct.toLocaleString("en")} of ${count.toLocaleString("en")} held-out digits right ` +
       `(${((100 * correct) / count).toFixed(1)}%), ${wrong.toLocaleString("en")} wrong.`;
     this.#confusion(confusion, count);
-    this.#mistakes(mistakes, wrong);
+    this.#mistakes(mistakes, images, wrong);
   }
 
   #confusion(matrix, total) {
@@ -238,8 +239,8 @@ export class EvaluationView {
     this.confusion.dataset.expected = String(total);
   }
 
-  #mistakes(mistakes, wrong) {
-    const items = mistakes.map((m) => {
+  #mistakes(mistakes, images, wrong) {
+    const items = mistakes.map((m, k) => {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "mistake";
@@ -248,7 +249,7 @@ export class EvaluationView {
       });
       button.title = `Held-out digit #${m.index}: labelled ${m.label}, read as ${m.predicted} (${(m.confidence * 100).toFixed(0)}% sure). Click to inspect.`;
       const canvas = document.createElement("canvas");
-      drawGrey(canvas, [28, 28], m.pixels, 255);
+      drawGrey(canvas, [28, 28], images.data.subarray(k * 784, (k + 1) * 784), 1);
       const caption = document.createElement("span");
       caption.textContent = `${m.label}→${m.predicted} ${(m.confidence * 100).toFixed(0)}%`;
       button.append(canvas, caption);

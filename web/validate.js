@@ -1,67 +1,69 @@
-// Form validation for the training settings. Pure functions: no DOM, no worker.
+// Form validation for the training settings, against the limits Python publishes
+// (TrainingConfig.limits(), sent in the session's info): no second copy of them here.
+// Pure functions: no DOM, no worker.
 
-export const LIMITS = {
-  epochs: { min: 1, max: 50 },
-  batchSize: { min: 1, max: 1024 },
-  lr: { min: 1e-7, max: 10 }, // 10 is allowed so a learner can see a diverging run
-  seed: { min: 0, max: 2 ** 32 - 1 },
-  trainSize: { min: 1, max: 8500 }, // max replaced by the real training-part size once known
+// The form's fields, named like TrainingConfig's, and how the messages call them.
+export const FIELDS = {
+  epochs: "Epochs",
+  batch_size: "Batch size",
+  lr: "Learning rate",
+  optimizer: "Optimiser",
+  train_size: "Training digits",
+  seed: "Seed",
 };
 
 const INT_RE = /^[+]?\d+$/;
 const FLOAT_RE = /^[+]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+const fmt = (n) => n.toLocaleString("en");
 
-function parseInteger(raw, label, { min, max }) {
-  const text = String(raw ?? "").trim();
-  if (text === "") return { error: `${label} is required` };
+function parseInteger(text, label, { min, max }) {
   if (text.startsWith("-")) return { error: `${label} cannot be negative` };
   if (!INT_RE.test(text) && !FLOAT_RE.test(text)) return { error: `${label} must be a whole number` };
   const value = Number(text);
-  if (!Number.isFinite(value) || value > max) return { error: `${label} must be at most ${max.toLocaleString("en")}` };
+  if (!Number.isFinite(value) || value > max) return { error: `${label} must be at most ${fmt(max)}` };
   if (!Number.isInteger(value)) return { error: `${label} must be a whole number` };
-  if (value < min) return { error: `${label} must be at least ${min}` };
+  if (value < min) return { error: `${label} must be at least ${fmt(min)}` };
   return { value };
 }
 
-function parseRate(raw, label, { min, max }) {
-  const text = String(raw ?? "").trim();
-  if (text === "") return { error: `${label} is required` };
+function parseNumber(text, label, { min, max }) {
   if (text.startsWith("-")) return { error: `${label} cannot be negative` };
   if (!FLOAT_RE.test(text)) return { error: `${label} must be a number such as 0.005` };
   const value = Number(text);
   if (!Number.isFinite(value)) return { error: `${label} must be a finite number` };
-  if (value <= 0) return { error: `${label} must be greater than 0` };
+  if (value <= 0 && min >= 0) return { error: `${label} must be greater than 0` };
   if (value < min) return { error: `${label} must be at least ${min}` };
   if (value > max) return { error: `${label} must be at most ${max}` };
   return { value };
 }
 
+function parseField(raw, label, limit) {
+  const text = String(raw ?? "").trim();
+  if (limit.type === "choice") {
+    return limit.choices.includes(text) ? { value: text } : { error: `${label} must be one of ${limit.choices.join(", ")}` };
+  }
+  if (text === "") return { error: `${label} is required` };
+  return limit.type === "int" ? parseInteger(text, label, limit) : parseNumber(text, label, limit);
+}
+
 /**
- * Validate raw form values.
- * raw: {epochs, batchSize, lr, optimizer, trainSize, seed} as strings.
- * limits: LIMITS with trainSize.max set to the training-part size.
- * Returns {config, errors}: config is null when any field is invalid; errors maps field -> message.
+ * Validate raw form values {epochs, batch_size, lr, optimizer, train_size, seed} (strings).
+ * limits: TrainingConfig.limits() as Python sent it; trainCount: digits in the training part
+ * (the most train_size can be). Returns {config, errors}: config (TrainingConfig's fields) is
+ * null when any field is invalid; errors maps field -> message.
  */
-export function validateSettings(raw, limits = LIMITS) {
+export function validateSettings(raw, limits, trainCount) {
   const errors = {};
-  const out = {};
-  const checks = {
-    epochs: () => parseInteger(raw.epochs, "Epochs", limits.epochs),
-    batchSize: () => parseInteger(raw.batchSize, "Batch size", limits.batchSize),
-    lr: () => parseRate(raw.lr, "Learning rate", limits.lr),
-    trainSize: () => parseInteger(raw.trainSize, "Training digits", limits.trainSize),
-    seed: () => parseInteger(raw.seed, "Seed", limits.seed),
-  };
-  for (const [name, check] of Object.entries(checks)) {
-    const result = check();
+  const config = {};
+  for (const [name, label] of Object.entries(FIELDS)) {
+    let limit = limits[name];
+    if (name === "train_size") limit = { ...limit, max: Math.min(limit.max, trainCount) };
+    const result = parseField(raw[name], label, limit);
     if (result.error) errors[name] = result.error;
-    else out[name] = result.value;
+    else config[name] = result.value;
   }
-  if (raw.optimizer !== "adam" && raw.optimizer !== "sgd") errors.optimizer = "Choose Adam or SGD";
-  else out.optimizer = raw.optimizer;
-  if (!errors.batchSize && !errors.trainSize && out.batchSize > out.trainSize) {
-    errors.batchSize = `Batch size must not exceed the number of training digits (${out.trainSize.toLocaleString("en")})`;
+  if (!errors.batch_size && !errors.train_size && config.batch_size > config.train_size) {
+    errors.batch_size = `Batch size must not exceed the number of training digits (${fmt(config.train_size)})`;
   }
-  const ok = Object.keys(errors).length === 0;
-  return { config: ok ? out : null, errors };
+  return { config: Object.keys(errors).length ? null : config, errors };
 }

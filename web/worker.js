@@ -1,6 +1,8 @@
-// The only file that knows Python. Boots Pyodide, installs pycnn, loads the MNIST subset,
-// then trains one batch per call, so `stop` and other messages are seen between batches.
-// Message protocol: see PROTOCOL.md.
+// Transport between the page and Python: boots Pyodide, installs pycnn, opens a
+// pycnn.session.Session on the bundled digits, and relays messages to it. All the page's
+// Python lives in that module (tested in CPython); this file only moves messages and
+// schedules the work: training runs one batch per call, so `stop` and other messages are
+// seen between batches. Message protocol: see PROTOCOL.md.
 import { loadPyodide, version as pyodideVersion } from "./pyodide/pyodide.mjs";
 import { dropSnapshots, readSnapshot, saveSnapshot, sha256Hex } from "./snapshot.js";
 
@@ -13,213 +15,11 @@ const FILTERS_EVERY_MS = 250; // filter updates while training (plus every epoch
 // burst of drawing cannot starve training, and `stop` still lands after the batch in flight.
 const TRAIN_PER_SERVED_MS = 2;
 const READ_ONLY = new Set(["predict", "inspect-heldout", "analyse"]);
-const STAGES = ["python", "numpy", "pycnn", "data"];
-
-const PY_GLUE = String.raw`
-import json, math, time
-import numpy as np
-import pycnn
-from pycnn import datasets
-from pycnn.training import TrainingConfig, Trainer, TrainingDiverged
-
-
-def _clean(value):
-    """Make a value JSON-safe: numpy scalars to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _json(value):
-    return json.dumps(_clean(value), allow_nan=False)
-
-
-class PageSession:
-    """State the page needs: the data split, the current model and the current trainer."""
-
-    def __init__(self, images_path, labels_path, heldout, seed):
-        # split the uint8 digits, then scale the parts: the float32 copy of all 10,000 is never
-        # made, which keeps ~31 MB out of the worker's memory (wasm memory never shrinks)
-        images = datasets.read_idx_pixels(images_path)
-        y = datasets.read_idx_labels(labels_path)
-        x_tr, self.y_tr, x_ho, self.y_ho = datasets.train_test_split(images, y, test_size=heldout, seed=seed)
-        self.x_tr, self.x_ho = datasets.scale(x_tr), datasets.scale(x_ho)
-        self.model = pycnn.seed_model(seed=0)
-        self.trainer = None
-        self.floats = b""
-
-    def info(self):
-        return _json({
-            "train_count": len(self.y_tr),
-            "heldout_count": len(self.y_ho),
-            "defaults": TrainingConfig.defaults(),
-            "numpy": np.__version__,
-            "pycnn": getattr(pycnn, "__version__", ""),
-        })
-
-    def start(self, config_json):
-        try:
-            cfg = TrainingConfig.from_dict(json.loads(config_json))
-        except ValueError as e:
-            return _json({"error": str(e)})
-        self.trainer = Trainer(self.model, self.x_tr, self.y_tr, cfg, validation_data=(self.x_ho, self.y_ho))
-        return _json({"ok": True})
-
-    def step(self, max_batches):
-        try:
-            return _json(self.trainer.run(max_batches=int(max_batches)))
-        except TrainingDiverged as e:
-            return _json({"diverged": str(e)})
-
-    def filters(self):
-        W = np.asarray(self.model.layers[0].params["W"], dtype=np.float32)
-        return _json({"shape": list(W.shape), "data": W.ravel().tolist()})
-
-    def evaluate(self):
-        return _json(self.model.evaluate(self.x_ho, self.y_ho))
-
-    def to_bytes(self):
-        return bytes(self.model.to_bytes())
-
-    def load(self, buffer):
-        try:
-            model = pycnn.from_bytes(buffer.to_bytes())
-        except ValueError as e:
-            return _json({"error": str(e)})
-        # the page draws layer 0 as 3x3 filters and feeds (N, 1, 28, 28) digits: refuse anything else
-        try:
-            W = model.layers[0].params["W"]
-            probs = np.asarray(model.predict_proba(self.x_ho[:2]))
-        except Exception as e:
-            return _json({"error": f"this model does not fit the page: {type(e).__name__}: {e}"})
-        if W.ndim != 4 or W.shape[1] != 1 or probs.shape != (2, 10):
-            return _json({"error": f"this model does not fit the page: first layer weights {tuple(W.shape)}, output {tuple(probs.shape)}; expected (filters, 1, kh, kw) and 10 classes"})
-        self.model = model
-        self.trainer = None
-        return self.evaluate()
-
-    def reset(self, seed):
-        self.model = pycnn.seed_model(seed=int(seed))
-        self.trainer = None
-
-    def estimate(self, config_json, batches):
-        """Seconds-per-image figures from a short run on a copy of the model (the model itself is untouched)."""
-        cfg = TrainingConfig.from_dict({**json.loads(config_json), "epochs": 1})
-        copy = pycnn.from_bytes(self.model.to_bytes())
-        trainer = Trainer(copy, self.x_tr, self.y_tr, cfg)
-        trainer.run(max_batches=8)  # warm-up: buffers get allocated, hot wasm code tiers up
-        t0 = time.perf_counter()
-        r = trainer.run(max_batches=int(batches))
-        train_s = time.perf_counter() - t0
-        n_eval = min(600, len(self.y_ho))
-        copy.evaluate(self.x_ho[:100], self.y_ho[:100])  # warm-up
-        t0 = time.perf_counter()
-        copy.evaluate(self.x_ho[:n_eval], self.y_ho[:n_eval])
-        eval_s = time.perf_counter() - t0
-        images = len(r["losses"]) * cfg.batch_size
-        return _json({
-            "train_images_per_second": images / train_s if train_s > 0 else None,
-            "eval_images_per_second": n_eval / eval_s if eval_s > 0 else None,
-        })
-
-
-    # ---- drawing and held-out analysis (issue 4) ----
-    def _inspect(self, x):
-        """x: (1, 28, 28) -> probabilities, the input, and the first conv block's feature maps."""
-        from pycnn.layers import Conv2D, MaxPool2D, ReLU
-        batch = x[None].astype(np.float32)
-        probs = np.asarray(self.model.predict_proba(batch))[0]
-        maps = {}
-        seen_conv = False
-        for layer, out in zip(self.model.layers, self.model.activations(batch)):
-            if isinstance(layer, Conv2D):
-                if seen_conv:
-                    break  # only the first block: its maps line up with the drawn filters
-                seen_conv = True
-            elif seen_conv and isinstance(layer, ReLU) and "relu" not in maps:
-                maps["relu"] = out[0]
-            elif seen_conv and isinstance(layer, MaxPool2D) and "pool" not in maps:
-                maps["pool"] = out[0]
-        arrays = []
-
-        def pack(a):
-            """The array goes to self.floats (sent as one Float32Array); JSON says where it is."""
-            a = np.asarray(a, dtype=np.float32)
-            entry = {"shape": list(a.shape), "offset": sum(b.size for b in arrays), "size": int(a.size)}
-            arrays.append(a.ravel())
-            return entry
-        result = {
-            "probabilities": probs.astype(float).tolist(),
-            "prediction": int(probs.argmax()),
-            "input": pack(x[0]),
-            "maps": {k: pack(v) for k, v in maps.items()},
-        }
-        self.floats = np.concatenate(arrays).astype("<f4").tobytes()
-        return result
-
-    def predict(self, pixels, width, height):
-        """pixels: width*height uint8 ink levels (0 = paper) -> JSON inspection, or {"empty": true}."""
-        from pycnn import preprocess
-        gray = np.frombuffer(pixels.to_bytes(), dtype=np.uint8).reshape(int(height), int(width))
-        x = preprocess.to_mnist(gray)
-        if x is None:
-            return _json({"empty": True})
-        return _json(self._inspect(np.asarray(x, dtype=np.float32).reshape(1, 28, 28)))
-
-    def inspect_heldout(self, index):
-        index = int(index)
-        if not 0 <= index < len(self.y_ho):
-            return _json({"error": f"held-out index must be in 0..{len(self.y_ho) - 1}, got {index}"})
-        result = self._inspect(self.x_ho[index].reshape(1, 28, 28))
-        result["label"] = int(self.y_ho[index])
-        result["index"] = index
-        return _json(result)
-
-    def take_floats(self):
-        """The arrays of the last _inspect, as little-endian float32 bytes."""
-        floats, self.floats = self.floats, b""
-        return floats
-
-    def analyse(self, max_mistakes):
-        """Confusion matrix (rows: true digit, columns: predicted) and the most confident mistakes."""
-        probs = np.asarray(self.model.predict_proba(self.x_ho))
-        pred = probs.argmax(axis=1)
-        y = self.y_ho
-        classes = probs.shape[1]
-        confusion = np.zeros((classes, classes), dtype=np.int64)
-        np.add.at(confusion, (y, pred), 1)
-        wrong = np.flatnonzero(pred != y)
-        confidence = probs[wrong, pred[wrong]]
-        order = wrong[np.argsort(-confidence, kind="stable")][: int(max_mistakes)]
-        mistakes = [{
-            "index": int(i), "label": int(y[i]), "predicted": int(pred[i]), "confidence": float(probs[i, pred[i]]),
-            "pixels": np.round(self.x_ho[i].reshape(-1) * 255).astype(np.uint8).tolist(),
-        } for i in order]
-        return _json({
-            "count": int(len(y)), "correct": int((pred == y).sum()), "confusion": confusion.tolist(),
-            "wrong": int(len(wrong)), "mistakes": mistakes,
-        })
-
-
-page = None
-
-
-def open_session(images_path, labels_path, heldout, seed):
-    global page
-    page = PageSession(images_path, labels_path, int(heldout), int(seed))
-    return page.info()
-`;
 
 let py = null; // the Pyodide instance
-let api = null; // Python callables
+let sessionModule = null; // pycnn.session (a Python proxy)
+let dispatch = null; // pycnn.session.dispatch
+let session = null; // a pycnn.session.Session on the bundled digits, once they are loaded
 let ready = false;
 let training = false;
 let stopRequested = null; // {sentAt} once the page asked to stop
@@ -240,6 +40,41 @@ if (self.name && self.navigator?.locks) {
     })
     .catch(() => {});
 }
+
+// Pyodide 0.27 compiles its WebAssembly with WebAssembly.instantiateStreaming, which refuses a
+// response whose Content-Type is not application/wasm; Pyodide then only logs a warning and never
+// settles, and the page would wait forever. So the worker looks at the type first: from a host that
+// sends another one, the module is compiled from the downloaded bytes (no streaming compile, so
+// slower), with a warning that names the file and what the host must send; and a module that
+// cannot be instantiated at all ends the python stage with the reason instead of a hang.
+let wasmError = null;
+let wasmFailed;
+const wasmFailure = new Promise((_, reject) => {
+  wasmFailed = reject;
+});
+wasmFailure.catch(() => {}); // awaited by startPython's race; never an unhandled rejection
+const instantiateStreaming = WebAssembly.instantiateStreaming;
+WebAssembly.instantiateStreaming = async (source, imports) => {
+  let name = "pyodide/pyodide.asm.wasm";
+  try {
+    const response = await source;
+    if (response.url.startsWith(BASE_URL.href)) name = response.url.slice(BASE_URL.href.length);
+    const type = response.headers.get("content-type") ?? "";
+    if (type.split(";")[0].trim().toLowerCase() === "application/wasm") return await instantiateStreaming(response, imports);
+    post("warning", {
+      message: `The web server sent ${name} as ${type ? `"${type}"` : "a file without a type"}; it must send .wasm files as ` +
+        `"application/wasm". Python was started from the downloaded bytes instead, which takes longer.`,
+    });
+    return await WebAssembly.instantiate(await response.arrayBuffer(), imports);
+  } catch (error) {
+    wasmError = new Error(`could not start Python's WebAssembly (${name}): ${describe(error)}`);
+    wasmFailed(wasmError);
+    throw error;
+  }
+};
+
+/** loadPyodide(options), or the reason its WebAssembly could not be instantiated. */
+const startPyodide = (options) => Promise.race([loadPyodide(options), wasmFailure]);
 
 /** Last line of a Python traceback (the exception itself), or the JS message. */
 function describe(error) {
@@ -352,7 +187,8 @@ async function boot() {
       } finally {
         micropip.destroy();
       }
-      await py.runPythonAsync(PY_GLUE);
+      sessionModule = py.pyimport("pycnn.session"); // kept for the worker's lifetime, like dispatch
+      dispatch = sessionModule.dispatch;
     });
     const info = await timed("data", "Loading the digits", async () => {
       const { manifest, files } = await prefetched.data;
@@ -366,31 +202,17 @@ async function boot() {
         py.FS.writeFile(`/data/${kind}.gz`, bytes);
       }
       const split = manifest.split ?? {};
-      const open = py.globals.get("open_session");
+      const Session = sessionModule.Session;
       try {
-        return JSON.parse(open("/data/images.gz", "/data/labels.gz", split.heldout ?? 1500, split.seed ?? 0));
+        session = Session.from_files("/data/images.gz", "/data/labels.gz", split.heldout ?? 1500, split.seed ?? 0);
       } finally {
-        open.destroy();
+        Session.destroy();
       }
+      return request("info").reply;
     });
-    const page = py.globals.get("page"); // kept for the worker's lifetime
-    api = {
-      start: (config) => page.start(config),
-      step: (n) => page.step(n),
-      filters: () => page.filters(),
-      evaluate: () => page.evaluate(),
-      toBytes: () => page.to_bytes(),
-      load: (bytes) => page.load(bytes),
-      reset: (seed) => page.reset(seed),
-      estimate: (config, batches) => page.estimate(config, batches),
-      predict: (pixels, width, height) => page.predict(pixels, width, height),
-      inspectHeldout: (index) => page.inspect_heldout(index),
-      takeFloats: () => page.take_floats(),
-      analyse: (maxMistakes) => page.analyse(maxMistakes),
-    };
     ready = true;
     timings.total = Math.round(performance.now() - t0);
-    post("ready", { info, timings, heapBytes: heapBytes() });
+    post("ready", { info, timings, heap_bytes: heapBytes() });
     postFilters();
   } catch (error) {
     console.error(error);
@@ -414,15 +236,16 @@ async function startPython() {
   const saved = await readSnapshot(pyodideVersion);
   if (saved) {
     try {
-      const pyodide = await loadPyodide({ ...options, _loadSnapshot: saved });
+      const pyodide = await startPyodide({ ...options, _loadSnapshot: saved });
       pyodide.runPython("import sys, os"); // a restored interpreter that cannot do this is not used
       return { pyodide, snapshot: "restored" };
     } catch (error) {
+      if (wasmError) throw wasmError; // not the snapshot's fault: keep it
       console.warn(`the saved Python snapshot could not be used (${describe(error)}); starting Python afresh`);
       await dropSnapshots();
     }
   }
-  const pyodide = await loadPyodide({ ...options, _makeSnapshot: true });
+  const pyodide = await startPyodide({ ...options, _makeSnapshot: true });
   let bytes = null;
   try {
     bytes = pyodide.makeMemorySnapshot();
@@ -438,17 +261,37 @@ function heapBytes() {
   return py?._module?.HEAP8?.length ?? null;
 }
 
-let lastFiltersAt = -Infinity;
-
-function postFilters() {
-  lastFiltersAt = performance.now();
-  const { shape, data } = JSON.parse(api.filters());
-  const array = Float32Array.from(data);
-  post("filters", { shape, data: array }, [array.buffer]);
-}
-
-function modelBytes() {
-  return bytesOf(api.toBytes());
+/**
+ * session.<method>(args[, data]) in Python, through pycnn.session.dispatch -> {reply, transfer}.
+ * The reply is the method's result as pycnn.session.encode sends it, with every array revived as
+ * {shape, data: Float32Array} and every bytes value as a Uint8Array; transfer lists their
+ * buffers. A ValueError in Python comes back as reply.error.
+ */
+function call(method, args = {}, data = null) {
+  const out = dispatch(session, method, JSON.stringify(args), data);
+  let text;
+  let buffer;
+  try {
+    text = out.get(0);
+    buffer = bytesOf(out.get(1)).buffer;
+  } finally {
+    out.destroy();
+  }
+  const transfer = buffer.byteLength ? [buffer] : [];
+  const reply = JSON.parse(text, (key, value) => {
+    if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
+    if ("f32" in value) {
+      const size = value.shape.reduce((a, b) => a * b, 1);
+      return { shape: value.shape, data: new Float32Array(buffer, value.f32, size) };
+    }
+    if ("u8" in value) {
+      const bytes = new Uint8Array(buffer.slice(value.u8, value.u8 + value.size)); // its own buffer: it is stored
+      transfer.push(bytes.buffer);
+      return bytes;
+    }
+    return value;
+  });
+  return { reply, transfer };
 }
 
 /** Copy a Python bytes object out of the WebAssembly heap (and free the proxy). */
@@ -465,23 +308,27 @@ function bytesOf(proxy) {
   }
 }
 
-/** An _inspect result (JSON) with its arrays attached as Float32Array views of one transferable buffer. */
-function withArrays(json) {
-  const result = JSON.parse(json);
-  if (result.error || result.empty) return { result, transfer: [] };
-  const floats = new Float32Array(bytesOf(api.takeFloats()).buffer);
-  for (const entry of [result.input, ...Object.values(result.maps ?? {})]) {
-    entry.data = floats.subarray(entry.offset, entry.offset + entry.size);
-    delete entry.offset;
-    delete entry.size;
-  }
-  return { result, transfer: [floats.buffer] };
+/** A request's reply from Python, or an Error with Python's message. */
+function request(method, args = {}, data = null) {
+  const result = call(method, args, data);
+  if (result.reply?.error) throw new Error(result.reply.error);
+  return result;
+}
+
+let lastFiltersAt = -Infinity;
+
+function postFilters() {
+  lastFiltersAt = performance.now();
+  const { reply, transfer } = request("filters");
+  post("filters", reply, transfer);
 }
 
 function postCheckpoint(reason, evaluation, extra = {}) {
-  const bytes = modelBytes();
-  post("checkpoint", { reason, evaluation, bytes, ...extra }, [bytes.buffer]);
+  const { reply, transfer } = request("model_bytes");
+  post("checkpoint", { reason, evaluation, bytes: reply.bytes, ...extra }, transfer);
 }
+
+const evaluate = () => request("evaluate").reply;
 
 // Yield so queued messages (stop) run. A MessageChannel round trip is not clamped to 4 ms the
 // way nested setTimeout(0) is; both are ordinary tasks, so a `stop` already queued runs first.
@@ -507,14 +354,14 @@ async function train(message) {
     post("error", { message: "Training is already running" });
     return;
   }
-  const started = JSON.parse(api.start(JSON.stringify(message.config ?? {})));
+  const started = call("start", { config: message.config ?? {} }).reply;
   if (started.error) {
     post("error", { message: `Invalid settings: ${started.error}` });
     return;
   }
   training = true;
   stopRequested = null;
-  post("started", { config: message.config });
+  post("started", { config: message.config, ...started });
   let pending = { losses: [], images: 0, evalMs: 0, from: performance.now() }; // batches not yet reported
   let batchMs = 0; // the latest batch's time without an epoch end
   const recent = []; // when the latest batches ended: how many ended after a `stop` was sent
@@ -522,10 +369,10 @@ async function train(message) {
   const postProgress = () => {
     // training speed: wall time of the window without held-out evaluations; 0 (unknown) for a sliver
     const trainMs = performance.now() - pending.from - pending.evalMs;
+    const { step, total_steps, epoch, epochs, batch, batches_per_epoch, accuracy } = last;
     post("progress", {
-      step: last.step, totalSteps: last.total_steps, epoch: last.epoch, epochs: last.epochs,
-      batch: last.batch, batchesPerEpoch: last.batches_per_epoch, losses: pending.losses,
-      accuracy: last.accuracy, imagesPerSecond: trainMs >= 20 ? (pending.images * 1000) / trainMs : 0,
+      step, total_steps, epoch, epochs, batch, batches_per_epoch, accuracy, losses: pending.losses,
+      images_per_second: trainMs >= 20 ? (pending.images * 1000) / trainMs : 0,
     });
     pending = { losses: [], images: 0, evalMs: 0, from: performance.now() };
   };
@@ -533,13 +380,12 @@ async function train(message) {
     for (;;) {
       // one batch per call: a `stop` lands after the batch in flight
       const t0 = performance.now();
-      const r = JSON.parse(api.step(1));
+      const r = request("step").reply;
       const ms = performance.now() - t0;
       owedMs = Math.max(0, owedMs - ms);
       if (r.diverged) {
-        const evaluation = JSON.parse(api.evaluate());
         postFilters();
-        post("done", { reason: "diverged", message: r.diverged, evaluation, heapBytes: heapBytes() });
+        post("done", { reason: "diverged", message: r.diverged, evaluation: evaluate(), heap_bytes: heapBytes() });
         return;
       }
       last = r;
@@ -547,15 +393,11 @@ async function train(message) {
       if (recent.length > 16) recent.shift();
       pending.losses.push(...r.losses);
       pending.images += r.images;
-      const epochEnded = r.epoch_results?.length > 0;
+      const epochEnded = r.epoch_results.length > 0;
       if (epochEnded) pending.evalMs += Math.max(0, ms - batchMs); // the epoch's held-out evaluation
       else batchMs = ms;
       if (epochEnded || r.done || performance.now() - pending.from >= PROGRESS_EVERY_MS) postProgress();
-      for (const e of r.epoch_results ?? []) {
-        post("epoch", {
-          epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valLoss: e.val_loss, valAccuracy: e.val_accuracy,
-        });
-      }
+      for (const result of r.epoch_results) post("epoch", result);
       if (epochEnded) {
         const lastEpoch = r.epoch_results[r.epoch_results.length - 1];
         postFilters();
@@ -564,8 +406,7 @@ async function train(message) {
         postFilters(); // the learner sees them move
       }
       if (r.done) {
-        const evaluation = JSON.parse(api.evaluate());
-        post("done", { reason: "finished", evaluation, heapBytes: heapBytes() });
+        post("done", { reason: "finished", evaluation: evaluate(), heap_bytes: heapBytes() });
         return;
       }
       await yieldToEventLoop(); // a `stop` message is handled here
@@ -573,10 +414,12 @@ async function train(message) {
         if (pending.losses.length) postProgress();
         // batches that ended after the page sent `stop`: the one in flight, normally
         const batchesAfterStop = recent.filter((end) => end > stopRequested.sentAt).length;
-        const evaluation = JSON.parse(api.evaluate());
+        const evaluation = evaluate();
         postFilters();
-        postCheckpoint("stopped", evaluation, { partialEpoch: r.step % r.batches_per_epoch !== 0 });
-        post("done", { reason: "stopped", evaluation, step: r.step, batchesAfterStop, heapBytes: heapBytes() });
+        postCheckpoint("stopped", evaluation, { partial_epoch: r.step % r.batches_per_epoch !== 0 });
+        post("done", {
+          reason: "stopped", evaluation, step: r.step, batches_after_stop: batchesAfterStop, heap_bytes: heapBytes(),
+        });
         return;
       }
       if (owedMs === 0) await answerDeferred();
@@ -606,6 +449,9 @@ function served(from) {
   return Math.round(ms * 10) / 10;
 }
 
+/** The bytes a message carries (transferred Uint8Array), or an empty array. */
+const bytesIn = (message, key) => (message[key] instanceof Uint8Array ? message[key] : new Uint8Array(message[key] ?? []));
+
 async function handle(message) {
   const { type, id } = message;
   const reply = (replyType, payload = {}, transfer = []) => post(replyType, { id, ...payload }, transfer);
@@ -624,29 +470,26 @@ async function handle(message) {
         await train(message);
         return;
       case "stop":
-        stopRequested = { sentAt: Number(message.sentAt) || Infinity }; // Infinity: the page did not say
+        stopRequested = { sentAt: Number(message.sent_at) || Infinity }; // Infinity: the page did not say
         return;
       // READ_ONLY requests: answered between training batches too (their time is paid back, see served)
       case "predict": {
-        const pixels = message.pixels instanceof Uint8Array ? message.pixels : new Uint8Array(message.pixels ?? []);
-        if (pixels.length !== message.width * message.height) {
-          reply("error", { message: `predict needs width*height pixels, got ${pixels.length}` });
-          return;
-        }
-        const { result, transfer } = withArrays(api.predict(pixels, message.width, message.height));
+        const { width, height } = message;
+        const { reply: result, transfer } = request("predict", { width, height }, bytesIn(message, "pixels"));
         reply("prediction", { ...result, ms: served(servedFrom) }, transfer);
         return;
       }
       case "inspect-heldout": {
-        const { result, transfer } = withArrays(api.inspectHeldout(message.index));
-        if (result.error) reply("error", { message: result.error });
-        else reply("prediction", { ...result, ms: served(servedFrom) }, transfer);
+        const { reply: result, transfer } = request("inspect_heldout", { index: message.index });
+        reply("prediction", { ...result, ms: served(servedFrom) }, transfer);
         return;
       }
-      case "analyse":
-        reply("analysis", JSON.parse(api.analyse(message.maxMistakes ?? 40)));
+      case "analyse": {
+        const { reply: result, transfer } = request("analyse", { max_mistakes: message.max_mistakes ?? 40 });
+        reply("analysis", result, transfer);
         served(servedFrom);
         return;
+      }
       default:
         break;
     }
@@ -656,33 +499,30 @@ async function handle(message) {
     }
     switch (type) {
       case "estimate": {
-        reply("estimate", JSON.parse(api.estimate(JSON.stringify(message.config ?? {}), message.batches ?? 40)));
+        const { reply: result } = request("estimate", { config: message.config ?? {}, batches: message.batches ?? 40 });
+        reply("estimate", result);
         return;
       }
       case "evaluate":
-        reply("evaluation", { evaluation: JSON.parse(api.evaluate()) });
+        reply("evaluation", { evaluation: evaluate() });
         return;
       case "save": {
-        const bytes = modelBytes();
-        reply("saved", { bytes }, [bytes.buffer]);
+        const { reply: result, transfer } = request("model_bytes");
+        reply("saved", { bytes: result.bytes }, transfer);
         return;
       }
       case "load": {
-        const bytes = message.bytes instanceof Uint8Array ? message.bytes : new Uint8Array(message.bytes ?? []);
-        const result = JSON.parse(api.load(bytes));
-        if (result.error) {
-          reply("error", { message: result.error });
-          return;
-        }
-        reply("loaded", { evaluation: result });
+        const { reply: evaluation } = request("load", {}, bytesIn(message, "bytes"));
+        reply("loaded", { evaluation });
         postFilters();
         return;
       }
-      case "reset":
-        api.reset(message.seed ?? 0);
-        reply("reset-done", { evaluation: JSON.parse(api.evaluate()) });
+      case "reset": {
+        const { reply: evaluation } = request("reset", { seed: message.seed ?? 0 });
+        reply("reset-done", { evaluation });
         postFilters();
         return;
+      }
       default:
         reply("error", { message: `Unknown message type ${JSON.stringify(type)}` });
     }

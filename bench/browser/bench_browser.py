@@ -22,7 +22,7 @@ Debian Chromium through Playwright.
 3. One click on Train with the page's defaults: time until the run is done, then
    Download model and score it in CPython on the held-out digits.
 4. Memory: the Pyodide worker's wasm heap, TF.js's, the renderer's RSS, CPython's peak RSS.
-5. When the page has the drawing canvas (issue 4): held-out digits replayed on it as mouse
+5. When the page has the drawing canvas: held-out digits replayed on it as mouse
    strokes, read by the model of step 3; time from the last stroke's end to the answer's bars.
 """
 import argparse
@@ -83,25 +83,33 @@ TIMING_SCRIPT = """
       marks.runResultAt = performance.now();
     }
   }).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-state", "data-run-result"], childList: true });
-  // drawing: when the last pointerup on the canvas happened, and when the prediction was rendered since
-  const draw = { upAt: null, renders: [] };
-  Object.defineProperty(window, "__draw", { value: draw });
-  document.addEventListener("pointerup", (e) => {
-    if (e.target?.closest?.('[data-testid="draw-canvas"]')) { draw.upAt = performance.now(); draw.renders = []; }
-  }, true);
-  const watchPrediction = () => {
-    const el = document.querySelector('[data-testid="prediction"]');
-    if (!el) return false;
-    new MutationObserver(() => { if (draw.upAt !== null) draw.renders.push(performance.now()); })
-      .observe(el, { attributes: true, attributeFilter: ["data-latency-ms"] });
-    return true;
-  };
-  if (!watchPrediction()) document.addEventListener("DOMContentLoaded", watchPrediction);
   document.addEventListener("click", (e) => {
     if (e.target?.closest?.('[data-testid="train-button"]') && marks.trainClickAt === null) marks.trainClickAt = performance.now();
   }, true);
+  // main-thread tasks of 50 ms or more (Long Tasks API, wall clock), and long animation frames
+  // with the time page scripts ran in them (a task can be long only because the cores were busy)
+  marks.longTasks = [];
+  marks.frames = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) marks.longTasks.push({ start: e.startTime, duration: e.duration });
+  }).observe({ type: "longtask", buffered: true });
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const scriptMs = (e.scripts || []).reduce((sum, script) => sum + script.duration, 0);
+      marks.frames.push({ start: e.startTime, duration: e.duration, scriptMs });
+    }
+  }).observe({ type: "long-animation-frame", buffered: true });
 })();
 """
+
+
+def main_thread_load(marks, started, ended):
+    """Longest main-thread task and longest page-script time in one animation frame (ms) in [started, ended]."""
+    overlaps = lambda e: e["start"] + e["duration"] >= started and e["start"] <= ended  # noqa: E731
+    tasks = [t["duration"] for t in marks["longTasks"] if overlaps(t)]
+    scripts = [f["scriptMs"] for f in marks["frames"] if overlaps(f)]
+    return {"long_tasks": len(tasks), "longest_task_ms": max(tasks, default=0),
+            "longest_frame_script_ms": max(scripts, default=0)}
 
 
 # ---------------------------------------------------------------- serving
@@ -343,10 +351,14 @@ def python_snapshot(page):
     return page.get_attribute("[data-testid=status]", "data-python-snapshot")
 
 
+def measurements(page):
+    """The page's probe (web/probe.js): its times, counts and memory figures."""
+    return page.evaluate("() => window.pycnnProbe.read()")
+
+
 def worker_heap(page):
     """Bytes of the page's Python (wasm) memory at its last ready or done message, or None."""
-    value = page.evaluate("document.body.dataset.workerHeapBytes ?? null")
-    return int(value) if value else None
+    return measurements(page).get("worker_heap_bytes")
 
 
 NOT_STAGES = ("load", "s", "snapshot", "heap")
@@ -468,9 +480,10 @@ def profile_pyodide(browser, url, steps, log):
     return out
 
 
-def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0):
+def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0, burst=False):
     """Fresh context, wait for ready, click Train with the defaults, wait for the result,
-    download the model and score it in CPython on the held-out digits."""
+    download the model and score it in CPython on the held-out digits; then (optionally) draw
+    held-out digits for it, and train more while a burst of drawing asks for predictions."""
     import numpy as np
     import pycnn
     context = browser.new_context(accept_downloads=True)
@@ -493,6 +506,7 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0):
     page.wait_for_function("() => window.__bench.runResult !== null", timeout=TRAIN_TIMEOUT_MS)
     marks = page.evaluate("window.__bench")
     train_s = (marks["runResultAt"] - marks["trainClickAt"]) / 1000
+    main_thread = main_thread_load(marks, marks["trainClickAt"], marks["runResultAt"])
     progress = page.get_by_test_id("progress")
     page_accuracy = page.get_by_test_id("accuracy").text_content()
     result = {
@@ -504,9 +518,12 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0):
         "status_text": page.get_by_test_id("status").text_content(),
         "renderer_after_training": renderer_memory(),
         "worker_heap_after_training": worker_heap(page),
+        "main_thread_while_training": main_thread,
         "load_average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
     }
-    log(f"  training {result['run_result']} in {train_s:.1f} s; page shows {page_accuracy}")
+    log(f"  training {result['run_result']} in {train_s:.1f} s; page shows {page_accuracy}; main thread meanwhile: "
+        f"{main_thread['long_tasks']} tasks >= 50 ms (longest {main_thread['longest_task_ms']:.0f} ms), longest page "
+        f"script time in one frame {main_thread['longest_frame_script_ms']:.0f} ms")
     page.wait_for_function("() => !document.querySelector('[data-testid=download-model]').disabled")
     with page.expect_download() as download_info:
         page.get_by_test_id("download-model").click()
@@ -536,7 +553,89 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0):
         d.update(cpython_drawn(model, d, y_ho))
         log(f"  drawn digits read correctly: {d['accuracy']:.1%} of {d['count']} (untouched: "
             f"{d['untouched_accuracy']:.1%}); stroke end to bars: median {d['latency_ms_median']:.0f} ms")
+    if burst:
+        log(f"drawing {BURST_STROKES} strokes while the page trains (a run of 40 epochs on {BURST_TRAIN_SIZE:,} digits)...")
+        result["burst"] = measure_burst(page, log)
     context.close()
+    return result
+
+
+# ---- drawing while training: a burst of predictions, and what it costs training ----
+BURST_STROKES = 200
+BURST_TRAIN_SIZE = 4000
+EPOCH_CLOCK = """() => {
+  const el = document.querySelector('[data-testid=accuracy-chart]');
+  window.__epochEnds = [];  // [performance.now(), epochs shown] each time the epoch count changes
+  new MutationObserver(() => {
+    const n = Number(el.dataset.points), last = window.__epochEnds[window.__epochEnds.length - 1];
+    if (!last || last[1] !== n) window.__epochEnds.push([performance.now(), n]);
+  }).observe(el, { attributes: true, attributeFilter: ['data-points'] });
+}"""
+# Strokes dispatched by a script in the page, one per animation frame (Chromium delivers real pointer
+# moves once per frame too): pen down, one move across the canvas, pen up; each stroke end asks for a
+# prediction. Driving the page's own pointer handlers from inside the page keeps the automation out
+# of the measurement: 600 DevTools round trips of Playwright's mouse cost a 2-core machine about a
+# quarter of the training throughput by themselves.
+BURST_DRIVER = """async ({ minStrokes, untilEpochs }) => {
+  const canvas = document.querySelector('[data-testid=draw-canvas]');
+  const chart = document.querySelector('[data-testid=accuracy-chart]');
+  const point = (i) => [30 + (i * 37) % 220, 30 + (i * 53) % 220];  // canvas pixels (280 x 280)
+  const send = (type, [x, y], buttons) => {
+    const r = canvas.getBoundingClientRect(), s = r.width / canvas.width;
+    canvas.dispatchEvent(new PointerEvent(type, {
+      pointerId: 1, pointerType: 'mouse', isPrimary: true, button: type === 'pointermove' ? -1 : 0, buttons,
+      clientX: r.left + x * s, clientY: r.top + y * s, bubbles: true, cancelable: true }));
+  };
+  const started = performance.now();
+  let strokes = 0;
+  while (strokes < minStrokes || Number(chart.dataset.points) < untilEpochs) {
+    await new Promise(requestAnimationFrame);
+    send('pointerdown', point(strokes), 1);
+    send('pointermove', point(strokes + 1), 1);
+    send('pointerup', point(strokes + 1), 0);
+    strokes += 1;
+  }
+  return { strokes, started, ended: performance.now() };
+}"""
+
+
+def measure_burst(page, log):
+    """On a page with a trained model: training images/s over a quiet epoch (nobody draws), then over
+    the whole epochs that run while >= BURST_STROKES strokes are drawn (each asking for a prediction);
+    the main thread meanwhile, and how long the latest drawing's answer took."""
+    epochs = lambda: int(page.get_by_test_id("accuracy-chart").get_attribute("data-points"))  # noqa: E731
+    wait_epochs = lambda n: page.wait_for_function(  # noqa: E731
+        f"() => Number(document.querySelector('[data-testid=accuracy-chart]').dataset.points) >= {n}", timeout=300_000)
+    page.get_by_test_id("clear-button").click()
+    for testid, value in {"epochs": "40", "train-size": str(BURST_TRAIN_SIZE), "batch-size": "32",
+                          "learning-rate": "0.0003"}.items():
+        page.get_by_test_id(f"{testid}-input").fill(value)
+    page.evaluate(EPOCH_CLOCK)
+    page.get_by_test_id("train-button").click()
+    quiet_from = epochs() + 1  # the run's first epoch warms up; the next one is the quiet one
+    wait_epochs(quiet_from + 1)
+    before = measurements(page)["predictions"]
+    burst = page.evaluate(BURST_DRIVER, {"minStrokes": BURST_STROKES, "untilEpochs": quiet_from + 3})
+    latest = page.get_by_test_id("draw-canvas").get_attribute("data-version")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=prediction]').dataset.answeredVersion === '{latest}'",
+                           timeout=30_000)
+    answered_at = page.evaluate("performance.now()")
+    after = measurements(page)
+    ends = {n: t for t, n in page.evaluate("window.__epochEnds")}
+    last = max(n for n, t in ends.items() if t <= burst["ended"])  # whole epochs under the burst
+    quiet = BURST_TRAIN_SIZE / ((ends[quiet_from + 1] - ends[quiet_from]) / 1000)
+    loaded = (last - quiet_from - 1) * BURST_TRAIN_SIZE / ((ends[last] - ends[quiet_from + 1]) / 1000)
+    page.get_by_test_id("stop-button").click()
+    page.wait_for_selector('body[data-state="ready"][data-run-result="stopped"]', state="attached", timeout=60_000)
+    counts = {k: after["predictions"][k] - before[k] for k in before}
+    result = {"strokes": burst["strokes"], "burst_s": (burst["ended"] - burst["started"]) / 1000,
+              "epochs_under_burst": last - quiet_from - 1, "quiet_images_per_second": quiet,
+              "burst_images_per_second": loaded, "ratio": loaded / quiet, "counts": counts,
+              "latest_answer_ms": after["drawing_latency_ms"],
+              "main_thread": main_thread_load(page.evaluate("window.__bench"), burst["started"], answered_at)}
+    log(f"  burst of {result['strokes']} strokes in {result['burst_s']:.1f} s while training: {counts['requested']} "
+        f"predictions requested, {counts['sent']} sent, {counts['stale']} answers dropped as stale; training "
+        f"{quiet:,.0f} images/s without, {loaded:,.0f} with the burst ({result['ratio']:.0%})")
     return result
 
 
@@ -574,14 +673,12 @@ def measure_drawn(page, x_ho, y_ho, count, seed, log):
             page.mouse.up()
             moves += len(points)
         drawing_s += time.perf_counter() - t0
-        # the last render after the final pointerup is the answer to the finished drawing (answers
-        # to older drawings are dropped by the page; one already queued for a frame may come first)
-        page.wait_for_function("""() => {
-            const d = window.__draw;
-            return d.renders.length > 0 && performance.now() - d.renders[d.renders.length - 1] > 250; }""",
-                               timeout=15_000, polling=50)
-        marks = page.evaluate("window.__draw")
-        latencies.append(marks["renders"][-1] - marks["upAt"])
+        # the answer to the finished drawing: the canvas' data-version is the drawing's, the
+        # prediction's data-answered-version the one it read; the page measures the time from the
+        # drawing's last change (the final pointerup) to the rendered bars
+        page.wait_for_function("""() => document.querySelector('[data-testid=prediction]').dataset.answeredVersion
+            === document.querySelector('[data-testid=draw-canvas]').dataset.version""", timeout=15_000, polling=20)
+        latencies.append(measurements(page)["drawing_latency_ms"])
         read = page.get_by_test_id("prediction").inner_text().strip()
         reads.append(read)
         if read == str(int(y_ho[i])):
@@ -733,10 +830,24 @@ def report(results):
         if "real_mnist_accuracy" in tr:
             add(f"  the same model on the 10,000 real MNIST test digits (none in the subset; bench/real_mnist.py): "
                 f"**{tr['real_mnist_accuracy']:.2%}**")
+        mt = tr.get("main_thread_while_training")
+        if mt:
+            add(f"  main thread while it trained: {mt['long_tasks']} tasks of 50 ms or more (longest "
+                f"{mt['longest_task_ms']:.0f} ms by the wall clock); longest page-script time in one animation frame "
+                f"**{mt['longest_frame_script_ms']:.0f} ms** (target < 50 ms)")
+        bu = tr.get("burst")
+        if bu:
+            c, mt = bu["counts"], bu["main_thread"]
+            add(f"  drawing while training: {bu['strokes']} strokes in {bu['burst_s']:.1f} s, {c['requested']} predictions "
+                f"requested, {c['sent']} sent and answered ({c['stale']} dropped as stale); training "
+                f"{bu['quiet_images_per_second']:,.0f} images/s without, {bu['burst_images_per_second']:,.0f} with the "
+                f"burst (**{bu['ratio']:.0%}**, {bu['epochs_under_burst']} epochs under it; target >= 50%); the latest "
+                f"drawing answered {bu['latest_answer_ms']} ms after its last stroke; longest page-script time in one "
+                f"frame {mt['longest_frame_script_ms']:.0f} ms")
     dr = tr.get("drawn") if tr else None
     if dr:
         add("")
-        add(f"Drawn digits (issue 4): {dr['count']} held-out digits replayed on the {dr['canvas']}px canvas as mouse strokes "
+        add(f"Drawn digits: {dr['count']} held-out digits replayed on the {dr['canvas']}px canvas as mouse strokes "
             f"(bench/strokes.py; random size from 1/4 to all of the canvas, random position), read by the model "
             f"of the Train run above:")
         add(f"  read correctly: **{dr['accuracy']:.1%}** ({dr['correct']}/{dr['count']}; target >= 95%); the same "
@@ -803,6 +914,8 @@ def main(argv=None):
     parser.add_argument("--drawn", type=int, default=60, metavar="N",
                         help="held-out digits to draw on the canvas after training, when the page has one "
                              "(default 60, 0: skip; about 1 s each)")
+    parser.add_argument("--burst", action=argparse.BooleanOptionalAction, default=True,
+                        help="after the Train run, train more while 200 strokes ask for predictions (about 40 s)")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-train", action="store_true", help="also skips the drawn digits")
@@ -875,7 +988,8 @@ def main(argv=None):
                     results["profile"] = profile_pyodide(browser, url, args.profile, log)
                 if not args.skip_train:
                     log("one click on Train with the defaults...")
-                    results["train"] = measure_train_click(browser, url, x_ho, y_ho, tmp, log, drawn=args.drawn)
+                    results["train"] = measure_train_click(browser, url, x_ho, y_ho, tmp, log, drawn=args.drawn,
+                                                           burst=args.burst)
                 results["drawing_canvas"] = has_drawing_canvas(dist)
                 browser.close()
         finally:

@@ -1,14 +1,21 @@
 """End-to-end fixtures: build the site once into a temporary dist/, serve it on 127.0.0.1,
 drive the system Chromium.
 
-One page per test module (module-scoped) so Pyodide boots once and one training run is
-shared by the tests that look at its result; the tests of a module run in file order.
+Every test gets what it needs from a fixture and passes alone (`pytest -k NAME`):
+- `app`: a fresh page (its own browser context: empty storage, cold Python) that has reached ready;
+- `trained_app`: a fresh page with the model `cli_model` loaded through the page's file input;
+- `shared_app` / `shared_trained_app`: one page per module for the many small tests that
+  leave the page as they found it (invalid settings, refused files, drawings);
+- `open_site`: a factory for pages with extra options (touch, no IndexedDB, routes...).
 """
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
 
-from e2e_support import LAUNCH_FLAGS, chromium_path, load_build, open_app
+from e2e_support import LAUNCH_FLAGS, ROOT, chromium_path, load_build, open_app
 
 build = load_build()
 
@@ -43,18 +50,19 @@ def site_url(site_dir):
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def app(browser, site_url):
-    """A page that has reached ready; shared by the tests of a module."""
-    application = open_app(browser, site_url)
-    application.goto_ready()
-    yield application
-    application.context.close()
+@pytest.fixture(scope="session")
+def cli_model(site_dir, tmp_path_factory):
+    """A model trained in CPython by the command line on the same bundled digits (3 epochs, a few seconds)."""
+    path = tmp_path_factory.mktemp("cli") / "cli-model.npz"
+    env = {**os.environ, "PYCNN_DATA": str(site_dir / "data"), "OPENBLAS_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "pycnn", "train", "--data", "subset", "--epochs", "3", "--output", str(path)],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def open_site(browser, site_url):
-    """Factory for extra pages (e.g. with IndexedDB removed); closed after the module."""
+    """Factory for pages of the site (each its own context); all closed after the test."""
     opened = []
 
     def factory(init_scripts=(), **context_options):
@@ -65,3 +73,35 @@ def open_site(browser, site_url):
     yield factory
     for application in opened:
         application.context.close()
+
+
+@pytest.fixture
+def app(open_site):
+    """A fresh page that has reached ready: untrained model, empty storage."""
+    application = open_site()
+    application.goto_ready()
+    return application
+
+
+@pytest.fixture
+def trained_app(app, cli_model):
+    """A fresh page with `cli_model` loaded (and, like every loaded model, kept in IndexedDB)."""
+    app.load_model(cli_model)
+    return app
+
+
+@pytest.fixture(scope="module")
+def shared_app(browser, site_url):
+    """One page for a module's tests that leave it as they found it (at ready)."""
+    application = open_app(browser, site_url)
+    application.goto_ready()
+    yield application
+    application.context.close()
+
+
+@pytest.fixture
+def shared_trained_app(shared_app, cli_model):
+    """shared_app with `cli_model` loaded (loaded again only if a test changed the model)."""
+    if shared_app.page.evaluate("document.body.dataset.model") != "loaded":
+        shared_app.load_model(cli_model)
+    return shared_app

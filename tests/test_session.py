@@ -1,0 +1,271 @@
+"""The page's Python session (pycnn.session), in CPython: the same code the web worker runs."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from pycnn.session import Session, conv_blocks, dispatch, encode
+
+TINY_RUN = {"epochs": 1, "batch_size": 32, "lr": 0.01, "train_size": 256, "augment": False}
+
+
+@pytest.fixture(scope="module")
+def digits(subset):
+    """1,200 subset digits as the page holds them: uint8 (N, 28, 28) and labels."""
+    x, y = subset
+    return np.round(x[:1200, 0] * 255).astype(np.uint8), y[:1200]
+
+
+@pytest.fixture
+def session(digits):
+    return Session(*digits, heldout=200, seed=0)
+
+
+def two_conv():
+    return Sequential([Conv2D(1, 4, 3, padding="same"), ReLU(), MaxPool2D(2), Conv2D(4, 6, 3), MaxPool2D(2), ReLU(),
+                       Flatten(), Dense(6 * 6 * 6, 10)], seed=1, input_shape=(1, 28, 28))
+
+
+def decode(reply):
+    """dispatch()'s (JSON, buffer) -> the reply with numpy arrays and bytes put back, as worker.js does."""
+    text, buffer = reply
+
+    def revive(v):
+        if isinstance(v, dict):
+            if "f32" in v:
+                size = math.prod(v["shape"])
+                return np.frombuffer(buffer, "<f4", size, v["f32"]).reshape(v["shape"])
+            if "u8" in v:
+                return buffer[v["u8"]:v["u8"] + v["size"]]
+            return {k: revive(item) for k, item in v.items()}
+        if isinstance(v, list):
+            return [revive(item) for item in v]
+        return v
+    return revive(json.loads(text))
+
+
+def draw_seven(width=120, height=100):
+    """A 7 as the canvas sends it: uint8 ink levels, row by row."""
+    ink = np.zeros((height, width), np.uint8)
+    ink[15:23, 20:100] = 255
+    for row in range(23, 90):
+        col = 95 - (row - 23) * 50 // 67
+        ink[row, col - 4:col + 4] = 255
+    return ink.tobytes(), width, height
+
+
+def test_split_is_stratified_and_seeded_and_info_reports_counts_defaults_and_limits(session, digits):
+    info = session.info()
+    assert (info["train_count"], info["heldout_count"]) == (1000, 200)
+    assert session.x_train.dtype == np.float32 and session.x_train.shape == (1000, 1, 28, 28)
+    assert 0 <= session.x_train.min() and session.x_train.max() <= 1
+    # every digit keeps its share of the held-out part, and the same seed gives the same split
+    counts = np.bincount(session.y_heldout, minlength=10) / 200
+    assert np.allclose(counts, np.bincount(digits[1], minlength=10) / 1200, atol=0.01)
+    again = Session(*digits, heldout=200, seed=0)
+    assert np.array_equal(again.y_heldout, session.y_heldout)
+    assert info["defaults"] == pycnn.TrainingConfig.defaults()
+    assert info["limits"] == pycnn.TrainingConfig.limits()
+    json.dumps(info)  # the page gets it as JSON
+
+
+def test_from_files_reads_the_bundled_idx_files(subset_dir):
+    session = Session.from_files(subset_dir / "subset-images-idx3-ubyte.gz", subset_dir / "subset-labels-idx1-ubyte.gz",
+                                 1500, 0)
+    assert (len(session.y_train), len(session.y_heldout)) == (8500, 1500)
+
+
+def test_a_run_starts_steps_one_batch_at_a_time_and_ends_with_an_epoch(session):
+    started = session.start(TINY_RUN)
+    assert started == {"total_steps": 8, "batches_per_epoch": 8}
+    reports = [session.step() for _ in range(8)]
+    assert [r["step"] for r in reports] == list(range(1, 9))
+    assert all(len(r["losses"]) == 1 for r in reports)
+    assert reports[-1]["done"] and reports[-1]["epoch_results"][0]["epoch"] == 1
+    assert "val_accuracy" in reports[-1]["epoch_results"][0]
+    assert session.evaluate()["accuracy"] > 0.4  # 256 digits, one epoch: far better than 10% guessing
+
+
+def test_stopping_between_batches_keeps_a_usable_model_and_train_continues_from_it(session):
+    session.start({**TINY_RUN, "epochs": 3})
+    for _ in range(5):
+        session.step()
+    stopped = session.model.get_weights()
+    assert 0 <= session.evaluate()["accuracy"] <= 1
+    session.start(TINY_RUN)  # a new run continues from the stopped weights, not from scratch
+    first = session.step()
+    assert first["step"] == 1
+    assert not all(np.array_equal(a, b) for a, b in zip(stopped, session.model.get_weights()))
+
+
+def test_invalid_settings_are_refused_and_no_run_starts(session):
+    for bad in ({"epochs": 0}, {"lr": -1}, {"optimizer": "rmsprop"}, {"nonsense": 1}, {"batch_size": 300, "train_size": 256}):
+        text, _ = dispatch(session, "start", json.dumps({"config": bad}))
+        assert "error" in json.loads(text), bad
+    assert session.trainer is None
+    assert "error" in json.loads(dispatch(session, "step")[0])
+
+
+def test_a_diverging_run_reports_it_and_the_weights_go_back(session):
+    before = session.model.get_weights()
+    session.start({**TINY_RUN, "lr": 10.0})
+    for _ in range(8):
+        report = session.step()
+        if "diverged" in report:
+            break
+    assert "diverged" in report and "smaller learning rate" in report["diverged"]
+    assert all(np.array_equal(a, b) for a, b in zip(before, session.model.get_weights()))
+    assert session.trainer is None
+
+
+def test_load_accepts_a_model_file_and_reports_its_heldout_accuracy(session):
+    other = two_conv()
+    result = session.load(other.to_bytes())
+    assert result == other.evaluate(session.x_heldout, session.y_heldout)
+    assert [type(layer) for layer in session.model.layers] == [type(layer) for layer in other.layers]
+
+
+@pytest.mark.parametrize("model, message", [
+    (Sequential([Flatten(), Dense(784, 3)], seed=0, input_shape=(1, 28, 28)), "it has 3 classes, the page needs 10"),
+    (Sequential([Flatten(), Dense(256, 10)], seed=0, input_shape=(1, 16, 16)), "it reads images of shape (1, 16, 16)"),
+])
+def test_load_refuses_a_model_that_does_not_fit_the_page_and_keeps_the_current_one(session, model, message):
+    current = session.model
+    text, _ = dispatch(session, "load", "{}", model.to_bytes())
+    assert message in json.loads(text)["error"]
+    assert session.model is current
+
+
+def test_load_refuses_a_corrupt_file_with_the_loaders_message(session):
+    current = session.model
+    reply = json.loads(dispatch(session, "load", "{}", b"this is not a model")[0])
+    assert "not a pycnn model file" in reply["error"]
+    assert session.model is current
+
+
+def test_reset_rebuilds_the_current_architecture_with_fresh_weights(session):
+    session.load(two_conv().to_bytes())
+    trained = session.model.get_weights()
+    result = session.reset(seed=3)
+    assert set(result) == {"loss", "accuracy"}
+    assert session.model.get_config() == two_conv().get_config()  # same layers, not the seed network
+    assert not any(np.array_equal(a, b) for a, b in zip(trained, session.model.get_weights()) if a.any())
+    fresh = session.model.get_weights()
+    session.reset(seed=3)  # the same seed gives the same weights
+    assert all(np.array_equal(a, b) for a, b in zip(fresh, session.model.get_weights()))
+
+
+def test_filters_report_every_conv_layer(session):
+    session.load(two_conv().to_bytes())
+    reply = decode(dispatch(session, "filters"))
+    layers = reply["conv_layers"]
+    assert [entry["layer"] for entry in layers] == [0, 3]
+    assert [entry["weights"].shape for entry in layers] == [(4, 1, 3, 3), (6, 4, 3, 3)]
+    assert np.array_equal(layers[1]["weights"], session.model.layers[3].params["W"])
+
+
+def test_a_drawing_is_preprocessed_and_inspected_with_the_maps_of_every_conv_block(session):
+    session.load(two_conv().to_bytes())
+    pixels, width, height = draw_seven()
+    reply = decode(dispatch(session, "predict", json.dumps({"width": width, "height": height}), pixels))
+    probs = np.asarray(reply["probabilities"])
+    assert probs.shape == (10,) and probs.sum() == pytest.approx(1, abs=1e-5)
+    assert reply["prediction"] == int(probs.argmax())
+    assert reply["input"].shape == (28, 28) and reply["input"].max() == pytest.approx(1)
+    blocks = reply["blocks"]
+    assert [b["layer"] for b in blocks] == [0, 3]
+    assert blocks[0]["activated"].shape == (4, 28, 28) and blocks[0]["pooled"].shape == (4, 14, 14)
+    assert blocks[1]["activated"].shape == (6, 12, 12) and blocks[1]["pooled"].shape == (6, 6, 6)
+    assert min(b["activated"].min() for b in blocks) >= 0  # after the ReLU
+    # the maps are the layers' own outputs for the digit the network saw
+    expected = session.model.activations(reply["input"][None, None])
+    assert np.allclose(blocks[1]["pooled"], expected[5][0], atol=1e-6)
+    assert reply["probabilities"] == pytest.approx(session.model.predict_proba(reply["input"][None, None])[0], abs=1e-6)
+
+
+def test_conv_blocks_without_relu_or_pool_report_the_conv_output():
+    model = Sequential([Conv2D(1, 2, 3), Conv2D(2, 3, 3), ReLU(), Flatten(), Dense(3 * 24 * 24, 10)], seed=0,
+                       input_shape=(1, 28, 28))
+    outputs = [o[0] for o in model.activations(np.random.default_rng(0).random((1, 1, 28, 28)))]
+    first, second = conv_blocks(model.layers, outputs)
+    assert first["pooled"] is None and np.array_equal(first["activated"], outputs[0])
+    assert first["activated"].min() < 0  # no ReLU: the raw conv output
+    assert second["pooled"] is None and np.array_equal(second["activated"], np.maximum(outputs[1], 0))
+
+
+def test_an_empty_drawing_is_not_read(session):
+    reply = json.loads(dispatch(session, "predict", json.dumps({"width": 50, "height": 40}), bytes(2000))[0])
+    assert reply == {"empty": True}
+
+
+def test_a_drawing_of_the_wrong_size_is_refused(session):
+    reply = json.loads(dispatch(session, "predict", json.dumps({"width": 50, "height": 40}), bytes(100))[0])
+    assert "width*height = 2000 pixels, got 100" in reply["error"]
+
+
+def test_a_heldout_digit_is_inspected_with_its_label(session):
+    reply = decode(dispatch(session, "inspect_heldout", json.dumps({"index": 7})))
+    assert reply["index"] == 7 and reply["label"] == int(session.y_heldout[7])
+    assert np.array_equal(reply["input"], session.x_heldout[7, 0])
+    assert reply["prediction"] == int(session.model.predict(session.x_heldout[7:8])[0])
+    for index in (-1, 200, "3", 2.5, True):
+        assert "index" in json.loads(dispatch(session, "inspect_heldout", json.dumps({"index": index}))[0])["error"]
+
+
+def test_analysis_counts_every_heldout_digit_and_lists_the_most_confident_mistakes_first(session):
+    session.start(TINY_RUN)
+    for _ in range(8):
+        session.step()
+    reply = decode(dispatch(session, "analyse", json.dumps({"max_mistakes": 5})))
+    confusion = np.array(reply["confusion"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 200 == reply["count"]
+    assert np.array_equal(confusion.sum(axis=1), np.bincount(session.y_heldout, minlength=10))
+    pred = session.model.predict(session.x_heldout)
+    assert reply["correct"] == np.trace(confusion) == np.count_nonzero(pred == session.y_heldout)
+    assert reply["wrong"] == 200 - reply["correct"] > 5
+    mistakes = reply["mistakes"]
+    assert len(mistakes) == 5 and reply["mistake_images"].shape == (5, 28, 28)
+    confidences = [m["confidence"] for m in mistakes]
+    assert confidences == sorted(confidences, reverse=True)
+    for m, image in zip(mistakes, reply["mistake_images"]):
+        assert m["label"] != m["predicted"] == pred[m["index"]]
+        assert np.array_equal(image, session.x_heldout[m["index"], 0])
+
+
+def test_estimate_times_a_copy_and_leaves_the_model_alone(session):
+    before = session.model.get_weights()
+    reply = session.estimate({"batch_size": 32}, batches=4)
+    assert reply["train_images_per_second"] > 0 and reply["eval_images_per_second"] > 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, session.model.get_weights()))
+
+
+def test_the_model_file_crosses_as_bytes_and_loads_back(session):
+    reply = decode(dispatch(session, "model_bytes"))
+    assert bytes(reply["bytes"]) == session.model.to_bytes()
+    assert pycnn.from_bytes(bytes(reply["bytes"])).get_config() == session.model.get_config()
+
+
+def test_encode_makes_numpy_values_json_safe_and_packs_arrays_as_little_endian_float32():
+    value = {"nan": float("nan"), "inf": np.float32(np.inf), "int": np.int64(3), "float": np.float32(0.5),
+             "tuple": (1, 2), "nested": [{"a": np.arange(6, dtype=np.float64).reshape(2, 3)}],
+             "blob": b"\x01\x02\x03", "b": np.ones(3, np.float32)}
+    text, buffer = encode(value)
+    plain = json.loads(text)
+    assert plain["nan"] is None and plain["inf"] is None and plain["int"] == 3 and plain["float"] == 0.5
+    assert plain["tuple"] == [1, 2]
+    assert plain["nested"][0]["a"] == {"shape": [2, 3], "f32": 0}
+    assert plain["blob"] == {"u8": 24, "size": 3}
+    assert plain["b"] == {"shape": [3], "f32": 28}  # the next part starts on a 4-byte boundary
+    revived = decode((text, buffer))
+    assert np.array_equal(revived["nested"][0]["a"], np.arange(6).reshape(2, 3))
+    assert revived["blob"] == b"\x01\x02\x03" and np.array_equal(revived["b"], np.ones(3))
+    assert buffer[:8] == np.array([0, 1], "<f4").tobytes()
+
+
+def test_call_refuses_unknown_and_private_methods(session):
+    for method in ("_inspect", "__init__", "nonsense", "model"):
+        assert "unknown request" in json.loads(dispatch(session, method)[0])["error"]
+    assert "JSON object" in json.loads(dispatch(session, "evaluate", "[1]")[0])["error"]

@@ -1,0 +1,156 @@
+// Keeping the model: in IndexedDB after every epoch and on Stop (restored on the next visit),
+// and as a file (Download model / Load model…). When the browser's storage is full, the
+// Python snapshot (a speed-up of later visits) is deleted first to make room for the model.
+import { dropSnapshots } from "./snapshot.js";
+
+const MODEL_FILE_NAME = "pycnn-model.npz";
+const MAX_MODEL_FILE_BYTES = 20 * 1024 * 1024; // the page's models are well under 1 MB; refuse huge files before reading
+const fmtPct = (v) => `${(v * 100).toFixed(1)}%`;
+
+export class Persistence {
+  /** store: the ModelStore; el: {download, load, loadLabel, storageNote}; the rest as for TrainingPanel. */
+  constructor({ client, state, store, probe, messages, status, el }) {
+    Object.assign(this, { client, state, store, probe, messages, status, el });
+    this.storageOk = false;
+    this.hasSavedModel = false; // a model is in IndexedDB (so a restart brings it back)
+    this.opened = this.#open();
+    client.on("checkpoint", ({ bytes, evaluation, reason, partial_epoch: partialEpoch }) => {
+      if (reason === "stopped") state.describeModel({ partial: partialEpoch !== false });
+      this.#save(bytes, evaluation);
+    });
+    el.download.addEventListener("click", () => this.#download());
+    el.load.addEventListener("change", () => this.#loadFile());
+    const render = () => {
+      const idle = state.idle;
+      el.download.disabled = !idle;
+      el.load.disabled = !idle;
+      el.loadLabel.dataset.disabled = String(!idle);
+    };
+    state.on("phase", render);
+    state.on("busy", render);
+    render();
+  }
+
+  async #open() {
+    this.storageOk = await this.store.open();
+    this.hasSavedModel = this.storageOk && Boolean(await this.store.load().catch(() => null));
+    this.el.storageNote.dataset.available = String(this.storageOk);
+    this.el.storageNote.textContent = this.storageOk
+      ? "Your model is saved in this browser after every epoch and when you stop."
+      : `Models won't be kept across reloads here (${this.store.reason || "browser storage is unavailable"}). Use Download model to keep one.`;
+    return this.storageOk;
+  }
+
+  /** Load the model kept in IndexedDB into the worker, if there is one (at ready). */
+  async restore() {
+    if (!(await this.opened)) return;
+    let record;
+    try {
+      record = await this.store.load();
+    } catch (error) {
+      return;
+    }
+    if (!record?.bytes) return;
+    try {
+      const bytes = new Uint8Array(record.bytes);
+      const reply = await this.client.request("load", { bytes }, [bytes.buffer]);
+      const history = record.history ?? { losses: [], epochs: [] };
+      // records kept before the page spoke Python's names called it valAccuracy
+      history.epochs = (history.epochs ?? []).map((e) => ({ ...e, val_accuracy: e.val_accuracy ?? e.valAccuracy }));
+      this.state.replaceModel(
+        {
+          kind: "restored",
+          epochs: record.model?.epochs ?? history.epochs?.length ?? 0,
+          digits: record.model?.digits ?? 0,
+          savedAt: record.savedAt,
+          partial: Boolean(record.model?.partial),
+        },
+        reply.evaluation,
+        history,
+      );
+    } catch (error) {
+      this.messages.show(`The model saved in this browser could not be restored (${error.message}); starting from an untrained model.`, "warning");
+      await this.store.clear().catch(() => {});
+    }
+  }
+
+  /** Forget the kept model (Reset). */
+  async forget() {
+    if (this.storageOk) await this.store.clear().catch(() => {});
+    this.hasSavedModel = false;
+  }
+
+  async #save(bytes, evaluation) {
+    if (!this.storageOk) return;
+    const model = { ...this.state.model };
+    const history = { losses: this.state.history.losses.slice(), epochs: this.state.history.epochs.map((e) => ({ ...e })) };
+    const record = { format: 1, bytes, history, evaluation, model, savedAt: Date.now() };
+    try {
+      try {
+        await this.store.save(record);
+      } catch (error) {
+        // the trained model matters more than a faster next load: make room by deleting the Python snapshot
+        if (error?.name !== "QuotaExceededError" || !(await dropSnapshots())) throw error;
+        await this.store.save(record);
+      }
+      this.hasSavedModel = true;
+      this.probe.count("saves");
+      this.probe.set("saved_epochs", model.epochs ?? 0);
+    } catch (error) {
+      this.storageOk = false;
+      const why = error?.name === "QuotaExceededError" ? "the browser's storage for this page is full"
+        : error?.message || error?.name || String(error);
+      this.el.storageNote.dataset.available = "false";
+      this.el.storageNote.textContent = `Could not save the model in this browser (${why}); it won't be kept across reloads. Use Download model.`;
+    }
+  }
+
+  async #busy(work) {
+    this.state.setBusy(true);
+    try {
+      await work();
+    } catch (error) {
+      this.messages.show(error.message, "error");
+    } finally {
+      this.state.setBusy(false);
+    }
+  }
+
+  #download() {
+    return this.#busy(async () => {
+      const { bytes } = await this.client.request("save");
+      const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = MODEL_FILE_NAME;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    });
+  }
+
+  #loadFile() {
+    const file = this.el.load.files?.[0];
+    this.el.load.value = ""; // so choosing the same file again fires change
+    if (!file) return;
+    const refuse = (why) => this.messages.show(`Could not load ${file.name}: ${why}. Your current model is unchanged.`, "error");
+    if (file.size === 0) return refuse("the file is empty");
+    if (file.size > MAX_MODEL_FILE_BYTES) {
+      return refuse(`the file is ${Math.round(file.size / 1e6).toLocaleString("en")} MB; a pycnn model is well under 1 MB`);
+    }
+    return this.#busy(async () => {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      let reply;
+      try {
+        reply = await this.client.request("load", { bytes }, [bytes.buffer]);
+      } catch (error) {
+        refuse(error.message);
+        return;
+      }
+      this.messages.clear();
+      this.state.replaceModel({ kind: "loaded", fileName: file.name }, reply.evaluation);
+      this.status.say(`Loaded ${file.name}: held-out accuracy ${fmtPct(reply.evaluation.accuracy)}`);
+      const saved = await this.client.request("save").catch(() => null);
+      if (saved) await this.#save(saved.bytes, reply.evaluation);
+    });
+  }
+}

@@ -1,0 +1,184 @@
+// Draw a digit and see what the network reads: the canvas, the prediction requests (latest
+// drawing only, at most one in flight), the probabilities, the 28x28 input and the feature maps.
+import { FeatureMapsView, PredictionView } from "./insight.js";
+import { Sketch } from "./sketch.js";
+
+const PREDICT_THROTTLE_MS = 80; // while a stroke is being drawn
+
+export class Predictor {
+  /** el: {canvas, undo, clear, prediction, note, probabilities, modelInput, featureMaps}; the rest as for TrainingPanel. */
+  constructor({ client, state, frame, probe, messages, el }) {
+    Object.assign(this, { client, state, frame, probe, messages, el });
+    this.view = new PredictionView({ prediction: el.prediction, note: el.note, probabilities: el.probabilities, modelInput: el.modelInput });
+    this.featureMaps = new FeatureMapsView(el.featureMaps);
+    this.shown = null; // {idle: note} or {result, source, sentAt, version, drawnAt}
+    this.inspecting = null; // index of the held-out digit shown instead of the drawing
+    // every change of the drawing gets a version; an answer says which version it read (data-answered-version)
+    this.drawing = { version: 0, changedAt: 0 };
+    // at most one request in flight; a newer drawing waits for it and replaces any older waiting one
+    this.seq = 0;
+    this.inFlight = false;
+    this.pending = false;
+    this.lastSentAt = -Infinity;
+    this.timer = null;
+    this.sketch = new Sketch(el.canvas, ({ ended }) => this.#drawn(ended));
+    el.clear.addEventListener("click", () => this.sketch.clear());
+    el.undo.addEventListener("click", () => this.sketch.undo());
+    client.on("filters", ({ conv_layers }) => {
+      if (conv_layers.length) this.featureMaps.setFilters(conv_layers[0].weights.shape, conv_layers[0].weights.data);
+    });
+    state.on("phase", () => {
+      if (state.phase === "loading" || state.phase === "error") this.#showIdle();
+    });
+    state.on("weights", () => this.refresh());
+    this.#showIdle();
+  }
+
+  /** The weights changed (a run ended, a model was loaded, restored or reset): read again what is shown. */
+  refresh() {
+    if (this.inspecting !== null) this.inspectHeldout(this.inspecting);
+    else if (!this.sketch.isEmpty) this.#request();
+    else this.#showIdle();
+  }
+
+  /** Show held-out digit `index` instead of the drawing (from the mistakes gallery). */
+  async inspectHeldout(index, button) {
+    if (this.state.phase !== "ready" && this.state.phase !== "training") return;
+    this.sketch.clear();
+    this.inspecting = index;
+    const seq = ++this.seq;
+    for (const b of document.querySelectorAll('[data-testid="mistakes"] button[aria-pressed]')) b.removeAttribute("aria-pressed");
+    button?.setAttribute("aria-pressed", "true");
+    const sentAt = performance.now();
+    try {
+      const reply = await this.client.request("inspect-heldout", { index });
+      if (seq === this.seq) this.#show({ result: reply, source: "heldout", sentAt });
+    } catch (error) {
+      this.messages.show(error.message, "error");
+    }
+  }
+
+  #drawn(ended) {
+    this.inspecting = null;
+    this.drawing.version += 1;
+    this.drawing.changedAt = performance.now();
+    this.el.canvas.dataset.version = String(this.drawing.version);
+    if (this.sketch.isEmpty) {
+      this.seq += 1; // drop any answer still on its way
+      this.#showIdle();
+      return;
+    }
+    if (ended) {
+      clearTimeout(this.timer); // the stroke's end asks for itself; a throttled request would repeat it
+      this.timer = null;
+      this.#request();
+    } else {
+      this.#throttled();
+    }
+  }
+
+  /** A tap or a dot (all strokes within one brush width) is no digit; reading it would only guess. */
+  #tooLittleInk() {
+    return this.sketch.extent < this.sketch.brushWidth;
+  }
+
+  #showIdle() {
+    let note = "Draw a digit in the box.";
+    if (!this.sketch.isEmpty && this.#tooLittleInk()) note = "Too little ink to read: draw a digit (a dot is not enough).";
+    if (this.state.phase === "loading") note = "Python is still loading…";
+    else if (this.state.phase === "error") note = "The Python worker is not running.";
+    else if (this.state.model.kind === "untrained") {
+      note = this.sketch.isEmpty
+        ? "The model is untrained: train it (or load a model) and then draw a digit."
+        : "The model is untrained, so it would only guess. Train it (or load a model) first.";
+    }
+    this.#show({ idle: note });
+  }
+
+  #throttled() {
+    if (this.#tooLittleInk()) return; // a stroke that has only just begun: wait for more ink
+    const wait = PREDICT_THROTTLE_MS - (performance.now() - this.lastSentAt);
+    if (wait <= 0) this.#request();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        if (!this.sketch.isEmpty && this.inspecting === null) this.#request();
+      }, wait);
+    }
+  }
+
+  #request() {
+    if (!this.state.canRead || this.sketch.isEmpty || this.#tooLittleInk()) {
+      this.seq += 1; // an answer still on its way is for an older drawing
+      this.#showIdle();
+      return;
+    }
+    this.probe.count("predictions.requested");
+    this.seq += 1;
+    if (this.inFlight) {
+      this.pending = true; // sent with the then-current drawing when the answer in flight arrives
+      return;
+    }
+    this.#send();
+  }
+
+  async #send() {
+    const seq = this.seq;
+    const { version, changedAt: drawnAt } = this.drawing;
+    const { pixels, width, height } = this.sketch.ink();
+    this.inFlight = true;
+    this.pending = false;
+    this.probe.count("predictions.sent");
+    this.lastSentAt = performance.now();
+    const sentAt = performance.now();
+    try {
+      const reply = await this.client.request("predict", { pixels, width, height }, [pixels.buffer]);
+      this.probe.count("predictions.answered");
+      this.probe.count("predictions.worker_ms", reply.ms ?? 0); // the worker's time for this answer
+      if (seq === this.seq && this.inspecting === null) this.#show({ result: reply, source: "drawing", sentAt, version, drawnAt });
+      else this.probe.count("predictions.stale");
+    } catch (error) {
+      if (seq === this.seq) this.#show({ idle: `Could not read the drawing: ${error.message}` });
+    } finally {
+      this.inFlight = false;
+      if (this.pending && this.state.canRead && !this.sketch.isEmpty && this.inspecting === null) this.#send();
+    }
+  }
+
+  #show(shown) {
+    this.shown = shown;
+    this.frame.request("prediction", () => this.#render());
+  }
+
+  #render() {
+    const shown = this.shown;
+    const el = this.el.prediction;
+    if (shown.idle !== undefined || shown.result.empty) {
+      this.view.clear(shown.idle ?? "Nothing drawn yet (or too little ink): draw a digit.");
+      this.featureMaps.clear();
+      el.dataset.source = "";
+      return;
+    }
+    const result = shown.result;
+    let note = describeConfidence(result);
+    if (shown.source === "heldout") note = `Held-out digit #${result.index}, labelled ${result.label}. ${note}`;
+    this.view.show(result, note);
+    if (result.blocks.length) this.featureMaps.show(result.blocks[0]);
+    else this.featureMaps.clear();
+    el.dataset.source = shown.source;
+    this.probe.set("prediction_latency_ms", Math.round(performance.now() - shown.sentAt));
+    if (shown.source === "drawing") {
+      el.dataset.answeredVersion = String(shown.version); // the drawing (data-version of the canvas) this answer read
+      this.probe.set("drawing_latency_ms", Math.round(performance.now() - shown.drawnAt)); // its last change to bars
+    }
+  }
+}
+
+function describeConfidence(result) {
+  const probs = Array.from(result.probabilities.data);
+  const best = probs[result.prediction];
+  const ranked = probs.map((p, d) => [p, d]).sort((a, b) => b[0] - a[0]);
+  if (best >= 0.9) return `${(best * 100).toFixed(0)}% sure.`;
+  if (best >= 0.5) return `${(best * 100).toFixed(0)}% sure; next best ${ranked[1][1]} (${(ranked[1][0] * 100).toFixed(0)}%).`;
+  return `Not sure: ${ranked[0][1]} or ${ranked[1][1]}?`;
+}

@@ -1,0 +1,33 @@
+// The page's one probe for tests and benchmarks: named measurements (times, counts, memory)
+// that the page itself does not show. main.js exposes it as `window.pycnnProbe`; read it with
+// `pycnnProbe.read()` (a plain copy). What it holds:
+//   load_ms               navigation to ready (the last worker start)
+//   worker_heap_bytes     Python's WebAssembly memory in the worker (at ready and after each run)
+//   stop_latency_ms       Stop clicked to the run's `done` message
+//   saves, saved_epochs   models kept in IndexedDB, and the epochs of the last one kept
+//   predictions           {requested, sent, answered, stale, worker_ms}: drawings asked to be read,
+//                         requests sent to the worker, replies, replies dropped because the drawing
+//                         had changed meanwhile, and the worker's time for them
+//   prediction_latency_ms request to rendered bars, for the last answer shown
+//   drawing_latency_ms    last change of the drawing to rendered bars, for the last answer shown
+
+export class Probe {
+  constructor() {
+    this.values = { predictions: { requested: 0, sent: 0, answered: 0, stale: 0, worker_ms: 0 } };
+  }
+
+  set(name, value) {
+    this.values[name] = value;
+  }
+
+  /** Add `by` to a counter: "saves" or "predictions.sent". */
+  count(name, by = 1) {
+    const [group, key] = name.includes(".") ? name.split(".") : [null, name];
+    const target = group ? this.values[group] : this.values;
+    target[key] = (target[key] ?? 0) + by;
+  }
+
+  read() {
+    return structuredClone(this.values);
+  }
+}

@@ -1,0 +1,87 @@
+// What several parts of the page need to know: its phase, the session's info, the current
+// model (what it is, how it came to be, its held-out evaluation and training history) and
+// whether a request is in flight. main.js makes one AppState and hands it to each part; the
+// parts listen for the changes they care about. No DOM here.
+//
+// Events: "phase", "busy", "info", "model" (its description or evaluation changed),
+// "history" (replaced), "losses" (new per-batch losses), "epoch" (an epoch result was added),
+// "weights" (the weights changed: predictions and the analysis are out of date).
+
+export const UNTRAINED = Object.freeze({ kind: "untrained", epochs: 0, digits: 0, partial: false });
+
+export class AppState {
+  constructor() {
+    this.phase = "loading"; // loading | ready | training | error
+    this.info = null; // the session's info: counts, training defaults and limits
+    this.model = { ...UNTRAINED }; // kind: untrained | trained | restored | loaded; epochs, digits, partial, savedAt, fileName
+    this.evaluation = null; // {loss, accuracy} on the held-out digits; null while untrained
+    this.history = { losses: [], epochs: [] }; // of the current model, since its last reset or load
+    this.busy = false;
+    this.listeners = new Map();
+  }
+
+  on(event, listener) {
+    if (!this.listeners.has(event)) this.listeners.set(event, []);
+    this.listeners.get(event).push(listener);
+  }
+
+  emit(event, detail) {
+    for (const listener of this.listeners.get(event) ?? []) listener(detail);
+  }
+
+  /** The model is trained (or loaded) and the worker can answer: drawings can be read. */
+  get canRead() {
+    return (this.phase === "ready" || this.phase === "training") && this.model.kind !== "untrained";
+  }
+
+  /** Ready and no request in flight: the controls that change the model can be used. */
+  get idle() {
+    return this.phase === "ready" && !this.busy;
+  }
+
+  setPhase(phase) {
+    this.phase = phase;
+    this.emit("phase");
+  }
+
+  setBusy(busy) {
+    this.busy = busy;
+    this.emit("busy");
+  }
+
+  setInfo(info) {
+    this.info = info;
+    this.emit("info");
+  }
+
+  /** Update what is said about the model (and its evaluation, when given). */
+  describeModel(changes, evaluation = this.evaluation) {
+    this.model = { ...this.model, ...changes };
+    this.evaluation = evaluation;
+    this.emit("model");
+  }
+
+  /** A different model: its description, evaluation and history replace the current ones. */
+  replaceModel(model, evaluation, history = { losses: [], epochs: [] }) {
+    this.model = { ...UNTRAINED, ...model };
+    this.evaluation = evaluation;
+    this.history = { losses: [...(history.losses ?? [])], epochs: [...(history.epochs ?? [])] };
+    this.emit("model");
+    this.emit("history");
+    this.emit("weights");
+  }
+
+  addLosses(losses) {
+    this.history.losses.push(...losses);
+    this.emit("losses", losses);
+  }
+
+  addEpoch(result) {
+    this.history.epochs.push(result);
+    this.emit("epoch", result);
+  }
+
+  weightsChanged() {
+    this.emit("weights");
+  }
+}

@@ -1,0 +1,335 @@
+// The training panel: the settings form and its validation, Train / Stop / Reset, the progress
+// bar, the epoch-time estimate, the loss and accuracy charts, the first layer's filters, and
+// what is said about the model (its state and held-out accuracy).
+import { AccuracyChart, LossChart } from "./chart.js";
+import { FiltersView } from "./filters.js";
+import { UNTRAINED } from "./state.js";
+import { FIELDS, validateSettings } from "./validate.js";
+
+const fmtInt = (n) => Math.round(n).toLocaleString("en");
+const fmtPct = (v) => `${(v * 100).toFixed(1)}%`;
+const fmtSeconds = (s) => (s < 1 ? `${s.toFixed(1)} s` : s < 90 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
+const RUN_RESULTS = { finished: "finished", stopped: "stopped", diverged: "stopped: the loss diverged", failed: "failed" };
+
+export class TrainingPanel {
+  /**
+   * client: the WorkerClient; state: the AppState; frame: the Frame; probe: the Probe;
+   * messages / status: the banner and the status line; persistence: to forget the kept model on
+   * Reset; el: this panel's elements (see main.js).
+   */
+  constructor({ client, state, frame, probe, messages, status, persistence, el }) {
+    Object.assign(this, { client, state, frame, probe, messages, status, persistence, el });
+    this.run = null; // {config, step, total_steps, epoch, epochs, batch, batches_per_epoch, images_per_second, result, stopClickedAt}
+    this.epochsBeforeRun = 0;
+    this.imagesPerSecond = null; // measured: the estimate, then real training
+    this.evalImagesPerSecond = null;
+    this.lossChart = new LossChart(el.lossChart);
+    this.accuracyChart = new AccuracyChart(el.accuracyChart);
+    this.filters = new FiltersView(el.filters, el.legend);
+    this.redraws = {
+      charts: () => {
+        this.lossChart.render();
+        this.accuracyChart.render();
+      },
+      progress: () => this.#renderProgress(),
+      accuracy: () => this.#renderAccuracy(),
+      controls: () => this.#renderControls(),
+      model: () => this.#renderModelState(),
+      estimate: () => this.#renderEstimate(),
+    };
+
+    for (const input of Object.values(el.inputs)) {
+      input.addEventListener("input", () => {
+        input.dataset.edited = "true";
+        this.showValidation();
+      });
+      input.addEventListener("change", () => this.showValidation());
+    }
+    el.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.#train();
+    });
+    el.stop.addEventListener("click", () => this.#stop());
+    el.reset.addEventListener("click", () => this.#reset());
+
+    client.on("progress", (p) => this.#progress(p));
+    client.on("epoch", (e) => this.#epoch(e));
+    client.on("filters", ({ conv_layers }) => {
+      if (!conv_layers.length) return;
+      this.filters.set(conv_layers[0].weights.shape, conv_layers[0].weights.data);
+      frame.request("filters", () => this.filters.render());
+    });
+    client.on("done", (d) => this.#done(d));
+
+    state.on("phase", () => {
+      if (state.phase === "error") this.run = null;
+      this.#render("controls", "estimate", "progress");
+    });
+    state.on("busy", () => this.#render("controls"));
+    state.on("info", () => this.#applyDefaults());
+    state.on("model", () => this.#render("model", "accuracy"));
+    state.on("history", () => {
+      this.lossChart.clear();
+      this.lossChart.append(state.history.losses);
+      this.accuracyChart.clear();
+      for (const e of state.history.epochs) this.accuracyChart.append(e);
+      this.#render("charts");
+    });
+    state.on("losses", (losses) => {
+      this.lossChart.append(losses);
+      this.#render("charts");
+    });
+    state.on("epoch", (result) => {
+      this.accuracyChart.append(result);
+      this.#render("charts");
+    });
+    this.#render("model", "accuracy", "progress", "charts", "controls");
+  }
+
+  // ---------- settings ----------
+  readSettings() {
+    const info = this.state.info;
+    if (!info) return { config: null, errors: {} }; // the limits come with the session's info
+    const raw = Object.fromEntries(Object.entries(this.el.inputs).map(([name, input]) => [name, input.value]));
+    return validateSettings(raw, info.limits, info.train_count);
+  }
+
+  /** Show every field's message now; Train must never look enabled while a field is invalid. */
+  showValidation() {
+    const { config, errors } = this.readSettings();
+    for (const name of Object.keys(FIELDS)) {
+      const message = errors[name] ?? "";
+      const error = this.el.errors[name];
+      if (error) {
+        error.textContent = message;
+        error.hidden = !message;
+      }
+      this.el.inputs[name].setAttribute("aria-invalid", String(Boolean(message)));
+    }
+    this.el.form.dataset.valid = String(Boolean(config));
+    this.#renderControls();
+    this.#render("estimate");
+    return config;
+  }
+
+  #applyDefaults() {
+    const { defaults, limits, train_count: trainCount } = this.state.info;
+    for (const [name, input] of Object.entries(this.el.inputs)) {
+      const limit = limits[name];
+      if (input.type === "number" && limit?.type === "int") { // the number fields' spinners stay in range
+        input.min = String(limit.min);
+        input.max = String(name === "train_size" ? Math.min(limit.max, trainCount) : limit.max);
+      }
+      // a field the learner already edited while Python was loading keeps their value
+      const value = name === "train_size" ? Math.min(trainCount, defaults.train_size ?? trainCount) : defaults[name];
+      if (value !== undefined && value !== null && !input.dataset.edited) input.value = String(value);
+    }
+    this.showValidation();
+  }
+
+  /** Time a few batches of the current settings, for the epoch-time estimate. */
+  async measureSpeed() {
+    const { config } = this.readSettings();
+    try {
+      const reply = await this.client.request("estimate", { config: config ?? {}, batches: 40 });
+      if (!this.imagesPerSecond && reply.train_images_per_second) this.imagesPerSecond = reply.train_images_per_second;
+      this.evalImagesPerSecond = reply.eval_images_per_second;
+    } catch (error) {
+      if (this.state.phase !== "error") this.el.estimate.textContent = "";
+      return;
+    }
+    this.#render("estimate");
+  }
+
+  // ---------- a run ----------
+  #train() {
+    const config = this.showValidation();
+    if (!config || !this.state.idle) return; // nothing is sent while a field is invalid
+    this.messages.clear();
+    this.run = {
+      config, step: 0, total_steps: 0, epoch: 0, epochs: config.epochs, batch: 0, batches_per_epoch: 0,
+      images_per_second: 0, result: "",
+    };
+    this.epochsBeforeRun = this.state.history.epochs.length;
+    delete this.el.progress.dataset.batchesAfterStop;
+    delete document.body.dataset.runResult;
+    this.client.send("train", { config });
+    this.state.setPhase("training");
+    this.status.say("Training…");
+    this.#renderProgress(); // at once, so no stale step from the previous run is ever shown
+  }
+
+  #stop() {
+    if (this.state.phase !== "training") return;
+    this.el.stop.disabled = true;
+    this.status.say("Stopping after the current batch…");
+    if (this.run) this.run.stopClickedAt = performance.now();
+    // sent_at on the clock the worker shares, so it can count the batches that ended after the click
+    this.client.send("stop", { sent_at: performance.timeOrigin + performance.now() });
+  }
+
+  #progress(p) {
+    const run = this.run;
+    if (!run) return;
+    for (const key of ["step", "total_steps", "epoch", "epochs", "batch", "batches_per_epoch"]) run[key] = p[key];
+    // images/s: smoothed over progress messages so the time left does not jump around
+    if (p.images_per_second > 0) {
+      run.images_per_second = run.images_per_second ? 0.7 * run.images_per_second + 0.3 * p.images_per_second : p.images_per_second;
+      this.imagesPerSecond = run.images_per_second;
+    }
+    this.state.addLosses(p.losses);
+    this.#render("progress");
+  }
+
+  #epoch(e) {
+    const model = this.state.model;
+    this.state.addEpoch({ ...e, epoch: this.epochsBeforeRun + e.epoch });
+    this.state.describeModel(
+      {
+        kind: model.kind === "untrained" ? "trained" : model.kind,
+        epochs: (model.epochs ?? 0) + 1,
+        digits: this.run?.config.train_size ?? model.digits,
+        partial: false,
+      },
+      { loss: e.val_loss, accuracy: e.val_accuracy },
+    );
+  }
+
+  #done({ reason, evaluation, message, batches_after_stop: batchesAfterStop }) {
+    const run = this.run;
+    if (evaluation) this.state.describeModel({}, evaluation);
+    document.body.dataset.runResult = reason;
+    if (run?.stopClickedAt !== undefined) {
+      this.probe.set("stop_latency_ms", Math.round(performance.now() - run.stopClickedAt));
+      if (batchesAfterStop !== undefined) this.el.progress.dataset.batchesAfterStop = String(batchesAfterStop);
+    }
+    if (run) run.result = RUN_RESULTS[reason] ?? reason;
+    if (reason === "stopped" && run?.step > 0 && this.state.model.kind === "untrained") {
+      // stopped inside the first epoch: the weights have learned something all the same
+      this.state.describeModel({ kind: "trained", digits: run.config.train_size, partial: true });
+    }
+    if (reason === "finished") {
+      this.status.say(`Finished: held-out accuracy ${evaluation ? fmtPct(evaluation.accuracy) : "–"}`);
+    } else if (reason === "stopped") {
+      this.status.say("Stopped. The model keeps what it learned so far; Train continues from here.");
+    } else if (reason === "diverged") {
+      this.status.say("Training stopped: the loss diverged");
+      this.messages.show(
+        `Training stopped because the loss stopped being a finite number (${message}). ` +
+          "The weights went back to their last good state. Try a smaller learning rate (for example 0.005).",
+        "warning",
+      );
+    } else {
+      this.status.say("Training failed");
+    }
+    this.state.setPhase("ready");
+    this.state.weightsChanged();
+  }
+
+  async #reset() {
+    if (!this.state.idle) return;
+    const seed = this.readSettings().config?.seed ?? 0;
+    this.state.setBusy(true);
+    try {
+      await this.client.request("reset", { seed });
+      this.run = null;
+      delete document.body.dataset.runResult;
+      await this.persistence.forget();
+      this.state.replaceModel(UNTRAINED, null);
+      this.status.say("Fresh random weights: the model is untrained again.");
+    } catch (error) {
+      this.messages.show(error.message, "error");
+    } finally {
+      this.state.setBusy(false);
+    }
+    this.#render("progress");
+  }
+
+  // ---------- rendering ----------
+  #render(...parts) {
+    for (const part of parts) this.frame.request(`training.${part}`, this.redraws[part]);
+  }
+
+  #renderControls() {
+    const { config } = this.readSettings();
+    const idle = this.state.idle;
+    const el = this.el;
+    el.train.disabled = !(idle && config);
+    el.stop.disabled = this.state.phase !== "training";
+    el.reset.disabled = !idle;
+    for (const input of Object.values(el.inputs)) input.disabled = this.state.phase === "training";
+  }
+
+  #renderProgress() {
+    const run = this.run;
+    const el = this.el.progress;
+    Object.assign(el.dataset, {
+      step: run?.step ?? 0, totalSteps: run?.total_steps ?? 0, epoch: run?.epoch ?? 0, epochs: run?.epochs ?? 0,
+      batch: run?.batch ?? 0, batchesPerEpoch: run?.batches_per_epoch ?? 0,
+      imagesPerSecond: Math.round(run?.images_per_second ?? 0),
+    });
+    if (!run || !run.step) {
+      this.el.progressBar.value = 0;
+      this.el.progressText.textContent = run ? "Starting…" : "Not started";
+      return;
+    }
+    this.el.progressBar.max = run.total_steps;
+    this.el.progressBar.value = run.step;
+    const parts = [`Epoch ${run.epoch} of ${run.epochs}`, `batch ${fmtInt(run.batch)} of ${fmtInt(run.batches_per_epoch)}`];
+    if (run.images_per_second > 0) parts.push(`${fmtInt(run.images_per_second)} images/s`);
+    if (this.state.phase === "training") {
+      if (run.images_per_second > 0) {
+        const left = ((run.total_steps - run.step) * run.config.batch_size) / run.images_per_second;
+        parts.push(`about ${fmtSeconds(left)} left`);
+      }
+    } else if (run.result) {
+      parts.push(run.result);
+    }
+    this.el.progressText.textContent = parts.join(" · ");
+  }
+
+  #renderAccuracy() {
+    const acc = this.state.evaluation?.accuracy;
+    const { accuracy, accuracyDetail } = this.el;
+    if (this.state.model.kind === "untrained" || !Number.isFinite(acc)) {
+      accuracy.textContent = "–";
+      accuracy.dataset.valAccuracy = "";
+      accuracyDetail.textContent = "not trained yet";
+      return;
+    }
+    const total = this.state.info?.heldout_count ?? 0;
+    accuracy.textContent = fmtPct(acc);
+    accuracy.dataset.valAccuracy = String(acc);
+    accuracyDetail.textContent = total ? `${fmtInt(acc * total)} of ${fmtInt(total)} unseen digits right` : "";
+  }
+
+  #renderModelState() {
+    const m = this.state.model;
+    const epochs = m.epochs ? `${m.epochs} epoch${m.epochs === 1 ? "" : "s"}` : "part of an epoch";
+    const text = {
+      untrained: "Untrained model: its weights are random, so it guesses (about 1 digit in 10 right).",
+      trained: `Trained for ${epochs} on ${fmtInt(m.digits)} digits in this browser.`,
+      restored: `Restored from this browser's storage (${m.epochs ? `trained ${epochs}, ` : ""}saved ${new Date(m.savedAt).toLocaleString()}).`,
+      loaded: `Loaded from the file ${m.fileName}.`,
+    }[m.kind] ?? "";
+    const partial = m.kind !== "untrained" && m.partial ? " The last run was stopped part-way through an epoch." : "";
+    this.el.modelState.textContent = text + partial;
+  }
+
+  #renderEstimate() {
+    const { config } = this.readSettings();
+    const el = this.el.estimate;
+    if (!this.imagesPerSecond || !config) {
+      el.textContent = this.state.phase === "ready" && !this.imagesPerSecond ? "Measuring this computer's speed…" : "";
+      delete el.dataset.secondsPerEpoch;
+      return;
+    }
+    const heldout = this.state.info?.heldout_count ?? 0;
+    const seconds = config.train_size / this.imagesPerSecond + heldout / (this.evalImagesPerSecond || this.imagesPerSecond * 3);
+    el.dataset.secondsPerEpoch = seconds.toFixed(2);
+    el.textContent =
+      `One epoch of ${fmtInt(config.train_size)} digits takes about ${fmtSeconds(seconds)} on this computer ` +
+      `(${fmtInt(this.imagesPerSecond)} images/s)` +
+      (config.epochs > 1 ? `; ${config.epochs} epochs ≈ ${fmtSeconds(seconds * config.epochs)}.` : ".");
+  }
+}
