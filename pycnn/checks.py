@@ -99,7 +99,7 @@ class Float(Arg):
 
 
 class Choice(Arg):
-    """One of a few strings."""
+    """One of a few values (strings or ints), of the same type: 5 is not "5", True is not 1."""
 
     kind = "choice"
 
@@ -108,8 +108,8 @@ class Choice(Arg):
         self.choices = tuple(choices)
 
     def _check(self, name, value):
-        if not isinstance(value, str) or value not in self.choices:
-            raise ValueError(f"{name} must be one of {', '.join(self.choices)}, got {value!r}")
+        if not any(type(value) is type(choice) and value == choice for choice in self.choices):
+            raise ValueError(f"{name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         return value
 
     def bounds(self):

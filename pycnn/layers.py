@@ -74,6 +74,11 @@ class Layer:
         """{param name: shape} of the weights init() draws, from the config alone."""
         return {}
 
+    @classmethod
+    def input_args(cls, in_shape):
+        """The arguments that follow from the shape the layer gets (Conv2D's in_channels, Dense's in_features)."""
+        return {}
+
     def init(self, rng=None):
         """Draw fresh weights (nothing to draw here)."""
 
@@ -121,6 +126,10 @@ class Conv2D(Layer):
     def weight_shapes(self):
         k = self.kernel_size
         return {"W": (self.filters, self.in_channels, k, k), "b": (self.filters,)}
+
+    @classmethod
+    def input_args(cls, in_shape):
+        return {"in_channels": in_shape[0]}
 
     def init(self, rng=None):
         """Draw fresh weights: He normal (keeps the activation variance steady through ReLU), zero bias."""
@@ -277,6 +286,10 @@ class Dense(Layer):
 
     def weight_shapes(self):
         return {"W": (self.in_features, self.out_features), "b": (self.out_features,)}
+
+    @classmethod
+    def input_args(cls, in_shape):
+        return {"in_features": math.prod(in_shape)}
 
     def init(self, rng=None):
         """Draw fresh weights: Glorot uniform (balances forward and backward variance), zero bias."""

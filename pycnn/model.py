@@ -152,20 +152,27 @@ class Sequential:
         model.reset(seed)  # only now are the weights allocated
         return model
 
+    def summary_rows(self):
+        """One row per layer: {"name" (Keras': conv2d, conv2d_1, ...), "class", "output_shape", "params", "work"}."""
+        rows, seen = [], {}
+        shapes = self.output_shapes()
+        for layer, in_shape, shape in zip(self.layers, [self.input_shape] + shapes[:-1], shapes):
+            base = layer.summary_name
+            rows.append({"name": base if base not in seen else f"{base}_{seen[base]}", "class": type(layer).__name__,
+                         "output_shape": list(shape), "params": sum(int(p.size) for p in layer.params.values()),
+                         "work": layer.work(in_shape)})
+            seen[base] = seen.get(base, 0) + 1
+        return rows
+
     def summary(self):
         """The Keras-style table: Layer (type), Output Shape, Param #, and totals."""
         line = "_" * 65
         rows = [line, f"{'Layer (type)':<29}{'Output Shape':<26}{'Param #':<10}", "=" * 65]
-        seen = {}
-        for i, (layer, shape) in enumerate(zip(self.layers, self.output_shapes())):
-            kind = type(layer).__name__
-            base = layer.summary_name
-            name = base if base not in seen else f"{base}_{seen[base]}"
-            seen[base] = seen.get(base, 0) + 1
-            params = sum(int(p.size) for p in layer.params.values())
-            shape_text = "(None, " + ", ".join(str(d) for d in shape) + ")"
-            rows.append(f"{name + ' (' + kind + ')':<29}{shape_text:<26}{params:<10}".rstrip())
-            rows.append("=" * 65 if i == len(self.layers) - 1 else line)
+        layer_rows = self.summary_rows()
+        for i, row in enumerate(layer_rows):
+            shape_text = "(None, " + ", ".join(str(d) for d in row["output_shape"]) + ")"
+            rows.append(f"{row['name'] + ' (' + row['class'] + ')':<29}{shape_text:<26}{row['params']:<10}".rstrip())
+            rows.append("=" * 65 if i == len(layer_rows) - 1 else line)
         total = self.count_params()
         rows += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", line]
         return "\n".join(rows)

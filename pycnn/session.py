@@ -17,8 +17,10 @@ import time
 import numpy as np
 
 from . import __version__, datasets, preprocess
-from .layers import Conv2D, MaxPool2D, ReLU
-from .model import Sequential, seed_model
+from .checks import Choice, Int, check_args
+from .layers import LAYERS, Conv2D, MaxPool2D, ReLU
+from .model import Sequential
+from .presets import PRESETS, preset
 from .serialize import model_from_bytes
 from .training import Trainer, TrainingConfig, TrainingDiverged
 
@@ -26,13 +28,38 @@ INPUT_SHAPE = (1, 28, 28)
 CLASSES = 10
 ESTIMATE_EVAL_IMAGES = 600  # held-out digits timed for the evaluation part of an epoch estimate
 
+# ---- the network editor ----------------------------------------------------------------------
+DEFAULT_PRESET = "seed"  # the network a first visit trains
+PRESET_LABELS = {
+    "two-conv": "Two conv layers (16, 32 filters)",
+    "seed": "The seed post's network (one conv layer)",
+    "lenet": "LeNet-5-like (5x5 filters, dense 120-84)",
+}
+# What the editor offers of each layer kind: narrower than the library's bounds, so that whatever
+# can be built fits the page and trains in reasonable time. Arguments not listed are fixed
+# (stride 1, 2x2 pooling) or follow from the layer before (in_channels, in_features).
+EDITOR_ARGS = {
+    "Conv2D": {"filters": Int(1, 64), "kernel_size": Choice((3, 5)), "padding": Choice(("valid", "same"))},
+    "ReLU": {},
+    "MaxPool2D": {},
+    "Flatten": {},
+    "Dense": {"out_features": Int(1, 512)},
+}
+FIXED_ARGS = {"Conv2D": {"stride": 1}, "MaxPool2D": {"pool_size": 2, "stride": 2}}
+MAX_EDITOR_LAYERS = 16
+MAX_EDITOR_PARAMS = 1_000_000
+# forward multiply-adds per digit: the two-conv preset needs 0.7 M; 5 M trains at about a minute per
+# epoch of 8,500 digits in the page on a 2-core laptop
+MAX_EDITOR_WORK = 5_000_000
+TRAIN_WORK_FACTOR = 3  # a training step costs about three forward passes (forward, two products back)
+
 
 class Session:
     """What the page needs: the data split, the current model, the current run."""
 
     # the methods `dispatch` may run: everything the worker asks for
     CALLS = ("info", "start", "step", "evaluate", "filters", "model_bytes", "load", "reset", "estimate",
-             "predict", "inspect_heldout", "analyse")
+             "predict", "inspect_heldout", "analyse", "network", "check_network", "set_network")
 
     def __init__(self, images, labels, heldout=1500, seed=0, model=None):
         """images: uint8 (N, 28, 28) or floats (N, 1, 28, 28); labels: (N,) digits; heldout: digits kept out."""
@@ -41,8 +68,9 @@ class Session:
         x_train, self.y_train, x_heldout, self.y_heldout = datasets.train_test_split(
             images, np.asarray(labels), test_size=heldout, seed=seed)
         self.x_train, self.x_heldout = _as_floats(x_train), _as_floats(x_heldout)
-        self.model = model if model is not None else seed_model(seed=0)
+        self.model = model if model is not None else preset(DEFAULT_PRESET, seed=0)
         self.trainer = None
+        self.speed = None  # multiply-adds per second of training and of evaluation, once measured
 
     @classmethod
     def from_files(cls, images_path, labels_path, heldout=1500, seed=0):
@@ -60,6 +88,8 @@ class Session:
             "heldout_count": len(self.y_heldout),
             "defaults": TrainingConfig.defaults(),
             "limits": TrainingConfig.limits(),
+            "editor": editor_spec(),
+            "network": self.network(),
             "numpy": np.__version__,
             "pycnn": __version__,
         }
@@ -100,10 +130,42 @@ class Session:
         start = time.perf_counter()
         copy.evaluate(self.x_heldout[:n_eval], self.y_heldout[:n_eval])
         eval_s = time.perf_counter() - start
+        if train_s > 0 and eval_s > 0:
+            work = self.model.work()
+            self.speed = {"train": report["images"] * TRAIN_WORK_FACTOR * work / train_s, "eval": n_eval * work / eval_s}
         return {
             "train_images_per_second": report["images"] / train_s if train_s > 0 else None,
             "eval_images_per_second": n_eval / eval_s if eval_s > 0 else None,
         }
+
+    # ---- the network ------------------------------------------------------------------------
+    def network(self):
+        """The current model's network for the editor: its layers, the preset it is (or None), its summary."""
+        config = self.model.get_config()
+        layers, editable = editor_layers(config)
+        names = [name for name, architecture in PRESETS.items() if name in PRESET_LABELS
+                 and architecture["layers"] == config["layers"]]
+        return {"layers": layers, "editable": editable, "preset": names[0] if names else None, **self._summary(self.model)}
+
+    def check_network(self, layers):
+        """The summary of the network the editor describes, or a ValueError saying which layer does not fit."""
+        return self._summary(Sequential.from_config(network_config(layers)))
+
+    def set_network(self, layers, seed=0):
+        """Make the editor's network the current model, with fresh weights -> network() and the evaluation."""
+        self.model = Sequential.from_config(network_config(layers), seed=_int("seed", seed))
+        self.trainer = None
+        return {**self.network(), "evaluation": self.evaluate()}
+
+    def _summary(self, model):
+        """Rows of the Keras-style summary, totals, and seconds per epoch on this machine once measured."""
+        work = model.work()
+        seconds = None
+        if self.speed:
+            seconds = (len(self.y_train) * TRAIN_WORK_FACTOR * work / self.speed["train"]
+                       + len(self.y_heldout) * work / self.speed["eval"])
+        return {"rows": model.summary_rows(), "total_params": model.count_params(), "work": work,
+                "seconds_per_epoch": seconds}
 
     # ---- the model -----------------------------------------------------------------------
     def filters(self):
@@ -182,6 +244,86 @@ class Session:
                           "confidence": float(probs[i, pred[i]])} for i in order],
             "mistake_images": self.x_heldout[order, 0],
         }
+
+
+def editor_spec():
+    """What the page's network editor offers: the layer kinds and their arguments, the limits, the presets."""
+    return {
+        "kinds": {kind: {"summary_name": LAYERS[kind].summary_name, "args": {name: arg.spec() for name, arg in args.items()}}
+                  for kind, args in EDITOR_ARGS.items()},
+        "max_layers": MAX_EDITOR_LAYERS, "max_params": MAX_EDITOR_PARAMS, "max_work": MAX_EDITOR_WORK,
+        "classes": CLASSES,
+        "presets": {name: {"label": label, "layers": editor_layers(PRESETS[name])[0]} for name, label in PRESET_LABELS.items()},
+        "default_preset": DEFAULT_PRESET,
+    }
+
+
+def editor_layers(config):
+    """A model config -> (the editor's layers [{"class", "config"}], whether the editor can change them all)."""
+    layers, editable = [], True
+    for spec in config["layers"]:
+        kind, full = spec["class"], spec["config"]
+        args = EDITOR_ARGS.get(kind, {})
+        layers.append({"class": kind, "config": {name: full[name] for name in args if name in full}})
+        try:
+            check_args(args, layers[-1]["config"])
+            fixed = FIXED_ARGS.get(kind, {})
+            editable &= kind in EDITOR_ARGS and all(full.get(name) == value for name, value in fixed.items())
+        except ValueError:
+            editable = False
+    return layers, editable
+
+
+def network_config(layers):
+    """The editor's layers [{"class", "config"}] -> a full model config (the arguments that follow from
+    the layer before filled in), or a ValueError that names the layer (counted from 1) and says why:
+    it does not fit the layer before, the last layer is not the 10 digits, or the network is more
+    than the page can hold or train in reasonable time. Nothing is allocated."""
+    if not isinstance(layers, list) or not layers:
+        raise ValueError("the network needs at least one layer")
+    if len(layers) > MAX_EDITOR_LAYERS:
+        raise ValueError(f"the page holds networks of at most {MAX_EDITOR_LAYERS} layers; this one has {len(layers)}")
+    shape, full, sizes = INPUT_SHAPE, [], []  # sizes: (weights, multiply-adds per digit) of each layer
+    for number, spec in enumerate(layers, 1):
+        kind = spec.get("class") if isinstance(spec, dict) else None
+        if kind not in EDITOR_ARGS:
+            raise ValueError(f"layer {number}: the editor has no layer kind {kind!r} (it has {', '.join(EDITOR_ARGS)})")
+        where = f"layer {number} ({kind})"
+        if kind == "Dense" and len(shape) != 1:
+            raise ValueError(f"{where} needs a flat input but gets {_shape(shape)}: add a Flatten layer before it")
+        if kind in ("Conv2D", "MaxPool2D") and len(shape) != 3:
+            raise ValueError(f"{where} works on images (channels, height, width) but gets the flat {_shape(shape)}: "
+                             f"move it before the Flatten layer")
+        try:
+            config = {**check_args(EDITOR_ARGS[kind], spec.get("config") or {}), **FIXED_ARGS.get(kind, {}),
+                      **LAYERS[kind].input_args(shape)}
+            layer = LAYERS[kind].from_config(config)
+            sizes.append((sum(math.prod(s) for s in layer.weight_shapes().values()), layer.work(shape)))
+            shape = layer.output_shape(shape)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        full.append({"class": kind, "config": config})
+    last = full[-1]
+    if last["class"] != "Dense" or last["config"]["out_features"] != CLASSES:
+        raise ValueError(f"layer {len(full)} ({last['class']}): the last layer must be a Dense layer with {CLASSES} "
+                         f"units, one per digit")
+    weights, work = (sum(column) for column in zip(*sizes))
+    if weights > MAX_EDITOR_PARAMS:
+        number = max(range(len(sizes)), key=lambda i: sizes[i][0]) + 1
+        raise ValueError(f"layer {number} ({full[number - 1]['class']}) has {sizes[number - 1][0]:,} of the network's "
+                         f"{weights:,} weights; the page holds at most {MAX_EDITOR_PARAMS:,}: give it fewer filters or "
+                         f"units, or pool before it")
+    if work > MAX_EDITOR_WORK:
+        number = max(range(len(sizes)), key=lambda i: sizes[i][1]) + 1
+        raise ValueError(f"the network needs {work / 1e6:.1f} M multiply-adds per digit, more than the "
+                         f"{MAX_EDITOR_WORK / 1e6:.0f} M the page trains in reasonable time; layer {number} "
+                         f"({full[number - 1]['class']}) alone needs {sizes[number - 1][1] / 1e6:.1f} M: give it "
+                         f"fewer filters, or pool before it")
+    return {"input_shape": list(INPUT_SHAPE), "dtype": "float32", "layers": full}
+
+
+def _shape(shape):
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 def conv_blocks(layers, outputs):

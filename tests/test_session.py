@@ -7,6 +7,7 @@ import pytest
 
 import pycnn
 from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from pycnn import session as session_module
 from pycnn.session import Session, conv_blocks, dispatch, encode
 
 TINY_RUN = {"epochs": 1, "batch_size": 32, "lr": 0.01, "train_size": 256, "augment": False}
@@ -269,3 +270,107 @@ def test_call_refuses_unknown_and_private_methods(session):
     for method in ("_inspect", "__init__", "nonsense", "model"):
         assert "unknown request" in json.loads(dispatch(session, method)[0])["error"]
     assert "JSON object" in json.loads(dispatch(session, "evaluate", "[1]")[0])["error"]
+
+
+# ---- the network editor ----------------------------------------------------------------------
+CONV = {"class": "Conv2D", "config": {"filters": 4, "kernel_size": 3, "padding": "valid"}}
+RELU = {"class": "ReLU", "config": {}}
+POOL = {"class": "MaxPool2D", "config": {}}
+FLAT = {"class": "Flatten", "config": {}}
+
+
+def dense(units):
+    return {"class": "Dense", "config": {"out_features": units}}
+
+
+def test_every_preset_goes_through_the_editor_unchanged():
+    spec = session_module.editor_spec()
+    assert spec["default_preset"] in spec["presets"]
+    for name, entry in spec["presets"].items():
+        assert session_module.network_config(entry["layers"]) == {**pycnn.presets.PRESETS[name], "input_shape": [1, 28, 28]}
+    json.dumps(spec)
+
+
+def test_the_editor_fills_in_what_follows_from_the_layer_before():
+    config = session_module.network_config([CONV, RELU, POOL, {**CONV, "config": {**CONV["config"], "filters": 6}},
+                                            RELU, POOL, FLAT, dense(10)])
+    conv1, conv2, dense_layer = config["layers"][0]["config"], config["layers"][3]["config"], config["layers"][7]["config"]
+    assert conv1["in_channels"] == 1 and conv2["in_channels"] == 4 and conv1["stride"] == 1
+    assert config["layers"][2]["config"] == {"pool_size": 2, "stride": 2}
+    assert dense_layer["in_features"] == 6 * 5 * 5
+    assert Sequential.from_config(config).output_shapes()[-1] == (10,)
+
+
+@pytest.mark.parametrize("layers, message", [
+    ([], "at least one layer"),
+    ([CONV, dense(10)], "layer 2 (Dense) needs a flat input but gets (4, 26, 26): add a Flatten layer before it"),
+    ([FLAT, CONV, FLAT, dense(10)], "layer 2 (Conv2D) works on images (channels, height, width) but gets the flat (784,)"),
+    ([CONV, POOL, CONV, POOL, CONV, POOL, CONV, FLAT, dense(10)], "layer 7 (Conv2D): Conv2D kernel_size 3 is larger than its 1x1 input"),
+    ([POOL] * 5 + [FLAT, dense(10)], "layer 5 (MaxPool2D): MaxPool2D pool_size 2 is larger than its 1x1 input"),
+    ([CONV, FLAT, dense(7)], "layer 3 (Dense): the last layer must be a Dense layer with 10 units"),
+    ([CONV, FLAT], "layer 2 (Flatten): the last layer must be a Dense layer"),
+    ([{"class": "Conv2D", "config": {"filters": 4, "kernel_size": 4, "padding": "valid"}}, FLAT, dense(10)],
+     "layer 1 (Conv2D): kernel_size must be one of 3, 5, got 4"),
+    ([{"class": "Conv2D", "config": {"filters": 65, "kernel_size": 3, "padding": "valid"}}, FLAT, dense(10)],
+     "layer 1 (Conv2D): filters must be an int from 1 to 64, got 65"),
+    ([{"class": "Conv2D", "config": {"filters": 4, "kernel_size": 3, "padding": "valid", "stride": 2}}, FLAT, dense(10)],
+     "layer 1 (Conv2D): unexpected argument 'stride'"),
+    ([{"class": "Softmax", "config": {}}], "layer 1: the editor has no layer kind 'Softmax'"),
+    ([FLAT, dense(512), dense(512), dense(512), dense(512), dense(10)], "layer 2 (Dense) has 401,920 of the network's"),
+    ([{"class": "Conv2D", "config": {"filters": 64, "kernel_size": 5, "padding": "same"}}] * 2 + [FLAT, dense(10)],
+     "the network needs 82.1 M multiply-adds per digit, more than the 5 M the page trains in reasonable time; "
+     "layer 2 (Conv2D) alone needs 80.3 M"),
+    ([CONV] * 17, "at most 16 layers; this one has 17"),
+])
+def test_a_network_that_does_not_fit_is_refused_naming_the_layer_and_why(session, layers, message):
+    current = session.model
+    for method in ("check_network", "set_network"):
+        reply = json.loads(dispatch(session, method, json.dumps({"layers": layers}))[0])
+        assert message in reply["error"], reply
+    assert session.model is current
+
+
+def test_check_network_summarises_without_touching_the_model(session):
+    current = session.model.get_weights()
+    reply = decode(dispatch(session, "check_network", json.dumps({"layers": [CONV, RELU, POOL, FLAT, dense(10)]})))
+    assert [row["name"] for row in reply["rows"]] == ["conv2d", "re_lu", "max_pool2d", "flatten", "dense"]
+    assert [row["output_shape"] for row in reply["rows"]] == [[4, 26, 26], [4, 26, 26], [4, 13, 13], [676], [10]]
+    assert [row["params"] for row in reply["rows"]] == [40, 0, 0, 0, 6770]
+    assert reply["total_params"] == 6810 and reply["work"] == 4 * 26 * 26 * 9 + 4 * 26 * 26 + 4 * 26 * 26 + 676 + 6760
+    assert reply["seconds_per_epoch"] is None  # nothing measured yet
+    assert all(np.array_equal(a, b) for a, b in zip(current, session.model.get_weights()))
+
+
+def test_once_the_speed_is_measured_the_summary_estimates_seconds_per_epoch(session):
+    session.estimate({"batch_size": 32}, batches=4)
+    small = session.check_network([CONV, RELU, POOL, FLAT, dense(10)])["seconds_per_epoch"]
+    bigger = session.check_network([{**CONV, "config": {**CONV["config"], "filters": 16}}, RELU, POOL, FLAT, dense(10)])
+    assert 0 < small < bigger["seconds_per_epoch"]
+
+
+def test_set_network_replaces_the_model_with_fresh_weights_and_network_describes_it(session):
+    layers = [CONV, RELU, POOL, FLAT, dense(10)]
+    reply = session.set_network(layers, seed=2)
+    assert reply["layers"] == layers and reply["editable"] and reply["preset"] is None
+    assert set(reply["evaluation"]) == {"loss", "accuracy"}
+    assert session.model.count_params() == 6810 == reply["total_params"]
+    assert session.network()["layers"] == layers
+    session.reset(seed=5)  # Reset keeps this network
+    assert session.network()["layers"] == layers
+    for name, entry in session_module.editor_spec()["presets"].items():
+        assert session.set_network(entry["layers"])["preset"] == name
+
+
+def test_a_loaded_network_the_editor_cannot_make_is_shown_but_not_editable(session):
+    model = Sequential([Conv2D(1, 4, 3, stride=2), ReLU(), Flatten(), Dense(4 * 13 * 13, 10)], seed=0, input_shape=(1, 28, 28))
+    session.load(model.to_bytes())
+    network = session.network()
+    assert not network["editable"] and network["preset"] is None
+    assert [layer["class"] for layer in network["layers"]] == ["Conv2D", "ReLU", "Flatten", "Dense"]
+    assert network["rows"][0]["output_shape"] == [4, 13, 13]
+
+
+def test_info_publishes_the_editor_and_the_current_network(session):
+    info = session.info()
+    assert info["editor"]["kinds"]["Conv2D"]["args"]["kernel_size"] == {"type": "choice", "choices": [3, 5]}
+    assert info["network"]["preset"] == info["editor"]["default_preset"]
