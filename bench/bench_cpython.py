@@ -1,13 +1,16 @@
 """CPython benchmark of pycnn against PyTorch (1 thread) and the seed post's loop code.
 
-    python bench/bench_cpython.py            # everything (about 3 minutes)
-    python bench/bench_cpython.py --quick    # fewer rounds and seeds
+    python bench/bench_cpython.py                  # everything, every preset (about 5 minutes)
+    python bench/bench_cpython.py --quick          # fewer rounds and seeds
+    python bench/bench_cpython.py --model two-conv # the throughput of one preset only
 
-Prints training images/s of the seed model (float32, Adam) at batch 32 and 128, measured
-alternately with PyTorch in the same run, the seed code's images/s on a few hundred
-images, single-image predict latency, accuracy of the same recipe in both libraries,
-the page recipe's held-out accuracy, and peak RSS. Needs `python build.py` first (for
-the bundled subset); PyTorch is optional (`pip install torch==2.13.0`).
+Prints training images/s of each preset (pycnn.presets: seed, two-conv, lenet; float32,
+Adam, batch 32, the seed network at batch 128 too), measured alternately with PyTorch
+training the same network in the same run, the seed code's images/s on a few hundred
+images, single-image predict latency, accuracy of the same recipe in both libraries, the
+page recipe's held-out accuracy, and peak RSS of training the page recipe per preset.
+Needs `python build.py` first (for the bundled subset); PyTorch is optional
+(`pip install torch==2.13.0`).
 """
 import os
 
@@ -21,7 +24,6 @@ import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -41,24 +43,48 @@ except ImportError:
     torch = None
 
 
+# the page recipe (TrainingConfig defaults) on the bundled subset, as `python -m pycnn train`
+# does it, in a fresh process that reports its own peak RSS
 PEAK_RSS_CHILD = """
-import sys
-from pycnn.cli import main
-main(["train", "-o", sys.argv[1]])
+import sys, time
+import pycnn
+from pycnn import datasets
+from pycnn.cli import _limit_threads
+x, y, split = datasets.load_subset()
+x_train, y_train, x_test, y_test = datasets.train_test_split(x, y, split["heldout"], split["seed"])
+model = pycnn.preset(sys.argv[1], seed=0)
+start = time.perf_counter()
+with _limit_threads(1):
+    pycnn.Trainer(model, x_train, y_train, pycnn.TrainingConfig(), validation_data=(x_test, y_test)).run()
+took = time.perf_counter() - start
 status = open("/proc/self/status").read().split("VmHWM:")[1].split()
-print(f"{int(status[0]) / 1024:.0f} MB")
+print(f"{int(status[0]) / 1024:.0f} MB, {took:.1f} s of training, held-out accuracy "
+      f"{model.evaluate(x_test, y_test)['accuracy']:.2%}")
 """
 
 
-def torch_model(seed):
+def torch_model(seed, name="seed"):
+    """The preset's network in PyTorch (same layers, PyTorch's own initialisation)."""
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 10, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                               torch.nn.Flatten(), torch.nn.Linear(1690, 10))
+    layers = []
+    for spec in pycnn.PRESETS[name]["layers"]:
+        c = spec["config"]
+        if spec["class"] == "Conv2D":
+            layers.append(torch.nn.Conv2d(c["in_channels"], c["filters"], c["kernel_size"], c["stride"], c["padding"]))
+        elif spec["class"] == "ReLU":
+            layers.append(torch.nn.ReLU())
+        elif spec["class"] == "MaxPool2D":
+            layers.append(torch.nn.MaxPool2d(c["pool_size"], c["stride"]))
+        elif spec["class"] == "Flatten":
+            layers.append(torch.nn.Flatten())
+        else:
+            layers.append(torch.nn.Linear(c["in_features"], c["out_features"]))
+    return torch.nn.Sequential(*layers)
 
 
-def pycnn_trainer(x, y, batch, seed=0):
+def pycnn_trainer(x, y, batch, seed=0, name="seed"):
     """A closure running n training steps of pycnn on (x, y) batches, cycling through the data."""
-    model, opt = pycnn.seed_model(seed=seed), pycnn.Adam(1e-3)
+    model, opt = pycnn.preset(name, seed=seed), pycnn.Adam(1e-3)
     state = {"i": 0}
 
     def run(steps):
@@ -69,8 +95,8 @@ def pycnn_trainer(x, y, batch, seed=0):
     return run
 
 
-def torch_trainer(x, y, batch, seed=0):
-    model = torch_model(seed)
+def torch_trainer(x, y, batch, seed=0, name="seed"):
+    model = torch_model(seed, name)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -95,16 +121,19 @@ def images_per_second(run, batch, seconds):
     return steps * batch / (time.perf_counter() - start)
 
 
-def throughput(x, y, batch, rounds, seconds):
-    """Median images/s of pycnn and torch, measured alternately round by round."""
-    runners = {"pycnn": pycnn_trainer(x, y, batch)}
+def throughput(x, y, batch, rounds, seconds, model="seed"):
+    """Median images/s of pycnn and torch, measured alternately round by round (order flipped
+    every round), and the median of the per-round ratios."""
+    runners = {"pycnn": pycnn_trainer(x, y, batch, name=model)}
     if torch is not None:
-        runners["torch"] = torch_trainer(x, y, batch)
+        runners["torch"] = torch_trainer(x, y, batch, name=model)
     samples = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            samples[name].append(images_per_second(run, batch, seconds))
-    return {name: statistics.median(values) for name, values in samples.items()}, samples
+    for r in range(rounds):
+        for name in (list(runners) if r % 2 == 0 else list(reversed(runners))):
+            samples[name].append(images_per_second(runners[name], batch, seconds))
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    ratio = statistics.median(p / t for p, t in zip(samples["pycnn"], samples["torch"])) if torch else None
+    return medians, samples, ratio
 
 
 def seed_speed(x, y, images):
@@ -152,6 +181,8 @@ def pycnn_accuracy(x_train, y_train, x_test, y_test, config):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and seeds")
+    parser.add_argument("--model", choices=["all", *pycnn.PRESETS], default="all",
+                        help="the preset whose throughput to measure; one preset skips everything else")
     args = parser.parse_args()
     rounds, seconds, seeds = (3, 1.0, 2) if args.quick else (5, 2.0, 3)
 
@@ -160,13 +191,19 @@ def main():
     print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
           f"subset {len(x_train)} train / {len(x_test)} held-out, 1 BLAS thread")
 
-    print("\n## Training throughput, seed model, float32, Adam (images/s, median of alternate rounds)")
-    for batch in (32, 128):
-        medians, samples = throughput(x_train, y_train, batch, rounds, seconds)
-        ratio = f"  ratio pycnn/torch {medians['pycnn'] / medians['torch']:.2f}x" if "torch" in medians else ""
-        rows = "  ".join(f"{name} {value:,.0f} (rounds: {', '.join(f'{v:,.0f}' for v in samples[name])})"
-                         for name, value in medians.items())
-        print(f"batch {batch:>3}: {rows}{ratio}")
+    print("\n## Training throughput, float32, Adam, no augmentation (images/s, median of alternate rounds; "
+          "ratio: median of the per-round ratios)")
+    models = list(pycnn.PRESETS) if args.model == "all" else [args.model]
+    for model in models:
+        work = pycnn.preset(model).work()
+        for batch in ((32, 128) if model == "seed" else (32,)):
+            medians, samples, ratio = throughput(x_train, y_train, batch, rounds, seconds, model)
+            rows = "  ".join(f"{name} {value:,.0f} (rounds: {', '.join(f'{v:,.0f}' for v in samples[name])})"
+                             for name, value in medians.items())
+            shown = f"  ratio pycnn/torch {ratio:.2f}x" if ratio else ""
+            print(f"{model:<8} ({work / 1e6:.2f} M multiply-adds/image forward) batch {batch:>3}: {rows}{shown}")
+    if args.model != "all":
+        return
     n_seed = 64 if args.quick else 256
     seed_rate = seed_speed(x_train, y_train, n_seed)
     pycnn_rate = images_per_second(pycnn_trainer(x_train, y_train, 32), 32, seconds)
@@ -191,14 +228,13 @@ def main():
         print(f"seed {s}: {acc:.2%} in {took:.1f} s")
 
     print(f"\npeak RSS of this process (numpy, torch, data): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    # pycnn alone: the CLI training the page recipe in a fresh child process, without torch.
-    # The child reports its own VmHWM: a forked child's ru_maxrss would include this process.
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        child = subprocess.run([sys.executable, "-c", PEAK_RSS_CHILD, str(Path(tmp) / "model.npz")], check=True,
-                               capture_output=True, text=True)
-        took = time.perf_counter() - start
-    print(f"peak RSS of `python -m pycnn train` (page recipe, {took:.1f} s wall): {child.stdout.strip().splitlines()[-1]}")
+    # pycnn alone: training the page recipe in a fresh child process, without torch. The
+    # child reports its own VmHWM: a forked child's ru_maxrss would include this process.
+    for model in ("seed", "two-conv"):
+        child = subprocess.run([sys.executable, "-c", PEAK_RSS_CHILD, model], check=True, capture_output=True,
+                               text=True)
+        print(f"peak RSS training the {model} preset with the page recipe (15 epochs, 8,500 digits, augmented): "
+              f"{child.stdout.strip().splitlines()[-1]}")
 
 
 if __name__ == "__main__":

@@ -12,11 +12,12 @@ Builds dist/ when needed (build.build, a no-op when nothing changed), serves it 
 and .wasm straight from node_modules (never copied into dist/), and drives headless
 Debian Chromium through Playwright.
 
-1. Throughput, seed model, float32, batch 32, Adam 1e-3, no augmentation, the subset's
-   training digits in the same order for everyone: pycnn in a Pyodide module worker vs
-   TF.js 4.22 wasm (SIMD) in another worker vs the same pycnn loop in CPython (a child
-   process, one BLAS thread), round after round, alternating; medians and the ratios.
-   TF.js 'cpu' backend once, for reference.
+1. Throughput of each preset (--models; pycnn.presets), float32, batch 32, Adam 1e-3, no
+   augmentation, the subset's training digits in the same order for everyone: pycnn in a
+   Pyodide module worker vs TF.js 4.22 wasm (SIMD) training the same network in another
+   worker vs the same pycnn loop in CPython (a child process per preset, one BLAS thread),
+   round after round, alternating; medians and the ratios. TF.js 'cpu' backend once, for
+   reference.
 2. Navigation to body[data-state=ready] on dist/index.html: cold (fresh context) and warm
    (same context, reload); bytes transferred on a cold load.
 3. One click on Train with the page's defaults: time until the run is done, then
@@ -220,11 +221,11 @@ def renderer_memory():
 class NativeRunner:
     """steploop.py in a CPython child process, one BLAS thread, driven line by line."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, model="seed"):
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "steploop.py"), str(data_dir / "train-x.u8"), str(data_dir / "train-y.u8")],
+            [sys.executable, str(HERE / "steploop.py"), str(data_dir / "train-x.u8"), str(data_dir / "train-y.u8"), model],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         self.info = self._read()
 
@@ -369,7 +370,11 @@ def fmt_stages(stages):
         f"; Python snapshot {stages['snapshot']}" if stages.get("snapshot") else "")
 
 
-def measure_throughput(browser, url, native, rounds, seconds, with_cpu, log):
+def measure_throughput(browser, url, data_dir, models, rounds, seconds, with_cpu, log):
+    """Alternating rounds of every preset in models: pycnn in Pyodide, TF.js wasm (plain and
+    fused conv), pycnn in CPython. -> {"models": {name: samples, medians, ratios}, ...}"""
+    import pycnn  # the architectures the TF.js worker builds, the same the pycnn workers train
+    configs = {name: pycnn.PRESETS[name] for name in models}
     context = browser.new_context()
     page = context.new_page()
     errors = []
@@ -377,62 +382,79 @@ def measure_throughput(browser, url, native, rounds, seconds, with_cpu, log):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url + "bench/bench.html")
     page.wait_for_function("() => document.body.dataset.state === 'ready'")
-    info = {"pycnn": page.evaluate("bench.start('pycnn', 'pycnn')")}
+    info = {"pycnn": page.evaluate("(models) => bench.start('pycnn', 'pycnn', {models})", list(models))}
     heap_after_init = page.evaluate("bench.call('pycnn', 'memory')")
-    log(f"  pycnn worker up: numpy {info['pycnn']['numpy']}, {info['pycnn']['init_ms'] / 1000:.1f} s")
-    info["tfjs"] = page.evaluate("bench.start('tfjs', 'tfjs', {backend: 'wasm', check: true})")
+    log(f"  pycnn worker up: numpy {info['pycnn']['numpy']}, {info['pycnn']['kernels']}, "
+        f"{info['pycnn']['init_ms'] / 1000:.1f} s")
+    info["tfjs"] = page.evaluate("(models) => bench.start('tfjs', 'tfjs', {backend: 'wasm', check: true, models})",
+                                 configs)
     log(f"  TF.js worker up: backend {info['tfjs']['backend']}, SIMD {info['tfjs']['simd']}, "
         f"threads {info['tfjs']['threads']}, Conv2DBackpropFilter {info['tfjs']['kernel']}")
-    # the fused conv + bias + ReLU variant of the same TF.js model: keep the faster one
-    info["tfjs_fused"] = page.evaluate("bench.start('tfjs_fused', 'tfjs', {backend: 'wasm', fused: true})")
-    info["native"] = native.info
+    # the fused conv + bias + ReLU variant of the same TF.js networks: keep the faster one
+    info["tfjs_fused"] = page.evaluate(
+        "(models) => bench.start('tfjs_fused', 'tfjs', {backend: 'wasm', fused: true, models})", configs)
+    natives = {}
+    try:
+        for name in models:
+            natives[name] = NativeRunner(data_dir, name)
+        info["native"] = natives[models[0]].info
+        out = {}
+        for name in models:
+            def browser_run(worker, name=name):
+                return page.evaluate(f"bench.call('{worker}', 'run', {{seconds: {seconds}, model: '{name}'}})")
+            contestants = {
+                "pycnn": lambda: browser_run("pycnn"),
+                "tfjs": lambda: browser_run("tfjs"),
+                "tfjs_fused": lambda: browser_run("tfjs_fused"),
+                "native": lambda name=name: natives[name].call(f"run {seconds}"),
+            }
+            samples = {n: [] for n in contestants}
+            losses = {n: [] for n in contestants}
+            loads = []
+            for r in range(rounds):
+                order = list(contestants) if r % 2 == 0 else list(reversed(contestants))
+                for n in order:
+                    result = contestants[n]()
+                    samples[n].append(result["images_per_second"])
+                    losses[n].append(result["loss"])
+                loads.append(os.getloadavg()[0])
+                log(f"  {name} round {r + 1}/{rounds}: " + ", ".join(f"{n} {samples[n][-1]:,.0f}" for n in contestants)
+                    + f" images/s (load average {os.getloadavg()[0]:.2f})")
+            ratios = {  # per round, then the median: both sides of each ratio ran seconds apart
+                "pycnn/tfjs": [p / t for p, t in zip(samples["pycnn"], samples["tfjs"])],
+                "pycnn/tfjs_fused": [p / t for p, t in zip(samples["pycnn"], samples["tfjs_fused"])],
+                "pycnn/native": [p / n for p, n in zip(samples["pycnn"], samples["native"])],
+            }
+            best_tf = ("tfjs" if statistics.median(samples["tfjs"]) >= statistics.median(samples["tfjs_fused"])
+                       else "tfjs_fused")
+            ratios["pycnn/best_tfjs"] = ratios[f"pycnn/{best_tf}"]
+            out[name] = {"samples": samples, "losses": losses, "ratios": ratios, "best_tfjs": best_tf,
+                         "load_averages": loads, "medians": {n: statistics.median(v) for n, v in samples.items()},
+                         "ratio_medians": {n: statistics.median(v) for n, v in ratios.items()},
+                         "work": pycnn.preset(name).work()}
 
-    contestants = {
-        "pycnn": lambda: page.evaluate(f"bench.call('pycnn', 'run', {{seconds: {seconds}}})"),
-        "tfjs": lambda: page.evaluate(f"bench.call('tfjs', 'run', {{seconds: {seconds}}})"),
-        "tfjs_fused": lambda: page.evaluate(f"bench.call('tfjs_fused', 'run', {{seconds: {seconds}}})"),
-        "native": lambda: native.call(f"run {seconds}"),
-    }
-    samples = {name: [] for name in contestants}
-    losses = {name: [] for name in contestants}
-    loads = []
-    for r in range(rounds):
-        order = list(contestants) if r % 2 == 0 else list(reversed(contestants))
-        for name in order:
-            result = contestants[name]()
-            samples[name].append(result["images_per_second"])
-            losses[name].append(result["loss"])
-        loads.append(os.getloadavg()[0])
-        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {samples[n][-1]:,.0f}" for n in contestants)
-            + f" images/s (load average {os.getloadavg()[0]:.2f})")
-    ratios = {  # per round, then the median: both sides of each ratio ran seconds apart
-        "pycnn/tfjs": [p / t for p, t in zip(samples["pycnn"], samples["tfjs"])],
-        "pycnn/tfjs_fused": [p / t for p, t in zip(samples["pycnn"], samples["tfjs_fused"])],
-        "pycnn/native": [p / n for p, n in zip(samples["pycnn"], samples["native"])],
-    }
-    best_tf = "tfjs" if statistics.median(samples["tfjs"]) >= statistics.median(samples["tfjs_fused"]) else "tfjs_fused"
-    ratios["pycnn/best_tfjs"] = ratios[f"pycnn/{best_tf}"]
+        cpu = None
+        if with_cpu:
+            page.evaluate("bench.stop('tfjs_fused')")
+            info["tfjs_cpu"] = page.evaluate("(models) => bench.start('tfjs_cpu', 'tfjs', {backend: 'cpu', models})",
+                                             {"seed": configs.get("seed", pycnn.PRESETS["seed"])})
+            cpu = page.evaluate("bench.call('tfjs_cpu', 'run', {seconds: %s, model: 'seed'})" % seconds)
+            log(f"  TF.js cpu backend, seed network: {cpu['images_per_second']:,.0f} images/s")
+            page.evaluate("bench.stop('tfjs_cpu')")
 
-    cpu = None
-    if with_cpu:
-        page.evaluate("bench.stop('tfjs_fused')")
-        info["tfjs_cpu"] = page.evaluate("bench.start('tfjs_cpu', 'tfjs', {backend: 'cpu'})")
-        cpu = page.evaluate(f"bench.call('tfjs_cpu', 'run', {{seconds: {seconds}}})")
-        log(f"  TF.js cpu backend: {cpu['images_per_second']:,.0f} images/s")
-        page.evaluate("bench.stop('tfjs_cpu')")
-
-    memory = {
-        "pycnn_worker": page.evaluate("bench.call('pycnn', 'memory')"),
-        "pycnn_worker_after_init": heap_after_init,
-        "tfjs_worker": page.evaluate("bench.call('tfjs', 'memory')"),
-        "native": native.call("rss"),
-        "renderer_with_bench_workers": renderer_memory(),
-    }
+        memory = {
+            "pycnn_worker": page.evaluate("bench.call('pycnn', 'memory')"),
+            "pycnn_worker_after_init": heap_after_init,
+            "tfjs_worker": page.evaluate("bench.call('tfjs', 'memory')"),
+            "native": natives[models[0]].call("rss"),
+            "native_by_model": {name: natives[name].call("rss") for name in models},
+            "renderer_with_bench_workers": renderer_memory(),
+        }
+    finally:
+        for runner in natives.values():
+            runner.close()
     context.close()
-    return {"samples": samples, "losses": losses, "ratios": ratios, "best_tfjs": best_tf, "load_averages": loads,
-            "medians": {n: statistics.median(v) for n, v in samples.items()},
-            "ratio_medians": {n: statistics.median(v) for n, v in ratios.items()},
-            "tfjs_cpu": cpu, "info": info, "memory": memory, "console": errors}
+    return {"models": out, "tfjs_cpu": cpu, "info": info, "memory": memory, "console": errors}
 
 
 def measure_boot(playwright, url, chromium, log, warm_repeats=1):
@@ -734,34 +756,37 @@ def report(results):
     add(f"command: {m['command']}")
     t = results.get("throughput")
     if t:
-        med, rat = t["medians"], t["ratio_medians"]
-        add("")
-        add(f"Training throughput, seed model, float32, batch 32, Adam 1e-3, no augmentation "
-            f"({len(t['samples']['pycnn'])} alternating rounds x {results['args']['seconds']} s, median):")
-        add("| implementation | images/s (median) | rounds | pycnn-in-browser / this (median of per-round ratios) |")
-        add("|---|---|---|---|")
         simd = t["info"]["tfjs"]["simd"]
-        rows = [
-            ("pycnn, Pyodide 0.27.7 module worker (numpy %s)" % t["info"]["pycnn"]["numpy"], "pycnn", None),
-            (f"TF.js 4.22 wasm, SIMD {simd}, conv2d + add + relu", "tfjs", "pycnn/tfjs"),
-            (f"TF.js 4.22 wasm, SIMD {simd}, fused conv2d (bias + relu)", "tfjs_fused", "pycnn/tfjs_fused"),
-            ("pycnn, CPython (numpy %s, 1 BLAS thread)" % t["info"]["native"]["numpy"], "native", "pycnn/native"),
-        ]
-        for label, key, ratio in rows:
-            values = ", ".join(f"{v:,.0f}" for v in t["samples"][key])
-            add(f"| {label} | {med[key]:,.0f} | {values} | {'%.2fx' % rat[ratio] if ratio else '1'} |")
-        if t["tfjs_cpu"]:
-            cpu = t["tfjs_cpu"]["images_per_second"]
-            add(f"| TF.js 4.22 cpu backend (one round) | {cpu:,.0f} | {cpu:,.0f} | {med['pycnn'] / cpu:.1f}x |")
-        add(f"pycnn / TF.js-wasm (faster variant, {t['best_tfjs']}): **{rat['pycnn/best_tfjs']:.2f}x** "
-            f"(target >= 1.2x); pycnn in the browser runs at {rat['pycnn/native']:.2f} of its CPython speed.")
+        for name, m in t["models"].items():
+            med, rat = m["medians"], m["ratio_medians"]
+            add("")
+            add(f"Training throughput, {name} preset ({m['work'] / 1e6:.2f} M multiply-adds per image forward), "
+                f"float32, batch 32, Adam 1e-3, no augmentation ({len(m['samples']['pycnn'])} alternating rounds x "
+                f"{results['args']['seconds']} s, median):")
+            add("| implementation | images/s (median) | rounds | pycnn-in-browser / this (median of per-round ratios) |")
+            add("|---|---|---|---|")
+            rows = [
+                ("pycnn, Pyodide 0.27.7 module worker (numpy %s)" % t["info"]["pycnn"]["numpy"], "pycnn", None),
+                (f"TF.js 4.22 wasm, SIMD {simd}, conv2d + add + relu", "tfjs", "pycnn/tfjs"),
+                (f"TF.js 4.22 wasm, SIMD {simd}, fused conv2d (bias + relu)", "tfjs_fused", "pycnn/tfjs_fused"),
+                ("pycnn, CPython (numpy %s, 1 BLAS thread)" % t["info"]["native"]["numpy"], "native", "pycnn/native"),
+            ]
+            for label, key, ratio in rows:
+                values = ", ".join(f"{v:,.0f}" for v in m["samples"][key])
+                add(f"| {label} | {med[key]:,.0f} | {values} | {'%.2fx' % rat[ratio] if ratio else '1'} |")
+            if name == "seed" and t["tfjs_cpu"]:
+                cpu = t["tfjs_cpu"]["images_per_second"]
+                add(f"| TF.js 4.22 cpu backend (one round) | {cpu:,.0f} | {cpu:,.0f} | {med['pycnn'] / cpu:.1f}x |")
+            target = {"seed": " (target >= 1.7x)", "two-conv": " (target >= 1.2x)"}.get(name, "")
+            add(f"pycnn / TF.js-wasm (faster variant, {m['best_tfjs']}): **{rat['pycnn/best_tfjs']:.2f}x**{target}; "
+                f"pycnn in the browser runs at {rat['pycnn/native']:.2f} of its CPython speed.")
         chk = t["info"]["tfjs"]["checks"]
         if chk:
             kern = max(k["max_rel_diff"] for k in chk["kernels"])
-            model = max(v for k, v in chk["model"].items() if k != "loss")
+            model = max(v for net in chk["model"].values() for k, v in net.items() if k != "loss")
             add(f"TF.js wasm Conv2DBackpropFilter ({t['info']['tfjs']['kernel']}) vs the 'cpu' backend: max relative "
-                f"difference {kern:.1e} over {len(chk['kernels'])} conv shapes, {model:.1e} over all seed-model "
-                f"gradients on 32 real digits.")
+                f"difference {kern:.1e} over {len(chk['kernels'])} conv shapes, {model:.1e} over all gradients of "
+                f"{', '.join(chk['model'])} on 32 real digits.")
     ld = results.get("load")
     if ld:
         add("")
@@ -920,6 +945,8 @@ def main(argv=None):
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-train", action="store_true", help="also skips the drawn digits")
     parser.add_argument("--no-cpu", action="store_true", help="skip the TF.js 'cpu' backend round")
+    parser.add_argument("--models", default="seed,two-conv,lenet",
+                        help="presets to measure the throughput of, comma-separated (default seed,two-conv,lenet)")
     diag = parser.add_argument_group("diagnostics (off by default)")
     diag.add_argument("--diagnostics", action="store_true", help="all three below (profile 150 steps)")
     diag.add_argument("--profile", type=int, default=0, metavar="STEPS",
@@ -979,10 +1006,8 @@ def main(argv=None):
                     results["boot"] = measure_boot(p, url, executable, log)
                 if not args.skip_throughput:
                     log(f"throughput, {args.rounds} rounds x {args.seconds} s per contestant, {n_train:,} digits...")
-                    native = NativeRunner(tmp)
-                    results["throughput"] = measure_throughput(browser, url, native, args.rounds, args.seconds,
-                                                               not args.no_cpu, log)
-                    native.close()
+                    results["throughput"] = measure_throughput(browser, url, tmp, args.models.split(","), args.rounds,
+                                                               args.seconds, not args.no_cpu, log)
                 if args.profile:
                     log(f"profiling the step in Pyodide ({args.profile} steps)...")
                     results["profile"] = profile_pyodide(browser, url, args.profile, log)

@@ -3,7 +3,7 @@
 In Pyodide the bench worker fetches this file and exec()s it (the __main__ block does not
 run there). In CPython bench_browser.py starts it as a child process:
 
-    OPENBLAS_NUM_THREADS=1 python bench/browser/steploop.py X.u8 Y.u8
+    OPENBLAS_NUM_THREADS=1 python bench/browser/steploop.py X.u8 Y.u8 [PRESET]
 
 and sends one command per line on stdin, getting one JSON line back:
     run SECONDS   -> {"images_per_second", "steps", "seconds", "loss"}
@@ -30,14 +30,14 @@ import pycnn  # noqa: E402
 BATCH = 32
 
 
-def make_runner(x_bytes, y_bytes, batch=BATCH, seed=0, lr=1e-3):
-    """A function run(seconds) -> stats, training the seed model with Adam on the digits,
-    batch after batch in order, wrapping around. No augmentation."""
+def make_runner(x_bytes, y_bytes, batch=BATCH, seed=0, lr=1e-3, model="seed"):
+    """A function run(seconds) -> stats, training a preset (pycnn.presets) with Adam on the
+    digits, batch after batch in order, wrapping around. No augmentation."""
     x = (np.frombuffer(x_bytes, dtype=np.uint8).astype(np.float32) / np.float32(255)).reshape(-1, 1, 28, 28)
     y = np.frombuffer(y_bytes, dtype=np.uint8).astype(np.intp)
     if len(x) != len(y) or len(x) < batch:
         raise ValueError(f"{len(x)} images, {len(y)} labels")
-    model = pycnn.seed_model(seed=seed)
+    net = pycnn.preset(model, seed=seed)
     opt = pycnn.Adam(lr)
     batches = len(x) // batch
     state = {"step": 0, "loss": float("nan")}
@@ -45,7 +45,7 @@ def make_runner(x_bytes, y_bytes, batch=BATCH, seed=0, lr=1e-3):
     def steps(n):
         for _ in range(n):
             i = (state["step"] % batches) * batch
-            state["loss"], _ = model.train_step(x[i:i + batch], y[i:i + batch], opt)
+            state["loss"], _ = net.train_step(x[i:i + batch], y[i:i + batch], opt)
             state["step"] += 1
 
     def run(seconds):
@@ -60,7 +60,7 @@ def make_runner(x_bytes, y_bytes, batch=BATCH, seed=0, lr=1e-3):
                 "loss": float(state["loss"]), "total_steps": state["step"]}
 
     steps(3)  # warm-up: the fused block allocates its buffers on the first steps
-    run.model = model
+    run.model = net
     run.optimizer = opt
     run.data = (x, y)
     return run
@@ -77,7 +77,7 @@ def _rss_bytes():
 def main(argv):
     import resource
     with open(argv[1], "rb") as fx, open(argv[2], "rb") as fy:
-        run = make_runner(fx.read(), fy.read())
+        run = make_runner(fx.read(), fy.read(), model=argv[3] if len(argv) > 3 else "seed")
     rss_before = _rss_bytes()
     print(json.dumps({"ready": True, "numpy": np.__version__,
                       "blas": os.environ.get("OPENBLAS_NUM_THREADS")}), flush=True)

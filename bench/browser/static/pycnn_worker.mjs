@@ -1,6 +1,7 @@
 // pycnn in Pyodide, booted the way the page's worker boots it (dist/pyodide/pyodide.mjs,
 // numpy + micropip, micropip.install of the pycnn wheel named in dist/manifest.json), then
-// timing bench/browser/steploop.py's loop of model.train_step(xb, yb, opt).
+// timing bench/browser/steploop.py's loop of model.train_step(xb, yb, opt), one runner per
+// preset named in init's models.
 import { loadPyodide } from "/pyodide/pyodide.mjs";
 
 let py = null;
@@ -12,7 +13,7 @@ async function fetchOk(url) {
 }
 
 const commands = {
-  async init({ installer = "micropip", bootOnly = false } = {}) {
+  async init({ installer = "micropip", bootOnly = false, models = ["seed"] } = {}) {
     // installer "micropip": as the page does (loadPackage numpy + micropip, micropip.install);
     // "unpack": loadPackage numpy only, and pyodide.unpackArchive(wheel bytes, "wheel")
     const t = {};
@@ -51,13 +52,16 @@ const commands = {
     const y = new Uint8Array(await (await fetchOk("/bench-data/train-y.u8")).arrayBuffer());
     py.globals.set("x_js", x);
     py.globals.set("y_js", y);
+    py.globals.set("models_json", JSON.stringify(models));
     t0 = performance.now();
     py.runPython(`
 import sys, json
 sys.path.insert(0, "/bench")
 import numpy as np, pycnn, steploop
-runner = steploop.make_runner(x_js.to_bytes(), y_js.to_bytes())
-del x_js, y_js
+x_bytes, y_bytes = x_js.to_bytes(), y_js.to_bytes()
+runners = {name: steploop.make_runner(x_bytes, y_bytes, model=name) for name in json.loads(models_json)}
+runner = next(iter(runners.values()))
+del x_js, y_js, x_bytes, y_bytes
 `);
     t.setup_ms = performance.now() - t0;
     return {
@@ -65,11 +69,13 @@ del x_js, y_js
       numpy: py.runPython("np.__version__"),
       pycnn: py.runPython("pycnn.__version__"),
       pyodide: py.version,
+      kernels: py.runPython("str(pycnn.fused.KERNELS)"),
       images: y.length,
     };
   },
-  run({ seconds }) {
-    return JSON.parse(py.runPython(`json.dumps(runner(${Number(seconds)}))`));
+  run({ seconds, model = "seed" }) {
+    py.globals.set("model_name", model);
+    return JSON.parse(py.runPython(`json.dumps(runners[model_name](${Number(seconds)}))`));
   },
   memory() {
     // the whole wasm linear memory (it only grows), plus what Python's allocator holds
@@ -84,10 +90,11 @@ import profile_step
 json.dumps(profile_step.alternatives(runner.data[0], runner.data[1], rounds=${rounds | 0}))
 `));
   },
-  profile({ steps, augment }) {
+  profile({ steps, augment, model = "seed" }) {
+    py.globals.set("model_name", model);
     return JSON.parse(py.runPython(`
 import profile_step
-json.dumps(profile_step.profile(runner.data[0], runner.data[1], steps=${steps | 0}, augment=${augment ? "True" : "False"}))
+json.dumps(profile_step.profile(runner.data[0], runner.data[1], steps=${steps | 0}, augment=${augment ? "True" : "False"}, model=model_name))
 `));
   },
 };

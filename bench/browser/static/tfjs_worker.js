@@ -1,7 +1,8 @@
-// TensorFlow.js 4.22 training the seed model (Conv2D 10@3x3 valid -> ReLU -> MaxPool 2x2 ->
-// Flatten -> Dense 10, softmax cross-entropy, Adam 1e-3, batch 32, float32) on the same
-// digits as the pycnn worker, in the same order. Benchmark only: TF.js is a dev dependency,
-// served from node_modules by bench_browser.py, never part of dist/.
+// TensorFlow.js 4.22 training pycnn's preset networks (their get_config() architectures,
+// passed in by bench_browser.py: Conv2D, ReLU, MaxPool2D, Flatten, Dense; softmax
+// cross-entropy, Adam 1e-3, batch 32, float32) on the same digits as the pycnn worker, in
+// the same order. Benchmark only: TF.js is a dev dependency, served from node_modules by
+// bench_browser.py, never part of dist/.
 //
 // The wasm backend of TF.js 4.22 has no Conv2DBackpropFilter kernel (tfjs issue #8474):
 // the first training step throws. registerBackpropFilter() adds one that delegates to the
@@ -68,35 +69,81 @@ function mulberry32(seed) {
   };
 }
 
-function initialWeights(seed = 0) {
-  const rand = mulberry32(seed + 1);
+/** A network from a pycnn architecture config: {names, shapes, init(seed), logits(v, x, fused)}.
+ * Tensors are NHWC; conv filters [k, k, in, out], as TF.js has them. fused: a Conv2D followed
+ * by a ReLU becomes one FusedConv2D with bias and ReLU. */
+function network(config) {
+  const [channels, height, width] = config.input_shape;
+  const shapes = {};
+  const fans = {};
+  const steps = [];
+  config.layers.forEach((layer, i) => {
+    const c = layer.config;
+    if (layer.class === "Conv2D") {
+      const k = c.kernel_size;
+      shapes[`${i}.W`] = [k, k, c.in_channels, c.filters];
+      shapes[`${i}.b`] = [c.filters];
+      fans[`${i}.W`] = [c.in_channels * k * k, c.filters * k * k];
+      const pad = typeof c.padding === "number" ? [[0, 0], [c.padding, c.padding], [c.padding, c.padding], [0, 0]] : c.padding;
+      steps.push({ kind: "conv", w: `${i}.W`, b: `${i}.b`, stride: c.stride, pad });
+    } else if (layer.class === "Dense") {
+      shapes[`${i}.W`] = [c.in_features, c.out_features];
+      shapes[`${i}.b`] = [c.out_features];
+      fans[`${i}.W`] = [c.in_features, c.out_features];
+      steps.push({ kind: "dense", w: `${i}.W`, b: `${i}.b` });
+    } else if (layer.class === "ReLU") {
+      steps.push({ kind: "relu" });
+    } else if (layer.class === "MaxPool2D") {
+      steps.push({ kind: "pool", size: c.pool_size, stride: c.stride ?? c.pool_size });
+    } else if (layer.class === "Flatten") {
+      steps.push({ kind: "flatten" });
+    } else {
+      throw new Error(`the TF.js benchmark has no ${layer.class} layer`);
+    }
+  });
+  const names = Object.keys(shapes);
   return {
-    w1: glorot([3, 3, 1, 10], 9, 90, rand), b1: new Float32Array(10),
-    w2: glorot([1690, 10], 1690, 10, rand), b2: new Float32Array(10),
+    names, shapes, inputShape: [height, width, channels], classes: shapes[names[names.length - 1]][0],
+    init(seed = 0) {
+      const rand = mulberry32(seed + 1);
+      return Object.fromEntries(names.map((k) => [k, k.endsWith(".b")
+        ? new Float32Array(shapes[k][0]) : glorot(shapes[k], fans[k][0], fans[k][1], rand)]));
+    },
+    logits(v, x, fused) {
+      let h = x;
+      for (let s = 0; s < steps.length; s++) {
+        const step = steps[s];
+        if (step.kind === "conv") {
+          const withRelu = fused && steps[s + 1]?.kind === "relu";
+          h = withRelu
+            ? tf.fused.conv2d({ x: h, filter: v[step.w], strides: step.stride, pad: step.pad, bias: v[step.b], activation: "relu" })
+            : tf.add(tf.conv2d(h, v[step.w], step.stride, step.pad), v[step.b]);
+          if (withRelu) s++;
+        } else if (step.kind === "dense") {
+          h = tf.add(tf.matMul(h, v[step.w]), v[step.b]);
+        } else if (step.kind === "relu") {
+          h = tf.relu(h);
+        } else if (step.kind === "pool") {
+          h = tf.maxPool(h, step.size, step.stride, "valid");
+        } else {
+          h = tf.reshape(h, [h.shape[0], -1]);
+        }
+      }
+      return h;
+    },
   };
 }
 
-const SHAPES = { w1: [3, 3, 1, 10], b1: [10], w2: [1690, 10], b2: [10] };
-
-/** Logits of the seed model. x: [N, 28, 28, 1]. fused: one FusedConv2D with bias + ReLU. */
-function logits(v, x, fused) {
-  const conv = fused
-    ? tf.fused.conv2d({ x, filter: v.w1, strides: 1, pad: "valid", bias: v.b1, activation: "relu" })
-    : tf.relu(tf.add(tf.conv2d(x, v.w1, 1, "valid"), v.b1));
-  const pooled = tf.maxPool(conv, 2, 2, "valid");
-  return tf.add(tf.matMul(tf.reshape(pooled, [-1, 1690]), v.w2), v.b2);
-}
-
-const lossFn = (v, x, y, fused) => tf.losses.softmaxCrossEntropy(y, logits(v, x, fused));
+const lossFn = (net, v, x, y, fused) => tf.losses.softmaxCrossEntropy(y, net.logits(v, x, fused));
 
 /** Gradients of every weight for one batch on the current backend, as plain arrays. */
-function gradients(weights, xData, labels, fused) {
+function gradients(net, weights, xData, labels, fused) {
   return tf.tidy(() => {
-    const v = Object.fromEntries(Object.entries(weights).map(([k, d]) => [k, tf.tensor(d, SHAPES[k])]));
-    const x = tf.tensor4d(xData, [labels.length, 28, 28, 1]);
-    const y = tf.oneHot(tf.tensor1d(labels, "int32"), 10);
-    const names = Object.keys(v);
-    const { value, grads } = tf.valueAndGrads((...ws) => lossFn(Object.fromEntries(names.map((k, i) => [k, ws[i]])), x, y, fused))(names.map((k) => v[k]));
+    const v = Object.fromEntries(Object.entries(weights).map(([k, d]) => [k, tf.tensor(d, net.shapes[k])]));
+    const x = tf.tensor4d(xData, [labels.length, ...net.inputShape]);
+    const y = tf.oneHot(tf.tensor1d(labels, "int32"), net.classes);
+    const names = net.names;
+    const { value, grads } = tf.valueAndGrads((...ws) => lossFn(net, Object.fromEntries(names.map((k, i) => [k, ws[i]])), x, y, fused))(names.map((k) => v[k]));
     return { loss: value.dataSync()[0], ...Object.fromEntries(names.map((k, i) => [k, grads[i].dataSync().slice()])) };
   });
 }
@@ -110,8 +157,8 @@ function maxRelDiff(a, b) {
   return diff / (scale || 1);
 }
 
-/** The bench kernel against the 'cpu' backend: several conv shapes, then the whole model's gradients. */
-async function checkBackpropFilter(xAll, yAll) {
+/** The bench kernel against the 'cpu' backend: several conv shapes, then every network's gradients. */
+async function checkBackpropFilter(xAll, yAll, nets) {
   const configs = [
     { x: [2, 9, 9, 3], f: [3, 3, 3, 4], s: 1, pad: "valid" },
     { x: [2, 9, 9, 3], f: [3, 3, 3, 4], s: 1, pad: "same" },
@@ -140,26 +187,29 @@ async function checkBackpropFilter(xAll, yAll) {
     }
     result.kernels.push({ ...c, max_rel_diff: maxRelDiff(dW.wasm, dW.cpu) });
   }
-  // the seed model on 32 real digits, same weights: every gradient, both backends
-  const weights = initialWeights(3);
+  // each network on 32 real digits, same weights: every gradient, both backends
   const xb = xAll.subarray(0, BATCH * 784);
   const yb = yAll.subarray(0, BATCH);
-  const g = {};
-  for (const backend of ["cpu", "wasm"]) {
-    await tf.setBackend(backend);
-    g[backend] = gradients(weights, xb, yb, state.fused);
+  for (const [name, net] of Object.entries(nets)) {
+    const weights = net.init(3);
+    const g = {};
+    for (const backend of ["cpu", "wasm"]) {
+      await tf.setBackend(backend);
+      g[backend] = gradients(net, weights, xb, yb, state.fused);
+    }
+    const model = { loss: { cpu: g.cpu.loss, wasm: g.wasm.loss } };
+    for (const k of net.names) model[k] = maxRelDiff(g.wasm[k], g.cpu[k]);
+    result.model[name] = model;
   }
-  result.model.loss = { cpu: g.cpu.loss, wasm: g.wasm.loss };
-  for (const k of Object.keys(SHAPES)) result.model[k] = maxRelDiff(g.wasm[k], g.cpu[k]);
   await tf.setBackend("wasm");
   return result;
 }
 
-function makeTrainer(xAll, yAll, backend, fused) {
+function makeTrainer(net, name, xAll, yAll, backend, fused) {
   const n = yAll.length;
   const batches = Math.floor(n / BATCH);
-  const w = initialWeights(0);
-  const v = Object.fromEntries(Object.entries(w).map(([k, d]) => [k, tf.variable(tf.tensor(d, SHAPES[k]), true, `${backend}_${k}`)]));
+  const w = net.init(0);
+  const v = Object.fromEntries(Object.entries(w).map(([k, d]) => [k, tf.variable(tf.tensor(d, net.shapes[k]), true, `${backend}_${name}_${k}`)]));
   const oneHot = new Float32Array(n * 10);
   for (let i = 0; i < n; i++) oneHot[i * 10 + yAll[i]] = 1;
   const opt = tf.train.adam(1e-3);
@@ -172,9 +222,9 @@ function makeTrainer(xAll, yAll, backend, fused) {
     for (let s = 0; s < count; s++) {
       const i = (step % batches) * BATCH;
       const loss = opt.minimize(() => {
-        const xb = tf.tensor4d(xAll.subarray(i * 784, (i + BATCH) * 784), [BATCH, 28, 28, 1]);
+        const xb = tf.tensor4d(xAll.subarray(i * 784, (i + BATCH) * 784), [BATCH, ...net.inputShape]);
         const yb = tf.tensor2d(oneHot.subarray(i * 10, (i + BATCH) * 10), [BATCH, 10]);
-        return lossFn(v, xb, yb, fused);
+        return lossFn(net, v, xb, yb, fused);
       }, true);
       lastLoss = loss.dataSync()[0]; // wait for the step (and read the loss, as pycnn's step returns it)
       loss.dispose();
@@ -206,7 +256,8 @@ async function fetchBytes(url) {
 }
 
 const commands = {
-  async init({ backend = "wasm", fused = false, check = false }) {
+  /** models: {name: pycnn architecture config}; one trainer each, run({seconds, model}) picks one. */
+  async init({ backend = "wasm", fused = false, check = false, models }) {
     const t0 = performance.now();
     tf.wasm.setWasmPaths(new URL("/tfjs/tfjs-backend-wasm/", location.href).href);
     const kernel = registerBackpropFilter();
@@ -223,20 +274,21 @@ const commands = {
     const xAll = new Float32Array(xu8.length);
     for (let i = 0; i < xu8.length; i++) xAll[i] = xu8[i] / 255;
     state = { fused };
-    const checks = check ? await checkBackpropFilter(xAll, yAll) : null;
+    const nets = Object.fromEntries(Object.entries(models).map(([name, config]) => [name, network(config)]));
+    const checks = check ? await checkBackpropFilter(xAll, yAll, nets) : null;
     await tf.setBackend(backend);
-    state.trainer = makeTrainer(xAll, yAll, backend, fused);
+    state.trainers = Object.fromEntries(Object.entries(nets).map(([name, net]) => [name, makeTrainer(net, name, xAll, yAll, backend, fused)]));
     return { ...env, checks, images: yAll.length, setup_ms: performance.now() - t0 };
   },
-  run({ seconds }) {
-    return state.trainer.run(seconds);
+  run({ seconds, model }) {
+    return state.trainers[model].run(seconds);
   },
-  async profile({ steps = 20 }) {
+  async profile({ steps = 20, model }) {
     // per-kernel time of training steps (tf.profile), summed by kernel name
     const totals = {};
     const t0 = performance.now();
     for (let s = 0; s < steps; s++) {
-      const info = await tf.profile(() => state.trainer.steps(1));
+      const info = await tf.profile(() => state.trainers[model].steps(1));
       for (const k of info.kernels) {
         const ms = typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
         totals[k.name] = totals[k.name] ?? { ms: 0, calls: 0 };
