@@ -31,10 +31,6 @@ def number(name, value, low=-math.inf, high=math.inf, integer=False, low_open=Fa
     return int(value) if integer else float(value)
 
 
-def positive_int(name, value):
-    return number(name, value, 1, integer=True)
-
-
 # ---- argument specs: one description of an argument, used to check values and shown to the page --
 REQUIRED = object()  # the default of an argument that has none
 

@@ -1,10 +1,15 @@
 """The fast common path: Conv2D(stride 1) + ReLU + MaxPool2D(2) computed as one block.
 
 Sequential uses this block instead of the three layers whenever they appear in that
-order (or with the pool before the ReLU). The result is the same; the work is less:
+order (or with the pool before the ReLU), anywhere in the network. The result is the
+same; the work is less:
 - max-pool and ReLU commute, so the ReLU sees 4x fewer elements;
 - im2col is laid out by pool offset, (4, C*k*k, N*H'*W'), so the 2x2 pool is an
   elementwise max of four contiguous blocks of the conv output;
+- activations are (channel, row, column, sample) inside the block, and a block hands the
+  next one its output in that order, so neither copies it;
+- the input gradient needs no scatter (np.add.at): k*k shifted adds of contiguous rows;
+- in Pyodide, 3x3 kernels on 4+ channels go through Winograd's F(2x2, 3x3);
 - the 1-4 MB temporaries are kept between steps (allocating them afresh cost 3.6x in
   page faults);
 - no input gradient when the block is the first layer.
