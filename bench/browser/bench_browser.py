@@ -494,8 +494,9 @@ def profile_pyodide(browser, url, steps, log):
     page = context.new_page()
     page.goto(url + "bench/bench.html")
     page.wait_for_function("() => document.body.dataset.state === 'ready'")
-    page.evaluate("bench.start('pycnn', 'pycnn')")
-    out = {str(aug): page.evaluate(f"bench.call('pycnn', 'profile', {{steps: {steps}, augment: {str(aug).lower()}}})")
+    page.evaluate("bench.start('pycnn', 'pycnn', {models: ['two-conv']})")
+    out = {str(aug): page.evaluate(f"bench.call('pycnn', 'profile', {{steps: {steps}, augment: {str(aug).lower()}, "
+                                   f"model: 'two-conv'}})")
            for aug in (False, True)}
     out["alternatives"] = page.evaluate("bench.call('pycnn', 'alternatives', {rounds: 15})")
     context.close()
@@ -913,13 +914,15 @@ def report(results):
         add("")
         for aug in ("False", "True"):
             prof = pr[aug]
-            add(f"Pyodide per-op profile of one train step ({'with' if aug == 'True' else 'without'} augmentation, "
-                f"{prof['steps']} steps; train_step itself {prof['train_step_ms']:.2f} ms/step, "
-                f"the replica {prof['replica_ms']:.2f} ms/step; grads match: {prof['grads_match']}):")
+            add(f"Pyodide profile of one {prof.get('model', 'seed')} train step by plan step "
+                f"({'with' if aug == 'True' else 'without'} augmentation, {prof['steps']} steps; train_step itself "
+                f"{prof['train_step_ms']:.2f} ms/step, taken apart {prof['replica_ms']:.2f} ms/step; "
+                f"weights match: {prof['grads_match']}):")
             add("  by part: " + ", ".join(f"{g} {ms:.2f} ms" for g, ms in sorted(prof["groups_ms"].items(), key=lambda kv: -kv[1])))
             for op in prof["ops"][:14]:
                 add(f"  {op['ms']:6.3f} ms {op['share']:5.1%}  {op['name']}")
-        add("Alternatives for the heaviest ops in Pyodide (ms per call; batches of >= 4 ms, round-robin, median of 15):")
+        add("fused.Kernels variants in Pyodide (ms per train_step, batch 32; batches of >= 40 ms, round-robin, "
+            "median of 15):")
         for op, variants in pr["alternatives"].items():
             add(f"  {op}: " + "; ".join(f"{v['variant']} {v['ms']:.3f}{'' if v['same'] else ' (differs)'}" for v in variants))
     return "\n".join(lines)
