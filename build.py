@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -27,7 +28,9 @@ import tempfile
 import time
 import tomllib
 import urllib.request
+import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from datetime import datetime, timezone
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -91,8 +94,8 @@ IDX_CACHE_FORMAT = "idx-gzip9-v1"  # bump when the conversion changes, to invali
 SPLIT = {"heldout": 1500, "seed": 0}  # applied by pycnn.datasets at load time
 
 CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
-       "connect-src 'self'; img-src 'self' data: blob:; style-src 'self'; object-src 'none'; "
-       "base-uri 'none'; frame-ancestors 'none'")
+       "manifest-src 'self'; connect-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 MIME_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -100,6 +103,7 @@ MIME_TYPES = {
     ".mjs": "text/javascript",
     ".css": "text/css",
     ".json": "application/json",
+    ".webmanifest": "application/manifest+json",
     ".map": "application/json",
     ".wasm": "application/wasm",
     # Binary downloads: never Content-Encoding gzip, the page decompresses .gz itself.
@@ -115,7 +119,18 @@ MIME_TYPES = {
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # earliest zip timestamp: makes the wheel byte-reproducible
 
-GROUPS = ("web", "pyodide runtime", "pyodide wheels", "pycnn wheel", "data", "vendor", "manifest")
+GROUPS = ("web", "icons", "pyodide runtime", "pyodide wheels", "pycnn wheel", "data", "vendor",
+          "manifest", "offline")
+
+# The PNG icons of the web app manifest, drawn from web/favicon.svg: dist path -> pixel size.
+ICON_SOURCE = "favicon.svg"
+ICONS = {"icon-192.png": 192, "icon-512.png": 512}
+
+# The service worker (web/sw.js) keeps a copy of the site for offline use. build.py lists what
+# it caches in PRECACHE_FILE: every file of the site with its sha256 and size, and a version
+# derived from them, so a new build is a new cache and an unchanged file is never downloaded twice.
+SERVICE_WORKER = "sw.js"
+PRECACHE_FILE = "precache.js"
 
 
 class BuildError(Exception):
@@ -407,6 +422,78 @@ def data_manifest(images, labels, counts):
     }
 
 
+# ---------------------------------------------------------------- icons and the offline list
+
+
+def svg_rects(svg_bytes, name=ICON_SOURCE):
+    """The picture of an SVG made of filled rectangles: ((width, height), [(x, y, w, h, (r, g, b))])."""
+    try:
+        root = ET.fromstring(svg_bytes)
+    except ET.ParseError as e:
+        raise BuildError(f"web/{name} is not valid SVG ({e}); fix it, the PNG icons are drawn from it") from None
+    try:
+        left, top, width, height = (float(v) for v in root.get("viewBox", "").replace(",", " ").split())
+    except ValueError:
+        raise BuildError(f"web/{name} needs a viewBox of four numbers, got {root.get('viewBox')!r}") from None
+    rects = []
+    for element in root:
+        tag = element.tag.rsplit("}", 1)[-1]
+        fill = element.get("fill", "")
+        unknown = set(element.attrib) - {"x", "y", "width", "height", "fill"}
+        if tag != "rect" or unknown or not re.fullmatch(r"#[0-9a-fA-F]{6}", fill):
+            raise BuildError(f"web/{name}: the PNG icons are drawn from <rect> elements with x, y, width, "
+                             f"height and a #rrggbb fill only, found <{tag} {dict(element.attrib)}>; "
+                             "simplify the SVG or draw the icons another way")
+        x, y, w, h = (float(element.get(k, "0")) for k in ("x", "y", "width", "height"))
+        rgb = tuple(int(fill[i:i + 2], 16) for i in (1, 3, 5))
+        rects.append((x - left, y - top, w, h, rgb))
+    return (width, height), rects
+
+
+def png_bytes(width, height, rows):
+    """A truecolour-with-alpha PNG of width x height from rows of RGBA bytes (4 * width each)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\0" + bytes(row) for row in rows)  # filter type 0 (none) on every row
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8 bits, RGBA, deflate, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
+            + chunk(b"IEND", b""))
+
+
+def render_icon(svg_bytes, size):
+    """web/favicon.svg as a size x size PNG: a pixel takes the colour of the last rectangle that
+    holds its centre (SVG paints in document order), transparent outside them."""
+    (width, height), rects = svg_rects(svg_bytes)
+    # pixel p's centre is at (p + 0.5) * extent / size: it is in [a, b) when ceil(a') <= p < ceil(b')
+    span = lambda a, extent: max(0, min(size, math.ceil(a * size / extent - 0.5)))  # noqa: E731
+    rows = []
+    for py in range(size):
+        row = bytearray(4 * size)
+        for x, y, w, h, rgb in rects:
+            if span(y, height) <= py < span(y + h, height):
+                x0, x1 = span(x, width), span(x + w, width)
+                row[4 * x0:4 * x1] = bytes((*rgb, 255)) * (x1 - x0)
+        rows.append(row)
+    return png_bytes(size, size, rows)
+
+
+def precache_list(plan):
+    """PRECACHE_FILE's contents for a plan {dist path: (group, bytes or Path)}: every file but the
+    service worker with its sha256 and size, and the build's version (a hash over all of them and
+    the service worker), as the JavaScript statement `self.PRECACHE = {...};`."""
+    files, lines = {}, []
+    for rel in sorted(plan):
+        src = plan[rel][1]
+        data_sha = hashlib.sha256(src).hexdigest() if isinstance(src, bytes) else sha256_file(src)
+        lines.append(f"{rel} {data_sha}\n")
+        if rel != SERVICE_WORKER:
+            files[rel] = {"sha256": data_sha, "bytes": len(src) if isinstance(src, bytes) else src.stat().st_size}
+    version = hashlib.sha256("".join(lines).encode()).hexdigest()[:16]
+    entries = ",\n".join(f"    {json.dumps(rel)}: {json.dumps(entry)}" for rel, entry in files.items())
+    return (f"// Written by build.py: what the service worker ({SERVICE_WORKER}) caches for offline use.\n"
+            f'self.PRECACHE = {{\n  "version": "{version}",\n  "files": {{\n{entries}\n  }}\n}};\n').encode()
+
+
 # ---------------------------------------------------------------- dist/ sync
 
 
@@ -477,6 +564,10 @@ def plan_site(root=ROOT, cache=None, pyodide_dist=None, log=print):
                 plan[p.relative_to(web).as_posix()] = ("web", p)
     else:
         _warn(f"{web} not found; the site has no page yet")
+    if (web / ICON_SOURCE).is_file():
+        svg = (web / ICON_SOURCE).read_bytes()
+        for rel, size in ICONS.items():
+            plan[rel] = ("icons", render_icon(svg, size))
 
     for rel, src in RUNTIME_FILES.items():
         plan[rel] = ("pyodide runtime", nm / src)
@@ -503,7 +594,7 @@ def plan_site(root=ROOT, cache=None, pyodide_dist=None, log=print):
         plan[rel] = ("data" if rel.startswith("data/") else "vendor", nm / src)
 
     # A web/ file under a generated name was replaced above; say so instead of losing it.
-    for rel in [*(rel for rel, (group, _) in plan.items() if group != "web"), "manifest.json"]:
+    for rel in [*(rel for rel, (group, _) in plan.items() if group != "web"), "manifest.json", PRECACHE_FILE]:
         if (web / rel).is_file():
             raise BuildError(f"web/{rel} collides with a file the build generates; rename it")
     facts = {"pycnn_wheel": wheel_rel, "npm_ci": npm_ci, "downloaded": downloaded,
@@ -536,13 +627,17 @@ def build(out_dir="dist", *, root=ROOT, cache=None, pyodide_dist=None, quiet=Fal
 
     plan, facts = plan_site(root, cache, pyodide_dist, log)
     changed = [rel for rel, (_, src) in plan.items() if not _same(out / rel, src)]
-    extra = sorted(_existing_files(out) - plan.keys() - {"manifest.json"})
+    extra = sorted(_existing_files(out) - plan.keys() - {"manifest.json", PRECACHE_FILE})
     if extra and not _is_our_build(out):
         raise BuildError(f"refusing to delete {out / extra[0]}: {out} is not a pycnn build "
                          "(no manifest.json from build.py); choose an empty output directory")
     plan["manifest.json"] = ("manifest", _site_manifest(out, facts["pycnn_wheel"], changed or extra))
     if not _same(out / "manifest.json", plan["manifest.json"][1]):
         changed.append("manifest.json")
+    # last: it lists every other file with its sha256, manifest.json included
+    plan[PRECACHE_FILE] = ("offline", precache_list(plan))
+    if not _same(out / PRECACHE_FILE, plan[PRECACHE_FILE][1]):
+        changed.append(PRECACHE_FILE)
 
     out.mkdir(parents=True, exist_ok=True)
     _write_plan(out, plan, changed)

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -490,3 +491,138 @@ def test_serve_command_prints_url_for_port_0(site, cache, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ---------------------------------------------------------------- offline use and the app manifest
+
+
+def read_png(data):
+    """(width, height, rows of RGBA bytes) of a non-interlaced 8-bit RGBA PNG, every chunk's CRC checked."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert crc == zlib.crc32(kind + body), kind
+        chunks[kind] = chunks.get(kind, b"") + body
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
+    assert (depth, colour, interlace) == (8, 6, 0) and b"IEND" in chunks
+    raw = zlib.decompress(chunks[b"IDAT"])
+    stride = 4 * width + 1
+    assert len(raw) == height * stride and all(raw[y * stride] == 0 for y in range(height))  # filter "none"
+    return width, height, [raw[y * stride + 1:(y + 1) * stride] for y in range(height)]
+
+
+def reference_pixel(rects, extent, size, px, py):
+    """RGBA of pixel (px, py): the last rectangle holding its centre, in floats, one pixel at a time."""
+    cx, cy = (px + 0.5) * extent[0] / size, (py + 0.5) * extent[1] / size
+    colour = (0, 0, 0, 0)
+    for x, y, w, h, rgb in rects:
+        if x <= cx < x + w and y <= cy < y + h:
+            colour = (*rgb, 255)
+    return colour
+
+
+def test_png_icons_are_the_favicon_drawn_at_each_size(site, src):
+    out, summary = site
+    svg = (src / "web/favicon.svg").read_bytes()
+    extent, rects = B.svg_rects(svg)
+    assert extent == (3.0, 3.0) and len(rects) == 9
+    for name, size in B.ICONS.items():
+        width, height, rows = read_png((out / name).read_bytes())
+        assert (width, height) == (size, size)
+        for py in range(0, size, 7 if size > 200 else 1):
+            row = rows[py]
+            got = [tuple(row[4 * px:4 * px + 4]) for px in range(size)]
+            assert got == [reference_pixel(rects, extent, size, px, py) for px in range(size)], (name, py)
+    assert summary["groups"]["icons"] == {"files": 2, "bytes": sum((out / n).stat().st_size for n in B.ICONS)}
+
+
+def test_an_icon_source_other_than_rectangles_is_refused_by_name():
+    circle = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 3 3"><circle r="1" fill="#2166ac"/></svg>'
+    with pytest.raises(B.BuildError, match=r"web/favicon\.svg: the PNG icons are drawn from <rect> .* found <circle"):
+        B.render_icon(circle, 192)
+    with pytest.raises(B.BuildError, match="viewBox of four numbers"):
+        B.render_icon(b'<svg xmlns="http://www.w3.org/2000/svg"/>', 192)
+
+
+def test_app_manifest_is_relative_and_names_icons_the_site_has(site):
+    out, _ = site
+    manifest = json.loads((out / "manifest.webmanifest").read_text())
+    assert manifest["start_url"] == manifest["scope"] == "./"  # works under any subpath
+    assert manifest["display"] == "standalone" and manifest["name"] and manifest["short_name"]
+    assert re.fullmatch(r"#[0-9a-f]{6}", manifest["theme_color"])
+    sizes = {}
+    for icon in manifest["icons"]:
+        assert not icon["src"].startswith(("/", "http")) and (out / icon["src"]).is_file(), icon
+        if icon["type"] == "image/png":
+            width, height, _ = read_png((out / icon["src"]).read_bytes())
+            assert icon["sizes"] == f"{width}x{height}"
+            sizes[width] = icon["src"]
+    assert {192, 512} <= set(sizes)
+    index = (out / "index.html").read_text()
+    assert '<link rel="manifest" href="manifest.webmanifest">' in index
+    assert f'<meta name="theme-color" content="{manifest["theme_color"]}">' in index
+
+
+def precache(out):
+    """precache.js's object, parsed: {version, files: {path: {sha256, bytes}}}."""
+    text = (out / B.PRECACHE_FILE).read_text()
+    assert text.rstrip().endswith("};") and "self.PRECACHE = {" in text
+    return json.loads(text[text.index("{"):text.rindex("}") + 1])
+
+
+def test_precache_lists_every_file_of_the_site_with_its_sha256(site):
+    out, summary = site
+    listed = precache(out)
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert set(listed["files"]) == on_disk - {B.SERVICE_WORKER, B.PRECACHE_FILE}
+    for rel, entry in listed["files"].items():
+        assert entry == {"sha256": sha256(out / rel), "bytes": (out / rel).stat().st_size}, rel
+    # the version is a hash over every file but the list itself, the service worker included
+    lines = "".join(f"{rel} {sha256(out / rel)}\n" for rel in sorted(on_disk - {B.PRECACHE_FILE}))
+    assert listed["version"] == hashlib.sha256(lines.encode()).hexdigest()[:16]
+    assert summary["groups"]["offline"]["files"] == 1
+
+
+def test_a_changed_web_file_is_a_new_version_that_only_lists_it_anew(site, cache, src, tmp_path):
+    out = tmp_path / "dist"
+    shutil.copytree(site[0], out)
+    root = tmp_path / "src"
+    shutil.copytree(src, root, symlinks=True)
+    (root / "web/style.css").write_text((root / "web/style.css").read_text() + "\n/* changed */\n")
+    before = precache(out)
+    summary = B.build(out, root=root, cache=cache, quiet=True)
+    after = precache(out)
+    assert after["version"] != before["version"]
+    changed = {rel for rel in after["files"] if after["files"][rel] != before["files"].get(rel)}
+    assert changed == {"style.css", "manifest.json"}  # manifest.json: its "built" time
+    # the list is written after the files it names, so a host never offers a list ahead of them
+    assert summary["written"] == ["style.css", "manifest.json", B.PRECACHE_FILE]
+
+
+def test_a_web_file_named_like_a_generated_one_is_refused(cache, src, tmp_path):
+    root = tmp_path / "src"
+    shutil.copytree(src, root, symlinks=True)
+    (root / "web" / B.PRECACHE_FILE).write_text("// mine")
+    with pytest.raises(B.BuildError, match=f"web/{re.escape(B.PRECACHE_FILE)} collides with a file the build generates"):
+        B.build(tmp_path / "dist", root=root, cache=cache, quiet=True)
+
+
+def test_page_and_server_policies_agree_and_allow_the_manifest_and_workers(site):
+    out, _ = site
+    meta = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">',
+                     (out / "index.html").read_text()).group(1)
+    header = dict(d.strip().split(" ", 1) for d in B.CSP.split(";"))
+    # frame-ancestors only works as a header; everything else is the same in both
+    assert dict(d.strip().split(" ", 1) for d in meta.split(";")) == {k: v for k, v in header.items()
+                                                                      if k != "frame-ancestors"}
+    assert header["worker-src"] == header["manifest-src"] == header["connect-src"] == "'self'"
+
+
+def test_server_types_for_the_app_manifest_and_icons(server):
+    assert fetch(f"{server}/manifest.webmanifest")[1]["Content-Type"] == "application/manifest+json"
+    assert fetch(f"{server}/icon-192.png")[1]["Content-Type"] == "image/png"
+    assert fetch(f"{server}/sw.js")[1]["Content-Type"] == "text/javascript"

@@ -6,6 +6,7 @@ import { WorkerClient } from "./client.js";
 import { Frame } from "./frame.js";
 import { Loading } from "./loading.js";
 import { Messages, StatusLine } from "./messages.js";
+import { Offline } from "./offline.js";
 import { Persistence } from "./persistence.js";
 import { Predictor } from "./predictor.js";
 import { Probe } from "./probe.js";
@@ -93,4 +94,5 @@ state.on("model", () => {
 });
 document.body.dataset.model = state.model.kind;
 
+new Offline({ state, probe, messages }); // keeps the site for offline use once ready
 loading.start();

@@ -10,6 +10,7 @@
 //                         had changed meanwhile, and the worker's time for them
 //   prediction_latency_ms request to rendered bars, for the last answer shown
 //   drawing_latency_ms    last change of the drawing to rendered bars, for the last answer shown
+//   offline               {version, files, missing, bytes} of the active service worker (offline.js)
 
 export class Probe {
   constructor() {
