@@ -10,11 +10,13 @@
 pycnn.training.Trainer (the code the page runs) on the bundled subset's 8,500 training digits and is
 scored on the subset's 1,500 held-out digits, on the 10,000 real MNIST test digits (bench/real_mnist.py)
 and on the UNIPEN pen digits drawn on the page's canvas (bench/handwriting.py, placement seed 0).
-Printed per run: forward multiply-adds per image, parameters, CPython training seconds (one BLAS thread)
-and an estimate of the time in the page: the CPython time divided by the browser/CPython speed ratio
-(--browser-ratio; 0.17 for the seed network in bench/browser/RESULTS.md, 0.20 for the 16/32 two-conv
-network in one measurement). It is an estimate: deeper networks spend their time in other numpy
-operations than the seed network, and the page also evaluates the held-out digits after every epoch.
+Printed per run: forward multiply-adds per image (Conv2D and Dense), parameters, CPython training
+seconds (one BLAS thread) and an estimate of one click on Train in the page: epochs times the page's
+measured seconds per epoch of that network (--page-epoch-s NET=S, from bench_handwriting.py --model
+untrained.npz --train, which trains 15 epochs: its time / 15), else the CPython time divided by a
+browser/CPython speed ratio (--browser-ratio; 0.17 for the seed network in bench/browser/RESULTS.md).
+The ratio is a rough guess for other networks: they spend their time in other numpy operations, and
+the page also evaluates the held-out digits after every epoch.
 
 --lock FILE holds an exclusive flock on FILE for each run (training and scoring), and only then, so
 other heavy jobs on a shared machine interleave with a long grid and timings are not disturbed by them.
@@ -183,14 +185,21 @@ HEADER = ("| network | epochs | lr | augment | seed | fwd MACs/img | params | CP
           "| held-out | MNIST test | UNIPEN |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
-def row(r, ratio=BROWSER_RATIO):
-    page_s = r["train_s"] / ratio
+def page_seconds(r, ratio=BROWSER_RATIO, per_epoch=None):
+    """Estimated seconds of one click on Train in the page for a result r, and how it was estimated."""
+    if per_epoch and r["net"] in per_epoch:
+        return r["epochs"] * per_epoch[r["net"]]
+    return r["train_s"] / ratio
+
+
+def row(r, ratio=BROWSER_RATIO, per_epoch=None):
+    page_s = page_seconds(r, ratio, per_epoch)
     return (f"| {r['net']} | {r['epochs']} | {r['lr']:g} | {r['augment']} | {r['seed']} | {r['multiply_adds'] / 1e6:.3f} M "
             f"| {r['params']:,} | {r['train_s']:.1f} | ~{page_s:.0f}{'' if page_s <= BUDGET_S else ' (over 60)'} "
             f"| {r['heldout']:.2%} | {r['mnist_test']:.2%} | {r['unipen']:.2%} |")
 
 
-def summary(results, ratio=BROWSER_RATIO):
+def summary(results, ratio=BROWSER_RATIO, per_epoch=None):
     """Mean over seeds of each (network, epochs, lr, augmentation), best UNIPEN first."""
     groups = {}
     for r in results:
@@ -202,7 +211,7 @@ def summary(results, ratio=BROWSER_RATIO):
         spread = lambda key: (f" ({min(r[key] for r in rs):.2%}-{max(r[key] for r in rs):.2%})"  # noqa: E731
                               if len(rs) > 1 else "")
         lines.append(f"| {net} | {epochs} | {lr:g} | {aug} | {len(rs)} | {mean('train_s'):.1f} | "
-                     f"~{mean('train_s') / ratio:.0f} | {mean('mnist_test'):.2%}{spread('mnist_test')} | "
+                     f"~{np.mean([page_seconds(r, ratio, per_epoch) for r in rs]):.0f} | {mean('mnist_test'):.2%}{spread('mnist_test')} | "
                      f"{mean('unipen'):.2%}{spread('unipen')} | {mean('heldout'):.2%} |")
     return lines
 
@@ -219,6 +228,8 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
     parser.add_argument("--browser-ratio", type=float, default=BROWSER_RATIO,
                         help=f"page/CPython training speed for the estimate (default {BROWSER_RATIO})")
+    parser.add_argument("--page-epoch-s", nargs="+", default=[], metavar="NET=S",
+                        help="the page's measured seconds per epoch of a network, for the page time estimate")
     parser.add_argument("--lock", metavar="FILE", help="hold an exclusive flock on FILE during each run")
     parser.add_argument("--json", metavar="FILE", help="append each run's result to this JSON file")
     parser.add_argument("--table", metavar="JSON", help="print the tables of a saved --json file and exit")
@@ -226,13 +237,20 @@ def main():
     parser.add_argument("--init", metavar="DIR", help="write an untrained model file of every --only network "
                         "(weights from the first --seeds) to DIR and exit: for the page's Load model + Train")
     args = parser.parse_args()
+    try:
+        per_epoch = {net: float(s) for net, s in (item.split("=") for item in args.page_epoch_s)}
+    except ValueError:
+        parser.error(f"--page-epoch-s takes NET=SECONDS items, got {args.page_epoch_s}")
+    unknown = set(per_epoch) - set(NETWORKS)
+    if unknown:
+        parser.error(f"--page-epoch-s: unknown network(s) {', '.join(sorted(unknown))}")
 
     if args.table:
         results = json.loads(Path(args.table).read_text())
         print(HEADER)
-        print("\n".join(row(r, args.browser_ratio) for r in results))
+        print("\n".join(row(r, args.browser_ratio, per_epoch) for r in results))
         print()
-        print("\n".join(summary(results, args.browser_ratio)))
+        print("\n".join(summary(results, args.browser_ratio, per_epoch)))
         return
     if args.init:
         Path(args.init).mkdir(parents=True, exist_ok=True)
@@ -261,13 +279,15 @@ def main():
         "mnist_test": lambda m: m.evaluate(x_test, y_test)["accuracy"],
         "unipen": replay.accuracy,
     }
-    print(f"{len(recipes) * len(args.seeds)} runs; page time estimated as CPython time / {args.browser_ratio:g}")
+    print(f"{len(recipes) * len(args.seeds)} runs; page time estimated as "
+          + "".join(f"epochs x {s:g} s for {net}, " for net, s in per_epoch.items())
+          + f"CPython time / {args.browser_ratio:g}" + (" otherwise" if per_epoch else ""))
     print(HEADER, flush=True)
     saved = json.loads(Path(args.json).read_text()) if args.json and Path(args.json).is_file() else []
     for recipe in recipes:
         for seed in args.seeds:
             result, model = run(recipe, seed, scorers, args.lock)
-            print(row(result, args.browser_ratio), flush=True)
+            print(row(result, args.browser_ratio, per_epoch), flush=True)
             if args.json:
                 saved.append(result)
                 Path(args.json).write_text(json.dumps(saved, indent=1) + "\n")
@@ -277,7 +297,7 @@ def main():
                                                      f"{recipe['augment']}-s{seed}.npz"))
     if args.json:
         print()
-        print("\n".join(summary(saved, args.browser_ratio)))
+        print("\n".join(summary(saved, args.browser_ratio, per_epoch)))
 
 
 if __name__ == "__main__":
