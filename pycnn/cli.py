@@ -1,13 +1,15 @@
 """Command line: python -m pycnn train | evaluate | summary."""
 import argparse
 import contextlib
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
 from . import datasets
-from .model import seed_model
+from .model import Sequential
+from .presets import DEFAULT_PRESET, PRESETS, preset
 from .serialize import load_file
 from .training import Trainer, TrainingConfig
 
@@ -82,10 +84,10 @@ def cmd_train(args):
     validation = None
     if args.data == "subset" or _has_mnist_test(args.data):
         validation = _load_data(args.data, "test")
-    model = seed_model(seed=args.seed)
+    model, network = _network(args, seed=args.seed)
     trainer = Trainer(model, x, y, config, validation_data=validation)
     progress = Progress(config.batch_size)
-    print(f"training the seed model ({model.count_params():,} params) on {len(trainer.x):,} digits: "
+    print(f"training {network} ({model.count_params():,} params) on {len(trainer.x):,} digits: "
           f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} ({config.schedule})"
           f"{', augmented' if config.augment else ''}", file=sys.stderr)
     start = time.perf_counter()
@@ -112,13 +114,32 @@ def cmd_evaluate(args):
     return 0
 
 
+def _network(args, seed=0):
+    """(a fresh model, its description) from --arch FILE.json (a model config, as the page exports it)
+    or --preset NAME."""
+    if args.arch:
+        path = Path(args.arch)
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read the network {path}: {err}") from None
+        return Sequential.from_config(config, seed=seed), f"the network of {path.name}"
+    name = args.preset or DEFAULT_PRESET
+    return preset(name, seed=seed), f"the {name} network"
+
+
 def cmd_summary(args):
-    if args.model:
-        model = load_file(args.model)
-    else:
-        model = seed_model(seed=0)
+    model = load_file(args.model) if args.model else _network(args)[0]
     print(model.summary())
     return 0
+
+
+def _add_network_options(parser):
+    group = parser.add_mutually_exclusive_group()
+    # no default here: argparse would not see "--preset X --arch F" as a conflict when X is the default
+    group.add_argument("--preset", choices=list(PRESETS), help=f"a named network (default {DEFAULT_PRESET}, as the page)")
+    group.add_argument("--arch", metavar="FILE.json",
+                       help="a network as JSON: the page's Network as JSON, or Sequential.get_config()")
 
 
 def build_parser():
@@ -127,7 +148,7 @@ def build_parser():
     data_help = ("'subset' (the bundled 10,000 digits; build.py writes them) or a folder with MNIST IDX files "
                  "(train-images-idx3-ubyte[.gz], ..., t10k-labels-idx1-ubyte[.gz])")
 
-    train = sub.add_parser("train", help="train the seed model and save it")
+    train = sub.add_parser("train", help="train a network (the page's by default) and save it")
     train.add_argument("--data", default="subset", help=data_help)
     train.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
@@ -140,6 +161,7 @@ def build_parser():
     train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     train.add_argument("--threads", type=int, default=1, help="BLAS threads (needs threadpoolctl; default 1)")
     train.add_argument("--output", "-o", default="model.npz")
+    _add_network_options(train)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="accuracy of a saved model")
@@ -148,7 +170,8 @@ def build_parser():
     evaluate.set_defaults(func=cmd_evaluate)
 
     summary = sub.add_parser("summary", help="print the Keras-style layer table")
-    summary.add_argument("model", nargs="?", help="a model file; the seed model when omitted")
+    summary.add_argument("model", nargs="?", help="a model file; when omitted, the network of --preset or --arch")
+    _add_network_options(summary)
     summary.set_defaults(func=cmd_summary)
     return parser
 

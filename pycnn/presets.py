@@ -31,6 +31,10 @@ PRESETS = {
 }
 
 
+# the network the page trains on a first visit, and `python -m pycnn train` without --preset or --arch
+DEFAULT_PRESET = "seed"
+
+
 def preset(name, seed=None, dtype="float32"):
     """The named architecture of PRESETS with fresh weights from seed -> Sequential."""
     if not isinstance(name, str) or name not in PRESETS:

@@ -20,7 +20,7 @@ from . import __version__, datasets, preprocess
 from .checks import Choice, Int, check_args
 from .layers import LAYERS, Conv2D, MaxPool2D, ReLU
 from .model import Sequential
-from .presets import PRESETS, preset
+from .presets import DEFAULT_PRESET, PRESETS, preset
 from .serialize import model_from_bytes
 from .training import Trainer, TrainingConfig, TrainingDiverged
 
@@ -29,7 +29,6 @@ CLASSES = 10
 ESTIMATE_EVAL_IMAGES = 600  # held-out digits timed for the evaluation part of an epoch estimate
 
 # ---- the network editor ----------------------------------------------------------------------
-DEFAULT_PRESET = "seed"  # the network a first visit trains
 PRESET_LABELS = {
     "two-conv": "Two conv layers (16, 32 filters)",
     "seed": "The seed post's network (one conv layer)",
@@ -140,12 +139,14 @@ class Session:
 
     # ---- the network ------------------------------------------------------------------------
     def network(self):
-        """The current model's network for the editor: its layers, the preset it is (or None), its summary."""
+        """The current model's network for the editor: its layers, the preset it is (or None), its full
+        config (Sequential.get_config(): what `python -m pycnn train --arch` reads), its summary."""
         config = self.model.get_config()
         layers, editable = editor_layers(config)
         names = [name for name, architecture in PRESETS.items() if name in PRESET_LABELS
                  and architecture["layers"] == config["layers"]]
-        return {"layers": layers, "editable": editable, "preset": names[0] if names else None, **self._summary(self.model)}
+        return {"layers": layers, "editable": editable, "preset": names[0] if names else None, "config": config,
+                **self._summary(self.model)}
 
     def check_network(self, layers):
         """The summary of the network the editor describes, or a ValueError saying which layer does not fit."""

@@ -257,3 +257,49 @@ def test_an_unwritable_output_is_refused_before_training(tmp_path, capsys, monke
 def test_integer_limits_are_printed_exactly(args, limit, capsys):
     status, _, err = run_main(["train", *args], capsys)
     assert_refused(status, err, limit)
+
+
+# ---- choosing the network ----------------------------------------------------------------------
+def test_train_with_a_preset_saves_that_network(subset_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PYCNN_DATA", str(subset_dir))
+    out = tmp_path / "two-conv.npz"
+    status, _, err = run_main(["train", "--preset", "two-conv", "--epochs", "1", "--train-size", "512",
+                               "--no-augment", "-o", out], capsys)
+    assert status == 0, err
+    assert "the two-conv network (12,810 params)" in err
+    assert pycnn.load(str(out)).get_config() == pycnn.presets.PRESETS["two-conv"]
+
+
+def test_train_with_an_arch_file_saves_that_network(subset_dir, tmp_path, capsys, monkeypatch):
+    """--arch reads a network as JSON: Sequential.get_config(), which the page exports too."""
+    import json
+    monkeypatch.setenv("PYCNN_DATA", str(subset_dir))
+    config = pycnn.presets.PRESETS["lenet"]
+    arch = tmp_path / "lenet.json"
+    arch.write_text(json.dumps(config))
+    out = tmp_path / "lenet.npz"
+    status, _, err = run_main(["train", "--arch", arch, "--epochs", "1", "--train-size", "256", "-o", out], capsys)
+    assert status == 0, err
+    assert pycnn.load(str(out)).get_config() == config
+    status, summary, _ = run_main(["summary", "--arch", arch], capsys)
+    assert status == 0 and "Total params: 61,706" in summary
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "cannot read the network"),
+    ('{"input_shape": [1, 28, 28], "dtype": "float32", "layers": [{"class": "Dense", "config": {"in_features": 5, '
+     '"out_features": 10}}]}', "layer 0 (Dense): Dense expects input of shape (5,), got (1, 28, 28)"),
+    ('{"input_shape": [1, 28, 28], "dtype": "float32", "layers": [{"class": "Nope", "config": {}}]}',
+     "layer 0 is not a known pycnn layer"),
+])
+def test_a_bad_arch_file_is_refused_with_one_line(tmp_path, capsys, content, message):
+    arch = tmp_path / "bad.json"
+    arch.write_text(content)
+    status, _, err = run_main(["train", "--arch", arch, "-o", tmp_path / "m.npz"], capsys)
+    assert status == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_preset_and_arch_exclude_each_other(tmp_path, capsys):
+    status, _, err = run_main(["train", "--preset", "seed", "--arch", tmp_path / "x.json"], capsys)
+    assert status == 2 and "not allowed with argument" in err

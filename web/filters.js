@@ -1,6 +1,7 @@
 // Draws the first layer's filters as enlarged heatmaps on a diverging colour scale
 // (blue negative, white zero, red positive), symmetric around 0 and shared by all filters
-// so their strengths compare. Drawing happens in render(), at most once per animation frame.
+// so their strengths compare, and each deeper conv layer's filters as one small grid.
+// Drawing happens in render(), at most once per animation frame.
 
 const CANVAS_SIZE = 72; // px per filter
 // RdBu-like stops from -1 to +1
@@ -12,49 +13,61 @@ const STOPS = [
   [1.0, [178, 24, 43]],
 ];
 
-/** t in [-1, 1] -> "rgb(...)" on the diverging scale. */
-export function divergingColor(t) {
+/** t in [-1, 1] -> [r, g, b] on the diverging scale. */
+export function divergingRgb(t) {
   const x = Math.max(-1, Math.min(1, Number.isFinite(t) ? t : 0));
   for (let i = 1; i < STOPS.length; i++) {
     const [x1, c1] = STOPS[i];
     if (x <= x1) {
       const [x0, c0] = STOPS[i - 1];
       const f = (x - x0) / (x1 - x0);
-      const c = c0.map((v, k) => Math.round(v + f * (c1[k] - v)));
-      return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
+      return c0.map((v, k) => Math.round(v + f * (c1[k] - v)));
     }
   }
-  return "rgb(178, 24, 43)";
+  return STOPS[STOPS.length - 1][1];
+}
+
+/** t in [-1, 1] -> "rgb(...)" on the diverging scale. */
+export function divergingColor(t) {
+  const [r, g, b] = divergingRgb(t);
+  return `rgb(${r}, ${g}, ${b})`;
 }
 
 export class FiltersView {
-  /** container gets one canvas per filter; legend: {bar: canvas, min: el, max: el} (optional). */
-  constructor(container, legend = null) {
+  /**
+   * container gets one canvas per filter of the first conv layer; deeper: an element that gets one
+   * small grid per deeper conv layer (a column per filter, a row per input channel);
+   * legend: {bar: canvas, min: el, max: el} (optional); caption: the figure's title element.
+   */
+  constructor(container, legend = null, deeper = null, caption = null) {
     this.container = container;
     this.legend = legend;
+    this.deeper = deeper;
+    this.caption = caption;
     this.pending = null;
     this.version = 0;
     if (legend?.bar) this.#drawLegendBar(legend.bar);
   }
 
-  /** shape: [filters, channels, kh, kw]; data: Float32Array in that order. Drawn on the next render(). */
-  set(shape, data) {
-    this.pending = { shape, data };
+  /** conv_layers: [{layer, weights: {shape [F, C, k, k], data}}] of every conv layer. Drawn on the next render(). */
+  set(convLayers) {
+    this.pending = convLayers;
   }
 
   render() {
     if (!this.pending) return;
-    const { shape, data } = this.pending;
+    const [first, ...rest] = this.pending;
     this.pending = null;
+    if (!first) return;
+    const { shape, data } = first.weights;
     const [count, channels, kh, kw] = shape;
-    let maxAbs = 0;
-    for (const v of data) if (Number.isFinite(v)) maxAbs = Math.max(maxAbs, Math.abs(v));
+    const maxAbs = largest(data);
     const scale = maxAbs > 0 ? 1 / maxAbs : 1;
     const canvases = this.#canvases(count);
     const cell = CANVAS_SIZE / Math.max(kh, kw);
     for (let f = 0; f < count; f++) {
       const ctx = canvases[f].getContext("2d");
-      const base = f * channels * kh * kw; // channel 0: the page's models read grey digits
+      const base = f * channels * kh * kw; // channel 0: the page's digits are grey
       for (let r = 0; r < kh; r++) {
         for (let c = 0; c < kw; c++) {
           ctx.fillStyle = divergingColor(data[base + r * kw + c] * scale);
@@ -62,6 +75,10 @@ export class FiltersView {
         }
       }
     }
+    if (this.caption) {
+      this.caption.textContent = `The ${count} learned filters of the first layer`;
+    }
+    if (this.deeper) this.#renderDeeper(rest);
     this.version += 1;
     this.container.dataset.version = String(this.version);
     this.container.dataset.maxAbs = maxAbs.toPrecision(4);
@@ -69,6 +86,53 @@ export class FiltersView {
       this.legend.min.textContent = `−${maxAbs.toFixed(2)}`;
       this.legend.max.textContent = `+${maxAbs.toFixed(2)}`;
     }
+  }
+
+  /** Each deeper conv layer as one canvas: a column of kernels per filter, one kernel per input channel. */
+  #renderDeeper(layers) {
+    const figures = this.deeper.querySelectorAll("figure");
+    if (figures.length !== layers.length || [...figures].some((f, i) => f.dataset.shape !== String(layers[i].weights.shape))) {
+      this.deeper.replaceChildren(...layers.map(({ layer, weights }, i) => {
+        const [count, channels, k] = weights.shape;
+        const figure = document.createElement("figure");
+        figure.className = "deeper-filters";
+        figure.dataset.layer = String(layer);
+        figure.dataset.shape = String(weights.shape);
+        const caption = document.createElement("figcaption");
+        caption.textContent = `Conv layer ${i + 2}: ${count} filters, each ${k}×${k} over the ${channels} maps of the layer before`;
+        const hint = document.createElement("span");
+        hint.className = "hint";
+        hint.textContent = " a column per filter, a row per map it reads";
+        caption.append(hint);
+        const canvas = document.createElement("canvas");
+        canvas.width = count * (k + 1) - 1;
+        canvas.height = channels * (k + 1) - 1;
+        canvas.style.width = `${3 * canvas.width}px`; // 3 px per weight, pixelated
+        canvas.setAttribute("role", "img");
+        canvas.setAttribute("aria-label", `the ${count} filters of conv layer ${i + 2}, each over ${channels} maps`);
+        figure.append(caption, canvas);
+        return figure;
+      }));
+    }
+    this.deeper.querySelectorAll("canvas").forEach((canvas, i) => {
+      const { shape, data } = layers[i].weights;
+      const [count, channels, kh, kw] = shape;
+      const scale = 1 / (largest(data) || 1);
+      const ctx = canvas.getContext("2d");
+      const image = ctx.createImageData(canvas.width, canvas.height);
+      image.data.fill(255);
+      for (let f = 0; f < count; f++) {
+        for (let c = 0; c < channels; c++) {
+          for (let r = 0; r < kh; r++) {
+            for (let q = 0; q < kw; q++) {
+              const rgb = divergingRgb(data[((f * channels + c) * kh + r) * kw + q] * scale);
+              image.data.set([...rgb, 255], ((c * (kh + 1) + r) * canvas.width + f * (kw + 1) + q) * 4);
+            }
+          }
+        }
+      }
+      ctx.putImageData(image, 0, 0);
+    });
   }
 
   #canvases(count) {
@@ -95,4 +159,10 @@ export class FiltersView {
       ctx.fillRect(x, 0, 1, bar.height);
     }
   }
+}
+
+function largest(data) {
+  let maxAbs = 0;
+  for (const v of data) if (Number.isFinite(v)) maxAbs = Math.max(maxAbs, Math.abs(v));
+  return maxAbs;
 }

@@ -90,16 +90,26 @@ export class PredictionView {
 }
 
 export class FeatureMapsView {
-  /** container: [data-testid=feature-maps]; a grid of filter / after ReLU / after pooling per filter. */
+  /**
+   * container: [data-testid=feature-maps]. The first conv block as a grid (its filters, the maps
+   * after conv + ReLU, after pooling); each deeper block as a row of its maps after conv + ReLU,
+   * so a learner sees edges (first layer) become parts (deeper layers).
+   */
   constructor(container) {
     this.container = container;
+    this.grid = document.createElement("div");
+    this.grid.className = "fm-grid";
+    this.deeper = document.createElement("div");
+    this.deeper.className = "fm-deeper";
+    container.replaceChildren(this.grid, this.deeper);
     this.cells = [];
     this.filters = null;
   }
 
-  setFilters(shape, data) {
-    this.filters = { shape, data };
-    if (this.cells.length !== shape[0]) this.#ensure(shape[0]); // the grid shows before the first drawing
+  /** weights: the first conv layer's {shape [F, C, k, k], data}. */
+  setFilters(weights) {
+    this.filters = weights;
+    this.#ensure(weights.shape[0]); // the grid shows before the first drawing
     this.#drawFilters();
   }
 
@@ -108,51 +118,73 @@ export class FeatureMapsView {
       clearCanvas(cell.relu);
       clearCanvas(cell.pool);
     }
+    for (const canvas of this.deeper.querySelectorAll("canvas")) clearCanvas(canvas);
     this.container.dataset.shown = "false";
   }
 
-  /** block: one conv block's maps, {activated: {shape [F, H, W], data}, pooled: {shape, data} or null}. */
-  show(block) {
-    const maps = { relu: block.activated, pool: block.pooled };
-    this.#ensure(block.activated.shape[0]);
+  /** blocks: every conv block's maps, [{layer, activated: {shape [F, H, W], data}, pooled: {shape, data} or null}]. */
+  show(blocks) {
+    const [first, ...rest] = blocks;
+    this.#ensure(first.activated.shape[0]);
+    const maps = { relu: first.activated, pool: first.pooled };
     for (const key of ["relu", "pool"]) {
-      const m = maps[key];
-      if (!m) continue;
-      const [f, h, w] = m.shape;
-      let max = 0;
-      for (const v of m.data) max = Math.max(max, v); // one scale per layer: weak maps look weak
-      for (let k = 0; k < f; k++) {
-        drawGrey(this.cells[k][key], [h, w], m.data.slice(k * h * w, (k + 1) * h * w), max);
-      }
+      if (maps[key]) drawMaps(maps[key], this.cells.map((cell) => cell[key]));
     }
+    this.#ensureDeeper(rest);
+    rest.forEach((block, i) => drawMaps(block.activated, this.deeper.children[i].querySelectorAll("canvas")));
     this.container.dataset.shown = "true";
+    this.container.dataset.blocks = String(blocks.length);
     this.container.dataset.version = String(Number(this.container.dataset.version ?? 0) + 1);
   }
 
   #ensure(count) {
     if (this.cells.length === count) return;
-    const grid = document.createElement("div");
-    grid.className = "fm-grid";
     const heads = ["filter", "after conv + ReLU", "after pooling"];
     this.cells = [];
+    const items = [];
     for (const [row, head] of heads.entries()) {
       const label = document.createElement("span");
       label.className = "fm-head";
       label.textContent = head;
-      grid.append(label);
+      items.push(label);
       for (let k = 0; k < count; k++) {
         const canvas = document.createElement("canvas");
         canvas.dataset.filter = String(k);
         canvas.dataset.kind = ["filter", "relu", "pool"][row];
-        canvas.width = canvas.height = row === 0 ? 3 : row === 1 ? 26 : 13;
-        grid.append(canvas);
+        items.push(canvas);
         if (row === 0) this.cells.push({ filter: canvas });
         else this.cells[k][row === 1 ? "relu" : "pool"] = canvas;
       }
     }
-    grid.style.setProperty("--fm-count", String(count));
-    this.container.replaceChildren(grid);
+    this.grid.style.setProperty("--fm-count", String(count));
+    this.grid.replaceChildren(...items);
     this.#drawFilters();
+  }
+
+  /** One row of canvases per deeper block, labelled with what it is. */
+  #ensureDeeper(blocks) {
+    const rows = this.deeper.children;
+    if (rows.length === blocks.length && blocks.every((b, i) => rows[i].dataset.shape === String(b.activated.shape))) return;
+    this.deeper.replaceChildren(...blocks.map((block, i) => {
+      const [count, h, w] = block.activated.shape;
+      const row = document.createElement("div");
+      row.className = "fm-block";
+      row.dataset.layer = String(block.layer);
+      row.dataset.shape = String(block.activated.shape);
+      const label = document.createElement("span");
+      label.className = "fm-head";
+      label.textContent = `conv layer ${i + 2} + ReLU: ${count} maps of ${h}×${w}`;
+      const maps = document.createElement("div");
+      maps.className = "fm-maps";
+      for (let k = 0; k < count; k++) {
+        const canvas = document.createElement("canvas");
+        canvas.dataset.filter = String(k);
+        canvas.dataset.kind = "deeper";
+        maps.append(canvas);
+      }
+      row.append(label, maps);
+      return row;
+    }));
   }
 
   #drawFilters() {
@@ -172,6 +204,16 @@ export class FeatureMapsView {
         }
       }
     }
+  }
+}
+
+/** maps {shape [F, H, W], data} into F canvases, on one scale for the layer: weak maps look weak. */
+function drawMaps(maps, canvases) {
+  const [f, h, w] = maps.shape;
+  let max = 0;
+  for (const v of maps.data) max = Math.max(max, v);
+  for (let k = 0; k < Math.min(f, canvases.length); k++) {
+    drawGrey(canvases[k], [h, w], maps.data.subarray(k * h * w, (k + 1) * h * w), max);
   }
 }
 

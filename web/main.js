@@ -6,7 +6,7 @@ import { WorkerClient } from "./client.js";
 import { Frame } from "./frame.js";
 import { Loading } from "./loading.js";
 import { Messages, StatusLine } from "./messages.js";
-import { Offline } from "./offline.js";
+import { NetworkEditor } from "./network.js";
 import { Persistence } from "./persistence.js";
 import { Predictor } from "./predictor.js";
 import { Probe } from "./probe.js";
@@ -53,9 +53,23 @@ const training = new TrainingPanel({
     accuracyChart: byTestId("accuracy-chart"),
     filters: byTestId("filters"),
     legend: { bar: document.querySelector(".legend-bar"), min: document.querySelector(".legend-min"), max: document.querySelector(".legend-max") },
+    deeperFilters: byTestId("deeper-filters"),
+    filtersTitle: document.querySelector(".filters-title"),
     accuracy: byTestId("accuracy"),
     accuracyDetail: byTestId("accuracy-detail"),
     modelState: byTestId("model-state"),
+  },
+});
+
+new NetworkEditor({
+  ...common,
+  persistence,
+  onApplied: () => training.measureSpeed({ network: true }),
+  el: {
+    root: byTestId("arch-editor"), preset: byTestId("arch-preset-select"), layers: byTestId("arch-layers"),
+    addKind: byTestId("add-layer-kind"), add: byTestId("add-layer-button"), summary: byTestId("arch-summary"),
+    error: byTestId("arch-error"), confirm: byTestId("arch-confirm"), confirmText: document.querySelector(".arch-confirm-text"),
+    apply: byTestId("arch-apply"), revert: byTestId("arch-revert"), json: byTestId("arch-json"), export: byTestId("arch-export"),
   },
 });
 
@@ -94,5 +108,4 @@ state.on("model", () => {
 });
 document.body.dataset.model = state.model.kind;
 
-new Offline({ state, probe, messages }); // keeps the site for offline use once ready
 loading.start();

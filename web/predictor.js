@@ -25,7 +25,7 @@ export class Predictor {
     el.clear.addEventListener("click", () => this.sketch.clear());
     el.undo.addEventListener("click", () => this.sketch.undo());
     client.on("filters", ({ conv_layers }) => {
-      if (conv_layers.length) this.featureMaps.setFilters(conv_layers[0].weights.shape, conv_layers[0].weights.data);
+      if (conv_layers.length) this.featureMaps.setFilters(conv_layers[0].weights);
     });
     state.on("phase", () => {
       if (state.phase === "loading" || state.phase === "error") this.#showIdle();
@@ -163,7 +163,7 @@ export class Predictor {
     let note = describeConfidence(result);
     if (shown.source === "heldout") note = `Held-out digit #${result.index}, labelled ${result.label}. ${note}`;
     this.view.show(result, note);
-    if (result.blocks.length) this.featureMaps.show(result.blocks[0]);
+    if (result.blocks.length) this.featureMaps.show(result.blocks);
     else this.featureMaps.clear();
     el.dataset.source = shown.source;
     this.probe.set("prediction_latency_ms", Math.round(performance.now() - shown.sentAt));

@@ -3,7 +3,7 @@
 // whether a request is in flight. main.js makes one AppState and hands it to each part; the
 // parts listen for the changes they care about. No DOM here.
 //
-// Events: "phase", "busy", "info", "model" (its description or evaluation changed),
+// Events: "phase", "busy", "info", "network" (networkReady changed), "model" (its description or evaluation changed),
 // "history" (replaced), "losses" (new per-batch losses), "epoch" (an epoch result was added),
 // "weights" (the weights changed: predictions and the analysis are out of date).
 
@@ -17,6 +17,7 @@ export class AppState {
     this.evaluation = null; // {loss, accuracy} on the held-out digits; null while untrained
     this.history = { losses: [], epochs: [] }; // of the current model, since its last reset or load
     this.busy = false;
+    this.networkReady = false; // the network editor shows the model's network, and it fits: Train may start
     this.listeners = new Map();
   }
 
@@ -47,6 +48,12 @@ export class AppState {
   setBusy(busy) {
     this.busy = busy;
     this.emit("busy");
+  }
+
+  setNetworkReady(ready) {
+    if (ready === this.networkReady) return;
+    this.networkReady = ready;
+    this.emit("network");
   }
 
   setInfo(info) {

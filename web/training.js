@@ -25,7 +25,7 @@ export class TrainingPanel {
     this.evalImagesPerSecond = null;
     this.lossChart = new LossChart(el.lossChart);
     this.accuracyChart = new AccuracyChart(el.accuracyChart);
-    this.filters = new FiltersView(el.filters, el.legend);
+    this.filters = new FiltersView(el.filters, el.legend, el.deeperFilters, el.filtersTitle);
     this.redraws = {
       charts: () => {
         this.lossChart.render();
@@ -55,8 +55,7 @@ export class TrainingPanel {
     client.on("progress", (p) => this.#progress(p));
     client.on("epoch", (e) => this.#epoch(e));
     client.on("filters", ({ conv_layers }) => {
-      if (!conv_layers.length) return;
-      this.filters.set(conv_layers[0].weights.shape, conv_layers[0].weights.data);
+      this.filters.set(conv_layers);
       frame.request("filters", () => this.filters.render());
     });
     client.on("done", (d) => this.#done(d));
@@ -66,6 +65,7 @@ export class TrainingPanel {
       this.#render("controls", "estimate", "progress");
     });
     state.on("busy", () => this.#render("controls"));
+    state.on("network", () => this.#render("controls"));
     state.on("info", () => this.#applyDefaults());
     state.on("model", () => this.#render("model", "accuracy"));
     state.on("history", () => {
@@ -127,9 +127,13 @@ export class TrainingPanel {
     this.showValidation();
   }
 
-  /** Time a few batches of the current settings, for the epoch-time estimate. */
-  async measureSpeed() {
+  /** Time a few batches of the current settings, for the epoch-time estimate (again when the network changed). */
+  async measureSpeed({ network = false } = {}) {
     const { config } = this.readSettings();
+    if (network) {
+      this.imagesPerSecond = null;
+      this.#render("estimate");
+    }
     try {
       const reply = await this.client.request("estimate", { config: config ?? {}, batches: 40 });
       if (!this.imagesPerSecond && reply.train_images_per_second) this.imagesPerSecond = reply.train_images_per_second;
@@ -144,7 +148,7 @@ export class TrainingPanel {
   // ---------- a run ----------
   #train() {
     const config = this.showValidation();
-    if (!config || !this.state.idle) return; // nothing is sent while a field is invalid
+    if (!config || !this.state.idle || !this.state.networkReady) return; // nothing is sent while a field is invalid
     this.messages.clear();
     this.run = {
       config, step: 0, total_steps: 0, epoch: 0, epochs: config.epochs, batch: 0, batches_per_epoch: 0,
@@ -254,7 +258,7 @@ export class TrainingPanel {
     const { config } = this.readSettings();
     const idle = this.state.idle;
     const el = this.el;
-    el.train.disabled = !(idle && config);
+    el.train.disabled = !(idle && config && this.state.networkReady);
     el.stop.disabled = this.state.phase !== "training";
     el.reset.disabled = !idle;
     for (const input of Object.values(el.inputs)) input.disabled = this.state.phase === "training";

@@ -14,7 +14,7 @@ const FILTERS_EVERY_MS = 250; // filter updates while training (plus every epoch
 // TRAIN_PER_SERVED_MS * p ms before the next request is answered (it waits in `deferred`), so a
 // burst of drawing cannot starve training, and `stop` still lands after the batch in flight.
 const TRAIN_PER_SERVED_MS = 2;
-const READ_ONLY = new Set(["predict", "inspect-heldout", "analyse"]);
+const READ_ONLY = new Set(["predict", "inspect-heldout", "analyse", "network", "check-network"]);
 
 let py = null; // the Pyodide instance
 let sessionModule = null; // pycnn.session (a Python proxy)
@@ -490,6 +490,14 @@ async function handle(message) {
         served(servedFrom);
         return;
       }
+      case "network":
+        reply("network", request("network").reply);
+        served(servedFrom);
+        return;
+      case "check-network":
+        reply("network-check", request("check_network", { layers: message.layers }).reply);
+        served(servedFrom);
+        return;
       default:
         break;
     }
@@ -514,6 +522,12 @@ async function handle(message) {
       case "load": {
         const { reply: evaluation } = request("load", {}, bytesIn(message, "bytes"));
         reply("loaded", { evaluation });
+        postFilters();
+        return;
+      }
+      case "set-network": {
+        const { reply: network } = request("set_network", { layers: message.layers, seed: message.seed ?? 0 });
+        reply("network-set", network);
         postFilters();
         return;
       }
