@@ -48,6 +48,8 @@ export class Offline {
     try {
       // updateViaCache "none": an update check always asks the host for sw.js and precache.js
       registration = await sw.register(SW_URL, { updateViaCache: "none" });
+      // a browser that blocks service workers may also resolve to nothing (Playwright's "block" does)
+      if (!registration) throw new Error("the browser refused to register the service worker");
     } catch (error) {
       console.warn(`this page cannot be kept for offline use: ${error.message ?? error}`);
       this.#set("failed");
