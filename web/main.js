@@ -7,6 +7,7 @@ import { Frame } from "./frame.js";
 import { Loading } from "./loading.js";
 import { Messages, StatusLine } from "./messages.js";
 import { NetworkEditor } from "./network.js";
+import { Offline } from "./offline.js";
 import { Persistence } from "./persistence.js";
 import { Predictor } from "./predictor.js";
 import { Probe } from "./probe.js";
@@ -108,4 +109,5 @@ state.on("model", () => {
 });
 document.body.dataset.model = state.model.kind;
 
+new Offline({ state, probe, messages }); // keeps the site for offline use once ready
 loading.start();
