@@ -51,10 +51,6 @@ export class ModelStore {
     }
   }
 
-  get available() {
-    return this.db !== null;
-  }
-
   async #run(mode, work) {
     if (!this.db) return undefined;
     const tx = this.db.transaction(STORE, mode);
