@@ -118,3 +118,14 @@ def test_load_unipen_names_the_file_when_it_is_not_the_digits_json(tmp_path):
     good = tmp_path / "digits.json"
     good.write_text(json.dumps({"digits": [{"label": 3, "contributor": "x", "writer": "x/1", "strokes": [[[0, 0], [5, 9]]]}]}))
     assert handwriting.load_unipen(good)[0]["label"] == 3
+
+
+def test_received_strokes_keep_only_what_the_pen_drew():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "bench" / "browser" / "bench_handwriting.py"
+    spec = importlib.util.spec_from_file_location("pycnn_bench_handwriting_page", path)
+    page_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(page_bench)
+    events = [["move", 1, 1], ["down", 2, 2], ["move", 3, 3], ["move", 4, 4], ["up", 4, 4],
+              ["move", 9, 9], ["down", 5, 5], ["up", 5, 5], ["move", 6, 6]]
+    assert page_bench.received_strokes(events) == [[(2, 2), (3, 3), (4, 4)], [(5, 5)]]
