@@ -42,6 +42,28 @@ def site_caches(app):
     return app.page.evaluate("caches.keys()")
 
 
+def assert_installable(app):
+    """Chromium finds the web app manifest without errors, the page installable, and decodes each icon."""
+    cdp = app.context.new_cdp_session(app.page)
+    manifest = cdp.send("Page.getAppManifest")
+    assert manifest["errors"] == [], manifest["errors"]
+    assert manifest["url"] == app.url + "manifest.webmanifest"
+    parsed = json.loads(manifest["data"])
+    assert parsed["start_url"] == parsed["scope"] == "./" and parsed["display"] == "standalone"
+    # Chromium's own check; a Playwright context is incognito-like, which is the one reason allowed
+    errors = [e["errorId"] for e in cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]]
+    assert errors in ([], ["in-incognito"]), errors
+    # the browser decodes each PNG icon at the size the manifest gives
+    for icon in parsed["icons"]:
+        size = app.page.evaluate("""async (src) => {
+          const img = new Image();
+          img.src = src;
+          await img.decode();
+          return `${img.naturalWidth}x${img.naturalHeight}`;
+        }""", icon["src"])
+        assert icon["sizes"] in ("any", size), (icon, size)
+
+
 class CountingHandler(build.Handler):
     """build.py's handler (its headers and types) that also logs each response: path, status, body bytes."""
 
@@ -89,10 +111,11 @@ def patched_project(tmp_path, patches):
     return root
 
 
-def test_after_one_visit_the_page_works_offline(browser, site_url, site_dir, cli_model):
+def test_after_one_visit_the_installable_page_works_offline(browser, site_url, site_dir, cli_model):
     app = open_app(browser, site_url, **SW_ALLOWED)
     try:
         app.goto_ready()
+        assert_installable(app)
         wait_offline_ready(app)
         listed = precache(site_dir)
         offline = app.measurements()["offline"]
@@ -123,28 +146,6 @@ def test_after_one_visit_the_page_works_offline(browser, site_url, site_dir, cli
         assert app.probe()["csp"] == []
     finally:
         app.context.close()
-
-
-def test_the_page_is_an_installable_app_with_its_icons(app):
-    cdp = app.context.new_cdp_session(app.page)
-    manifest = cdp.send("Page.getAppManifest")
-    assert manifest["errors"] == [], manifest["errors"]
-    assert manifest["url"] == app.url + "manifest.webmanifest"
-    parsed = json.loads(manifest["data"])
-    assert parsed["start_url"] == parsed["scope"] == "./" and parsed["display"] == "standalone"
-    # Chromium's own check; a Playwright context is incognito-like, which is the one reason allowed
-    errors = [e["errorId"] for e in cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]]
-    assert errors in ([], ["in-incognito"]), errors
-    # the browser decodes each PNG icon at the size the manifest gives
-    for icon in parsed["icons"]:
-        size = app.page.evaluate("""async (src) => {
-          const img = new Image();
-          img.src = src;
-          await img.decode();
-          return `${img.naturalWidth}x${img.naturalHeight}`;
-        }""", icon["src"])
-        assert icon["sizes"] in ("any", size), (icon, size)
-    assert app.probe()["csp"] == []
 
 
 def test_a_new_build_is_offered_and_never_mixed_with_the_old_one(browser, own_site, tmp_path, cli_model):
