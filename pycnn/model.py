@@ -221,11 +221,15 @@ class Sequential:
             x = step.forward(x, training)
         return x
 
-    def backward(self, dlogits):
-        """Backpropagate dL/dlogits; fills every layer's grads. The input gradient is skipped."""
+    def backward(self, dlogits, input_gradient=False):
+        """Backpropagate dL/dlogits; fills every layer's grads -> dL/dx (N, C, H, W) if input_gradient, else None.
+
+        Training never uses the input gradient, so it is computed only when asked (saliency maps).
+        """
         dout = dlogits
         for i in range(len(self._plan) - 1, -1, -1):
-            dout = self._plan[i].backward(dout, need_dx=i > 0)
+            dout = self._plan[i].backward(dout, need_dx=i > 0 or input_gradient)
+        return dout if input_gradient else None
 
     def compute_gradients(self, x, y):
         """(mean cross-entropy over the batch, grads matching get_weights() entry for entry)."""
