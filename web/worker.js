@@ -44,8 +44,9 @@ if (self.name && self.navigator?.locks) {
 // Pyodide 0.27 compiles its WebAssembly with WebAssembly.instantiateStreaming, which refuses a
 // response whose Content-Type is not application/wasm; Pyodide then only logs a warning and never
 // settles, and the page would wait forever. So the worker looks at the type first: from a host that
-// sends another one, the module is compiled from the downloaded bytes (no streaming compile, so
-// slower), with a warning that names the file and what the host must send; and a module that
+// sends another one, the module is compiled from the downloaded bytes (not while downloading, and
+// browsers keep compiled code only for streamed modules, so it can be slower), with a warning that
+// names the file and what the host must send; and a module that
 // cannot be instantiated at all ends the python stage with the reason instead of a hang.
 let wasmError = null;
 let wasmFailed;
@@ -63,7 +64,7 @@ WebAssembly.instantiateStreaming = async (source, imports) => {
     if (type.split(";")[0].trim().toLowerCase() === "application/wasm") return await instantiateStreaming(response, imports);
     post("warning", {
       message: `The web server sent ${name} as ${type ? `"${type}"` : "a file without a type"}; it must send .wasm files as ` +
-        `"application/wasm". Python was started from the downloaded bytes instead, which takes longer.`,
+        `"application/wasm". Python was started from the downloaded bytes instead, which can take longer.`,
     });
     return await WebAssembly.instantiate(await response.arrayBuffer(), imports);
   } catch (error) {

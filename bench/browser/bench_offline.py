@@ -15,6 +15,9 @@
 3. A visit after a new build: bytes the host sends until the new version is cached, when one
    web file changed and when the library changed (a new pycnn wheel); only changed files should
    come from the host, the rest is copied from the previous version's cache.
+4. A host that sends .wasm as application/octet-stream: the page compiles the downloaded bytes
+   instead of compiling while downloading; its python stage on cold loads (fresh contexts),
+   alternating with the same host sending application/wasm.
 
 The site is built from a copy of the project into a temporary folder (the checkout's dist/ is
 left alone) and served by build.py's own server, which counts the body bytes it sends.
@@ -62,14 +65,20 @@ build = load_build()
 class CountingHandler(build.Handler):
     """build.py's handler that adds each response's body size to its server's log."""
 
+    wasm_type = "application/wasm"
+
+    def guess_type(self, path):
+        return self.wasm_type if str(path).endswith(".wasm") else super().guess_type(path)
+
     def send_header(self, keyword, value):
         if keyword.lower() == "content-length" and self.command == "GET":
             self.server.log.append((self.path, int(value)))
         super().send_header(keyword, value)
 
 
-def serve(out):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: CountingHandler(*a, directory=str(out)))
+def serve(out, wasm_type="application/wasm"):
+    handler = type("Handler", (CountingHandler,), {"wasm_type": wasm_type})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(out)))
     server.log = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
@@ -158,6 +167,7 @@ def main(argv=None):
     parser.add_argument("--reloads", type=int, default=7, help="warm reloads of each kind (alternating)")
     parser.add_argument("--warm-wait", type=float, default=5.0,
                         help="seconds on the page before the warm reloads (V8 writes its wasm code cache)")
+    parser.add_argument("--cold", type=int, default=3, help="cold loads per .wasm type (step 4)")
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args(argv)
     chromium = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
@@ -224,6 +234,27 @@ def main(argv=None):
                 print(f"{key}: {r['bytes']:,} bytes from the host ({files}) of {results['site_bytes']:,}")
             sw_context.close()
             plain_context.close()
+
+            # 4. a wrong type for .wasm, cold loads
+            wrong, wrong_url = serve(out, "application/octet-stream")
+            browser = playwright.chromium.launch(executable_path=chromium, args=LAUNCH_FLAGS)
+            python_ms = {"application/wasm": [], "application/octet-stream": []}
+            for _ in range(args.cold):
+                for wasm_type, base in (("application/wasm", url), ("application/octet-stream", wrong_url)):
+                    context = browser.new_context(service_workers="block")
+                    context.add_init_script(TIMING_SCRIPT)
+                    page = context.new_page()
+                    page.goto(base)
+                    wait_ready(page)
+                    python_ms[wasm_type].append(stages(page)["python"])
+                    context.close()
+            browser.close()
+            wrong.shutdown()
+            wrong.server_close()
+            results["cold_python_stage_ms"] = python_ms
+            print("cold loads, python stage: " + "; ".join(
+                f".wasm as {t}: median {statistics.median(v):.0f} ms ({', '.join(str(x) for x in v)})"
+                for t, v in python_ms.items()))
         server.shutdown()
         server.server_close()
     if args.json:
