@@ -475,22 +475,46 @@ def test_generated_code_refuses_what_it_cannot_write():
 
 
 def page_run(subset_dir, layers, settings):
-    """The page's run as the worker makes it: Session.from_files, set_network, start, step until done,
-    with the page's fused kernels (einsum, np.where, Winograd) -> the last epoch's results."""
+    """The page's run as the worker makes it: Session.from_files, set_network, start, step until done
+    -> (the session, the results of every epoch)."""
     session = Session.from_files(subset_dir / "subset-images-idx3-ubyte.gz", subset_dir / "subset-labels-idx1-ubyte.gz",
                                  1500, 0)
     session.set_network(layers, seed=0)
     session.start(settings)
-    while not (report := session.step())["done"]:
+    while not session.step()["done"]:
         pass
-    return session, report["epoch_results"][-1]
+    return session, session.trainer.history["epochs"]
 
 
-def test_the_exported_script_reaches_the_pages_heldout_accuracy_in_cpython(subset_dir, tmp_path, monkeypatch):
-    settings = {"epochs": 1, "train_size": 2000}
-    monkeypatch.setattr(fused, "KERNELS", fused.PYODIDE_KERNELS)
-    session, page = page_run(subset_dir, editor_spec()["presets"]["two-conv"]["layers"], settings)
+@pytest.mark.parametrize("preset", ["seed", "two-conv"])
+def test_the_exported_script_is_the_pages_run_exactly_with_the_same_arithmetic(preset, subset_dir, tmp_path,
+                                                                              monkeypatch, capsys):
+    settings = {"epochs": 2, "train_size": 1000}
+    session, epochs = page_run(subset_dir, editor_spec()["presets"][preset]["layers"], settings)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [codegen.SCRIPT_NAME, str(subset_dir)])
+    namespace = {"__name__": "__main__"}
+    exec(codegen.export_script(session.model.get_config(), settings), namespace)
+    # the same split, training subset, weights, batches and augmentation: the same numbers
+    assert np.array_equal(namespace["x_heldout"], session.x_heldout)
+    assert np.array_equal(namespace["y_heldout"], session.y_heldout)
+    assert np.array_equal(namespace["trainer"].x, session.trainer.x)
+    assert namespace["trainer"].history == session.trainer.history
+    assert all(np.array_equal(a, b) for a, b in zip(namespace["model"].get_weights(), session.model.get_weights()))
+    assert f"held-out accuracy {epochs[-1]['val_accuracy']:.2%}" in capsys.readouterr().out
+
+
+# lenet's run of 1 epoch parts at its 12th batch (page and CPython rounding, 3e-4 of the loss; 4% by
+# batch 24) and ends 1.4 points apart, in Pyodide as with the page's kernels here; 3 epochs anneal it
+@pytest.mark.parametrize("preset, settings", [("seed", {"epochs": 1, "train_size": 2000}),
+                                              ("two-conv", {"epochs": 1, "train_size": 2000}),
+                                              ("lenet", {"epochs": 3, "train_size": 2000})])
+def test_the_exported_script_reaches_the_pages_heldout_accuracy_in_cpython(preset, settings, subset_dir, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setattr(fused, "KERNELS", fused.PYODIDE_KERNELS)  # the page's arithmetic
+    session, epochs = page_run(subset_dir, editor_spec()["presets"][preset]["layers"], settings)
     monkeypatch.undo()
+    page = epochs[-1]
     script = tmp_path / codegen.SCRIPT_NAME
     script.write_text(codegen.export_script(session.model.get_config(), settings, seed=0, heldout=1500, split_seed=0))
     run = subprocess.run([sys.executable, str(script), str(subset_dir)], cwd=tmp_path, capture_output=True, text=True,
@@ -499,8 +523,6 @@ def test_the_exported_script_reaches_the_pages_heldout_accuracy_in_cpython(subse
     assert "training on 2000 digits, 1500 held out" in run.stdout
     accuracy = float(re.search(r"^held-out accuracy ([\d.]+)%", run.stdout, re.M).group(1))
     assert abs(accuracy - 100 * page["val_accuracy"]) <= 0.3, (accuracy, page)
-    loss = float(re.search(r"^epoch 1/1: loss ([\d.]+)", run.stdout, re.M).group(1))
-    assert loss == pytest.approx(page["loss"], rel=0.02)  # the same digits, batches and augmentation
     saved = pycnn.load(tmp_path / "model.npz")
     assert saved.get_config() == session.model.get_config()
     assert saved.evaluate(session.x_heldout, session.y_heldout)["accuracy"] == pytest.approx(accuracy / 100, abs=1e-4)
