@@ -148,7 +148,9 @@ py.FS.mkdirTree("/bench/data");
 for (const name of fs.readdirSync(pycnnDir).filter((n) => n.endsWith(".py"))) {
   py.FS.writeFile(`/bench/pycnn/${name}`, fs.readFileSync(path.join(pycnnDir, name)));
 }
-for (const name of fs.readdirSync(dataDir)) py.FS.writeFile(`/bench/data/${name}`, fs.readFileSync(path.join(dataDir, name)));
+for (const name of fs.readdirSync(dataDir)) {
+  py.FS.writeFile(`/bench/data/${name}`, fs.readFileSync(path.join(dataDir, name)));
+}
 py.FS.writeFile("/bench/bench_explain.py", fs.readFileSync(benchFile));
 py.runPython(`import sys; sys.path.insert(0, "/bench")`);
 process.stdout.write(py.runPython(code));
@@ -167,8 +169,9 @@ def in_pyodide(code, data_dir):
     with tempfile.TemporaryDirectory() as tmp:
         runner = Path(tmp) / "runner.mjs"
         runner.write_text(NODE_RUNNER)
-        done = subprocess.run(["node", str(runner), str(pyodide_dir), str(root / "pycnn"), str(Path(__file__).resolve()),
-                               str(data_dir), code], capture_output=True, text=True, timeout=3600)
+        command = ["node", str(runner), str(pyodide_dir), str(root / "pycnn"), str(Path(__file__).resolve()),
+                   str(data_dir), code]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise SystemExit(f"the Pyodide run failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout)
@@ -202,7 +205,7 @@ def table(cpython, pyodide=None):
     """Lines of the results: median ms per item, and in Pyodide, with the ratio Pyodide / CPython."""
     lines = []
     for name, times in cpython.items():
-        lines.append(f"\n{name}" + ("" if pyodide is None else f"  (ms, median; Pyodide under Node.js / CPython)"))
+        lines.append(f"\n{name}" + ("" if pyodide is None else "  (ms, median; Pyodide under Node.js / CPython)"))
         lines.append(f"  {'':<44}{'CPython':>10}" + ("" if pyodide is None else f"{'Pyodide':>10}{'ratio':>8}"))
         for item, seconds in times.items():
             ms = 1000 * statistics.median(seconds)

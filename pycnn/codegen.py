@@ -33,7 +33,7 @@ def _literal(value):
 
 
 def _layer_call(spec):
-    """{"class", "config"} -> "Conv2D(in_channels=1, filters=16, kernel_size=3)": arguments the defaults give are left out."""
+    """{"class", "config"} -> "Conv2D(in_channels=1, filters=16, kernel_size=3)", leaving out what the defaults give."""
     import pycnn  # the package: the names the generated code imports
 
     kind = spec["class"]
@@ -67,7 +67,9 @@ def network_code(model_config, seed=0):
 
 def training_code(training_config):
     """A TrainingConfig (or its dict) -> Python that makes it as `config`, every setting spelled out."""
-    config = training_config if isinstance(training_config, TrainingConfig) else TrainingConfig.from_dict(training_config)
+    config = training_config
+    if not isinstance(config, TrainingConfig):
+        config = TrainingConfig.from_dict(config)
     fields = "".join(f"    {name}={_literal(value)},\n" for name, value in config.to_dict().items())
     return f"config = TrainingConfig(\n{fields})\n"
 
@@ -138,4 +140,5 @@ def export_script(model_config, training_config, seed=0, heldout=1500, split_see
     """python_code as a script that reproduces the page's run in CPython -> str (see SCRIPT_HEADER)."""
     body = _body(model_config, training_config, seed, heldout, split_seed,
                  data="sys.argv[1] if len(sys.argv) > 1 else None", run="")
-    return SCRIPT_HEADER.format(version=__version__, script=SCRIPT_NAME) + _imports(model_config) + "\n" + body + SCRIPT_RUN
+    header = SCRIPT_HEADER.format(version=__version__, script=SCRIPT_NAME)
+    return header + _imports(model_config) + "\n" + body + SCRIPT_RUN

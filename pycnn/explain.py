@@ -162,7 +162,8 @@ def conv_arithmetic(model, x, layer, channel, row, col, grid="activated"):
         pooled_cell = _pooled_cell(model, pools, row, col) if pools else None
     window = argmax = None
     if pooled_cell is not None:
-        window = _window(model, layer, pools[-1], *zip(pooled_cell, (pooled_cell[0] + 1, pooled_cell[1] + 1)))
+        pr, pc = pooled_cell
+        window = _window(model, layer, pools[-1], (pr, pr + 1), (pc, pc + 1))  # in the conv's output
         top, left, bottom, right = window
         r, c = np.unravel_index(int(np.argmax(conv_map[top:bottom, left:right])), (bottom - top, right - left))
         argmax = [top + int(r), left + int(c)]
