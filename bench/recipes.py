@@ -61,6 +61,9 @@ NETWORKS = {
                                     MaxPool2D(2), Flatten(), Dense(6 * 6 * 24, 10)],
     "two-conv-16-32-same": lambda: [Conv2D(1, 16, 3, padding="same"), ReLU(), MaxPool2D(2), Conv2D(16, 32, 3), ReLU(),
                                     MaxPool2D(2), Flatten(), Dense(6 * 6 * 32, 10)],
+    # the two-conv network with a hidden dense layer, as LeNet has: is it the head that reads pen digits better?
+    "two-conv-16-32-d64": lambda: [Conv2D(1, 16, 3), ReLU(), MaxPool2D(2), Conv2D(16, 32, 3), ReLU(), MaxPool2D(2),
+                                   Flatten(), Dense(5 * 5 * 32, 64), ReLU(), Dense(64, 10)],
     "lenet": lambda: [Conv2D(1, 6, 5, padding="same"), ReLU(), MaxPool2D(2), Conv2D(6, 16, 5), ReLU(), MaxPool2D(2),
                       Flatten(), Dense(5 * 5 * 16, 120), ReLU(), Dense(120, 84), ReLU(), Dense(84, 10)],
 }
