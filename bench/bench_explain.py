@@ -8,7 +8,8 @@
 For every preset, on a held-out digit, with an Adam that has taken a few steps: the arithmetic
 of one cell (the middle of each conv layer's map; and from its pooled map), a saliency map
 (one digit, and all ten), the learner's Step (snapshot + training_step), Step again
-(training_step), Undo (restore), and the generated script. Next to them, as references measured
+(training_step), each with its reply packed for the page (session.encode), Undo (restore),
+and the generated script. Next to them, as references measured
 in the same rounds: what the page already runs for each drawing (model.activations of one
 image, as Session._inspect) and one training batch of 32 (model.train_step). Each round times
 every item once, in turn; the table shows medians over the rounds.
@@ -40,6 +41,7 @@ import numpy as np  # noqa: E402
 
 import pycnn  # noqa: E402
 from pycnn import codegen, datasets, explain  # noqa: E402
+from pycnn.session import encode  # noqa: E402
 
 MODELS = ("seed", "two-conv", "lenet")
 REFERENCES = ("reference: activations of one image", "reference: train_step, batch 32")
@@ -64,21 +66,21 @@ def measure(x, y, models=MODELS, rounds=30):
         for i in convs:
             f, h, w = shapes[i]
             items[f"arithmetic of a cell, layer {i}"] = (
-                lambda i=i, f=f, h=h, w=w: explain.conv_arithmetic(model, digit, i, f // 2, h // 2, w // 2))
+                lambda i=i, f=f, h=h, w=w: encode(explain.conv_arithmetic(model, digit, i, f // 2, h // 2, w // 2)))
             if explain.conv_block(model.layers, i)[1]:
-                items[f"arithmetic from the pooled map, layer {i}"] = (
-                    lambda i=i, f=f, h=h, w=w: explain.conv_arithmetic(model, digit, i, f // 2, h // 4, w // 4,
-                                                                       grid="pooled"))
-        items["saliency of one digit"] = lambda: explain.saliency(model, digit, 7)
-        items["saliency of all ten digits"] = lambda: [explain.saliency(model, digit, d) for d in range(10)]
+                items[f"arithmetic from the pooled map, layer {i}"] = lambda i=i, f=f, h=h, w=w: encode(
+                    explain.conv_arithmetic(model, digit, i, f // 2, h // 4, w // 4, grid="pooled"))
+        items["saliency of one digit"] = lambda: encode(explain.saliency(model, digit, 7))
+        items["saliency of all ten digits"] = lambda: encode([explain.saliency(model, digit, d) for d in range(10)])
         state = {}
 
         def first_step():
             state["saved"] = explain.snapshot(model, optimizer)
-            explain.training_step(model, optimizer, digit, label, lr=0.01)
+            return encode(explain.training_step(model, optimizer, digit, label, lr=0.01))
 
         items["Step (snapshot + training_step)"] = first_step
-        items["Step again (training_step)"] = lambda: explain.training_step(model, optimizer, digit, label, lr=0.01)
+        items["Step again (training_step)"] = lambda: encode(
+            explain.training_step(model, optimizer, digit, label, lr=0.01))
         items["Undo (restore)"] = lambda: explain.restore(model, optimizer, state["saved"])
         items["export_script"] = lambda: codegen.export_script(model.get_config(), pycnn.TrainingConfig())
         # a batch of training, undone after, so every round trains from the same weights
