@@ -1,19 +1,23 @@
-"""Command line: python -m pycnn train | evaluate | summary."""
+"""Command line: python -m pycnn train | evaluate | finetune | summary."""
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from . import datasets
+import numpy as np
+
+from . import datasets, yourdigits
 from .model import Sequential
 from .presets import DEFAULT_PRESET, PRESETS, preset
 from .serialize import load_file
-from .training import Trainer, TrainingConfig
+from .training import Trainer, TrainingConfig, TrainingDiverged
 
 DEFAULTS = TrainingConfig.defaults()
+FINE_TUNE = yourdigits.FineTuneConfig.defaults()
 
 
 def _limit_threads(threads):
@@ -84,10 +88,22 @@ def cmd_train(args):
     validation = None
     if args.data == "subset" or _has_mnist_test(args.data):
         validation = _load_data(args.data, "test")
+    joined = ""
+    if args.extra:
+        x_extra, y_extra = _extra_digits(args.extra)
+        if config.train_size is not None:  # --train-size counts the training digits: all of the learner's join them
+            if config.train_size > len(y):
+                raise ValueError(f"train_size must be at most the {len(y)} training samples, got {config.train_size}")
+            keep = np.sort(np.random.default_rng(config.seed).permutation(len(y))[:config.train_size])
+            x, y = x[keep], y[keep]
+        repeat = yourdigits.auto_repeat(len(y), len(y_extra)) if args.extra_repeat is None else args.extra_repeat
+        x, y = yourdigits.join(x, y, x_extra, y_extra, repeat)
+        joined = f" (with the {len(y_extra)} digits of {args.extra}, {repeat}x)"
     model, network = _network(args, seed=args.seed)
-    trainer = Trainer(model, x, y, config, validation_data=validation)
+    trainer = Trainer(model, x, y, dataclasses.replace(config, train_size=None) if args.extra else config,
+                      validation_data=validation)
     progress = Progress(config.batch_size)
-    print(f"training {network} ({model.count_params():,} params) on {len(trainer.x):,} digits: "
+    print(f"training {network} ({model.count_params():,} params) on {len(trainer.x):,} digits{joined}: "
           f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} ({config.schedule})"
           f"{', augmented' if config.augment else ''}", file=sys.stderr)
     start = time.perf_counter()
@@ -97,6 +113,8 @@ def cmd_train(args):
     last = trainer.history["epochs"][-1]
     model.metadata = {"trained_with": config.to_dict(), "data": args.data, "history": trainer.history["epochs"],
                       "seconds": round(elapsed, 2)}
+    if args.extra:
+        model.metadata["extra"] = {"file": Path(args.extra).name, "digits": len(y_extra), "repeat": repeat}
     model.save(args.output)
     summary = f"held-out accuracy {last['val_accuracy']:.2%}" if "val_accuracy" in last else \
         f"train accuracy {last['accuracy']:.2%}"
@@ -107,10 +125,54 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     model = load_file(args.model)
+    if args.extra:  # read before anything is printed: a bad file is one line on stderr
+        x_extra, y_extra = _extra_digits(args.extra)
     x, y = _load_data(args.data, "test")
     scores = model.evaluate(x, y)
     print(f"{args.model}: accuracy {scores['accuracy']:.2%} ({round(scores['accuracy'] * len(y))}/{len(y)}), "
           f"loss {scores['loss']:.4f} on {'the held-out subset' if args.data == 'subset' else args.data}")
+    if args.extra:
+        scores = model.evaluate(x_extra, y_extra)
+        print(f"{args.model}: accuracy {scores['accuracy']:.2%} ({round(scores['accuracy'] * len(y_extra))}/"
+              f"{len(y_extra)}), loss {scores['loss']:.4f} on the digits of {args.extra}")
+    return 0
+
+
+def _extra_digits(path):
+    """(images, labels) of a digits file that holds at least one digit."""
+    x, y = yourdigits.load(path)
+    if not len(y):
+        raise ValueError(f"{path}: the digits file holds no digits")
+    return x, y
+
+
+def cmd_finetune(args):
+    config = yourdigits.FineTuneConfig(steps=args.steps, lr=args.lr, seed=args.seed)
+    folder = Path(args.output).resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write the model to {args.output}: {folder} is not a writable folder")
+    model = load_file(args.model)
+    x_extra, y_extra = yourdigits.load(args.extra)
+    x, y = _load_data(args.data, "train")
+    x_test, y_test = _load_data(args.data, "test")
+    job = yourdigits.FineTuneJob(model, x_extra, y_extra, x, y, x_test, y_test, config)
+    print(f"fine-tuning {args.model} on the {len(y_extra)} digits of {args.extra} ({job.method}: {len(job.runs)} "
+          f"fine-tunes of {config.steps} batches of {config.batch_size}, half {args.data} digits)", file=sys.stderr)
+    with _limit_threads(args.threads) or contextlib.nullcontext():
+        try:
+            job.run()
+        except TrainingDiverged as err:
+            raise ValueError(f"{err}; nothing was saved") from None
+    result = job.result()
+    mine, mnist = result["digits"], result["mnist"]
+    after = "not measured" if mine["after"] is None else f"{mine['after']:.2%}"
+    tuned = job.model
+    tuned.metadata = {**model.metadata, "fine_tuned": {"file": Path(args.extra).name, "digits": mine["n"],
+                                                       "recipe": config.to_dict(), "result": result}}
+    tuned.save(args.output)
+    print(f"your digits: {mine['before']:.2%} -> {after} ({mine['method']}; on drawings each model did not train on)")
+    print(f"held-out digits: {mnist['before']:.2%} -> {mnist['after']:.2%} ({mnist['n']:,} digits)")
+    print(f"done in {result['seconds']:.1f} s; saved {args.output}")
     return 0
 
 
@@ -161,13 +223,29 @@ def build_parser():
     train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     train.add_argument("--threads", type=int, default=1, help="BLAS threads (needs threadpoolctl; default 1)")
     train.add_argument("--output", "-o", default="model.npz")
+    train.add_argument("--extra", metavar="FILE",
+                       help="a digits file (the page's Your digits) to join to the training digits")
+    train.add_argument("--extra-repeat", type=int, default=None,
+                       help="times to repeat the --extra digits (default: so they are ~5%% of the digits)")
     _add_network_options(train)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="accuracy of a saved model")
     evaluate.add_argument("model", help="a model file (.npz) from train or the web page")
     evaluate.add_argument("--data", default="subset", help=data_help + "; the held-out or t10k digits are used")
+    evaluate.add_argument("--extra", metavar="FILE", help="also the accuracy on the digits of this digits file")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    finetune = sub.add_parser("finetune", help="fine-tune a saved model on your digits (the page's Fine-tune)")
+    finetune.add_argument("model", help="a model file (.npz) from train or the web page")
+    finetune.add_argument("--extra", metavar="FILE", required=True, help="a digits file (the page's Your digits)")
+    finetune.add_argument("--data", default="subset", help=data_help + "; mixed in so the model keeps reading them")
+    finetune.add_argument("--steps", type=int, default=FINE_TUNE["steps"], help="batches per fine-tune")
+    finetune.add_argument("--lr", type=float, default=FINE_TUNE["lr"], help="peak learning rate")
+    finetune.add_argument("--seed", type=int, default=FINE_TUNE["seed"])
+    finetune.add_argument("--threads", type=int, default=1, help="BLAS threads (needs threadpoolctl; default 1)")
+    finetune.add_argument("--output", "-o", required=True)
+    finetune.set_defaults(func=cmd_finetune)
 
     summary = sub.add_parser("summary", help="print the Keras-style layer table")
     summary.add_argument("model", nargs="?", help="a model file; when omitted, the network of --preset or --arch")

@@ -303,3 +303,80 @@ def test_a_bad_arch_file_is_refused_with_one_line(tmp_path, capsys, content, mes
 def test_preset_and_arch_exclude_each_other(tmp_path, capsys):
     status, _, err = run_main(["train", "--preset", "seed", "--arch", tmp_path / "x.json"], capsys)
     assert status == 2 and "not allowed with argument" in err
+
+
+# ---- your digits: --extra and finetune -----------------------------------------------------------
+def your_digits_file(tmp_path, n=30):
+    """A digits file of n held-out subset digits (the page's Your digits, exported)."""
+    from pycnn import datasets, yourdigits
+    x, y, split = datasets.load_subset()
+    _, _, x_test, y_test = datasets.train_test_split(x, y, split["heldout"], split["seed"])
+    path = tmp_path / "my-digits.npz"
+    yourdigits.save(path, x_test[::50][:n], y_test[::50][:n])
+    return path
+
+
+def test_train_with_extra_digits_joins_them_and_says_so(tmp_path, capsys):
+    extra = your_digits_file(tmp_path)
+    out = tmp_path / "model.npz"
+    status, _, err = run_main(["train", "--epochs", "1", "--train-size", "512", "--no-augment", "--extra", extra,
+                               "--extra-repeat", "4", "-o", out], capsys)
+    assert status == 0, err
+    assert f"on 632 digits (with the 30 digits of {extra}, 4x)" in err
+    assert pycnn.load(str(out)).metadata["extra"] == {"file": "my-digits.npz", "digits": 30, "repeat": 4}
+
+
+def test_evaluate_with_extra_digits_scores_them_too(tmp_path, capsys):
+    model = tmp_path / "model.npz"
+    model.write_bytes(GOOD)
+    extra = your_digits_file(tmp_path)
+    status, out, err = run_main(["evaluate", model, "--extra", extra], capsys)
+    assert status == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and "on the held-out subset" in lines[0]
+    assert lines[1].startswith(f"{model}: accuracy ") and lines[1].endswith(f"on the digits of {extra}")
+
+
+def test_finetune_saves_the_fine_tuned_model_and_prints_before_and_after(tmp_path, capsys):
+    model = tmp_path / "model.npz"
+    model.write_bytes(GOOD)
+    extra = your_digits_file(tmp_path)
+    out = tmp_path / "tuned.npz"
+    status, printed, err = run_main(["finetune", model, "--extra", extra, "--steps", "5", "-o", out], capsys)
+    assert status == 0, err
+    assert "3-fold cross-validation: 4 fine-tunes of 5 batches of 32" in err
+    lines = printed.strip().splitlines()
+    assert lines[0].startswith("your digits: ") and "(3-fold cross-validation;" in lines[0]
+    assert lines[1].startswith("held-out digits: ") and "(1,500 digits)" in lines[1]
+    tuned = pycnn.load(str(out))
+    assert tuned.metadata["fine_tuned"]["digits"] == 30
+    assert not all(np.array_equal(a, b) for a, b in zip(tuned.get_weights(), pycnn.from_bytes(GOOD).get_weights()))
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "finetune"])
+def test_a_bad_digits_file_is_refused_in_one_line_naming_it(command, tmp_path, capsys):
+    from pycnn import yourdigits
+    from model_files import members, rezip
+    files = members(yourdigits.to_bytes(np.zeros((3, 28, 28)), [1, 2, 3]))
+    files["digits.json"] = b'{"format": "pycnn-digits", "version": 3, "count": 3}'
+    extra = tmp_path / "newer.npz"
+    extra.write_bytes(rezip(files))
+    model = tmp_path / "model.npz"
+    model.write_bytes(GOOD)
+    out = tmp_path / "out.npz"
+    argv = {"train": ["train", "--epochs", "1", "--train-size", "64", "-o", out],
+            "evaluate": ["evaluate", model], "finetune": ["finetune", model, "-o", out]}[command]
+    status, _, err = run_main([*argv, "--extra", extra], capsys)
+    assert_refused(status, err,
+                   f"{extra}: this digits file is from a newer pycnn (version 3); this pycnn reads version 1")
+    assert not out.exists()
+
+
+def test_finetune_refuses_an_empty_digits_file(tmp_path, capsys):
+    from pycnn import yourdigits
+    model = tmp_path / "model.npz"
+    model.write_bytes(GOOD)
+    extra = tmp_path / "none.npz"
+    yourdigits.save(extra, np.zeros((0, 28, 28)), [])
+    status, _, err = run_main(["finetune", model, "--extra", extra, "-o", tmp_path / "out.npz"], capsys)
+    assert_refused(status, err, "no digits of yours to fine-tune on")

@@ -1,0 +1,526 @@
+"""Your digits: the learner's own drawings, their file, and fine-tuning a model on them.
+
+The file ("Your digits" exported from the page, read by `python -m pycnn ... --extra FILE`) is a
+zip in numpy's .npz layout, so `np.load(path)` reads it too:
+
+    digits.json   {"format": "pycnn-digits", "version": 1, "count": N}
+    images.npy    uint8 (N, 28, 28): the 28x28 images the network saw, round(255 * ink), paper 0
+    labels.npy    uint8 (N,): the digit each image is, 0-9
+
+Reading it never unpickles and checks every header before reading any data: the members
+(exactly these three), their sizes, the format name and version, the dtypes and shapes,
+the labels. Any problem is one ValueError saying what is wrong, and nothing partial is
+returned. At most MAX_DIGITS digits and MAX_FILE_BYTES bytes (10,000 digits take ~2 MB
+compressed).
+
+Fine-tuning (FineTuner: one run, a batch per call) mixes the learner's digits into every batch
+with bundled digits, so the network learns the learner's hand without forgetting the others.
+FineTuneJob runs the whole "Fine-tune" button: it measures honestly how well the fine-tuned
+network reads the learner's digits (on drawings it was not trained on: k-fold cross-validation,
+or a held-back part when there are many), then fine-tunes a copy on all of them. join() adds
+the learner's digits to a full training run instead.
+"""
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+import zipfile
+
+import numpy as np
+
+from .augment import random_affine
+from .checks import Bool, Choice, Float, Int
+from .model import Sequential
+from .optimizers import OPTIMIZERS
+from .training import SCHEDULES, Trainer, TrainingConfig, TrainingDiverged
+
+FORMAT = "pycnn-digits"
+VERSION = 1
+SIDE = 28
+MAX_DIGITS = 10_000
+MEMBERS = ("digits.json", "images.npy", "labels.npy")
+MAX_JSON_BYTES = 4096
+NPY_HEADER_BYTES = 4096                      # numpy writes ~128 bytes of header
+MAX_FILE_BYTES = 8 * 2 ** 20                 # 10,000 digits stored uncompressed are 7.9 MB
+MAX_UNPACKED_BYTES = MAX_DIGITS * (SIDE * SIDE + 1) + 3 * NPY_HEADER_BYTES + MAX_JSON_BYTES
+
+
+# ---- the file ----------------------------------------------------------------------------------
+def to_bytes(images, labels):
+    """images (N, 28, 28) or (N, 1, 28, 28), floats in [0, 1] or uint8; labels (N,) digits -> the file's bytes."""
+    pixels, digits = _as_pixels(images), _as_digits(labels)
+    if len(pixels) != len(digits):
+        raise ValueError(f"images and labels must be as many, got {len(pixels)} images and {len(digits)} labels")
+    header = {"format": FORMAT, "version": VERSION, "count": len(digits)}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, content in zip(MEMBERS, (json.dumps(header).encode(), _npy(pixels), _npy(digits))):
+            # a fixed timestamp so the same digits always give the same bytes
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content)
+    return buf.getvalue()
+
+
+def from_bytes(data):
+    """The file's bytes -> (images (N, 1, 28, 28) float32 in [0, 1], labels (N,) int64); ValueError if bad."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"digits data must be bytes, got {type(data).__name__}")
+    size = memoryview(data).nbytes
+    if not size:
+        raise ValueError("the digits file is empty")
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"the digits file is {size:,} bytes; a pycnn digits file is at most {MAX_FILE_BYTES:,}")
+    try:
+        pixels, labels = _read(bytes(data))
+    except ValueError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, IndexError, UnicodeDecodeError,
+            NotImplementedError, RuntimeError, TypeError, OverflowError, SyntaxError, MemoryError,
+            RecursionError) as err:
+        raise ValueError(f"not a valid pycnn digits file ({type(err).__name__}: {err})") from None
+    except Exception as err:  # the reader's promise is ValueError only; name anything unforeseen
+        raise ValueError(f"not a valid pycnn digits file (unexpected {type(err).__name__}: {err})") from None
+    return np.divide(pixels, np.float32(255), dtype=np.float32)[:, None], labels.astype(np.int64)
+
+
+def save(path, images, labels):
+    """Write the digits file to path (conventionally *.npz)."""
+    data = to_bytes(images, labels)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def load(path):
+    """Read a digits file -> (images (N, 1, 28, 28) float32, labels (N,) int64), refusing an oversized one unread."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            raise ValueError(f"{path}: the digits file is {size:,} bytes; a pycnn digits file is at most "
+                             f"{MAX_FILE_BYTES:,}")
+        data = f.read(MAX_FILE_BYTES + 1)  # at most: a pipe or special file has no size
+    try:
+        return from_bytes(data)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _as_pixels(images):
+    """Images as the file holds them: uint8 (N, 28, 28)."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
+        raise ValueError(f"images must have shape (N, 28, 28) or (N, 1, 28, 28), got {images.shape}")
+    if len(images) > MAX_DIGITS:
+        raise ValueError(f"a digits file holds at most {MAX_DIGITS:,} digits, got {len(images):,}")
+    if images.dtype == np.uint8:
+        return np.ascontiguousarray(images)
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"images must be floats in [0, 1] or uint8, got dtype {images.dtype}")
+    if not np.isfinite(images).all():
+        raise ValueError("images contain NaN or infinity")
+    if images.size and (images.min() < 0 or images.max() > 1):
+        raise ValueError(f"images must be in [0, 1], got values from {images.min():g} to {images.max():g}")
+    return np.rint(images * 255).astype(np.uint8)
+
+
+def _as_digits(labels):
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not (np.issubdtype(labels.dtype, np.integer) or labels.size == 0):
+        raise ValueError(f"labels must be a 1-D array of ints, got shape {labels.shape} dtype {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"labels must be digits 0-9, got {labels.min()}..{labels.max()}")
+    return labels.astype(np.uint8)
+
+
+def _npy(array):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _read(data):
+    if not data.startswith(b"PK"):
+        raise ValueError("not a pycnn digits file (it is not a zip/.npz archive)")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = {info.filename: info for info in zf.infolist()}
+        if len(infos) != len(zf.infolist()):
+            raise ValueError("the digits file has duplicate members")
+        if "config.json" in infos:
+            raise ValueError("this is a pycnn model file, not a digits file")
+        unknown = sorted(set(infos) - set(MEMBERS))
+        if unknown:
+            raise ValueError(f"the digits file has unexpected members: {', '.join(unknown[:5])}")
+        missing = [name for name in MEMBERS if name not in infos]
+        if missing:
+            raise ValueError(f"the digits file is missing {', '.join(missing)}")
+        total = sum(info.file_size for info in infos.values())
+        if total > MAX_UNPACKED_BYTES:
+            raise ValueError(f"the digits file would unpack to {total:,} bytes; at most {MAX_UNPACKED_BYTES:,} allowed")
+        if infos["digits.json"].file_size > MAX_JSON_BYTES:
+            raise ValueError(f"digits.json is {infos['digits.json'].file_size:,} bytes; at most {MAX_JSON_BYTES:,}")
+        count = _parse_header(zf.read("digits.json"))
+        pixels = _read_uint8(zf, infos["images.npy"], (count, SIDE, SIDE))
+        labels = _read_uint8(zf, infos["labels.npy"], (count,))
+    if count and labels.max() > 9:
+        raise ValueError(f"labels.npy: labels must be digits 0-9, found {labels.max()}")
+    return pixels, labels
+
+
+def _parse_header(raw):
+    """digits.json -> the digit count, after checking the format and version."""
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"digits.json is not valid JSON ({err})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError(f"not a pycnn digits file (digits.json's format is not {FORMAT!r})")
+    version = header.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+        raise ValueError(f"this digits file is from a newer pycnn (version {version}); this pycnn reads "
+                         f"version {VERSION}")
+    if version != VERSION or isinstance(version, bool):
+        raise ValueError(f"unsupported digits file version {version!r}; this pycnn reads version {VERSION}")
+    unknown = sorted(map(str, set(header) - {"format", "version", "count"}))
+    if unknown:
+        raise ValueError(f"digits.json has unknown keys: {', '.join(unknown[:5])}")
+    count = header.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_DIGITS:
+        raise ValueError(f"digits.json: count must be an int from 0 to {MAX_DIGITS:,}, got {count!r}")
+    return count
+
+
+def _read_uint8(zf, info, shape):
+    """One .npy member of uint8 values of exactly `shape`, its header checked before its data is read."""
+    name = info.filename
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"{name}: unsupported .npy version {version}")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        try:  # numpy's own parser: literals only, never eval; a header over the limit is refused
+            stored, fortran, dtype = read_header(f, max_header_size=NPY_HEADER_BYTES)
+        except ValueError as err:
+            raise ValueError(f"{name}: unreadable .npy header ({err})") from None
+        if dtype != np.uint8:
+            raise ValueError(f"{name}: dtype must be uint8, got {dtype}")
+        if fortran:
+            raise ValueError(f"{name}: Fortran-ordered arrays are not accepted")
+        if stored != shape:
+            raise ValueError(f"{name}: shape must be {shape} (count in digits.json), got {stored}")
+        nbytes = math.prod(shape)
+        raw = f.read(nbytes + 1)
+    if len(raw) != nbytes:
+        raise ValueError(f"{name}: expected {nbytes:,} bytes of data, found {len(raw):,} (truncated or padded)")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape).copy()
+
+
+# ---- fine-tuning ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class FineTuneConfig:
+    """The fine-tuning recipe. The defaults are the page's "Fine-tune" (bench/teach.py measured them)."""
+    steps: int = 200
+    batch_size: int = 32
+    lr: float = 0.001
+    optimizer: str = "adam"
+    schedule: str = "cosine"
+    mix: float = 0.5              # share of each batch's slots of a taught digit filled with the learner's drawings
+    shift: float = 2.0            # augmentation of the learner's drawings: pixels,
+    rotation: float = 10.0        # degrees,
+    zoom: float = 0.1             # and scale 1 +- zoom
+    augment_bundled: bool = True  # the page's mild augmentation of the bundled digits
+    folds: int = 3                # cross-validation folds for the honest after-score
+    holdback_from: int = 100      # from this many digits on, score a held-back part instead (1 / folds of them)
+    seed: int = 0
+
+    ARGS = {
+        "steps": Int(1, 10_000), "batch_size": Int(1, 1024), "lr": Float(1e-7, 1.0),
+        "optimizer": Choice(OPTIMIZERS), "schedule": Choice(SCHEDULES),
+        "mix": Float(0.0, 1.0), "shift": Float(0.0, 8.0), "rotation": Float(0.0, 45.0), "zoom": Float(0.0, 0.5),
+        "augment_bundled": Bool(), "folds": Int(2, 10), "holdback_from": Int(2, MAX_DIGITS + 1),
+        "seed": Int(0, 2 ** 32 - 1),
+    }
+
+    def __post_init__(self):
+        for name, arg in self.ARGS.items():
+            setattr(self, name, arg.check(name, getattr(self, name)))
+
+    @classmethod
+    def limits(cls):
+        """Every field's bounds as JSON-able data, like TrainingConfig.limits()."""
+        return {name: arg.spec() for name, arg in cls.ARGS.items()}
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build from a JSON-like dict; missing keys take the defaults, unknown keys are refused."""
+        if not isinstance(values, dict):
+            raise ValueError(f"fine-tune config must be a dict, got {type(values).__name__}")
+        unknown = sorted(map(str, set(values) - {f.name for f in dataclasses.fields(cls)}))
+        if unknown:
+            raise ValueError(f"unknown fine-tune setting(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def defaults(cls):
+        return dataclasses.asdict(cls())
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+class FineTuner(Trainer):
+    """One fine-tune of model (in place), a chunk of batches per run() call, like Trainer.
+
+    x, y: the learner's digits (N, 1, 28, 28) / (N,), N >= 1; x_bundled, y_bundled: digits to keep
+    reading well (the bundled training digits). Each batch slot gets a digit class drawn uniformly;
+    for a class the learner has drawn, the slot holds one of their drawings with probability
+    config.mix (augmented: shift, rotation, zoom), else a bundled digit of that class (with the
+    page's mild augmentation). So the classes stay balanced however many of each the learner
+    drew. The schedule runs over config.steps batches (one "epoch"); divergence restores the
+    weights from before the fine-tune and raises TrainingDiverged, as Trainer does.
+    """
+
+    def __init__(self, model, x, y, x_bundled, y_bundled, config=None, validation_data=None):
+        self.recipe = config if config is not None else FineTuneConfig()
+        training = TrainingConfig(epochs=1, batch_size=self.recipe.batch_size, lr=self.recipe.lr,
+                                  optimizer=self.recipe.optimizer, schedule=self.recipe.schedule, augment=False,
+                                  seed=self.recipe.seed)
+        super().__init__(model, x_bundled, y_bundled, training, validation_data=validation_data)
+        if not len(np.asarray(y)):
+            raise ValueError("no digits of yours to fine-tune on: add some first")
+        own = model._as_input(x)
+        own_labels = model._as_labels(y, len(own))
+        classes = model.n_classes()
+        # each class's digits as one run of an ordering, so a slot picks start[c] + a random offset below count[c]
+        order, self.own_count, self.own_start = _by_class(own_labels, classes)
+        self.own = own[order]
+        # the bundled digits stay where they are (no copy of 8,500 images): only their order is kept
+        self.bundled_order, self.bundled_count, self.bundled_start = _by_class(self.y, classes)
+        missing = np.flatnonzero(self.bundled_count == 0)
+        if len(missing):
+            raise ValueError(f"the bundled digits have no digit {missing[0]}: fine-tuning needs every class")
+        self.classes = classes
+        self.batches_per_epoch = self.total_steps = self.recipe.steps
+
+    def _batch(self):
+        """(x, y) of the next batch: classes drawn uniformly, the learner's drawings of them with probability mix."""
+        n, rng = self.config.batch_size, self.rng
+        labels = rng.integers(0, self.classes, n)
+        own = (self.own_count[labels] > 0) & (rng.random(n) < self.recipe.mix)
+        xb = np.empty((n, *self.x.shape[1:]), self.x.dtype)
+        pick = rng.random(n)
+        mine, theirs = labels[own], labels[~own]
+        xb[own] = self.own[self.own_start[mine] + (pick[own] * self.own_count[mine]).astype(np.intp)]
+        slot = self.bundled_start[theirs] + (pick[~own] * self.bundled_count[theirs]).astype(np.intp)
+        xb[~own] = self.x[self.bundled_order[slot]]
+        r = self.recipe
+        if own.any():
+            xb[own] = random_affine(xb[own], rng, max_shift=r.shift, max_rotation=r.rotation,
+                                    scale=(1 - r.zoom, 1 + r.zoom))
+        if r.augment_bundled and not own.all():
+            xb[~own] = random_affine(xb[~own], rng)
+        return xb, labels.astype(np.intp)
+
+    def run(self, max_batches=None, callback=None):
+        """Train up to max_batches batches; the report is Trainer's. Raises TrainingDiverged with the
+        weights from before the fine-tune restored."""
+        try:
+            return super().run(max_batches, callback)
+        except TrainingDiverged:
+            raise TrainingDiverged(f"fine-tuning diverged; the model is as it was before - try a smaller "
+                                   f"learning rate than {self.base_lr:g}") from None
+
+
+def _by_class(y, classes):
+    """labels (N,) -> (the indices that sort them by class, count of each class, where each class starts)."""
+    order = np.argsort(y, kind="stable")
+    count = np.bincount(y, minlength=classes)[:classes]
+    start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.intp)
+    return order, count, start
+
+
+def folds_of(y, folds, seed=0):
+    """Stratified fold index of each digit (N,) in 0..folds-1: each digit's drawings are spread over the folds."""
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(len(y))
+    order = shuffled[np.argsort(y[shuffled], kind="stable")]  # by class, random within a class
+    fold = np.empty(len(y), np.intp)
+    fold[order] = np.arange(len(y)) % folds
+    return fold
+
+
+def plan(n, config=None):
+    """How FineTuneJob scores n digits honestly -> (method text, fold count, folds scored).
+
+    n == 1: nothing to score on (0 folds). n < holdback_from: k-fold cross-validation with
+    k = min(folds, n), every fold scored. Otherwise one held-back fold of the k (1/k of the digits).
+    """
+    config = config if config is not None else FineTuneConfig()
+    if n < 2:
+        return "not measured: one drawing is not enough to score on a drawing it was not trained on", 0, 0
+    k = min(config.folds, n)
+    if n < config.holdback_from:
+        return f"{k}-fold cross-validation", k, k
+    return f"held back 1/{k} of the digits", k, 1
+
+
+class FineTuneJob:
+    """The "Fine-tune" button: an honest before/after on the learner's digits, then a fine-tuned copy.
+
+    Runs, a chunk of batches per run() call: for each scored fold, a fine-tune of a copy of the
+    starting model on the learner's digits outside the fold, scoring the fold; then the final
+    fine-tune of a copy on all of them (self.model once done). The model passed in is left as it
+    was (the page's Undo). Cross-validation costs (k + 1) fine-tunes: the default recipe (200
+    steps of 32, k = 3) trains 25,600 images, ~4 s at the page's ~7,000 images/s for the seed
+    network; from holdback_from digits on, one held-back fold (2 fine-tunes) is as informative
+    and half the time. The score is slightly pessimistic: each fold learns from (k-1)/k of the
+    drawings, and a digit drawn only once is scored by a model that never saw that digit drawn
+    by the learner ("untaught" in the result counts those).
+    """
+
+    def __init__(self, model, x, y, x_bundled, y_bundled, x_heldout, y_heldout, config=None):
+        self.config = config if config is not None else FineTuneConfig()
+        if not len(np.asarray(y)):
+            raise ValueError("no digits of yours to fine-tune on: add some first")
+        self.x = model._as_input(x)
+        self.y = model._as_labels(y, len(self.x))
+        self.start_model = model
+        self.bundled, self.heldout = (x_bundled, y_bundled), (x_heldout, y_heldout)
+        self.method, k, scored = plan(len(self.y), self.config)
+        self.fold = folds_of(self.y, k, self.config.seed) if k else np.zeros(len(self.y), np.intp)
+        self.runs = list(range(scored)) + [None]  # the folds to score, then the final fine-tune (None)
+        self.total_steps = len(self.runs) * self.config.steps
+        self.step = 0
+        self.correct = self.scored = self.untaught = 0
+        started = time.perf_counter()
+        self.before = {"digits": model.evaluate(self.x, self.y)["accuracy"],
+                       "mnist": model.evaluate(x_heldout, y_heldout)["accuracy"]}
+        self.seconds = time.perf_counter() - started
+        self.model = None  # the fine-tuned copy, once done
+        self.after_mnist = None
+        self._tuner = self._train = None
+
+    @property
+    def done(self):
+        return self.model is not None
+
+    def _start(self, run):
+        """A FineTuner on a fresh copy of the starting model: without fold `run`, or on all digits (None)."""
+        if run is None:  # the model the learner keeps: exactly FineTuner(config) on all their digits
+            train, config, validation = np.ones(len(self.y), bool), self.config, self.heldout
+        else:  # each fold its own batches
+            train, validation = self.fold != run, None
+            config = dataclasses.replace(self.config, seed=(self.config.seed + 1 + run) % 2 ** 32)
+        self._tuner = FineTuner(_copy(self.start_model), self.x[train], self.y[train], *self.bundled, config,
+                                validation_data=validation)
+        self._train = train
+
+    def _finish(self, run):
+        tuned = self._tuner.model
+        if run is None:
+            self.model = tuned
+            self.after_mnist = self._tuner.history["epochs"][-1]["val_accuracy"]
+        else:
+            test = self.fold == run
+            self.correct += int(np.count_nonzero(tuned.predict(self.x[test]) == self.y[test]))
+            self.scored += int(np.count_nonzero(test))
+            taught = np.bincount(self.y[self._train], minlength=tuned.n_classes())
+            self.untaught += int(np.count_nonzero(taught[self.y[test]] == 0))
+        self._tuner = None
+
+    def run(self, max_batches=None, callback=None):
+        """Run up to max_batches batches (all remaining when None) -> progress():
+        callback(progress of the fine-tune in flight) after every batch; returning False stops.
+        Raises TrainingDiverged (the model passed in is untouched) if a fine-tune blows up."""
+        started = time.perf_counter()
+        left = self.total_steps - self.step if max_batches is None else int(max_batches)
+        losses = []
+        try:
+            while left > 0 and not self.done:
+                run = self.runs[self.step // self.config.steps]
+                if self._tuner is None:
+                    self._start(run)
+                before = self._tuner.step
+                report = self._tuner.run(max_batches=left, callback=callback)
+                self.step += self._tuner.step - before
+                left -= self._tuner.step - before
+                losses += report["losses"]
+                if self._tuner.done:
+                    self._finish(run)
+                if report["stopped"]:
+                    break
+        except TrainingDiverged:
+            self._tuner = None
+            raise
+        finally:
+            self.seconds += time.perf_counter() - started
+        return self.progress(losses)
+
+    def progress(self, losses=()):
+        """{"step", "total_steps", "phase": "measuring" | "fine-tuning" | "done", "run" (1-based), "runs",
+        "losses" (of the batches just run), "done"}."""
+        index = min(self.step // self.config.steps, len(self.runs) - 1)
+        phase = "done" if self.done else "fine-tuning" if self.runs[index] is None else "measuring"
+        return {"step": self.step, "total_steps": self.total_steps, "phase": phase, "run": index + 1,
+                "runs": len(self.runs), "losses": list(losses), "done": self.done}
+
+    def result(self):
+        """{"digits": {"method", "before", "after" (None when not measured), "n", "scored", "untaught"},
+        "mnist": {"before", "after", "n"}, "steps", "seconds"}; ValueError before the job is done."""
+        if not self.done:
+            raise ValueError("the fine-tune has not finished")
+        return {
+            "digits": {"method": self.method, "before": self.before["digits"],
+                       "after": self.correct / self.scored if self.scored else None,
+                       "n": len(self.y), "scored": self.scored, "untaught": self.untaught},
+            "mnist": {"before": self.before["mnist"], "after": self.after_mnist, "n": len(self.heldout[1])},
+            "steps": self.total_steps, "seconds": self.seconds,
+        }
+
+
+def _copy(model):
+    copy = Sequential.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    copy.metadata = dict(model.metadata)
+    return copy
+
+
+def fine_tune(model, x, y, x_bundled, y_bundled, x_heldout, y_heldout, config=None):
+    """Run a whole FineTuneJob -> (the fine-tuned copy, job.result()); model itself is left unchanged."""
+    job = FineTuneJob(model, x, y, x_bundled, y_bundled, x_heldout, y_heldout, config)
+    job.run()
+    return job.model, job.result()
+
+
+# ---- joining a full training run -----------------------------------------------------------------
+def join(x_train, y_train, x_extra, y_extra, repeat=1):
+    """The training digits with the learner's appended `repeat` times -> (x (N + repeat*M, ...), y).
+
+    Trainer shuffles and augments every epoch, so each repeat is seen differently; repeating keeps
+    30 drawings from being lost among 8,500 digits (auto_repeat picks a count).
+    """
+    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or not 1 <= repeat <= 10_000:
+        raise ValueError(f"repeat must be an int from 1 to 10000, got {repeat!r}")
+    x_train, x_extra = np.asarray(x_train), np.asarray(x_extra, dtype=np.asarray(x_train).dtype)
+    if x_extra.ndim == 3 and x_train.ndim == 4:
+        x_extra = x_extra[:, None]
+    if x_extra.shape[1:] != x_train.shape[1:]:
+        raise ValueError(f"the extra digits must have shape (N, {', '.join(map(str, x_train.shape[1:]))}), "
+                         f"got {x_extra.shape}")
+    y_extra = np.asarray(y_extra)
+    if len(y_extra) != len(x_extra):
+        raise ValueError(f"{len(x_extra)} extra digits but {len(y_extra)} labels")
+    x = np.concatenate([x_train] + [x_extra] * int(repeat))
+    y = np.concatenate([np.asarray(y_train)] + [y_extra.astype(np.asarray(y_train).dtype)] * int(repeat))
+    return x, y
+
+
+def auto_repeat(n_train, n_extra, share=0.05):
+    """How many times to repeat n_extra digits so they are about `share` of the joined set (at least once)."""
+    if n_extra <= 0:
+        return 1
+    return max(1, min(10_000, round(share * n_train / ((1 - share) * n_extra))))
