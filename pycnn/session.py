@@ -58,7 +58,8 @@ class Session:
 
     # the methods `dispatch` may run: everything the worker asks for
     CALLS = ("info", "start", "step", "evaluate", "filters", "model_bytes", "load", "reset", "estimate",
-             "predict", "inspect_heldout", "analyse", "network", "check_network", "set_network")
+             "predict", "inspect_heldout", "next_heldout", "heldout_cell", "analyse", "network", "check_network",
+             "set_network")
 
     def __init__(self, images, labels, heldout=1500, seed=0, model=None):
         """images: uint8 (N, 28, 28) or floats (N, 1, 28, 28); labels: (N,) digits; heldout: digits kept out."""
@@ -215,6 +216,31 @@ class Session:
         if not 0 <= index < len(self.y_heldout):
             raise ValueError(f"held-out index must be in 0..{len(self.y_heldout) - 1}, got {index}")
         return {**self._inspect(self.x_heldout[index]), "label": int(self.y_heldout[index]), "index": index}
+
+    def next_heldout(self, label=None, after=-1):
+        """The first held-out digit after index `after` (of digit `label`, when given; wrapping round)
+        -> its inspection: a way to ask the network about a digit without drawing it."""
+        after = _int("after", after)
+        if label is not None and _int("label", label) not in range(CLASSES):
+            raise ValueError(f"label must be a digit from 0 to {CLASSES - 1}, got {label}")
+        candidates = np.flatnonzero(self.y_heldout == label) if label is not None else np.arange(len(self.y_heldout))
+        later = candidates[candidates > after]
+        return self.inspect_heldout(int(later[0] if len(later) else candidates[0]))
+
+    def heldout_cell(self, label, predicted, max_digits=40):
+        """The held-out digits of one cell of the confusion matrix: true `label` read as `predicted`,
+        most confident first -> {"label", "predicted", "count", "digits": [{index, confidence}], "images" (k, 28, 28)}."""
+        label, predicted, max_digits = _int("label", label), _int("predicted", predicted), _int("max_digits", max_digits)
+        for name, value in (("label", label), ("predicted", predicted)):
+            if not 0 <= value < CLASSES:
+                raise ValueError(f"{name} must be a digit from 0 to {CLASSES - 1}, got {value}")
+        probs = self.model.predict_proba(self.x_heldout)
+        members = np.flatnonzero((self.y_heldout == label) & (probs.argmax(axis=1) == predicted))
+        members = members[np.argsort(-probs[members, predicted], kind="stable")]
+        shown = members[:max(0, max_digits)]
+        return {"label": label, "predicted": predicted, "count": len(members),
+                "digits": [{"index": int(i), "confidence": float(probs[i, predicted])} for i in shown],
+                "images": self.x_heldout[shown, 0]}
 
     def _inspect(self, x):
         """x: (1, 28, 28) -> probabilities, the input and the feature maps of every conv block."""

@@ -15,9 +15,10 @@ TINY_RUN = {"epochs": 1, "batch_size": 32, "lr": 0.01, "train_size": 256, "augme
 
 @pytest.fixture(scope="module")
 def digits(subset):
-    """1,200 subset digits as the page holds them: uint8 (N, 28, 28) and labels."""
+    """1,200 subset digits of every kind (the subset is sorted by digit) as the page holds them: uint8 (N, 28, 28), labels."""
     x, y = subset
-    return np.round(x[:1200, 0] * 255).astype(np.uint8), y[:1200]
+    pick = np.random.default_rng(0).permutation(len(y))[:1200]
+    return np.round(x[pick, 0] * 255).astype(np.uint8), y[pick]
 
 
 @pytest.fixture
@@ -374,3 +375,38 @@ def test_info_publishes_the_editor_and_the_current_network(session):
     info = session.info()
     assert info["editor"]["kinds"]["Conv2D"]["args"]["kernel_size"] == {"type": "choice", "choices": [3, 5]}
     assert info["network"]["preset"] == info["editor"]["default_preset"]
+
+
+# ---- asking about a digit without drawing it ---------------------------------------------------
+def test_next_heldout_steps_through_the_digits_of_one_label(session):
+    sevens = np.flatnonzero(session.y_heldout == 7)
+    first = session.next_heldout(label=7)
+    assert first["index"] == sevens[0] and first["label"] == 7
+    second = session.next_heldout(label=7, after=first["index"])
+    assert second["index"] == sevens[1]
+    assert session.next_heldout(label=7, after=int(sevens[-1]))["index"] == sevens[0]  # wraps round
+    assert session.next_heldout(after=4)["index"] == 5  # any digit
+    reply = json.loads(dispatch(session, "next_heldout", json.dumps({"label": 12}))[0])
+    assert "label must be a digit from 0 to 9, got 12" in reply["error"]
+
+
+def test_a_confusion_matrix_cell_lists_its_digits_most_confident_first(session):
+    session.start(TINY_RUN)
+    for _ in range(8):
+        session.step()
+    confusion = np.array(session.analyse()["confusion"])
+    label, predicted = np.unravel_index(np.argmax(confusion - np.diag(np.diag(confusion))), confusion.shape)
+    cell = decode(dispatch(session, "heldout_cell", json.dumps({"label": int(label), "predicted": int(predicted),
+                                                               "max_digits": 3})))
+    assert cell["count"] == confusion[label, predicted] > 0
+    assert len(cell["digits"]) == min(3, cell["count"]) == len(cell["images"])
+    probs = session.model.predict_proba(session.x_heldout)
+    for digit, image in zip(cell["digits"], cell["images"]):
+        assert session.y_heldout[digit["index"]] == label and probs[digit["index"]].argmax() == predicted
+        assert np.array_equal(image, session.x_heldout[digit["index"], 0])
+    confidences = [d["confidence"] for d in cell["digits"]]
+    assert confidences == sorted(confidences, reverse=True)
+    diagonal = session.heldout_cell(3, 3, max_digits=1)
+    assert diagonal["count"] == confusion[3, 3]
+    assert "predicted must be a digit" in json.loads(dispatch(session, "heldout_cell",
+                                                             json.dumps({"label": 1, "predicted": -1}))[0])["error"]

@@ -6,12 +6,24 @@ const MAX_MISTAKES = 40;
 const UNTRAINED_TEXT = "Train the model (or load one) to see which held-out digits it gets right and which it confuses.";
 
 export class Analysis {
-  /** el: {confusion, mistakes, summary}; predictor: shows a picked mistake. */
-  constructor({ client, state, predictor, el }) {
-    Object.assign(this, { client, state });
-    this.view = new EvaluationView(el, (index, button) => predictor.inspectHeldout(index, button));
+  /** el: {confusion, mistakes, summary, title, back}; predictor: shows a picked digit. */
+  constructor({ client, state, messages, predictor, el }) {
+    Object.assign(this, { client, state, messages, predictor });
+    this.view = new EvaluationView(el, (index, button) => predictor.inspectHeldout(index, button),
+      (label, predicted) => this.#showCell(label, predicted));
     this.view.clear(UNTRAINED_TEXT);
     state.on("weights", () => this.refresh());
+  }
+
+  /** The held-out digits of one cell of the confusion matrix, the first one inspected above. */
+  async #showCell(label, predicted) {
+    try {
+      const cell = await this.client.request("heldout-cell", { label, predicted, max_digits: MAX_MISTAKES });
+      this.view.showCell(cell);
+      if (cell.digits.length) this.predictor.inspectHeldout(cell.digits[0].index);
+    } catch (error) {
+      this.messages.show(error.message, "error");
+    }
   }
 
   async refresh() {

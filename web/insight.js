@@ -218,43 +218,72 @@ function drawMaps(maps, canvases) {
 }
 
 export class EvaluationView {
-  /** confusion: [data-testid=confusion-matrix]; mistakes: [data-testid=mistakes]; onPick(index) when a mistake is clicked. */
-  constructor({ confusion, mistakes, summary }, onPick) {
-    this.confusion = confusion;
-    this.mistakes = mistakes;
-    this.summary = summary;
+  /**
+   * confusion: [data-testid=confusion-matrix]; mistakes: [data-testid=mistakes] (the gallery);
+   * title: the gallery's heading; back: shows the most confident mistakes again;
+   * onPick(index, button) when a digit of the gallery is chosen; onCell(label, predicted) when a cell is.
+   */
+  constructor({ confusion, mistakes, summary, title, back }, onPick, onCell) {
+    Object.assign(this, { confusion, mistakes, summary, title, back });
+    this.analysis = null;
     this.mistakes.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-index]");
       if (button) onPick(Number(button.dataset.index), button);
     });
+    this.confusion.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-predicted]");
+      if (button) onCell(Number(button.dataset.true), Number(button.dataset.predicted));
+    });
+    this.back.addEventListener("click", () => this.#showMistakes());
   }
 
   clear(text) {
+    this.analysis = null;
     this.summary.textContent = text;
     this.confusion.replaceChildren();
     this.confusion.dataset.total = "0";
     this.mistakes.replaceChildren();
     this.mistakes.dataset.count = "0";
+    this.back.hidden = true;
   }
 
   /** analysis: {count, correct, wrong, confusion[10][10], mistakes[{index, label, predicted, confidence}],
    * mistake_images {shape [k, 28, 28], data}} */
   show(analysis) {
-    const { confusion, count, correct, wrong, mistakes, mistake_images: images } = analysis;
+    const { confusion, count, correct, wrong } = analysis;
+    this.analysis = analysis;
     this.summary.textContent =
       `${correct.toLocaleString("en")} of ${count.toLocaleString("en")} held-out digits right ` +
       `(${((100 * correct) / count).toFixed(1)}%), ${wrong.toLocaleString("en")} wrong.`;
     this.#confusion(confusion, count);
-    this.#mistakes(mistakes, images, wrong);
+    this.#showMistakes();
+  }
+
+  /** cell: {label, predicted, count, digits [{index, confidence}], images {shape [k, 28, 28], data}}. */
+  showCell({ label, predicted, count, digits, images }) {
+    const what = label === predicted ? `${count} held-out ${label}s read right` : `${count} held-out ${label}s read as ${predicted}`;
+    this.title.textContent = `${what}${digits.length < count ? `, the ${digits.length} most confident` : ""}`;
+    this.#gallery(digits.map((d) => ({ ...d, label, predicted })), images);
+    this.mistakes.dataset.cell = `${label},${predicted}`;
+    this.back.hidden = false;
+  }
+
+  #showMistakes() {
+    if (!this.analysis) return;
+    this.title.textContent = "Mistakes, most confident first";
+    this.#gallery(this.analysis.mistakes, this.analysis.mistake_images);
+    this.mistakes.dataset.wrong = String(this.analysis.wrong);
+    delete this.mistakes.dataset.cell;
+    this.back.hidden = true;
   }
 
   #confusion(matrix, total) {
     const table = document.createElement("table");
     table.className = "cm";
     const caption = document.createElement("caption");
-    caption.textContent = "rows: true digit · columns: predicted digit";
+    caption.textContent = "rows: true digit · columns: predicted digit · choose a number to see those digits";
     const head = table.createTHead().insertRow();
-    head.append(Object.assign(document.createElement("th"), { textContent: "" }));
+    head.append(document.createElement("td")); // the corner: no header of its own
     for (const d of DIGITS) head.append(Object.assign(document.createElement("th"), { textContent: String(d), scope: "col" }));
     const body = table.createTBody();
     matrix.forEach((row, t) => {
@@ -263,15 +292,23 @@ export class EvaluationView {
       const rowTotal = row.reduce((a, b) => a + b, 0) || 1;
       row.forEach((n, p) => {
         const td = tr.insertCell();
-        td.textContent = n ? String(n) : "";
         td.dataset.true = String(t);
         td.dataset.predicted = String(p);
         td.dataset.count = String(n);
+        if (n) {
+          const button = document.createElement("button");
+          button.type = "button";
+          button.textContent = String(n);
+          button.dataset.true = String(t);
+          button.dataset.predicted = String(p);
+          button.setAttribute("aria-label", t === p ? `${n} held-out ${t}s read right` : `${n} held-out ${t}s read as ${p}`);
+          td.append(button);
+        }
         const share = n / rowTotal;
         if (t === p) td.className = "diag";
         else if (n) td.className = "off";
-        // shade by the share of the true digit's row: correct green, confusions red
-        td.style.backgroundColor = t === p ? `rgba(5, 150, 105, ${0.15 + 0.6 * share})` : n ? `rgba(220, 38, 38, ${Math.min(0.8, 0.12 + 3 * share)})` : "";
+        // shade by the share of the true digit's row: correct green, confusions red (light enough for dark text)
+        td.style.backgroundColor = t === p ? `rgba(5, 150, 105, ${0.15 + 0.6 * share})` : n ? `rgba(220, 38, 38, ${Math.min(0.6, 0.12 + 3 * share)})` : "";
         td.title = `${n} × true ${t} read as ${p}`;
       });
     });
@@ -281,24 +318,29 @@ export class EvaluationView {
     this.confusion.dataset.expected = String(total);
   }
 
-  #mistakes(mistakes, images, wrong) {
-    const items = mistakes.map((m, k) => {
+  /** digits: [{index, label, predicted, confidence}]; images: their 28x28 pictures. */
+  #gallery(digits, images) {
+    const items = digits.map((m, k) => {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "mistake";
       Object.assign(button.dataset, {
         index: String(m.index), true: String(m.label), predicted: String(m.predicted), confidence: m.confidence.toFixed(4),
       });
-      button.title = `Held-out digit #${m.index}: labelled ${m.label}, read as ${m.predicted} (${(m.confidence * 100).toFixed(0)}% sure). Click to inspect.`;
+      const sure = `${(m.confidence * 100).toFixed(0)}%`;
+      button.title = `Held-out digit #${m.index}: labelled ${m.label}, read as ${m.predicted} (${sure} sure). Click to inspect.`;
       const canvas = document.createElement("canvas");
+      canvas.setAttribute("aria-hidden", "true");
       drawGrey(canvas, [28, 28], images.data.subarray(k * 784, (k + 1) * 784), 1);
       const caption = document.createElement("span");
-      caption.textContent = `${m.label}→${m.predicted} ${(m.confidence * 100).toFixed(0)}%`;
-      button.append(canvas, caption);
+      caption.textContent = `${m.label}→${m.predicted} ${sure}`;
+      const spoken = document.createElement("span"); // the caption's arrow, in words
+      spoken.className = "visually-hidden";
+      spoken.textContent = `: held-out digit number ${m.index}, labelled ${m.label}, read as ${m.predicted}, ${sure} sure`;
+      button.append(canvas, caption, spoken);
       return button;
     });
     this.mistakes.replaceChildren(...items);
     this.mistakes.dataset.count = String(items.length);
-    this.mistakes.dataset.wrong = String(wrong);
   }
 }

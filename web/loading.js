@@ -10,8 +10,8 @@ export class Loading {
    * onReady(): what the page does once the worker is ready (restore, then start). The rest as
    * for TrainingPanel.
    */
-  constructor({ client, state, probe, messages, status, persistence, stages, onReady }) {
-    Object.assign(this, { client, state, probe, messages, status, persistence, stages, onReady });
+  constructor({ client, state, probe, messages, status, announcer, persistence, stages, onReady }) {
+    Object.assign(this, { client, state, probe, messages, status, announcer, persistence, stages, onReady });
     this.startedAt = 0;
     client.on("status", (m) => this.#stage(m));
     client.on("ready", (m) => this.#ready(m));
@@ -59,6 +59,8 @@ export class Loading {
     line.dataset.pythonSnapshot = timings.snapshot ?? "none";
     line.title = `numpy ${info.numpy}` + (timings.snapshot === "restored" ? "; Python restored from the snapshot saved on an earlier visit" : "");
     await this.onReady();
+    this.announcer.announce(this.state.model.kind === "untrained" ? "Ready: press Train to train the network."
+      : "Ready, with the model kept from your last visit.");
   }
 
   #error(message) {

@@ -5,7 +5,7 @@ import { Analysis } from "./analysis.js";
 import { WorkerClient } from "./client.js";
 import { Frame } from "./frame.js";
 import { Loading } from "./loading.js";
-import { Messages, StatusLine } from "./messages.js";
+import { Announcer, Messages, StatusLine } from "./messages.js";
 import { NetworkEditor } from "./network.js";
 import { Offline } from "./offline.js";
 import { Persistence } from "./persistence.js";
@@ -26,7 +26,8 @@ Object.defineProperty(window, "pycnnProbe", { value: probe });
 
 const status = new StatusLine(byTestId("status"));
 const messages = new Messages(byTestId("message"), () => loading.start());
-const common = { client, state, frame, probe, messages, status };
+const announcer = new Announcer(byTestId("announcer"));
+const common = { client, state, frame, probe, messages, status, announcer };
 
 const persistence = new Persistence({
   ...common,
@@ -80,13 +81,15 @@ const predictor = new Predictor({
     canvas: byTestId("draw-canvas"), undo: byTestId("undo-button"), clear: byTestId("clear-button"),
     prediction: byTestId("prediction"), note: byTestId("prediction-note"), probabilities: byTestId("probabilities"),
     modelInput: byTestId("model-input"), featureMaps: byTestId("feature-maps"),
+    heldoutLabel: byTestId("heldout-digit-select"), heldoutNext: byTestId("heldout-next-button"),
   },
 });
 
 new Analysis({
   ...common,
   predictor,
-  el: { confusion: byTestId("confusion-matrix"), mistakes: byTestId("mistakes"), summary: byTestId("evaluation-summary") },
+  el: { confusion: byTestId("confusion-matrix"), mistakes: byTestId("mistakes"), summary: byTestId("evaluation-summary"),
+    title: byTestId("gallery-title"), back: byTestId("gallery-back") },
 });
 
 const loading = new Loading({

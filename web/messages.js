@@ -1,4 +1,5 @@
-// The status line under the title and the message banner (errors, warnings, Retry/Restart).
+// The status line under the title, the message banner (errors, warnings, Retry/Restart) and the
+// announcer: a live region that tells screen readers the milestones, a few words at a time.
 
 export class StatusLine {
   constructor(element) {
@@ -39,5 +40,23 @@ export class Messages {
     this.banner.dataset.kind = "";
     this.text.textContent = "";
     this.retry.hidden = true;
+  }
+}
+
+export class Announcer {
+  /** region: a visually hidden element with role="status" (aria-live polite). */
+  constructor(region) {
+    this.region = region;
+    this.count = 0;
+  }
+
+  /** Say text once (the same words again are said again: the region is emptied first). */
+  announce(text) {
+    this.region.textContent = "";
+    this.count += 1;
+    this.region.dataset.count = String(this.count);
+    requestAnimationFrame(() => {
+      this.region.textContent = text;
+    });
   }
 }

@@ -6,15 +6,20 @@ import { Sketch } from "./sketch.js";
 const PREDICT_THROTTLE_MS = 80; // while a stroke is being drawn
 
 export class Predictor {
-  /** el: {canvas, undo, clear, prediction, note, probabilities, modelInput, featureMaps}; the rest as for TrainingPanel. */
-  constructor({ client, state, frame, probe, messages, el }) {
-    Object.assign(this, { client, state, frame, probe, messages, el });
+  /**
+   * el: {canvas, undo, clear, prediction, note, probabilities, modelInput, featureMaps, heldoutLabel, heldoutNext};
+   * the rest as for TrainingPanel.
+   */
+  constructor({ client, state, frame, probe, messages, announcer, el }) {
+    Object.assign(this, { client, state, frame, probe, messages, announcer, el });
     this.view = new PredictionView({ prediction: el.prediction, note: el.note, probabilities: el.probabilities, modelInput: el.modelInput });
     this.featureMaps = new FeatureMapsView(el.featureMaps);
     this.shown = null; // {idle: note} or {result, source, sentAt, version, drawnAt}
     this.inspecting = null; // index of the held-out digit shown instead of the drawing
     // every change of the drawing gets a version; an answer says which version it read (data-answered-version)
-    this.drawing = { version: 0, changedAt: 0 };
+    this.drawing = { version: 0, changedAt: 0, ended: true }; // ended: the last change ended a stroke
+    this.announced = null; // the answer last told to screen readers
+    this.heldoutAfter = -1; // the held-out digit shown last by "Show a held-out digit"
     // at most one request in flight; a newer drawing waits for it and replaces any older waiting one
     this.seq = 0;
     this.inFlight = false;
@@ -24,6 +29,10 @@ export class Predictor {
     this.sketch = new Sketch(el.canvas, ({ ended }) => this.#drawn(ended));
     el.clear.addEventListener("click", () => this.sketch.clear());
     el.undo.addEventListener("click", () => this.sketch.undo());
+    el.heldoutNext.addEventListener("click", () => this.#nextHeldout());
+    el.heldoutLabel.addEventListener("change", () => {
+      this.heldoutAfter = -1;
+    });
     client.on("filters", ({ conv_layers }) => {
       if (conv_layers.length) this.featureMaps.setFilters(conv_layers[0].weights);
     });
@@ -41,20 +50,33 @@ export class Predictor {
     else this.#showIdle();
   }
 
-  /** Show held-out digit `index` instead of the drawing (from the mistakes gallery). */
+  /** Show held-out digit `index` instead of the drawing (from the mistakes gallery or the confusion matrix). */
   async inspectHeldout(index, button) {
-    if (this.state.phase !== "ready" && this.state.phase !== "training") return;
-    this.sketch.clear();
-    this.inspecting = index;
-    const seq = ++this.seq;
     for (const b of document.querySelectorAll('[data-testid="mistakes"] button[aria-pressed]')) b.removeAttribute("aria-pressed");
     button?.setAttribute("aria-pressed", "true");
+    await this.#askHeldout("inspect-heldout", { index });
+  }
+
+  /** "Show a held-out digit": the next one of the chosen digit, read without drawing anything. */
+  async #nextHeldout() {
+    const label = this.el.heldoutLabel.value === "" ? null : Number(this.el.heldoutLabel.value);
+    const reply = await this.#askHeldout("next-heldout", { label, after: this.heldoutAfter });
+    if (reply) this.heldoutAfter = reply.index;
+  }
+
+  async #askHeldout(type, payload) {
+    if (!this.state.canRead) return null;
+    this.sketch.clear();
+    const seq = ++this.seq;
     const sentAt = performance.now();
     try {
-      const reply = await this.client.request("inspect-heldout", { index });
+      const reply = await this.client.request(type, payload);
+      this.inspecting = reply.index;
       if (seq === this.seq) this.#show({ result: reply, source: "heldout", sentAt });
+      return reply;
     } catch (error) {
       this.messages.show(error.message, "error");
+      return null;
     }
   }
 
@@ -62,6 +84,7 @@ export class Predictor {
     this.inspecting = null;
     this.drawing.version += 1;
     this.drawing.changedAt = performance.now();
+    this.drawing.ended = ended;
     this.el.canvas.dataset.version = String(this.drawing.version);
     if (this.sketch.isEmpty) {
       this.seq += 1; // drop any answer still on its way
@@ -170,6 +193,13 @@ export class Predictor {
     if (shown.source === "drawing") {
       el.dataset.answeredVersion = String(shown.version); // the drawing (data-version of the canvas) this answer read
       this.probe.set("drawing_latency_ms", Math.round(performance.now() - shown.drawnAt)); // its last change to bars
+    }
+    // screen readers hear the answer to a finished drawing or a chosen digit, not every answer while drawing
+    const final = shown.source === "heldout" || (this.drawing.ended && shown.version === this.drawing.version);
+    if (final && this.announced !== shown) {
+      this.announced = shown;
+      const digit = shown.source === "heldout" ? `Held-out digit number ${result.index}, labelled ${result.label}: ` : "";
+      this.announcer.announce(`${digit}The network reads ${result.prediction}. ${describeConfidence(result)}`);
     }
   }
 }

@@ -17,8 +17,8 @@ export class TrainingPanel {
    * messages / status: the banner and the status line; persistence: to forget the kept model on
    * Reset; el: this panel's elements (see main.js).
    */
-  constructor({ client, state, frame, probe, messages, status, persistence, el }) {
-    Object.assign(this, { client, state, frame, probe, messages, status, persistence, el });
+  constructor({ client, state, frame, probe, messages, status, announcer, persistence, el }) {
+    Object.assign(this, { client, state, frame, probe, messages, status, announcer, persistence, el });
     this.run = null; // {config, step, total_steps, epoch, epochs, batch, batches_per_epoch, images_per_second, result, stopClickedAt}
     this.epochsBeforeRun = 0;
     this.imagesPerSecond = null; // measured: the estimate, then real training
@@ -160,6 +160,7 @@ export class TrainingPanel {
     this.client.send("train", { config });
     this.state.setPhase("training");
     this.status.say("Training…");
+    this.announcer.announce(`Training started: ${config.epochs} epoch${config.epochs === 1 ? "" : "s"} of ${fmtInt(config.train_size)} digits.`);
     this.#renderProgress(); // at once, so no stale step from the previous run is ever shown
   }
 
@@ -187,6 +188,7 @@ export class TrainingPanel {
 
   #epoch(e) {
     const model = this.state.model;
+    this.announcer.announce(`Epoch ${e.epoch} of ${this.run?.epochs ?? e.epoch} done: held-out accuracy ${fmtPct(e.val_accuracy)}.`);
     this.state.addEpoch({ ...e, epoch: this.epochsBeforeRun + e.epoch });
     this.state.describeModel(
       {
@@ -226,6 +228,7 @@ export class TrainingPanel {
     } else {
       this.status.say("Training failed");
     }
+    this.announcer.announce(this.status.element.textContent);
     this.state.setPhase("ready");
     this.state.weightsChanged();
   }

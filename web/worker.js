@@ -14,7 +14,7 @@ const FILTERS_EVERY_MS = 250; // filter updates while training (plus every epoch
 // TRAIN_PER_SERVED_MS * p ms before the next request is answered (it waits in `deferred`), so a
 // burst of drawing cannot starve training, and `stop` still lands after the batch in flight.
 const TRAIN_PER_SERVED_MS = 2;
-const READ_ONLY = new Set(["predict", "inspect-heldout", "analyse", "network", "check-network"]);
+const READ_ONLY = new Set(["predict", "inspect-heldout", "next-heldout", "heldout-cell", "analyse", "network", "check-network"]);
 
 let py = null; // the Pyodide instance
 let sessionModule = null; // pycnn.session (a Python proxy)
@@ -483,6 +483,18 @@ async function handle(message) {
       case "inspect-heldout": {
         const { reply: result, transfer } = request("inspect_heldout", { index: message.index });
         reply("prediction", { ...result, ms: served(servedFrom) }, transfer);
+        return;
+      }
+      case "next-heldout": {
+        const { reply: result, transfer } = request("next_heldout", { label: message.label ?? null, after: message.after ?? -1 });
+        reply("prediction", { ...result, ms: served(servedFrom) }, transfer);
+        return;
+      }
+      case "heldout-cell": {
+        const { label, predicted, max_digits: maxDigits } = message;
+        const { reply: result, transfer } = request("heldout_cell", { label, predicted, max_digits: maxDigits ?? 40 });
+        reply("cell", result, transfer);
+        served(servedFrom);
         return;
       }
       case "analyse": {
