@@ -187,7 +187,8 @@ def _node_modules_stale(root):
         return "missing"
     if (root / "package-lock.json").stat().st_mtime > marker.stat().st_mtime:
         return "older than package-lock.json"
-    pins = json.loads((root / "package.json").read_text())["dependencies"]
+    package = json.loads((root / "package.json").read_text())
+    pins = {**package.get("dependencies", {}), **package.get("devDependencies", {})}  # the tests need the dev ones
     for name, pin in pins.items():
         installed = nm / name / "package.json"
         version = json.loads(installed.read_text()).get("version") if installed.is_file() else None
