@@ -2,11 +2,15 @@
 drive the system Chromium.
 
 Every test gets what it needs from a fixture and passes alone (`pytest -k NAME`):
-- `app`: a fresh page (its own browser context: empty storage, cold Python) that has reached ready;
-- `trained_app`: a fresh page with the model `cli_model` loaded through the page's file input;
+- `app`: a new page at ready with no model kept: it shares its module's browser context, whose
+  Cache Storage keeps the Python snapshot of the first visit (a cold start of Python is most of a
+  test's setup), and the site's IndexedDB is emptied before it opens;
+- `first_visit`: a page at ready in a context of its own, nothing stored before;
+- `trained_app`: `app` with the model `cli_model` loaded through the page's file input;
 - `shared_app` / `shared_trained_app`: one page per module for the many small tests that
   leave the page as they found it (invalid settings, refused files, drawings);
-- `open_site`: a factory for pages with extra options (touch, no IndexedDB, routes...).
+- `open_site`: a factory for first visits in contexts of their own, with extra options (touch,
+  no IndexedDB, routes, storage quotas...).
 """
 import os
 import subprocess
@@ -15,7 +19,7 @@ import threading
 
 import pytest
 
-from e2e_support import LAUNCH_FLAGS, ROOT, chromium_path, load_build, open_app
+from e2e_support import LAUNCH_FLAGS, ROOT, chromium_path, forget_models, load_build, new_context, open_app, open_page
 
 build = load_build()
 
@@ -75,9 +79,28 @@ def open_site(browser, site_url):
         application.context.close()
 
 
+@pytest.fixture(scope="module")
+def warm_context(browser):
+    """The browser context of a module's `app` pages."""
+    context = new_context(browser)
+    yield context
+    context.close()
+
+
 @pytest.fixture
-def app(open_site):
-    """A fresh page that has reached ready: untrained model, empty storage."""
+def app(warm_context, site_url):
+    """A new page that has reached ready: untrained model, nothing kept in IndexedDB."""
+    application = open_page(warm_context, site_url)
+    forget_models(application)
+    application.goto_ready()
+    yield application
+    application.page.close()
+
+
+@pytest.fixture
+def first_visit(open_site):
+    """A first visit that has reached ready: a context of its own, nothing stored before; Python
+    started cold and kept its snapshot."""
     application = open_site()
     application.goto_ready()
     return application

@@ -155,8 +155,8 @@ class App:
         return path
 
 
-def open_app(browser, url, init_scripts=(), **context_options):
-    """A new context (Playwright options, e.g. has_touch=True, on top of ours) with one page.
+def new_context(browser, init_scripts=(), **context_options):
+    """A new browser context (Playwright options, e.g. has_touch=True, on top of ours).
     The site's service worker is blocked unless a test allows it (service_workers="allow",
     tests/e2e/test_offline.py): a page it controls is served from Cache Storage, out of reach
     of the routes that tests use to inject faults."""
@@ -165,10 +165,29 @@ def open_app(browser, url, init_scripts=(), **context_options):
     context.add_init_script(PROBE_SCRIPT)
     for script in init_scripts:
         context.add_init_script(script)
+    return context
+
+
+def open_page(context, url):
+    """A new page of the site in `context`, with its log."""
     page = context.new_page()
     log = PageLog()
     log.attach(context, page)
     return App(context, page, url, log)
+
+
+def open_app(browser, url, init_scripts=(), **context_options):
+    """A page of the site in a context of its own: a first visit (nothing stored)."""
+    return open_page(new_context(browser, init_scripts, **context_options), url)
+
+
+def forget_models(app):
+    """Empty the site's IndexedDB (the kept model) in app's context; the Python snapshot stays."""
+    cdp = app.context.new_cdp_session(app.page)
+    try:
+        cdp.send("Storage.clearDataForOrigin", {"origin": app.url.rstrip("/"), "storageTypes": "indexeddb"})
+    finally:
+        cdp.detach()
 
 
 # ---- digits as pen strokes in unit coordinates, replayed with real mouse events ----

@@ -86,10 +86,11 @@ def test_a_failed_download_is_named_and_retry_recovers(open_site):
     expect(app.by_id("message")).to_be_hidden()
 
 
-def test_a_data_file_whose_sha256_differs_is_refused_and_named(app):
+def test_a_data_file_whose_sha256_differs_is_refused_and_named(first_visit):
     """The page checks the digits against the sha256 in data/manifest.json (written by build.py).
     The load that fails restored the Python snapshot the first visit saved; a failure behind a
     restored snapshot deletes it, so Retry starts Python afresh."""
+    app = first_visit
     label_file = app.page.evaluate("fetch('data/subset-labels-idx1-ubyte.gz').then(r => r.arrayBuffer())"
                                    ".then(b => Array.from(new Uint8Array(b)))")
     tampered = bytes(label_file[:-1]) + bytes([label_file[-1] ^ 1])
@@ -205,8 +206,9 @@ DAMAGE_SNAPSHOT = """async (mode) => {
 
 
 @pytest.mark.parametrize("damage", ["bit flip", "not a snapshot"])
-def test_a_damaged_python_snapshot_is_dropped_and_python_starts_afresh(app, damage):
+def test_a_damaged_python_snapshot_is_dropped_and_python_starts_afresh(first_visit, damage):
     """The memory snapshot of a started Python that speeds up later visits got damaged."""
+    app = first_visit
     assert app.attr("status", "data-python-snapshot") == "saved"  # by this first visit
     warnings = []
     listener = lambda m: warnings.append(m.text) if m.type == "warning" else None  # noqa: E731
@@ -241,9 +243,10 @@ def test_without_indexeddb_the_page_still_trains_and_says_models_are_not_kept(op
     assert app.log.page_errors == []
 
 
-def test_storage_too_full_for_the_model_makes_room_by_deleting_the_python_snapshot(app):
+def test_storage_too_full_for_the_model_makes_room_by_deleting_the_python_snapshot(first_visit):
     """Only the ~21 MB Python snapshot stands between the trained model and a full quota: the
     snapshot (a speed-up) goes, the model is kept."""
+    app = first_visit
     assert app.attr("status", "data-python-snapshot") == "saved"
     has_snapshot = "async () => (await caches.keys()).includes('pycnn-python-snapshot')"
     assert app.page.evaluate(has_snapshot)
@@ -265,9 +268,10 @@ def test_storage_too_full_for_the_model_makes_room_by_deleting_the_python_snapsh
     expect(app.by_id("message")).to_be_hidden()
 
 
-def test_storage_full_on_save_the_page_still_trains_and_says_models_are_not_kept(app):
+def test_storage_full_on_save_the_page_still_trains_and_says_models_are_not_kept(first_visit):
     """A real QuotaExceededError: Chromium's quota for the origin is set to 1 byte (DevTools protocol)
     on a page that has not saved yet (Chromium ignores the override once an origin has written)."""
+    app = first_visit
     errors = (len(app.log.page_errors), len(app.log.console_errors))
     note = app.by_id("storage-note")
     expect(note).to_have_attribute("data-available", "true")
