@@ -16,12 +16,13 @@ import time
 
 import numpy as np
 
-from . import __version__, datasets, preprocess
+from . import __version__, codegen, datasets, explain, preprocess
 from .checks import Choice, Int, check_args
 from .layers import LAYERS, Conv2D, MaxPool2D, ReLU
 from .model import Sequential
 from .presets import DEFAULT_PRESET, PRESETS, preset
 from .serialize import model_from_bytes
+from .optimizers import OPTIMIZERS, Adam
 from .training import Trainer, TrainingConfig, TrainingDiverged
 
 INPUT_SHAPE = (1, 28, 28)
@@ -59,7 +60,8 @@ class Session:
     # the methods `dispatch` may run: everything the worker asks for
     CALLS = ("info", "start", "step", "evaluate", "filters", "model_bytes", "load", "reset", "estimate",
              "predict", "inspect_heldout", "next_heldout", "heldout_cell", "analyse", "network", "check_network",
-             "set_network")
+             "set_network", "arithmetic", "saliency", "try_step", "keep_step", "undo_step", "python_code",
+             "export_script")
 
     def __init__(self, images, labels, heldout=1500, seed=0, model=None):
         """images: uint8 (N, 28, 28) or floats (N, 1, 28, 28); labels: (N,) digits; heldout: digits kept out."""
@@ -71,6 +73,8 @@ class Session:
         self.model = model if model is not None else preset(DEFAULT_PRESET, seed=0)
         self.trainer = None
         self.speed = None  # multiply-adds per second of training and of evaluation, once measured
+        self.split = {"heldout": int(heldout), "seed": int(seed)}  # for the generated code
+        self._new_model(0 if model is None else None)
 
     @classmethod
     def from_files(cls, images_path, labels_path, heldout=1500, seed=0):
@@ -98,6 +102,7 @@ class Session:
     def start(self, config):
         """Begin a run of the current model with config (TrainingConfig's fields); ValueError if invalid."""
         cfg = TrainingConfig.from_dict(config)
+        self._end_trial()
         self.trainer = Trainer(self.model, self.x_train, self.y_train, cfg,
                                validation_data=(self.x_heldout, self.y_heldout))
         return {"total_steps": self.trainer.total_steps, "batches_per_epoch": self.trainer.batches_per_epoch}
@@ -157,6 +162,7 @@ class Session:
         """Make the editor's network the current model, with fresh weights -> network() and the evaluation."""
         self.model = Sequential.from_config(network_config(layers), seed=_int("seed", seed))
         self.trainer = None
+        self._new_model(seed)
         return {**self.network(), "evaluation": self.evaluate()}
 
     def _summary(self, model):
@@ -190,12 +196,14 @@ class Session:
             raise ValueError(f"this model does not fit the page: it has {classes} classes, the page needs {CLASSES}")
         self.model = model
         self.trainer = None
+        self._new_model(None)
         return self.evaluate()
 
     def reset(self, seed=0):
         """Fresh random weights for the current architecture -> the held-out evaluation."""
         self.model = Sequential.from_config(self.model.get_config(), seed=int(seed))
         self.trainer = None
+        self._new_model(int(seed))
         return self.evaluate()
 
     # ---- looking inside --------------------------------------------------------------------
@@ -247,11 +255,13 @@ class Session:
         batch = np.asarray(x, dtype=self.model.dtype)[None]
         outputs = self.model.activations(batch)
         probs = _softmax(outputs[-1][0])
+        self.inspected = batch[0]  # what arithmetic, saliency and try_step explain
         return {
             "probabilities": probs,
             "prediction": int(probs.argmax()),
             "input": batch[0, 0],
             "blocks": conv_blocks(self.model.layers, [out[0] for out in outputs]),
+            "saliency": explain.saliency(self.model, batch[0], int(probs.argmax())),
         }
 
     def analyse(self, max_mistakes=40):
@@ -271,6 +281,90 @@ class Session:
                           "confidence": float(probs[i, pred[i]])} for i in order],
             "mistake_images": self.x_heldout[order, 0],
         }
+
+    # ---- see inside one step -----------------------------------------------------------------
+    # These explain the digit inspected last (predict, inspect_heldout, next_heldout keep it). A step
+    # is tried on the current model and can be undone exactly: the first try_step snapshots the
+    # weights and the optimiser, later ones go on from there; keep_step drops the snapshot, undo_step
+    # puts it back. A new model (set_network, load, reset) drops it; a run (start) undoes a step that
+    # was not kept, so the model changes only when the learner keeps it.
+    def arithmetic(self, layer, channel, row, col, grid="activated"):
+        """One cell of conv layer `layer`'s map `channel` (grid "activated" or "pooled") for the digit
+        inspected last -> explain.conv_arithmetic's reply (patch, weights, products, sum, bias, conv, relu, pooled...)."""
+        return explain.conv_arithmetic(self.model, self._inspected(), layer, channel, row, col, grid)
+
+    def saliency(self, digit):
+        """d logit[digit] / d pixel for the digit inspected last -> {"digit", "logit", "probability", "gradient" (28, 28)}."""
+        return explain.saliency(self.model, self._inspected(), digit)
+
+    def try_step(self, label, lr=None, optimizer=None):
+        """One training step on the digit inspected last, with `label` -> explain.training_step's reply
+        plus "steps" (tried since the last keep or undo). The optimiser is the run's, its state carrying
+        on; without a run, one of kind `optimizer` ("adam", "sgd"; None: the default) that these steps keep."""
+        x = self._inspected()
+        if self.trial is None:
+            chosen = self.trainer.optimizer if self.trainer is not None else self._step_optimizer(optimizer)
+            self.trial = {"snapshot": explain.snapshot(self.model, chosen), "optimizer": chosen, "steps": 0}
+        reply = explain.training_step(self.model, self.trial["optimizer"], x, label, lr)
+        self.trial["steps"] += 1
+        return {**reply, "steps": self.trial["steps"]}
+
+    def keep_step(self):
+        """Keep the steps tried since the last keep or undo -> {"steps", "evaluation"} (held out)."""
+        if self.trial is None:
+            raise ValueError("there is no step to keep: take one with Step first")
+        steps, self.trial = self.trial["steps"], None
+        return {"steps": steps, "evaluation": self.evaluate()}
+
+    def undo_step(self):
+        """Put back the weights and optimiser state from before the steps tried -> {"steps": how many were undone}."""
+        if self.trial is None:
+            raise ValueError("there is no step to undo")
+        steps = self.trial["steps"]
+        self._end_trial()
+        return {"steps": steps}
+
+    def python_code(self, config):
+        """The pycnn Python of the current network and the training settings `config` -> {"code",
+        "seed": the seed its weights were drawn from, or None (a loaded model: the code uses seed 0)}."""
+        return {"code": codegen.python_code(self.model.get_config(), config, **self._code_args()),
+                "seed": self.model_seed}
+
+    def export_script(self, config):
+        """python_code as a script that trains the same way in CPython -> {"script", "file_name", "seed"}."""
+        return {"script": codegen.export_script(self.model.get_config(), config, **self._code_args()),
+                "file_name": codegen.SCRIPT_NAME, "seed": self.model_seed}
+
+    def _new_model(self, seed):
+        """A new current model, its weights drawn from `seed` (None: unknown): no step to undo, no digit to explain."""
+        self.model_seed = seed
+        self.trial = None  # {"snapshot", "optimizer", "steps"} while steps are tried
+        self.step_optimizers = {}  # kind -> the optimiser of steps taken without a run
+        self.inspected = None
+
+    def _end_trial(self):
+        """Undo the steps tried and not kept, if any."""
+        if self.trial is not None:
+            explain.restore(self.model, self.trial["optimizer"], self.trial["snapshot"])
+            self.trial = None
+
+    def _step_optimizer(self, kind):
+        kind = TrainingConfig.optimizer if kind is None else kind
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {kind!r}")
+        if kind not in self.step_optimizers:
+            lr, cls = TrainingConfig.lr, OPTIMIZERS[kind]  # each step passes its own lr
+            self.step_optimizers[kind] = cls(lr) if cls is Adam else cls(lr, momentum=0.9)  # as Trainer makes them
+        return self.step_optimizers[kind]
+
+    def _inspected(self):
+        if self.inspected is None:
+            raise ValueError("there is no digit to explain: draw one or show a held-out digit first")
+        return self.inspected
+
+    def _code_args(self):
+        return {"seed": 0 if self.model_seed is None else self.model_seed, "heldout": self.split["heldout"],
+                "split_seed": self.split["seed"]}
 
 
 def editor_spec():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import pycnn
-from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, codegen, explain
 from pycnn import session as session_module
 from pycnn.session import Session, conv_blocks, dispatch, encode
 
@@ -410,3 +410,146 @@ def test_a_confusion_matrix_cell_lists_its_digits_most_confident_first(session):
     assert diagonal["count"] == confusion[3, 3]
     assert "predicted must be a digit" in json.loads(dispatch(session, "heldout_cell",
                                                              json.dumps({"label": 1, "predicted": -1}))[0])["error"]
+
+
+# ---- see inside one step --------------------------------------------------------------------------
+def trained_session(session):
+    """The session after one tiny run: a model worth explaining and a run's optimiser with state."""
+    session.start(TINY_RUN)
+    while not session.step()["done"]:
+        pass
+    return session
+
+
+def weights_and_state(session, optimizer):
+    """The model file and a deep copy of the optimiser's state: what Undo must give back exactly."""
+    state = {k: [a.copy() for a in v] if isinstance(v, tuple) else v.copy() for k, v in optimizer.state.items()}
+    return session.model.to_bytes(), state, getattr(optimizer, "t", None)
+
+
+def same_state(a, b):
+    (bytes_a, state_a, t_a), (bytes_b, state_b, t_b) = a, b
+    return (bytes_a == bytes_b and t_a == t_b and state_a.keys() == state_b.keys()
+            and all(all(np.array_equal(x, y) for x, y in zip(state_a[k], state_b[k])) for k in state_a))
+
+
+@pytest.mark.parametrize("model", [None, two_conv()], ids=["default preset", "two conv layers"])
+def test_the_arithmetic_of_a_cell_is_the_inspected_digits_and_crosses_the_boundary(digits, model):
+    session = Session(*digits, heldout=200, seed=0, model=model)
+    assert "no digit to explain" in json.loads(dispatch(session, "arithmetic", json.dumps(
+        {"layer": 0, "channel": 0, "row": 0, "col": 0}))[0])["error"]
+    shown = session.inspect_heldout(7)
+    x = session.x_heldout[7]
+    for block in shown["blocks"]:
+        layer, (f, h, w) = block["layer"], block["activated"].shape
+        for grid, (row, col) in (("activated", (h // 2, w - 1)), ("pooled", (1, 2))):
+            args = {"layer": layer, "channel": f - 1, "row": row, "col": col, "grid": grid}
+            if grid == "pooled" and block["pooled"] is None:
+                continue
+            reply = decode(dispatch(session, "arithmetic", json.dumps(args)))
+            expected = explain.conv_arithmetic(session.model, x, layer, f - 1, row, col, grid)
+            assert reply["sum"] == expected["sum"] and reply["conv"] == expected["conv"] == reply["sum"] + reply["bias"]
+            np.testing.assert_array_equal(reply["products"], expected["products"].astype(np.float32))
+            conv_row, conv_col = reply["row"], reply["col"]  # the conv cell explained (the pool's winner for "pooled")
+            assert reply["relu"] == pytest.approx(block["activated"][f - 1, conv_row, conv_col], abs=2e-6)
+            if reply["pooled"] is not None:
+                pr, pc = reply["pooled_cell"]
+                assert reply["pooled"] == pytest.approx(block["pooled"][f - 1, pr, pc], abs=1e-7)
+    bad = json.loads(dispatch(session, "arithmetic", json.dumps({"layer": 1, "channel": 0, "row": 0, "col": 0}))[0])
+    assert "layer must be the index of a Conv2D layer" in bad["error"]
+
+
+def test_every_inspection_has_the_saliency_of_its_reading_and_any_digit_has_one_on_request(session):
+    trained_session(session)
+    text, buffer = dispatch(session, "predict", json.dumps({"width": 120, "height": 100}), draw_seven()[0])
+    shown = decode((text, buffer))
+    json.loads(text)  # JSON-safe
+    x = session.inspected
+    assert shown["saliency"]["digit"] == shown["prediction"]
+    expected = explain.saliency(session.model, x, shown["prediction"])["gradient"]
+    np.testing.assert_array_equal(shown["saliency"]["gradient"], expected.astype(np.float32))
+    assert shown["saliency"]["gradient"].shape == (28, 28)
+    other = (shown["prediction"] + 1) % 10
+    why_not = decode(dispatch(session, "saliency", json.dumps({"digit": other})))
+    assert why_not["digit"] == other and not np.array_equal(why_not["gradient"], shown["saliency"]["gradient"])
+    assert "digit must be an int from 0 to 9" in json.loads(dispatch(session, "saliency", '{"digit": 10}')[0])["error"]
+
+
+def test_a_step_tried_on_the_inspected_digit_is_undone_exactly_optimiser_state_included(session):
+    trained_session(session)
+    optimizer = session.trainer.optimizer
+    session.inspect_heldout(3)
+    before = weights_and_state(session, optimizer)
+    label = int(session.y_heldout[3])
+    first = decode(dispatch(session, "try_step", json.dumps({"label": label, "lr": 0.01})))
+    assert first["steps"] == 1 and first["label"] == label and first["optimizer_step"] == before[2] + 1
+    assert first["loss"] == pytest.approx(-math.log(first["probability_before"]), rel=1e-5)
+    assert first["probability_after"] > first["probability_before"]  # a step towards the label
+    conv = [entry for entry in first["layers"] if entry["class"] == "Conv2D"][0]
+    assert conv["gradient"].shape == session.model.layers[0].params["W"].shape
+    again = session.try_step(label, lr=0.01)  # Step again: from the stepped weights
+    assert again["steps"] == 2 and again["loss"] == pytest.approx(first["loss_after"], rel=1e-5)
+    assert not same_state(before, weights_and_state(session, optimizer))
+    assert decode(dispatch(session, "undo_step")) == {"steps": 2}
+    assert same_state(before, weights_and_state(session, optimizer))  # bit for bit
+    assert "no step to undo" in json.loads(dispatch(session, "undo_step")[0])["error"]
+    assert "no step to keep" in json.loads(dispatch(session, "keep_step")[0])["error"]
+
+
+def test_a_kept_step_is_the_model_and_the_next_step_goes_on_from_it(session):
+    trained_session(session)
+    session.inspect_heldout(5)
+    before = session.model.to_bytes()
+    stepped = session.try_step(int(session.y_heldout[5]), lr=0.05)
+    kept = decode(dispatch(session, "keep_step"))
+    assert kept["steps"] == 1 and kept["evaluation"] == session.evaluate()
+    after = session.model.to_bytes()
+    assert after != before
+    assert session.try_step(int(session.y_heldout[5]), lr=0.05)["loss"] == pytest.approx(stepped["loss_after"], rel=1e-5)
+    session.undo_step()  # undoes only what came after the keep
+    assert session.model.to_bytes() == after
+
+
+def test_a_step_without_a_run_uses_an_optimiser_of_the_chosen_kind_and_a_run_undoes_a_step_not_kept(session):
+    session.inspect_heldout(0)
+    before = session.model.to_bytes()
+    first = session.try_step(int(session.y_heldout[0]), lr=0.01, optimizer="adam")
+    assert first["optimizer"] == "Adam" and first["first_step"] and first["optimizer_step"] == 1
+    session.start(TINY_RUN)  # a run starts from the model as it was: the step was never kept
+    assert session.model.to_bytes() == before
+    assert "no step to undo" in json.loads(dispatch(session, "undo_step")[0])["error"]
+    assert session.try_step(1)["optimizer_step"] == 1  # now the run's optimiser, which has taken no step yet
+    session.reset()
+    session.inspect_heldout(0)
+    reply = json.loads(dispatch(session, "try_step", json.dumps({"label": 1, "optimizer": "rmsprop"}))[0])
+    assert "optimizer must be one of" in reply["error"]
+
+
+@pytest.mark.parametrize("replace", [lambda s: s.reset(seed=1), lambda s: s.load(two_conv().to_bytes()),
+                                     lambda s: s.set_network(s.network()["layers"], seed=0)],
+                         ids=["reset", "load", "set_network"])
+def test_a_new_model_drops_the_step_and_the_digit_it_was_tried_on(session, replace):
+    session.inspect_heldout(0)
+    session.try_step(0, lr=0.01)
+    replace(session)
+    assert "no step to undo" in json.loads(dispatch(session, "undo_step")[0])["error"]
+    assert "no digit to explain" in json.loads(dispatch(session, "try_step", '{"label": 0}')[0])["error"]
+
+
+def test_the_code_is_the_current_network_and_settings_with_the_pages_split_and_seed(digits):
+    session = Session(*digits, heldout=200, seed=3)
+    settings = {"epochs": 2, "batch_size": 64, "lr": 0.005, "optimizer": "sgd", "train_size": 500, "seed": 4}
+    session.set_network(session_module.editor_spec()["presets"]["two-conv"]["layers"], seed=2)
+    shown = json.loads(dispatch(session, "python_code", json.dumps({"config": settings}))[0])
+    config = session.model.get_config()
+    assert shown == {"code": codegen.python_code(config, settings, seed=2, heldout=200, split_seed=3), "seed": 2}
+    assert "seed=2, input_shape=(1, 28, 28))" in shown["code"] and "test_size=200, seed=3" in shown["code"]
+    exported = json.loads(dispatch(session, "export_script", json.dumps({"config": settings}))[0])
+    assert exported["file_name"] == codegen.SCRIPT_NAME == "train_pycnn.py"
+    assert exported["script"] == codegen.export_script(config, settings, seed=2, heldout=200, split_seed=3)
+    session.reset(seed=7)
+    assert "seed=7, input_shape" in session.python_code(settings)["code"]
+    session.load(two_conv().to_bytes())  # a loaded model's first weights are unknown: fresh ones from seed 0
+    loaded = session.python_code(settings)
+    assert loaded["seed"] is None and "seed=0, input_shape" in loaded["code"]
+    assert "lr must be" in json.loads(dispatch(session, "python_code", json.dumps({"config": {"lr": -1}}))[0])["error"]
