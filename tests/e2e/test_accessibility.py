@@ -6,14 +6,14 @@ from playwright.sync_api import expect
 
 from e2e_support import READY_TIMEOUT_MS, ROOT, draw_digit
 
-AXE = (ROOT / "node_modules" / "axe-core" / "axe.min.js").read_text(encoding="utf-8")
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"  # installed by the build (npm ci), read when first used
 TINY_RUN = {"epochs-input": "1", "train-size-input": "512", "batch-size-input": "32", "learning-rate-input": "0.01"}
 
 
 def violations(app):
     """axe-core's violations on the page as it is now: [(rule id, impact, [selectors])]."""
     if not app.page.evaluate("typeof window.axe !== 'undefined'"):
-        app.page.evaluate(AXE + "\n;undefined")  # DevTools evaluation: not an inline script, the CSP allows it
+        app.page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")  # DevTools evaluation: not an inline script, the CSP allows it
     result = app.page.evaluate("() => axe.run(document, { resultTypes: ['violations'] })")
     return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:5]) for v in result["violations"]]
 
