@@ -244,7 +244,9 @@ def main(argv=None):
 
     log = functools.partial(print, flush=True)
     started = time.perf_counter()
-    command = "python " + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])])
+    given = list(argv if argv is not None else sys.argv[1:])
+    given = [("FILE" if a == args.unipen and i and given[i - 1] == "--unipen" else a) for i, a in enumerate(given)]
+    command = "python " + " ".join([os.path.relpath(__file__, ROOT), *given])  # the data file's place stays private
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     replay_set = handwriting.Replay(args.unipen, args.seed, args.count, args.spacing)
     log(replay_set.describe())
