@@ -15,7 +15,7 @@ that the browser workers train on.
 import os
 
 if __name__ == "__main__":
-    # one BLAS/OpenMP thread, set before numpy is imported (PERF-NOTES: pin threads)
+    # one BLAS/OpenMP thread, set before numpy is imported (on 2 shared cores more threads only slow it down)
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = "1"
 
