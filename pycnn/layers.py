@@ -22,6 +22,7 @@ What a layer kind is lives on its class, so summary, model files and the page re
 A new kind is one Layer subclass passed to register(cls); `del LAYERS[name]` removes it.
 """
 import math
+import sys
 
 import numpy as np
 
@@ -274,6 +275,12 @@ class Flatten(Layer):
         return dout.reshape(self._cached()) if need_dx else None
 
 
+# Pyodide's numpy has no BLAS: there np.einsum multiplies a batch by a Dense layer's weights in
+# half np.matmul's time (batch 32, 800 -> 64: 0.75 vs 1.57 ms); natively BLAS matmul is faster.
+# Read at each call, so tests can switch it.
+DENSE_EINSUM = sys.platform == "emscripten"
+
+
 class Dense(Layer):
     """Fully connected. x: (N, in_features) -> (N, out_features); W: (in, out), b: (out,)."""
 
@@ -309,13 +316,16 @@ class Dense(Layer):
 
     def forward(self, x, training=True):
         self._cache = x if training else None
-        return x @ self.params["W"] + self.params["b"]
+        W = self.params["W"]
+        return (np.einsum("ni,io->no", x, W) if DENSE_EINSUM else x @ W) + self.params["b"]
 
     def backward(self, dout, need_dx=True):
-        x = self._cached()
-        self.grads["W"] = x.T @ dout
+        x, W = self._cached(), self.params["W"]
+        self.grads["W"] = np.einsum("ni,no->io", x, dout) if DENSE_EINSUM else x.T @ dout
         self.grads["b"] = dout.sum(axis=0)
-        return dout @ self.params["W"].T if need_dx else None
+        if not need_dx:
+            return None
+        return np.einsum("no,io->ni", dout, W) if DENSE_EINSUM else dout @ W.T
 
 
 LAYERS = {}

@@ -352,8 +352,14 @@ def test_flatten_backward_matches_numeric_gradient(rng):
 
 
 # ---- Dense -----------------------------------------------------------------------------------
+@pytest.fixture(params=[False, True], ids=["matmul", "einsum"])
+def dense_products(request, monkeypatch):
+    """Each test of Dense runs with both products: BLAS matmul (CPython) and einsum (Pyodide)."""
+    monkeypatch.setattr(pycnn.layers, "DENSE_EINSUM", request.param)
+
+
 @pytest.mark.parametrize("n, d_in, d_out", [(1, 1, 1), (5, 7, 3), (4, 1690, 10)])
-def test_dense_shape_and_loop_reference(n, d_in, d_out, rng):
+def test_dense_shape_and_loop_reference(n, d_in, d_out, rng, dense_products):
     layer = Dense(d_in, d_out, rng=rng)
     layer.params["b"] = rng.standard_normal(d_out)
     x = rng.standard_normal((n, d_in))
@@ -363,7 +369,7 @@ def test_dense_shape_and_loop_reference(n, d_in, d_out, rng):
 
 
 @pytest.mark.parametrize("n, d_in, d_out", [(1, 4, 3), (5, 7, 3)])
-def test_dense_backward_matches_numeric_gradient(n, d_in, d_out, rng):
+def test_dense_backward_matches_numeric_gradient(n, d_in, d_out, rng, dense_products):
     layer = Dense(d_in, d_out, rng=rng)
     layer.params["b"] = rng.standard_normal(d_out)
     check_layer_gradients(layer, rng.standard_normal((n, d_in)), rng)

@@ -494,9 +494,11 @@ def profile_pyodide(browser, url, steps, log):
     page = context.new_page()
     page.goto(url + "bench/bench.html")
     page.wait_for_function("() => document.body.dataset.state === 'ready'")
-    page.evaluate("bench.start('pycnn', 'pycnn', {models: ['two-conv']})")
+    import pycnn
+    model = pycnn.presets.DEFAULT_PRESET  # the network one click on Train trains
+    page.evaluate(f"bench.start('pycnn', 'pycnn', {{models: ['{model}']}})")
     out = {str(aug): page.evaluate(f"bench.call('pycnn', 'profile', {{steps: {steps}, augment: {str(aug).lower()}, "
-                                   f"model: 'two-conv'}})")
+                                   f"model: '{model}'}})")
            for aug in (False, True)}
     out["alternatives"] = page.evaluate("bench.call('pycnn', 'alternatives', {rounds: 15})")
     context.close()
