@@ -86,6 +86,34 @@ def test_on_a_phone_the_page_fits_and_a_digit_drawn_with_a_finger_is_read_withou
     assert phone.log.console_errors == [] and phone.log.page_errors == []
 
 
+def test_on_a_phone_a_learner_trains_stops_draws_and_reads_with_a_finger(open_site):
+    """The whole path on a 412 px touch screen: taps and the on-screen keyboard only."""
+    phone = open_site(has_touch=True, is_mobile=True, viewport={"width": 412, "height": 900}, device_scale_factor=2)
+    phone.goto_ready()
+    for testid, value in {"epochs-input": "2", "train-size-input": "4000", "batch-size-input": "32"}.items():
+        phone.by_id(testid).tap()
+        phone.by_id(testid).fill(value)
+    phone.by_id("train-button").tap()
+    phone.wait_run_result("finished")
+    assert float(phone.attr("accuracy", "data-val-accuracy")) > 0.9
+    phone.by_id("epochs-input").tap()
+    phone.by_id("epochs-input").fill("5")
+    phone.by_id("train-button").tap()
+    phone.page.wait_for_function("() => Number(document.querySelector('[data-testid=progress]').dataset.step) >= 10")
+    phone.by_id("stop-button").tap()
+    phone.wait_run_result("stopped")
+    assert int(phone.attr("progress", "data-batches-after-stop")) <= 1
+    for digit, box in [(7, (40, 30, 200)), (0, (40, 30, 200))]:
+        phone.by_id("clear-button").tap()
+        touch_digit(phone.page, digit, box)
+        latest = phone.attr("draw-canvas", "data-version")
+        phone.page.wait_for_function(f"() => document.querySelector('[data-testid=prediction]').dataset.answeredVersion === '{latest}'")
+        expect(phone.by_id("prediction")).to_have_text(str(digit))
+    width = phone.page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    assert width[0] <= width[1], f"the page is wider than the phone's screen: {width}"
+    assert phone.log.console_errors == [] and phone.log.page_errors == []
+
+
 def test_clear_empties_prediction_and_bars(shared_trained_app):
     app = shared_trained_app
     app.by_id("clear-button").click()
