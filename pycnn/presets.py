@@ -24,6 +24,10 @@ PRESETS = {
     "two-conv": {"input_shape": MNIST, "dtype": "float32",
                  "layers": [_conv(1, 16, 3), RELU, POOL, _conv(16, 32, 3), RELU, POOL, FLATTEN,
                             _dense(5 * 5 * 32, 10)]},
+    # the page's default: two-conv with a hidden dense layer of 64 before the 10 outputs
+    "two-conv-dense": {"input_shape": MNIST, "dtype": "float32",
+                       "layers": [_conv(1, 16, 3), RELU, POOL, _conv(16, 32, 3), RELU, POOL, FLATTEN,
+                                  _dense(5 * 5 * 32, 64), RELU, _dense(64, 10)]},
     # LeNet-5-like: 28 -> 28 (same) -> 14 -> 10 -> 5, then dense 120-84-10
     "lenet": {"input_shape": MNIST, "dtype": "float32",
               "layers": [_conv(1, 6, 5, "same"), RELU, POOL, _conv(6, 16, 5), RELU, POOL, FLATTEN,
@@ -32,7 +36,7 @@ PRESETS = {
 
 
 # the network the page trains on a first visit, and `python -m pycnn train` without --preset or --arch
-DEFAULT_PRESET = "seed"
+DEFAULT_PRESET = "two-conv-dense"
 
 
 def preset(name, seed=None, dtype="float32"):

@@ -31,6 +31,7 @@ ESTIMATE_EVAL_IMAGES = 600  # held-out digits timed for the evaluation part of a
 
 # ---- the network editor ----------------------------------------------------------------------
 PRESET_LABELS = {
+    "two-conv-dense": "Two conv layers (16, 32 filters) and a dense layer of 64",
     "two-conv": "Two conv layers (16, 32 filters)",
     "seed": "The seed post's network (one conv layer)",
     "lenet": "LeNet-5-like (5x5 filters, dense 120-84)",

@@ -27,7 +27,7 @@ class TrainingDiverged(ValueError):
 @dataclasses.dataclass
 class TrainingConfig:
     """Hyper-parameters of one training run. The defaults are the page's recipe."""
-    epochs: int = 15
+    epochs: int = 10
     batch_size: int = 32
     lr: float = 0.01
     optimizer: str = "adam"

@@ -34,7 +34,7 @@ def test_seed_model_is_the_seed_preset():
 
 
 def test_unknown_preset_names_the_choices():
-    with pytest.raises(ValueError, match="preset must be one of seed, two-conv, lenet, got 'resnet'"):
+    with pytest.raises(ValueError, match="preset must be one of seed, two-conv, two-conv-dense, lenet, got 'resnet'"):
         preset("resnet")
 
 

@@ -27,6 +27,7 @@ import functools
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -234,6 +235,8 @@ def main(argv=None):
                         help=f"canvas px between points (default {handwriting.SPACING:g})")
     parser.add_argument("--out", default="dist", help="site directory to build and serve (default dist/)")
     parser.add_argument("--json", help="also write the raw results to this file")
+    parser.add_argument("--save-model", metavar="FILE", help="also keep the page's model (with --train) as FILE, "
+                        "e.g. for bench/handwriting.py --model FILE, which replays every digit in CPython")
     parser.add_argument("--chromium", default=os.environ.get("PYCNN_CHROMIUM", "/usr/bin/chromium"))
     args = parser.parse_args(argv)
     if not (args.model or args.train):
@@ -269,6 +272,8 @@ def main(argv=None):
             if args.train:
                 result["train_s"], result["page_accuracy"], model_path = train_in_page(page, tmp, log)
                 result["load_average_after_train"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+            if args.save_model:
+                shutil.copyfile(model_path, args.save_model)
             model = pycnn.load(model_path)
             result["model_bytes"] = model_path.stat().st_size
             result["model_layers"] = [type(layer).__name__ for layer in model.layers]

@@ -123,7 +123,7 @@ def test_changing_the_network_of_a_trained_model_asks_first(trained_app):
     assert app.body("model") == "loaded" and app.attr("accuracy", "data-val-accuracy") == accuracy
     app.by_id("arch-revert").click()  # keep the trained one
     expect(confirm).to_be_hidden()
-    expect(app.by_id("arch-preset-select")).to_have_value("seed")
+    expect(app.by_id("arch-preset-select")).to_have_value(pycnn.presets.DEFAULT_PRESET)
     expect(app.by_id("train-button")).to_be_enabled()
     app.by_id("arch-preset-select").select_option("two-conv")
     wait_summary(app, 12810)

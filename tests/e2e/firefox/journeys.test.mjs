@@ -86,8 +86,8 @@ test("train one short run: the loss falls, held-out accuracy >= 85%, filters cha
     assert.equal(await app.body("model"), "trained");
     await app.waitFor(() => document.querySelector('[data-testid="filters"]').dataset.version !== "0");
     const after = await app.filterImages();
-    assert.equal(after.length, 10);
-    assert.ok(after.filter((a, i) => a !== before[i]).length >= 8, "filters changed");
+    assert.ok(after.length >= 8 && after.length === before.length, `${after.length} filters of the first conv layer`);
+    assert.ok(after.filter((a, i) => a !== before[i]).length >= after.length - 2, "filters changed");
     assertNoErrors(app);
   }));
 
