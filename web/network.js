@@ -8,6 +8,7 @@
 import { UNTRAINED } from "./state.js";
 
 const CUSTOM = "custom";
+const APPLIED_SETTLE_MS = 2000; // a new network's epoch is timed once it has stayed this long
 const NETWORK_FILE_NAME = "pycnn-network.json";
 const NEW_LAYER = { // what "Add layer" inserts (before the output layer)
   Conv2D: { filters: 8, kernel_size: 3, padding: "same" },
@@ -28,6 +29,7 @@ export class NetworkEditor {
    */
   constructor({ client, state, frame, messages, status, persistence, el, onApplied }) {
     Object.assign(this, { client, state, frame, messages, status, persistence, el, onApplied });
+    this.appliedTimer = null;
     this.spec = null; // info.editor: kinds and their arguments, limits, presets
     this.applied = null; // the current model's network: {layers, editable, preset, rows, ...}
     this.draft = []; // the layers being edited
@@ -89,7 +91,14 @@ export class NetworkEditor {
     this.summary = network;
     this.#publish();
     this.#render();
-    if (changed) this.onApplied(); // another network: its speed is another
+    if (changed) this.#appliedLater(); // another network: its speed is another
+  }
+
+  /** onApplied() once the network has stayed the same for a while: timing an epoch takes the worker
+   * a second or more, and the summary of the next edit would wait for it. */
+  #appliedLater() {
+    clearTimeout(this.appliedTimer);
+    this.appliedTimer = setTimeout(() => this.onApplied(), APPLIED_SETTLE_MS);
   }
 
   #choosePreset(name) {
@@ -150,20 +159,25 @@ export class NetworkEditor {
       for (;;) {
         const seq = this.seq;
         const layers = copy(this.draft);
-        let reply = await this.#request("check-network", { layers });
+        const reply = await this.#request("check-network", { layers });
         if (seq !== this.seq) continue;
+        this.#showSummary(reply); // at once: building the model also evaluates it, which takes a while
         if (!reply.error && !same(layers, this.applied.layers) && this.state.model.kind === "untrained" && this.state.idle) {
-          reply = await this.#setNetwork(layers);
+          const applied = await this.#setNetwork(layers); // busy from its first line: Train waits for it
           if (seq !== this.seq) continue;
+          if (applied.error) this.#showSummary(applied);
         }
-        this.summary = reply;
-        this.#publish();
-        this.#renderStatus();
         return;
       }
     } finally {
       this.syncing = false;
     }
+  }
+
+  #showSummary(reply) {
+    this.summary = reply;
+    this.#publish();
+    this.#renderStatus();
   }
 
   /** A request's reply, or {error} with its message. */

@@ -134,6 +134,7 @@ export class TrainingPanel {
       this.imagesPerSecond = null;
       this.#render("estimate");
     }
+    if (!this.state.idle) return; // a run started meanwhile: it measures the speed itself
     try {
       const reply = await this.client.request("estimate", { config: config ?? {}, batches: 40 });
       if (!this.imagesPerSecond && reply.train_images_per_second) this.imagesPerSecond = reply.train_images_per_second;
