@@ -203,17 +203,17 @@ def row(r, ratio=BROWSER_RATIO, per_epoch=None):
 
 
 def summary(results, ratio=BROWSER_RATIO, per_epoch=None):
-    """Mean over seeds of each (network, epochs, lr, augmentation), best UNIPEN first."""
+    """Mean over seeds of each (network, epochs, lr, batch size, augmentation), best UNIPEN first."""
     groups = {}
     for r in results:
-        groups.setdefault((r["net"], r["epochs"], r["lr"], r["augment"]), []).append(r)
-    lines = ["| network | epochs | lr | augment | seeds | CPython train s | page s (est.) | MNIST test | UNIPEN | "
-             "held-out |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for (net, epochs, lr, aug), rs in sorted(groups.items(), key=lambda kv: -np.mean([r["unipen"] for r in kv[1]])):
+        groups.setdefault((r["net"], r["epochs"], r["lr"], r.get("batch_size", 32), r["augment"]), []).append(r)
+    lines = ["| network | epochs | lr | batch | augment | seeds | CPython train s | page s (est.) | MNIST test | UNIPEN | "
+             "held-out |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (net, epochs, lr, batch, aug), rs in sorted(groups.items(), key=lambda kv: -np.mean([r["unipen"] for r in kv[1]])):
         mean = lambda key: np.mean([r[key] for r in rs])  # noqa: E731
         spread = lambda key: (f" ({min(r[key] for r in rs):.2%}-{max(r[key] for r in rs):.2%})"  # noqa: E731
                               if len(rs) > 1 else "")
-        lines.append(f"| {net} | {epochs} | {lr:g} | {aug} | {len(rs)} | {mean('train_s'):.1f} | "
+        lines.append(f"| {net} | {epochs} | {lr:g} | {batch} | {aug} | {len(rs)} | {mean('train_s'):.1f} | "
                      f"~{np.mean([page_seconds(r, ratio, per_epoch) for r in rs]):.0f} | {mean('mnist_test'):.2%}{spread('mnist_test')} | "
                      f"{mean('unipen'):.2%}{spread('unipen')} | {mean('heldout'):.2%} |")
     return lines
@@ -226,6 +226,7 @@ def main():
                         help=f"these recipes (default: all of {', '.join(RECIPES)})")
     parser.add_argument("--epochs", type=int, nargs="+", help="override the recipes' epochs (15)")
     parser.add_argument("--lr", type=float, nargs="+", help="override the peak learning rate (0.01)")
+    parser.add_argument("--batch-size", type=int, nargs="+", help="override the batch size (32)")
     parser.add_argument("--augment", nargs="+", choices=list(AUGMENTATIONS), help="override the augmentation (page)")
     parser.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], help="override the schedule")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
@@ -268,9 +269,10 @@ def main():
     recipes = []
     for name in args.only or RECIPES:
         base = RECIPES[name]
-        for epochs, lr, aug in itertools.product(args.epochs or [base["epochs"]], args.lr or [base["lr"]],
-                                                 args.augment or [base["augment"]]):
-            recipes.append({**base, "epochs": epochs, "lr": lr, "augment": aug,
+        for epochs, lr, aug, batch in itertools.product(args.epochs or [base["epochs"]], args.lr or [base["lr"]],
+                                                        args.augment or [base["augment"]],
+                                                        args.batch_size or [base["batch_size"]]):
+            recipes.append({**base, "epochs": epochs, "lr": lr, "augment": aug, "batch_size": batch,
                             "schedule": args.schedule or base["schedule"]})
     _, _, x_ho, y_ho = training_digits()
     x_test, y_test = real_mnist.test_set()

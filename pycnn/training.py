@@ -28,8 +28,8 @@ class TrainingDiverged(ValueError):
 class TrainingConfig:
     """Hyper-parameters of one training run. The defaults are the page's recipe."""
     epochs: int = 10
-    batch_size: int = 32
-    lr: float = 0.01
+    batch_size: int = 64
+    lr: float = 0.02
     optimizer: str = "adam"
     schedule: str = "onecycle"
     augment: bool = True
