@@ -73,6 +73,8 @@ def test_a_learner_can_train_and_read_digits_with_the_keyboard_alone(app):
     page.keyboard.press("Control+a")
     page.keyboard.type("1")
     press_until_focused(app, "batch-size-input")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("16")  # 32 batches of 16: well past chance
     press_until_focused(app, "train-size-input")
     page.keyboard.press("Control+a")
     page.keyboard.type("512")
