@@ -90,12 +90,12 @@ def test_on_a_phone_a_learner_trains_stops_draws_and_reads_with_a_finger(open_si
     """The whole path on a 412 px touch screen: taps and the on-screen keyboard only."""
     phone = open_site(has_touch=True, is_mobile=True, viewport={"width": 412, "height": 900}, device_scale_factor=2)
     phone.goto_ready()
-    for testid, value in {"epochs-input": "2", "train-size-input": "4000", "batch-size-input": "32"}.items():
+    for testid, value in {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16"}.items():
         phone.by_id(testid).tap()
         phone.by_id(testid).fill(value)
     phone.by_id("train-button").tap()
     phone.wait_run_result("finished")
-    assert float(phone.attr("accuracy", "data-val-accuracy")) > 0.9
+    assert float(phone.attr("accuracy", "data-val-accuracy")) > 0.85
     phone.by_id("epochs-input").tap()
     phone.by_id("epochs-input").fill("5")
     phone.by_id("train-button").tap()
