@@ -7,8 +7,8 @@ const UNTRAINED_TEXT = "Train the model (or load one) to see which held-out digi
 
 export class Analysis {
   /** el: {confusion, mistakes, summary, title, back}; predictor: shows a picked digit. */
-  constructor({ client, state, messages, predictor, el }) {
-    Object.assign(this, { client, state, messages, predictor });
+  constructor({ client, state, messages, probe, predictor, el }) {
+    Object.assign(this, { client, state, messages, probe, predictor });
     this.view = new EvaluationView(el, (index, button) => predictor.inspectHeldout(index, button),
       (label, predicted) => this.#showCell(label, predicted));
     this.view.clear(UNTRAINED_TEXT);
@@ -33,6 +33,7 @@ export class Analysis {
     }
     try {
       this.view.show(await this.client.request("analyse", { max_mistakes: MAX_MISTAKES }));
+      this.probe.count("analyses");
     } catch (error) {
       this.view.clear(`Could not evaluate: ${error.message}`);
     }

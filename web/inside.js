@@ -200,6 +200,7 @@ class CellArithmetic {
         this.frame.request("inside.arithmetic", () => {
           this.#render(reply);
           this.probe.set("arithmetic_latency_ms", Math.round(performance.now() - pointed.at));
+          this.probe.set("arithmetic_worker_ms", reply.ms);
         });
       }
     } catch (error) {
@@ -319,7 +320,6 @@ class Saliency {
         this.#clear();
         return;
       }
-      el.select.options[0].textContent = `(the digit it reads: ${inspection.result.prediction})`;
       this.#draw(inspection.result.saliency, inspection.result.prediction);
       this.probe.set("saliency_latency_ms", Math.round(performance.now() - inspection.sentAt));
     });
@@ -365,7 +365,6 @@ class Saliency {
     canvas.dataset.digit = "";
     note.textContent = "The gradient of the digit's score with respect to each input pixel: red where more ink would raise the " +
       "score, blue where it would lower it. It appears with the network's reading of a digit.";
-    this.el.select.options[0].textContent = "(the digit it reads)";
   }
 }
 
@@ -390,7 +389,8 @@ class OneStep {
       if (this.last) this.frame.request("inside.grads", () => this.#renderGrads(this.last));
     });
     state.on("inspected", (inspection) => {
-      const digit = inspection ? `${inspection.source}:${inspection.digit}` : null;
+      // a reading of another digit (not the same one read again after a step, nor the blank in between)
+      const digit = inspection ? `${inspection.source}:${inspection.digit}` : this.digit;
       if (digit !== this.digit) {
         this.digit = digit;
         this.labelChosen = false;
@@ -419,7 +419,6 @@ class OneStep {
     el.undo.disabled = !(can && this.steps > 0);
     el.label.disabled = state.phase !== "ready";
     el.step.textContent = this.steps > 0 ? "Step again" : "Step";
-    el.loss.dataset.steps = String(this.steps);
     if (!this.last && !this.forgotten) {
       el.loss.textContent = state.phase === "training" ? "Stop training first: a step changes the model."
         : !state.canRead ? "Train the model (or load one) and show it a digit first."
@@ -429,6 +428,7 @@ class OneStep {
 
   #forget(note) {
     this.steps = 0;
+    this.el.loss.dataset.steps = "0";
     this.last = null;
     this.forgotten = Boolean(note);
     if (note) this.el.loss.textContent = note;
@@ -460,6 +460,7 @@ class OneStep {
         this.#renderLoss(reply);
         this.#renderGrads(reply);
         this.probe.set("step_latency_ms", Math.round(performance.now() - clicked));
+        this.probe.set("step_worker_ms", reply.ms);
       });
       this.announcer.announce(`Step ${reply.steps}: loss ${fmt(reply.loss)} to ${fmt(reply.loss_after)}; probability of ${reply.label} ` +
         `${pct(reply.probability_before)} to ${pct(reply.probability_after)}.`);
@@ -533,7 +534,7 @@ class OneStep {
         [`the change ${r.optimizer} made (±${fmt(largest(layer.update.data))})`, layer.update, largest(layer.update.data), "update"],
       ];
       const grid = element("div", "step-rows");
-      const px = channels > 1 ? 3 : 6; // CSS pixels per weight
+      const px = channels > 1 ? 2 : 6; // CSS pixels per weight: a deeper layer's grid is large
       for (const [label, tensor, scale, kind] of rows) {
         grid.append(element("span", "step-row-label", label));
         const canvas = document.createElement("canvas");
