@@ -180,9 +180,10 @@ def main(argv=None):
             page.wait_for_selector('body[data-model="loaded"]', state="attached", timeout=TIMEOUT_MS)
             log(f"Chromium {browser.version}; model {result['model']}")
 
+            # the loaded model's held-out analysis first: readings asked for meanwhile wait behind it
+            page.wait_for_function("() => (window.pycnnProbe.read().analyses ?? 0) >= 1", timeout=TIMEOUT_MS)
             log(f"saliency: {args.count} held-out digits shown...")
             saliency = [show_heldout(page)["saliency_latency_ms"] for _ in range(args.count)]
-            page.wait_for_function("() => (window.pycnnProbe.read().analyses ?? 0) >= 1", timeout=TIMEOUT_MS)
             log(f"arithmetic: {args.count} cells pointed at...")
             arithmetic = time_arithmetic(page, args.count, rng)
             log(f"why not: {args.count} digits chosen...")

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from e2e_support import ROOT, draw_digit
+from test_accessibility import violations
 
 sys.path.insert(0, str(ROOT))
 from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential  # noqa: E402
@@ -129,6 +130,7 @@ def test_pointing_at_a_cell_of_every_conv_layer_shows_the_arithmetic_cpython_com
     expect(app.by_id("conv-arithmetic")).to_have_attribute("data-col", "0")
     assert app.page.evaluate("document.activeElement.dataset.filter") == "1"
     check_sum(arithmetic(app))
+    assert violations(app) == [], "a cell's arithmetic shown"
     assert app.log.page_errors == [] and app.log.console_errors == []
 
 
@@ -193,6 +195,7 @@ def test_a_step_shows_its_loss_and_gradients_and_undo_restores_the_exact_probabi
     expect(app.by_id("step-button")).to_have_text("Step again")
     second = step(app, 2)
     assert float(second["loss"]) == pytest.approx(float(first["lossAfter"]), rel=1e-5)
+    assert violations(app) == [], "a step shown"
     # at a phone's width the section (and the saliency map by the input) fits the screen
     app.page.set_viewport_size({"width": 412, "height": 900})
     wide = app.page.evaluate("""() => [...document.querySelectorAll('.inside *, .input-col *')]
