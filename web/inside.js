@@ -96,6 +96,7 @@ class CellArithmetic {
     this.inFlight = false;
     this.pending = false;
     this.inputMap = 0; // the input map whose numbers are shown, for layers that read several
+    this.shownLayer = null; // the layer inputMap was chosen for
     this.shown = null;
 
     const canvasOf = (event) => {
@@ -246,7 +247,8 @@ class CellArithmetic {
 
     const parts = [];
     if (this.pointed?.grid === "pooled") {
-      parts.push(element("p", "hint", `You pointed at a pooled cell: it is the largest of a window of conv cells, and this is the one that won (row ${a.row + 1}, column ${a.col + 1}).`));
+      parts.push(element("p", "hint", "You pointed at a pooled cell: it is the largest of a window of conv cells, " +
+        `and this is the one that won (row ${a.row + 1}, column ${a.col + 1}).`));
     }
     // the numbers of one input map (the only one for the first layer)
     const size = k * k;
@@ -279,7 +281,8 @@ class CellArithmetic {
         this.detail.querySelector("select")?.focus();
       });
       pick.append(select);
-      parts.push(element("p", "hint", `This layer reads the ${channels} maps of the layer before: its filter has ${channels}×${k}×${k} weights, and the sum runs over all ${channels * size} products.`), pick);
+      parts.push(element("p", "hint", `This layer reads the ${channels} maps of the layer before: its filter has ` +
+        `${channels}×${k}×${k} weights, and the sum runs over all ${channels * size} products.`), pick);
     }
     const steps = element("ol", "arith-steps");
     steps.append(element("li", "", `Sum of the ${channels * size} products: ${fmt(a.sum)}`));
@@ -353,7 +356,8 @@ class Saliency {
     const max = largest(s.gradient.data);
     drawDiverging(canvas, h, w, s.gradient.data, max);
     Object.assign(canvas.dataset, { digit: String(s.digit), maxAbs: String(max), version: String(Number(canvas.dataset.version) + 1) });
-    const which = s.digit === read ? `the digit it reads, ${s.digit}` : `${s.digit} (it reads ${read}; the probability of ${s.digit} is ${pct(s.probability)})`;
+    const which = s.digit === read ? `the digit it reads, ${s.digit}`
+      : `${s.digit} (it reads ${read}; the probability of ${s.digit} is ${pct(s.probability)})`;
     note.textContent = `The gradient of the score of ${which} with respect to each input pixel: red where more ink ` +
       `would raise that score, blue where it would lower it (strongest: ${fmt(max)} per unit of ink).`;
     canvas.setAttribute("aria-label", `Saliency map of ${s.digit}: which pixels raise or lower its score`);
@@ -378,6 +382,7 @@ class OneStep {
     this.last = null; // the latest step-tried reply
     this.digit = null; // the digit the label was chosen for
     this.labelChosen = false; // the learner chose the label for this digit
+    this.forgotten = false; // the panel says why there is no step (kept, undone, undone by training)
     el.label.addEventListener("change", () => {
       this.labelChosen = true;
     });
@@ -452,7 +457,8 @@ class OneStep {
     const clicked = performance.now();
     const config = this.settings() ?? {};
     return this.#busy(async () => {
-      const reply = await this.client.request("try-step", { label: Number(this.el.label.value), lr: config.lr ?? null, optimizer: config.optimizer ?? null });
+      const label = Number(this.el.label.value);
+      const reply = await this.client.request("try-step", { label, lr: config.lr ?? null, optimizer: config.optimizer ?? null });
       this.steps = reply.steps;
       this.last = reply;
       this.forgotten = false;
@@ -563,8 +569,9 @@ class OneStep {
       });
       grid.append(bars);
       figure.append(grid);
-      figure.append(element("p", "hint", `Each filter moved by ${fmt(Math.min(...updates))} to ${fmt(top)} (the length, L2, of its ` +
-        `change); its gradient's length was ${fmt(Math.min(...layer.filter_gradient_norm.data))} to ${fmt(largest(layer.filter_gradient_norm.data))}.`));
+      const gradients = Array.from(layer.filter_gradient_norm.data);
+      figure.append(element("p", "hint", `Each filter moved by ${fmt(Math.min(...updates))} to ${fmt(top)} (the length, L2, ` +
+        `of its change); its gradient's length was ${fmt(Math.min(...gradients))} to ${fmt(Math.max(...gradients))}.`));
       figures.push(figure);
     }
     if (dense.length) figures.push(element("p", "hint", `The other layers with weights: ${dense.join("; ")}.`));

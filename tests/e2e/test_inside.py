@@ -231,6 +231,7 @@ def test_keep_keeps_the_stepped_model_across_a_reload(trained_app):
     app.page.reload()
     app.wait_state("ready")
     assert app.body("model") == "restored"
+    expect(app.by_id("model-state")).to_contain_text("Plus 2 single steps kept")
     assert show_heldout(app, 2) == index
     assert probabilities(app) == stepped
     assert app.log.page_errors == [] and app.log.console_errors == []
