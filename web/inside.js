@@ -230,6 +230,7 @@ class CellArithmetic {
 
   #render(a) {
     this.shown = a;
+    if (this.pointed?.canvas.isConnected) this.#placeMarker(); // the maps may have moved (a resize, a new reading)
     const box = this.el.box;
     Object.assign(box.dataset, {
       layer: String(a.layer), channel: String(a.channel), row: String(a.row), col: String(a.col),

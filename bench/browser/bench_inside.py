@@ -48,13 +48,14 @@ _spec.loader.exec_module(bench_browser)
 build = bench_browser.build
 
 TARGET_MS = 100
+NEWER_ARITHMETIC = "(v) => Number(document.querySelector('[data-testid=conv-arithmetic]').dataset.version) > v"
 TIMEOUT_MS = 30_000
 
 
 def summary(values):
     values = sorted(values)
-    return {"n": len(values), "median": statistics.median(values), "p90": values[min(len(values) - 1, int(0.9 * len(values)))],
-            "min": values[0], "max": values[-1]}
+    p90 = values[min(len(values) - 1, int(0.9 * len(values)))]
+    return {"n": len(values), "median": statistics.median(values), "p90": p90, "min": values[0], "max": values[-1]}
 
 
 def probe(page):
@@ -97,8 +98,7 @@ def time_arithmetic(page, count, rng):
         box = canvas.bounding_box()
         version = int(page.get_by_test_id("conv-arithmetic").get_attribute("data-version"))
         page.mouse.move(box["x"] + (col + 0.5) * box["width"] / width, box["y"] + (row + 0.5) * box["height"] / height)
-        page.wait_for_function("(v) => Number(document.querySelector('[data-testid=conv-arithmetic]').dataset.version) > v",
-                               arg=version, timeout=TIMEOUT_MS)
+        page.wait_for_function(NEWER_ARITHMETIC, arg=version, timeout=TIMEOUT_MS)
         p = probe(page)
         out.append({"layer": int(page.get_by_test_id("conv-arithmetic").get_attribute("data-layer")),
                     "ms": p["arithmetic_latency_ms"], "worker_ms": p["arithmetic_worker_ms"]})
@@ -207,7 +207,8 @@ def main(argv=None):
              summary([a["worker_ms"] for a in arithmetic]))]
     for layer in sorted({a["layer"] for a in arithmetic}):
         of = [a for a in arithmetic if a["layer"] == layer]
-        rows.append((f"  of conv layer index {layer}", summary([a["ms"] for a in of]), summary([a["worker_ms"] for a in of])))
+        rows.append((f"  of conv layer index {layer}", summary([a["ms"] for a in of]),
+                     summary([a["worker_ms"] for a in of])))
     rows += [("prediction request -> saliency drawn (with the bars)", summary(saliency), None),
              ('"why not a ...?" -> its saliency drawn', summary(why_not), None),
              ("Step clicked -> loss and filter gradients shown", summary([s["ms"] for s in steps]),
@@ -216,10 +217,13 @@ def main(argv=None):
              f"(Chromium {result['chromium']}, load average {load_before} before / "
              + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " after)",
              f"command: {command}", f"model: {result['model']} ({args.model or f'{preset}, fresh seed-0 weights'})", "",
-             f"| what | median ms | p90 | min-max | worker ms (median) | target < {TARGET_MS} ms (median) |", "|---|---|---|---|---|---|"]
+             f"| what | median ms | p90 | min-max | worker ms (median) | target < {TARGET_MS} ms (median) |",
+             "|---|---|---|---|---|---|"]
     for name, s, worker in rows:
-        lines.append(f"| {name} | **{s['median']:.0f}** | {s['p90']:.0f} | {s['min']:.0f}-{s['max']:.0f} | "
-                     f"{'' if worker is None else format(worker['median'], '.1f')} | {'yes' if s['median'] < TARGET_MS else 'NO'} |")
+        worker_ms = "" if worker is None else format(worker["median"], ".1f")
+        met = "yes" if s["median"] < TARGET_MS else "NO"
+        spread = f"{s['min']:.0f}-{s['max']:.0f}"
+        lines.append(f"| {name} | **{s['median']:.0f}** | {s['p90']:.0f} | {spread} | {worker_ms} | {met} |")
     lines.append(f"\n{args.count} of each; console errors: {len(result['console_errors'])}")
     print()
     print("\n".join(lines))

@@ -18,6 +18,8 @@ from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential  # noqa: E
 from pycnn.session import Session  # noqa: E402
 
 MAPS = '[data-testid="feature-maps"]'
+NEWER = "(v) => Number(document.querySelector('[data-testid=conv-arithmetic]').dataset.version) > v"
+PROBABILITIES = "document.querySelector('[data-testid=probabilities]').dataset.values"
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +61,7 @@ def hover_cell(app, canvas, row, col):
     box = canvas.bounding_box()
     width, height = canvas.evaluate("c => [c.width, c.height]")
     app.page.mouse.move(box["x"] + (col + 0.5) * box["width"] / width, box["y"] + (row + 0.5) * box["height"] / height)
-    app.page.wait_for_function("(v) => Number(document.querySelector('[data-testid=conv-arithmetic]').dataset.version) > v",
-                               arg=before)
+    app.page.wait_for_function(NEWER, arg=before)
     return arithmetic(app)
 
 
@@ -72,7 +73,8 @@ def check_sum(cell):
 def cpython_session(site_dir, model_path):
     """The page's Session in CPython, on the same digits, with the model file the page loaded."""
     data = site_dir / "data"
-    session = Session.from_files(str(data / "subset-images-idx3-ubyte.gz"), str(data / "subset-labels-idx1-ubyte.gz"), 1500, 0)
+    images, labels = data / "subset-images-idx3-ubyte.gz", data / "subset-labels-idx1-ubyte.gz"
+    session = Session.from_files(str(images), str(labels), 1500, 0)
     session.load(model_path.read_bytes())
     return session
 
@@ -82,9 +84,16 @@ def probabilities(app):
     return app.attr("probabilities", "data-values")
 
 
+def step(app, steps):
+    """Press Step and wait until the page shows step number `steps`."""
+    app.by_id("step-button").click()
+    expect(app.by_id("step-loss")).to_have_attribute("data-steps", str(steps))
+    return app.page.eval_on_selector('[data-testid="step-loss"]', "el => ({...el.dataset})")
+
+
 @pytest.mark.parametrize("network", ["cli", "two-conv"])
-def test_pointing_at_a_cell_of_every_conv_layer_shows_the_arithmetic_cpython_computes(app, network, cli_model,
-                                                                                      two_conv_model, site_dir):
+def test_a_cell_of_every_conv_layer_and_a_step_show_the_numbers_cpython_computes(app, network, cli_model,
+                                                                                 two_conv_model, site_dir):
     path = cli_model if network == "cli" else two_conv_model
     app.load_model(path)
     index = show_heldout(app, 3)
@@ -100,7 +109,9 @@ def test_pointing_at_a_cell_of_every_conv_layer_shows_the_arithmetic_cpython_com
         height, width = canvas.evaluate("c => [c.height, c.width]")
         row, col = height // 2, width // 3
         cell = hover_cell(app, canvas, row, col)
-        assert (cell["layer"], cell["channel"], cell["row"], cell["col"], cell["grid"]) == (layer, int(canvas.get_attribute("data-filter")), row, col, "activated")
+        channel = int(canvas.get_attribute("data-filter"))
+        where = (cell["layer"], cell["channel"], cell["row"], cell["col"], cell["grid"])
+        assert where == (layer, channel, row, col, "activated")
         check_sum(cell)
         expected = session.arithmetic(layer, cell["channel"], row, col)
         assert cell["conv"] == pytest.approx(expected["conv"], rel=1e-5, abs=1e-6)  # deeper inputs: float32 maps
@@ -113,15 +124,15 @@ def test_pointing_at_a_cell_of_every_conv_layer_shows_the_arithmetic_cpython_com
     # a pooled cell: explained by the conv cell that won its window
     pooled = app.page.locator(f'{MAPS} .fm-grid canvas[data-kind="pool"][data-filter="1"]')
     cell = hover_cell(app, pooled, 6, 6)
-    assert cell["grid"] == "pooled" and cell["pooled"] == cell["relu"] and 12 <= cell["row"] <= 13 and 12 <= cell["col"] <= 13
+    assert cell["grid"] == "pooled" and cell["pooled"] == cell["relu"]
+    assert 12 <= cell["row"] <= 13 and 12 <= cell["col"] <= 13  # in the 2x2 window of pooled cell (6, 6)
     check_sum(cell)
     # the keyboard: a map takes the focus, the arrow keys move over its cells and on to the next map
     first = app.page.locator(f'{MAPS} .fm-grid canvas[data-kind="relu"][data-filter="0"]')
     width = first.evaluate("c => c.width")
     before = shown_version(app)
     first.focus()
-    app.page.wait_for_function("(v) => Number(document.querySelector('[data-testid=conv-arithmetic]').dataset.version) > v",
-                               arg=before)
+    app.page.wait_for_function(NEWER, arg=before)
     start = arithmetic(app)
     assert start["channel"] == 0
     for _ in range(width - start["col"]):
@@ -131,6 +142,17 @@ def test_pointing_at_a_cell_of_every_conv_layer_shows_the_arithmetic_cpython_com
     assert app.page.evaluate("document.activeElement.dataset.filter") == "1"
     check_sum(arithmetic(app))
     assert violations(app) == [], "a cell's arithmetic shown"
+    # one step on that digit: the loss and every conv layer's filter gradients are CPython's
+    shown = step(app, 1)
+    expected = session.try_step(3, lr=0.01, optimizer="adam")  # the page's label and settings
+    assert float(shown["loss"]) == pytest.approx(expected["loss"], rel=1e-5)
+    assert float(shown["lossAfter"]) == pytest.approx(expected["loss_after"], rel=1e-4, abs=1e-6)
+    figures = app.page.locator('[data-testid="step-filter-grads"] figure.step-layer')
+    expect(figures).to_have_count(len(layers))
+    convs = [entry for entry in expected["layers"] if entry["class"] == "Conv2D"]
+    for figure, entry in zip(figures.all(), convs):
+        norms = [float(v) for v in figure.get_attribute("data-filter-gradient-norms").split(",")]
+        assert norms == pytest.approx(entry["filter_gradient_norm"].tolist(), rel=1e-4, abs=1e-7)
     assert app.log.page_errors == [] and app.log.console_errors == []
 
 
@@ -162,13 +184,6 @@ def test_the_saliency_map_comes_with_every_reading_and_answers_why_not(trained_a
     assert app.log.page_errors == [] and app.log.console_errors == []
 
 
-def step(app, steps):
-    """Press Step and wait until the page shows step number `steps`."""
-    app.by_id("step-button").click()
-    expect(app.by_id("step-loss")).to_have_attribute("data-steps", str(steps))
-    return app.page.eval_on_selector('[data-testid="step-loss"]', "el => ({...el.dataset})")
-
-
 def test_a_step_shows_its_loss_and_gradients_and_undo_restores_the_exact_probabilities(trained_app):
     app = trained_app
     expect(app.by_id("step-button")).to_be_disabled()  # no digit shown yet
@@ -191,7 +206,7 @@ def test_a_step_shows_its_loss_and_gradients_and_undo_restores_the_exact_probabi
     for kind in ("weights", "gradient", "update", "update-norms"):
         assert layer.locator(f'canvas[data-kind="{kind}"]').evaluate("c => c.width") == 10 * 4 - 1
     # the reading shown is the stepped model's
-    app.page.wait_for_function("(p) => document.querySelector('[data-testid=probabilities]').dataset.values !== p", arg=before)
+    app.page.wait_for_function(f"(p) => {PROBABILITIES} !== p", arg=before)
     expect(app.by_id("step-button")).to_have_text("Step again")
     second = step(app, 2)
     assert float(second["loss"]) == pytest.approx(float(first["lossAfter"]), rel=1e-5)
@@ -205,7 +220,7 @@ def test_a_step_shows_its_loss_and_gradients_and_undo_restores_the_exact_probabi
     app.by_id("step-undo").click()
     expect(app.by_id("step-loss")).to_have_attribute("data-steps", "0")
     expect(app.by_id("step-loss")).to_contain_text("exactly as before the 2 steps")
-    app.page.wait_for_function("(p) => document.querySelector('[data-testid=probabilities]').dataset.values === p", arg=before)
+    app.page.wait_for_function(f"(p) => {PROBABILITIES} === p", arg=before)
     expect(app.by_id("step-undo")).to_be_disabled()
     assert app.log.page_errors == [] and app.log.console_errors == []
 
