@@ -106,9 +106,12 @@ class CellArithmetic {
     const pointAt = (event) => {
       const canvas = canvasOf(event);
       if (!canvas) return;
+      // in the canvas' content box: its border is no part of a cell
       const rect = canvas.getBoundingClientRect();
-      const col = Math.floor(((event.clientX - rect.left) / rect.width) * canvas.width);
-      const row = Math.floor(((event.clientY - rect.top) / rect.height) * canvas.height);
+      const x = event.clientX - rect.left - canvas.clientLeft;
+      const y = event.clientY - rect.top - canvas.clientTop;
+      const col = Math.floor((x / canvas.clientWidth) * canvas.width);
+      const row = Math.floor((y / canvas.clientHeight) * canvas.height);
       this.#point(canvas, row, col);
     };
     el.maps.addEventListener("pointermove", pointAt);
@@ -172,10 +175,12 @@ class CellArithmetic {
     const { canvas, row, col } = this.pointed;
     const box = this.el.maps.getBoundingClientRect();
     const rect = canvas.getBoundingClientRect();
-    const w = rect.width / canvas.width;
-    const h = rect.height / canvas.height;
+    const w = canvas.clientWidth / canvas.width;
+    const h = canvas.clientHeight / canvas.height;
+    const left = rect.left - box.left + canvas.clientLeft;
+    const top = rect.top - box.top + canvas.clientTop;
     Object.assign(this.marker.style, {
-      left: `${rect.left - box.left + col * w}px`, top: `${rect.top - box.top + row * h}px`,
+      left: `${left + col * w}px`, top: `${top + row * h}px`,
       width: `${Math.max(w, 2)}px`, height: `${Math.max(h, 2)}px`,
     });
     this.marker.hidden = false;

@@ -83,13 +83,14 @@ def time_arithmetic(page, count, rng):
     canvases = page.locator('[data-testid="feature-maps"] canvas[tabindex]')
     total = canvases.count()
     out = []
-    sizes = canvases.evaluate_all("cs => cs.map((c) => [c.width, c.height])")
+    sizes = canvases.evaluate_all(
+        "cs => cs.map((c) => [c.width, c.height, c.clientLeft, c.clientWidth, c.clientHeight])")
     last = None
     for _ in range(count):
         pick = last
         while pick == last:  # a new cell: the one pointed at already is not asked for again
             index = rng.randrange(total)
-            width, height = sizes[index]
+            width, height, border, inner_w, inner_h = sizes[index]
             pick = (index, rng.randrange(height), rng.randrange(width))
         last = pick
         index, row, col = pick
@@ -97,7 +98,8 @@ def time_arithmetic(page, count, rng):
         canvas.scroll_into_view_if_needed()
         box = canvas.bounding_box()
         version = int(page.get_by_test_id("conv-arithmetic").get_attribute("data-version"))
-        page.mouse.move(box["x"] + (col + 0.5) * box["width"] / width, box["y"] + (row + 0.5) * box["height"] / height)
+        x = box["x"] + border + (col + 0.5) * inner_w / width  # the cells are inside the canvas' border
+        page.mouse.move(x, box["y"] + border + (row + 0.5) * inner_h / height)
         page.wait_for_function(NEWER_ARITHMETIC, arg=version, timeout=TIMEOUT_MS)
         p = probe(page)
         out.append({"layer": int(page.get_by_test_id("conv-arithmetic").get_attribute("data-layer")),

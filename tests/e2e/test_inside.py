@@ -58,9 +58,11 @@ def hover_cell(app, canvas, row, col):
     """Move the mouse onto cell (row, col) of a feature-map canvas and wait for its arithmetic."""
     before = shown_version(app)
     canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    width, height = canvas.evaluate("c => [c.width, c.height]")
-    app.page.mouse.move(box["x"] + (col + 0.5) * box["width"] / width, box["y"] + (row + 0.5) * box["height"] / height)
+    box = canvas.bounding_box()  # the border box: the cells are in the content box, inside the border
+    width, height, border, inner_w, inner_h = canvas.evaluate(
+        "c => [c.width, c.height, c.clientLeft, c.clientWidth, c.clientHeight]")
+    x, y = box["x"] + border + (col + 0.5) * inner_w / width, box["y"] + border + (row + 0.5) * inner_h / height
+    app.page.mouse.move(x, y)
     app.page.wait_for_function(NEWER, arg=before)
     return arithmetic(app)
 
@@ -283,3 +285,23 @@ def test_the_python_code_is_the_current_network_and_settings_and_exports_as_a_sc
     compile(script, str(path), "exec")  # runs in CPython: tests/test_explain.py runs such scripts
     assert "Conv2D(in_channels=16, filters=32, kernel_size=3)" in script and "epochs=3" in script
     assert app.log.page_errors == [] and app.log.console_errors == []
+
+
+def test_on_a_phone_tapping_a_cell_shows_its_arithmetic_within_the_screen(open_site, cli_model):
+    phone = open_site(has_touch=True, is_mobile=True, viewport={"width": 412, "height": 900}, device_scale_factor=2)
+    phone.goto_ready()
+    phone.load_model(cli_model)
+    show_heldout(phone, 7)
+    canvas = phone.page.locator(f'{MAPS} .fm-grid canvas[data-kind="relu"][data-filter="4"]')
+    canvas.scroll_into_view_if_needed()
+    width, height = canvas.evaluate("c => [c.clientWidth, c.clientHeight]")  # the box a tap's position is in
+    before = shown_version(phone)
+    canvas.tap(position={"x": width * 20.5 / 26, "y": height * 9.5 / 26})  # cell (9, 20) of the 26x26 map
+    phone.page.wait_for_function(NEWER, arg=before)
+    cell = arithmetic(phone)
+    assert (cell["layer"], cell["channel"], cell["row"], cell["col"]) == (0, 4, 9, 20)
+    check_sum(cell)
+    wide = phone.page.evaluate("""() => [...document.querySelectorAll('.inside *, .input-col *')]
+        .filter((e) => e.getBoundingClientRect().right > innerWidth + 0.5).map((e) => e.tagName + '.' + e.className)""")
+    assert wide == [], "wider than the phone's screen"
+    assert phone.log.page_errors == [] and phone.log.console_errors == []
