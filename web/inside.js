@@ -476,7 +476,7 @@ class OneStep {
       });
       this.announcer.announce(`Step ${reply.steps}: loss ${fmt(reply.loss)} to ${fmt(reply.loss_after)}; probability of ${reply.label} ` +
         `${pct(reply.probability_before)} to ${pct(reply.probability_after)}.`);
-      this.state.weightsChanged(); // the reading, the feature maps and the held-out analysis of the stepped model
+      this.state.weightsChanged("step"); // the reading, the feature maps and the held-out analysis of the stepped model
     });
   }
 

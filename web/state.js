@@ -5,7 +5,7 @@
 //
 // Events: "phase", "busy", "info", "network" (networkReady changed), "model" (its description or evaluation changed),
 // "history" (replaced), "losses" (new per-batch losses), "epoch" (an epoch result was added),
-// "weights" (the weights changed: predictions and the analysis are out of date),
+// "weights" (the weights changed: predictions and the analysis are out of date; detail "step" for a tried step),
 // "inspected" (the digit the page shows the network's reading of: what "See inside one step" explains).
 
 export const UNTRAINED = Object.freeze({ kind: "untrained", epochs: 0, digits: 0, partial: false });
@@ -97,7 +97,8 @@ export class AppState {
     this.emit("inspected", inspection);
   }
 
-  weightsChanged() {
-    this.emit("weights");
+  /** reason: "step" for a step tried in "See inside one step" (the learner may take more at once). */
+  weightsChanged(reason = null) {
+    this.emit("weights", reason);
   }
 }
