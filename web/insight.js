@@ -70,6 +70,7 @@ export class PredictionView {
       fill.style.transform = "scaleX(0)"; // CSSOM, allowed by style-src 'self'
       pct.textContent = "";
     }
+    this.probabilities.dataset.values = "";
     clearCanvas(this.modelInput);
   }
 
@@ -85,6 +86,7 @@ export class PredictionView {
       fill.style.transform = `scaleX(${Math.max(0, Math.min(1, p))})`;
       pct.textContent = p >= 0.0005 ? `${(p * 100).toFixed(p >= 0.1 ? 0 : 1)}%` : "";
     });
+    this.probabilities.dataset.values = Array.from(result.probabilities.data).join(","); // every digit, exactly
     drawGrey(this.modelInput, result.input.shape, result.input.data, 1);
   }
 }
@@ -126,6 +128,7 @@ export class FeatureMapsView {
   show(blocks) {
     const [first, ...rest] = blocks;
     this.#ensure(first.activated.shape[0]);
+    this.grid.dataset.layer = String(first.layer); // the conv layer of these maps, for pointing at a cell
     const maps = { relu: first.activated, pool: first.pooled };
     for (const key of ["relu", "pool"]) {
       if (maps[key]) drawMaps(maps[key], this.cells.map((cell) => cell[key]));
@@ -151,6 +154,7 @@ export class FeatureMapsView {
         const canvas = document.createElement("canvas");
         canvas.dataset.filter = String(k);
         canvas.dataset.kind = ["filter", "relu", "pool"][row];
+        if (row > 0) pointable(canvas, k, `map ${k + 1} of conv layer 1 ${head}`);
         items.push(canvas);
         if (row === 0) this.cells.push({ filter: canvas });
         else this.cells[k][row === 1 ? "relu" : "pool"] = canvas;
@@ -164,7 +168,8 @@ export class FeatureMapsView {
   /** One row of canvases per deeper block, labelled with what it is. */
   #ensureDeeper(blocks) {
     const rows = this.deeper.children;
-    if (rows.length === blocks.length && blocks.every((b, i) => rows[i].dataset.shape === String(b.activated.shape))) return;
+    if (rows.length === blocks.length && blocks.every((b, i) => rows[i].dataset.shape === String(b.activated.shape)
+      && rows[i].dataset.layer === String(b.layer))) return;
     this.deeper.replaceChildren(...blocks.map((block, i) => {
       const [count, h, w] = block.activated.shape;
       const row = document.createElement("div");
@@ -180,6 +185,7 @@ export class FeatureMapsView {
         const canvas = document.createElement("canvas");
         canvas.dataset.filter = String(k);
         canvas.dataset.kind = "deeper";
+        pointable(canvas, k, `map ${k + 1} of conv layer ${i + 2} after conv + ReLU`);
         maps.append(canvas);
       }
       row.append(label, maps);
@@ -205,6 +211,13 @@ export class FeatureMapsView {
       }
     }
   }
+}
+
+/** A map canvas one can point at with the keyboard: the first of its row is a tab stop, the arrow keys move on (inside.js). */
+function pointable(canvas, k, name) {
+  canvas.tabIndex = k === 0 ? 0 : -1;
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", `${name}; arrow keys point at its cells`);
 }
 
 /** maps {shape [F, H, W], data} into F canvases, on one scale for the layer: weak maps look weak. */

@@ -4,6 +4,7 @@
 import { Analysis } from "./analysis.js";
 import { WorkerClient } from "./client.js";
 import { Frame } from "./frame.js";
+import { Inside } from "./inside.js";
 import { Loading } from "./loading.js";
 import { Announcer, Messages, StatusLine } from "./messages.js";
 import { NetworkEditor } from "./network.js";
@@ -82,6 +83,19 @@ const predictor = new Predictor({
     prediction: byTestId("prediction"), note: byTestId("prediction-note"), probabilities: byTestId("probabilities"),
     modelInput: byTestId("model-input"), featureMaps: byTestId("feature-maps"),
     heldoutLabel: byTestId("heldout-digit-select"), heldoutNext: byTestId("heldout-next-button"),
+  },
+});
+
+new Inside({
+  ...common,
+  settings: () => training.readSettings().config,
+  el: {
+    maps: byTestId("feature-maps"), arithmetic: byTestId("conv-arithmetic"), field: byTestId("receptive-field"),
+    saliency: byTestId("saliency"), whyNot: byTestId("why-not-select"), saliencyNote: byTestId("saliency-note"),
+    stepLabel: byTestId("step-label"), step: byTestId("step-button"), keep: byTestId("step-keep"), undo: byTestId("step-undo"),
+    stepLoss: byTestId("step-loss"), stepGrads: byTestId("step-filter-grads"),
+    code: byTestId("python-code"), codeRefresh: byTestId("python-code-refresh"), exportPython: byTestId("export-python"),
+    form: document.getElementById("train-form"),
   },
 });
 

@@ -50,9 +50,9 @@ export class NetworkEditor {
     state.on("info", () => this.#start());
     state.on("phase", () => this.#render());
     state.on("busy", () => this.#render());
-    state.on("weights", () => {
-      // a model from a file or from storage may be another network; training and Reset keep it
-      if (state.model.kind === "loaded" || state.model.kind === "restored") this.#loadCurrent();
+    state.on("weights", (reason) => {
+      // a model from a file or from storage may be another network; training, Reset and a step keep it
+      if (reason !== "step" && (state.model.kind === "loaded" || state.model.kind === "restored")) this.#loadCurrent();
     });
   }
 

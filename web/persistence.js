@@ -64,6 +64,7 @@ export class Persistence {
           digits: record.model?.digits ?? 0,
           savedAt: record.savedAt,
           partial: Boolean(record.model?.partial),
+          stepsKept: record.model?.stepsKept ?? 0,
         },
         reply.evaluation,
         history,

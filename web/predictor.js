@@ -180,6 +180,8 @@ export class Predictor {
       this.view.clear(shown.idle ?? "Nothing drawn yet (or too little ink): draw a digit.");
       this.featureMaps.clear();
       el.dataset.source = "";
+      el.dataset.index = "";
+      if (this.state.inspection) this.state.setInspected(null);
       return;
     }
     const result = shown.result;
@@ -189,7 +191,10 @@ export class Predictor {
     if (result.blocks.length) this.featureMaps.show(result.blocks);
     else this.featureMaps.clear();
     el.dataset.source = shown.source;
+    el.dataset.index = shown.source === "heldout" ? String(result.index) : "";
     this.probe.set("prediction_latency_ms", Math.round(performance.now() - shown.sentAt));
+    const digit = shown.source === "heldout" ? result.index : "drawing";
+    this.state.setInspected({ result, source: shown.source, digit, sentAt: shown.sentAt });
     if (shown.source === "drawing") {
       el.dataset.answeredVersion = String(shown.version); // the drawing (data-version of the canvas) this answer read
       this.probe.set("drawing_latency_ms", Math.round(performance.now() - shown.drawnAt)); // its last change to bars

@@ -11,6 +11,13 @@
 //   prediction_latency_ms request to rendered bars, for the last answer shown
 //   drawing_latency_ms    last change of the drawing to rendered bars, for the last answer shown
 //   offline               {version, files, missing, bytes} of the active service worker (offline.js)
+//   analyses              held-out analyses shown (analysis.js: after every change of the weights)
+//   arithmetic_latency_ms pointing at a feature-map cell to its arithmetic shown, for the last one (inside.js);
+//   arithmetic_worker_ms  the worker's time for it
+//   saliency_latency_ms   prediction request to the saliency map drawn (with the bars), for the last reading
+//   why_not_latency_ms    "why not a …?" chosen to its saliency map drawn
+//   step_latency_ms       Step clicked to the step's loss and filter gradients shown
+//   step_worker_ms        the worker's time for that step
 
 export class Probe {
   constructor() {

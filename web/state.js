@@ -5,7 +5,8 @@
 //
 // Events: "phase", "busy", "info", "network" (networkReady changed), "model" (its description or evaluation changed),
 // "history" (replaced), "losses" (new per-batch losses), "epoch" (an epoch result was added),
-// "weights" (the weights changed: predictions and the analysis are out of date).
+// "weights" (the weights changed: predictions and the analysis are out of date; detail "step" for a tried step),
+// "inspected" (the digit the page shows the network's reading of: what "See inside one step" explains).
 
 export const UNTRAINED = Object.freeze({ kind: "untrained", epochs: 0, digits: 0, partial: false });
 
@@ -18,6 +19,9 @@ export class AppState {
     this.history = { losses: [], epochs: [] }; // of the current model, since its last reset or load
     this.busy = false;
     this.networkReady = false; // the network editor shows the model's network, and it fits: Train may start
+    // the reading shown: {result (the prediction reply), source: "drawing" | "heldout", digit: what it is (a
+    // held-out index or "drawing"), sentAt}; null when none is shown
+    this.inspection = null;
     this.listeners = new Map();
   }
 
@@ -88,7 +92,13 @@ export class AppState {
     this.emit("epoch", result);
   }
 
-  weightsChanged() {
-    this.emit("weights");
+  setInspected(inspection) {
+    this.inspection = inspection;
+    this.emit("inspected", inspection);
+  }
+
+  /** reason: "step" for a step tried in "See inside one step" (the learner may take more at once). */
+  weightsChanged(reason = null) {
+    this.emit("weights", reason);
   }
 }

@@ -321,7 +321,8 @@ export class TrainingPanel {
       loaded: `Loaded from the file ${m.fileName}.`,
     }[m.kind] ?? "";
     const partial = m.kind !== "untrained" && m.partial ? " The last run was stopped part-way through an epoch." : "";
-    this.el.modelState.textContent = text + partial;
+    const steps = m.stepsKept ? ` Plus ${m.stepsKept} single step${m.stepsKept === 1 ? "" : "s"} kept from See inside one step.` : "";
+    this.el.modelState.textContent = text + partial + steps;
   }
 
   #renderEstimate() {

@@ -14,7 +14,8 @@ const FILTERS_EVERY_MS = 250; // filter updates while training (plus every epoch
 // TRAIN_PER_SERVED_MS * p ms before the next request is answered (it waits in `deferred`), so a
 // burst of drawing cannot starve training, and `stop` still lands after the batch in flight.
 const TRAIN_PER_SERVED_MS = 2;
-const READ_ONLY = new Set(["predict", "inspect-heldout", "next-heldout", "heldout-cell", "analyse", "network", "check-network"]);
+const READ_ONLY = new Set(["predict", "inspect-heldout", "next-heldout", "heldout-cell", "analyse", "network", "check-network",
+  "arithmetic", "saliency", "python-code", "export-script"]);
 
 let py = null; // the Pyodide instance
 let sessionModule = null; // pycnn.session (a Python proxy)
@@ -511,6 +512,25 @@ async function handle(message) {
         reply("network-check", request("check_network", { layers: message.layers }).reply);
         served(servedFrom);
         return;
+      case "arithmetic": {
+        const { layer, channel, row, col, grid } = message;
+        const { reply: result, transfer } = request("arithmetic", { layer, channel, row, col, grid: grid ?? "activated" });
+        reply("arithmetic", { ...result, ms: served(servedFrom) }, transfer);
+        return;
+      }
+      case "saliency": {
+        const { reply: result, transfer } = request("saliency", { digit: message.digit });
+        reply("saliency", { ...result, ms: served(servedFrom) }, transfer);
+        return;
+      }
+      case "python-code":
+        reply("python-code", request("python_code", { config: message.config ?? {} }).reply);
+        served(servedFrom);
+        return;
+      case "export-script":
+        reply("script", request("export_script", { config: message.config ?? {} }).reply);
+        served(servedFrom);
+        return;
       default:
         break;
     }
@@ -544,6 +564,24 @@ async function handle(message) {
         postFilters();
         return;
       }
+      case "try-step": {
+        const { label, lr, optimizer } = message;
+        const { reply: result, transfer } = request("try_step", { label, lr: lr ?? null, optimizer: optimizer ?? null });
+        reply("step-tried", { ...result, ms: Math.round((performance.now() - servedFrom) * 10) / 10 }, transfer);
+        postFilters(); // the step moved them
+        return;
+      }
+      case "keep-step": {
+        const { reply: result } = request("keep_step");
+        reply("step-kept", result);
+        postFilters();
+        postCheckpoint("step", result.evaluation); // kept in IndexedDB like an epoch's model
+        return;
+      }
+      case "undo-step":
+        reply("step-undone", request("undo_step").reply);
+        postFilters();
+        return;
       case "reset": {
         const { reply: evaluation } = request("reset", { seed: message.seed ?? 0 });
         reply("reset-done", { evaluation });
