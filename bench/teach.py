@@ -37,6 +37,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+# this checkout's pycnn, not an installed one (a script's sys.path starts at bench/)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pycnn  # noqa: E402
 from pycnn import datasets, yourdigits  # noqa: E402
 from pycnn.presets import DEFAULT_PRESET, PRESETS, preset  # noqa: E402

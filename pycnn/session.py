@@ -170,7 +170,9 @@ class Session:
     def my_digits(self):
         """{"count", "counts" (10: drawings of each digit), "labels" (N), "images" (N, 28, 28), "file": the
         digits file's bytes (what the page keeps)}."""
-        return {"count": len(self.my_y), "counts": np.bincount(self.my_y, minlength=CLASSES).tolist(),
+        # bincount takes intp only (int32 in Pyodide's 32-bit WebAssembly)
+        counts = np.bincount(self.my_y.astype(np.intp), minlength=CLASSES)
+        return {"count": len(self.my_y), "counts": counts.tolist(),
                 "labels": self.my_y.tolist(), "images": self.my_x[:, 0], "file": self._digits_file()}
 
     def export_digits(self):

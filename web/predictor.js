@@ -43,6 +43,11 @@ export class Predictor {
     this.#showIdle();
   }
 
+  /** Clear the drawing (as the Clear button does). */
+  clearDrawing() {
+    this.sketch.clear();
+  }
+
   /** The weights changed (a run ended, a model was loaded, restored or reset): read again what is shown. */
   refresh() {
     if (this.inspecting !== null) this.inspectHeldout(this.inspecting);
@@ -180,9 +185,11 @@ export class Predictor {
       this.view.clear(shown.idle ?? "Nothing drawn yet (or too little ink): draw a digit.");
       this.featureMaps.clear();
       el.dataset.source = "";
+      if (this.state.reading) this.state.setReading(null);
       return;
     }
     const result = shown.result;
+    this.state.setReading({ source: shown.source, prediction: result.prediction });
     let note = describeConfidence(result);
     if (shown.source === "heldout") note = `Held-out digit #${result.index}, labelled ${result.label}. ${note}`;
     this.view.show(result, note);

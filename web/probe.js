@@ -11,6 +11,9 @@
 //   prediction_latency_ms request to rendered bars, for the last answer shown
 //   drawing_latency_ms    last change of the drawing to rendered bars, for the last answer shown
 //   offline               {version, files, missing, bytes} of the active service worker (offline.js)
+//   my_digits_added       drawings added to your digits with "It's a ..."
+//   my_digits_kept        how many of your digits were kept in IndexedDB last
+//   fine_tune_ms          Fine-tune clicked to its `done` message, for the last fine-tune
 
 export class Probe {
   constructor() {
