@@ -273,3 +273,20 @@ def test_a_thousand_digits_import_and_the_gallery_still_works(app, site_dir, tmp
     app.wait_state("ready")
     wait_count(app, 999)
     expect(app.by_id("fine-tune-note")).to_contain_text("Train the model (or load one) first")
+
+
+def test_your_digits_join_a_full_training_run_when_ticked(app, site_dir, tmp_path):
+    path, _ = digits_file(site_dir, tmp_path / "mine.npz", 10)
+    join = app.by_id("join-my-digits")
+    expect(join).to_be_disabled()
+    app.by_id("import-my-digits").set_input_files(str(path))
+    wait_count(app, 10)
+    expect(app.by_id("join-my-digits-label")).to_contain_text("Join your digits (10) to the run")
+    join.check()
+    app.fill({"epochs-input": "1", "train-size-input": "256", "batch-size-input": "32"})
+    app.by_id("train-button").click()
+    app.page.wait_for_function("() => Number(document.querySelector('[data-testid=progress]').dataset.totalSteps) > 0")
+    # 256 bundled digits and the 10 repeated auto_repeat(256, 10) = 1 time: 266 digits, 9 batches of 32
+    assert app.attr("progress", "data-total-steps") == str(-(-(256 + 10 * yourdigits.auto_repeat(256, 10)) // 32))
+    app.wait_run_result("finished")
+    assert app.body("model") == "trained"
