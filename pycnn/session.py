@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import __version__, codegen, datasets, explain, preprocess
+from . import __version__, codegen, datasets, explain, preprocess, yourdigits
 from .checks import Choice, Int, check_args
 from .layers import LAYERS, Conv2D, MaxPool2D, ReLU
 from .model import Sequential
@@ -24,6 +24,7 @@ from .presets import DEFAULT_PRESET, PRESETS, preset
 from .serialize import model_from_bytes
 from .optimizers import OPTIMIZERS, Adam
 from .training import Trainer, TrainingConfig, TrainingDiverged
+from .yourdigits import FineTuneConfig, FineTuneJob
 
 INPUT_SHAPE = (1, 28, 28)
 CLASSES = 10
@@ -53,6 +54,7 @@ MAX_EDITOR_PARAMS = 1_000_000
 # epoch of 8,500 digits in the page on a 2-core laptop
 MAX_EDITOR_WORK = 5_000_000
 TRAIN_WORK_FACTOR = 3  # a training step costs about three forward passes (forward, two products back)
+MY_DIGITS_FILE = "my-digits.npz"
 
 
 class Session:
@@ -62,7 +64,8 @@ class Session:
     CALLS = ("info", "start", "step", "evaluate", "filters", "model_bytes", "load", "reset", "estimate",
              "predict", "inspect_heldout", "next_heldout", "heldout_cell", "analyse", "network", "check_network",
              "set_network", "arithmetic", "saliency", "try_step", "keep_step", "undo_step", "python_code",
-             "export_script")
+             "export_script", "add_digit", "remove_digit", "my_digits", "export_digits", "import_digits",
+             "start_fine_tune", "undo_fine_tune")
 
     def __init__(self, images, labels, heldout=1500, seed=0, model=None):
         """images: uint8 (N, 28, 28) or floats (N, 1, 28, 28); labels: (N,) digits; heldout: digits kept out."""
@@ -73,6 +76,10 @@ class Session:
         self.x_train, self.x_heldout = _as_floats(x_train), _as_floats(x_heldout)
         self.model = model if model is not None else preset(DEFAULT_PRESET, seed=0)
         self.trainer = None
+        self.job = None  # the FineTuneJob in flight
+        # the learner's digits ("your digits"): the 28x28 images the network saw, and their labels
+        self.my_x = np.zeros((0, *INPUT_SHAPE), np.float32)
+        self.my_y = np.zeros(0, np.int64)
         self.speed = None  # multiply-adds per second of training and of evaluation, once measured
         self.split = {"heldout": int(heldout), "seed": int(seed)}  # for the generated code
         self._new_model(0 if model is None else None)
@@ -95,21 +102,40 @@ class Session:
             "limits": TrainingConfig.limits(),
             "editor": editor_spec(),
             "network": self.network(),
+            "my_digits": {"max_digits": yourdigits.MAX_DIGITS, "max_file_bytes": yourdigits.MAX_FILE_BYTES,
+                          "file_name": MY_DIGITS_FILE, "fine_tune": FineTuneConfig.defaults()},
             "numpy": np.__version__,
             "pycnn": __version__,
         }
 
     # ---- training ------------------------------------------------------------------------
-    def start(self, config):
-        """Begin a run of the current model with config (TrainingConfig's fields); ValueError if invalid."""
+    def start(self, config, join_digits=False):
+        """Begin a run of the current model with config (TrainingConfig's fields); ValueError if invalid.
+        join_digits: your digits join the training digits (yourdigits.join, repeated auto_repeat times)."""
         cfg = TrainingConfig.from_dict(config)
+        x, y, repeat = self.x_train, self.y_train, 0
+        if join_digits:
+            if not len(self.my_y):
+                raise ValueError("there are no digits of yours to join: add some first")
+            if cfg.train_size is not None and cfg.train_size < len(y):
+                # the bundled subset Trainer would pick, so that the joined digits are not left out of it
+                keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(y))[:cfg.train_size])
+                x, y = x[keep], y[keep]
+            repeat = yourdigits.auto_repeat(len(y), len(self.my_y))
+            x, y = yourdigits.join(x, y, self.my_x, self.my_y, repeat)
+            cfg = TrainingConfig(**{**cfg.to_dict(), "train_size": None})
         self._end_trial()
-        self.trainer = Trainer(self.model, self.x_train, self.y_train, cfg,
-                               validation_data=(self.x_heldout, self.y_heldout))
-        return {"total_steps": self.trainer.total_steps, "batches_per_epoch": self.trainer.batches_per_epoch}
+        trainer = Trainer(self.model, x, y, cfg, validation_data=(self.x_heldout, self.y_heldout))
+        self.trainer, self.job, self.undo = trainer, None, None  # the model moves on: no fine-tune to undo
+        started = {"total_steps": trainer.total_steps, "batches_per_epoch": trainer.batches_per_epoch}
+        return {**started, "joined": {"digits": len(self.my_y), "repeat": repeat}} if join_digits else started
 
     def step(self):
-        """Train one batch -> the trainer's progress report, or {"diverged": why} (weights restored)."""
+        """Train one batch of the run or of the fine-tune -> the trainer's progress report, or {"diverged": why}
+        (weights restored). A fine-tune's report has the same fields ("epoch": its run of "epochs", "batch": the
+        step in that run) plus "phase", and on its last batch "fine_tune": the result (FineTuneJob.result())."""
+        if self.job is not None:
+            return self._fine_tune_step()
         if self.trainer is None:
             raise ValueError("no training run: start one first")
         try:
@@ -117,6 +143,110 @@ class Session:
         except TrainingDiverged as err:
             self.trainer = None
             return {"diverged": str(err)}
+
+    # ---- your digits -----------------------------------------------------------------------
+    # The learner's own drawings, each the 28x28 image the network saw, with the digit it is. They
+    # belong to the learner, not to a model: a new model, a run or a fine-tune keeps them. The page
+    # keeps them across visits as the digits file (pycnn.yourdigits) and imports it back.
+    def add_digit(self, label):
+        """Add the digit inspected last as a drawing of `label` -> my_digits()."""
+        label = _int("label", label)
+        if not 0 <= label < CLASSES:
+            raise ValueError(f"label must be a digit from 0 to {CLASSES - 1}, got {label}")
+        x = self._inspected()
+        if len(self.my_y) >= yourdigits.MAX_DIGITS:
+            raise ValueError(f"you have {len(self.my_y):,} digits, the most the page keeps: remove some first")
+        self.my_x = np.concatenate([self.my_x, np.asarray(x, np.float32)[None]])
+        self.my_y = np.append(self.my_y, np.int64(label))
+        return self.my_digits()
+
+    def remove_digit(self, index):
+        """Remove drawing `index` (its place in my_digits' lists) -> my_digits()."""
+        index = _int("index", index)
+        if not 0 <= index < len(self.my_y):
+            raise ValueError(f"there is no drawing {index}: you have {len(self.my_y)}")
+        self.my_x, self.my_y = np.delete(self.my_x, index, axis=0), np.delete(self.my_y, index)
+        return self.my_digits()
+
+    def my_digits(self):
+        """{"count", "counts" (10: drawings of each digit), "labels" (N), "images" (N, 28, 28), "file": the
+        digits file's bytes (what the page keeps)}."""
+        # bincount takes intp only (int32 in Pyodide's 32-bit WebAssembly)
+        counts = np.bincount(self.my_y.astype(np.intp), minlength=CLASSES)
+        return {"count": len(self.my_y), "counts": counts.tolist(),
+                "labels": self.my_y.tolist(), "images": self.my_x[:, 0], "file": self._digits_file()}
+
+    def export_digits(self):
+        """The digits file (what `python -m pycnn train --extra FILE` reads) -> {"bytes", "file_name", "count"}."""
+        return {"bytes": self._digits_file(), "file_name": MY_DIGITS_FILE, "count": len(self.my_y)}
+
+    def import_digits(self, data, replace=False):
+        """Add the digits of a digits file (replace: instead of the kept ones) -> my_digits() plus "added".
+        Not a valid digits file, or more digits than the page keeps: ValueError, the kept digits unchanged."""
+        x, y = yourdigits.from_bytes(data)
+        kept = 0 if replace else len(self.my_y)
+        if kept + len(y) > yourdigits.MAX_DIGITS:
+            raise ValueError(f"the file has {len(y):,} digits; with the {kept:,} you have that is more than the "
+                             f"{yourdigits.MAX_DIGITS:,} the page keeps")
+        if replace:
+            self.my_x, self.my_y = x, y
+        else:
+            self.my_x, self.my_y = np.concatenate([self.my_x, x]), np.concatenate([self.my_y, y])
+        return {**self.my_digits(), "added": len(y)}
+
+    def _digits_file(self):
+        return yourdigits.to_bytes(self.my_x, self.my_y)
+
+    # ---- fine-tuning on your digits --------------------------------------------------------
+    def start_fine_tune(self, config=None):
+        """Begin fine-tuning the current model on your digits (a FineTuneJob; config: FineTuneConfig's fields),
+        run by step() like training -> {"total_steps", "batches_per_epoch" (steps of one of its runs), "runs",
+        "method", "count"}. The current model is left as it is until the last step makes the fine-tuned copy
+        the current model (undo_fine_tune brings this one back); a fine-tune stopped before changes nothing."""
+        cfg = FineTuneConfig.from_dict({} if config is None else config)
+        if not len(self.my_y):
+            raise ValueError("there are no digits of yours to fine-tune on: add some first")
+        self._end_trial()
+        job = FineTuneJob(self.model, self.my_x, self.my_y, self.x_train, self.y_train, self.x_heldout,
+                          self.y_heldout, cfg)
+        self.trainer, self.job = None, job
+        return {"total_steps": job.total_steps, "batches_per_epoch": cfg.steps, "runs": len(job.runs),
+                "method": job.method, "count": len(self.my_y)}
+
+    def _fine_tune_step(self):
+        job = self.job
+        try:
+            progress = job.run(max_batches=1)
+        except TrainingDiverged as err:
+            self.job = None
+            return {"diverged": str(err)}
+        steps, step = job.config.steps, progress["step"]
+        run = max(1, -(-step // steps))
+        report = {"step": step, "total_steps": job.total_steps, "epoch": run, "epochs": len(job.runs),
+                  "batch": step - (run - 1) * steps, "batches_per_epoch": steps, "losses": progress["losses"],
+                  "accuracy": None, "images": len(progress["losses"]) * job.config.batch_size, "epoch_results": [],
+                  "phase": "done" if job.done else "measuring" if job.runs[run - 1] is not None else "fine-tuning",
+                  "done": job.done}
+        if job.done:
+            report["fine_tune"] = self._finish_fine_tune()
+        return report
+
+    def _finish_fine_tune(self):
+        """The fine-tuned copy becomes the current model -> the job's result."""
+        job, self.job = self.job, None
+        self.undo = {"model": self.model, "model_seed": self.model_seed}
+        self.model, self.model_seed = job.model, None  # its weights are no longer drawn from a seed
+        self.trial, self.step_optimizers = None, {}  # the digit inspected last stays: teaching goes on
+        return job.result()
+
+    def undo_fine_tune(self):
+        """The model from before the last fine-tune is the current one again, exactly -> its held-out evaluation."""
+        if self.undo is None:
+            raise ValueError("there is no fine-tune to undo (a run, a new network or a loaded model since ends it)")
+        undo, self.undo = self.undo, None
+        self.model, self.model_seed = undo["model"], undo["model_seed"]
+        self.trainer, self.trial, self.step_optimizers = None, None, {}
+        return self.evaluate()
 
     def evaluate(self):
         """Loss and accuracy on the held-out digits."""
@@ -340,6 +470,8 @@ class Session:
     def _new_model(self, seed):
         """A new current model, its weights drawn from `seed` (None: unknown): no step to undo, no digit to explain."""
         self.model_seed = seed
+        self.undo = None  # {"model", "model_seed"} from before the last fine-tune, while it can be undone
+        self.job = None
         self.trial = None  # {"snapshot", "optimizer", "steps"} while steps are tried
         self.step_optimizers = {}  # kind -> the optimiser of steps taken without a run
         self.inspected = None

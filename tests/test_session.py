@@ -552,3 +552,225 @@ def test_the_code_is_the_current_network_and_settings_with_the_pages_split_and_s
     loaded = session.python_code(settings)
     assert loaded["seed"] is None and "seed=0, input_shape" in loaded["code"]
     assert "lr must be" in json.loads(dispatch(session, "python_code", json.dumps({"config": {"lr": -1}}))[0])["error"]
+
+
+# ---- your digits ---------------------------------------------------------------------------------
+FAST_FINE_TUNE = {"steps": 4, "batch_size": 8}
+
+
+def teach(session, images, labels):
+    """Show each 28x28 image to the network (as a held-out digit would be) and add it with its label."""
+    for image, label in zip(images, labels):
+        session._inspect(image)
+        session.add_digit(int(label))
+
+
+def taught_session(session, n=10):
+    """session with n of its held-out digits taught, one of each digit first."""
+    order = np.argsort(session.y_heldout, kind="stable")
+    firsts = order[np.searchsorted(session.y_heldout[order], np.arange(10))]
+    pick = np.concatenate([firsts, np.setdiff1d(np.arange(len(session.y_heldout)), firsts)])[:n]
+    teach(session, session.x_heldout[pick], session.y_heldout[pick])
+    return session
+
+
+def test_a_drawing_inspected_last_is_added_as_the_image_the_network_saw_and_listed_packed(session):
+    assert "error" in json.loads(dispatch(session, "add_digit", json.dumps({"label": 3}))[0])  # nothing inspected yet
+    pixels, width, height = draw_seven()
+    seen = decode(dispatch(session, "predict", json.dumps({"width": width, "height": height}), pixels))["input"]
+    reply = decode(dispatch(session, "add_digit", json.dumps({"label": 7})))
+    assert reply["count"] == 1 and reply["labels"] == [7] and reply["counts"] == [0] * 7 + [1, 0, 0]
+    assert reply["images"].shape == (1, 28, 28) and np.array_equal(reply["images"][0], seen)
+    # the file the page keeps is the same digits, to a grey level
+    x, y = pycnn.yourdigits.from_bytes(reply["file"])
+    assert y.tolist() == [7] and np.abs(x[0, 0] - seen).max() <= 0.5 / 255 + 1e-6
+    session.inspect_heldout(0)
+    reply = decode(dispatch(session, "add_digit", json.dumps({"label": int(session.y_heldout[0])})))
+    assert reply["count"] == 2 and np.array_equal(reply["images"][1], session.x_heldout[0, 0])
+
+
+@pytest.mark.parametrize("label, message", [(10, "label must be a digit from 0 to 9, got 10"),
+                                            (-1, "label must be a digit from 0 to 9, got -1"),
+                                            ("3", "label must be an int, got '3'")])
+def test_a_label_that_is_not_a_digit_is_refused_and_nothing_is_added(session, label, message):
+    session.inspect_heldout(0)
+    assert json.loads(dispatch(session, "add_digit", json.dumps({"label": label}))[0]) == {"error": message}
+    assert session.my_digits()["count"] == 0
+
+
+def test_removing_a_drawing_keeps_the_others_in_order(session):
+    taught_session(session, 4)
+    images, labels = session.my_x.copy(), session.my_y.tolist()
+    reply = session.remove_digit(1)
+    assert reply["labels"] == labels[:1] + labels[2:]
+    assert np.array_equal(reply["images"], images[[0, 2, 3], 0])
+    assert "there is no drawing 3: you have 3" in json.loads(dispatch(session, "remove_digit", '{"index": 3}')[0])["error"]
+
+
+def test_exported_digits_import_back_added_to_the_kept_ones(session, digits):
+    taught_session(session, 12)
+    exported = session.export_digits()
+    assert exported["count"] == 12 and exported["file_name"] == "my-digits.npz"
+    other = Session(*digits, heldout=200, seed=0)
+    reply = decode(dispatch(other, "import_digits", "{}", exported["bytes"]))
+    assert reply["added"] == 12 and reply["labels"] == session.my_y.tolist()
+    assert np.abs(reply["images"] - session.my_x[:, 0]).max() <= 0.5 / 255 + 1e-6
+    again = other.import_digits(exported["bytes"])  # import adds; replace=True is what a reload does
+    assert again["count"] == 24 and other.import_digits(exported["bytes"], replace=True)["count"] == 12
+
+
+def _digits_file_with(images, labels, version=1):
+    """A digits file written by hand (as another program or a newer pycnn might), bypassing to_bytes' checks."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("digits.json", json.dumps({"format": "pycnn-digits", "version": version, "count": len(labels)}))
+        for name, array in (("images.npy", images), ("labels.npy", labels)):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asarray(array, np.uint8))
+            zf.writestr(name, member.getvalue())
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"garbage, not a file", "not a pycnn digits file"),
+    (b"", "the digits file is empty"),
+    (two_conv().to_bytes(), "this is a pycnn model file, not a digits file"),
+    (_digits_file_with(np.zeros((2, 28, 28)), [1, 2], version=2), "this digits file is from a newer pycnn (version 2)"),
+    (_digits_file_with(np.zeros((2, 16, 16)), [1, 2]), "images.npy: shape must be (2, 28, 28)"),
+    (_digits_file_with(np.zeros((2, 28, 28)), [1, 12]), "labels must be digits 0-9, found 12"),
+    (b"PK" + bytes(9 * 2 ** 20), "a pycnn digits file is at most"),
+])
+def test_a_file_that_is_not_good_digits_is_refused_and_the_kept_digits_stay(session, data, message):
+    taught_session(session, 3)
+    kept = session.my_x.copy(), session.my_y.copy()
+    reply = json.loads(dispatch(session, "import_digits", "{}", data)[0])
+    assert message in reply["error"]
+    assert np.array_equal(session.my_x, kept[0]) and np.array_equal(session.my_y, kept[1])
+
+
+def test_importing_past_the_most_the_page_keeps_is_refused_whole(session, monkeypatch):
+    monkeypatch.setattr(pycnn.yourdigits, "MAX_DIGITS", 5)
+    taught_session(session, 3)
+    reply = json.loads(dispatch(session, "import_digits", "{}", pycnn.yourdigits.to_bytes(session.my_x, session.my_y))[0])
+    assert reply["error"] == "the file has 3 digits; with the 3 you have that is more than the 5 the page keeps"
+    assert session.my_digits()["count"] == 3
+
+
+def run_fine_tune(session, config=FAST_FINE_TUNE):
+    started = session.start_fine_tune(config)
+    reports = [session.step() for _ in range(started["total_steps"])]
+    return started, reports
+
+
+def test_a_fine_tune_runs_a_batch_per_step_reports_before_and_after_and_makes_the_tuned_model_current(session):
+    session.start(TINY_RUN)
+    while not session.step()["done"]:
+        pass
+    taught_session(session, 10)
+    before_model = session.model
+    before = [w.copy() for w in before_model.get_weights()]
+    started, reports = run_fine_tune(session)
+    # 10 digits: 3-fold cross-validation (3 fine-tunes scored) and the fine-tune kept
+    assert started == {"total_steps": 16, "batches_per_epoch": 4, "runs": 4, "method": "3-fold cross-validation",
+                       "count": 10}
+    assert [r["step"] for r in reports] == list(range(1, 17))
+    assert [(r["epoch"], r["batch"]) for r in reports[3:5]] == [(1, 4), (2, 1)]
+    assert [r["phase"] for r in reports[:12]] == ["measuring"] * 12 and reports[12]["phase"] == "fine-tuning"
+    assert all(len(r["losses"]) == 1 and r["images"] == 8 for r in reports)
+    assert not any(r["done"] for r in reports[:-1]) and reports[-1]["done"]
+    result = reports[-1]["fine_tune"]
+    digits, mnist = result["digits"], result["mnist"]
+    assert digits["method"] == "3-fold cross-validation" and digits["n"] == digits["scored"] == 10
+    assert digits["before"] == pytest.approx(np.mean(before_model.predict(session.my_x) == session.my_y))
+    assert 0 <= digits["after"] <= 1 and digits["untaught"] == 10  # one of each: each fold's digits were never taught
+    assert mnist["before"] == pytest.approx(before_model.evaluate(session.x_heldout, session.y_heldout)["accuracy"])
+    assert mnist["after"] == pytest.approx(session.evaluate()["accuracy"]) and mnist["n"] == 200
+    assert session.model is not before_model and session.job is None
+    assert all(np.array_equal(a, b) for a, b in zip(before, before_model.get_weights()))  # the job trained copies
+    json.dumps(decode(encode(reports[-1])))  # crosses the boundary
+
+
+def test_undo_fine_tune_brings_back_the_model_from_before_exactly(session):
+    taught_session(session, 5)
+    before = session.model
+    weights = [w.copy() for w in before.get_weights()]
+    predicted = before.predict_proba(session.x_heldout[:50])
+    run_fine_tune(session)
+    assert not all(np.array_equal(a, b) for a, b in zip(weights, session.model.get_weights()))
+    evaluation = session.undo_fine_tune()
+    assert evaluation == before.evaluate(session.x_heldout, session.y_heldout)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, session.model.get_weights()))
+    assert np.array_equal(session.model.predict_proba(session.x_heldout[:50]), predicted)
+    assert "there is no fine-tune to undo" in json.loads(dispatch(session, "undo_fine_tune")[0])["error"]
+
+
+@pytest.mark.parametrize("change", ["start", "reset", "load"])
+def test_a_run_or_a_new_model_after_a_fine_tune_ends_its_undo(session, change):
+    taught_session(session, 3)
+    run_fine_tune(session)
+    {"start": lambda: session.start(TINY_RUN), "reset": lambda: session.reset(1),
+     "load": lambda: session.load(two_conv().to_bytes())}[change]()
+    assert "error" in json.loads(dispatch(session, "undo_fine_tune")[0])
+    assert session.my_digits()["count"] == 3  # your digits stay with you, whatever the model
+
+
+def test_a_fine_tune_stopped_part_way_leaves_the_model_unchanged(session):
+    taught_session(session, 4)
+    model, weights = session.model, [w.copy() for w in session.model.get_weights()]
+    session.start_fine_tune(FAST_FINE_TUNE)
+    for _ in range(5):
+        session.step()
+    session.start(TINY_RUN)  # what the page can do after Stop: train instead
+    assert session.job is None and session.model is model
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+
+
+def test_one_digit_fine_tunes_without_a_score_it_cannot_measure_honestly(session):
+    taught_session(session, 1)
+    started, reports = run_fine_tune(session)
+    assert started["runs"] == 1 and started["total_steps"] == 4
+    result = reports[-1]["fine_tune"]
+    assert result["digits"]["after"] is None and result["digits"]["method"].startswith("not measured")
+
+
+def test_fine_tune_needs_digits_and_a_valid_recipe(session):
+    assert "no digits of yours" in json.loads(dispatch(session, "start_fine_tune", "{}")[0])["error"]
+    taught_session(session, 2)
+    for bad, message in (({"steps": 0}, "steps"), ({"nonsense": 1}, "unknown fine-tune setting(s): nonsense")):
+        assert message in json.loads(dispatch(session, "start_fine_tune", json.dumps({"config": bad}))[0])["error"]
+    assert session.job is None
+
+
+def test_a_diverging_fine_tune_reports_it_and_leaves_the_model(session):
+    taught_session(session, 3)
+    model, weights = session.model, [w.copy() for w in session.model.get_weights()]
+    started = session.start_fine_tune({"steps": 20, "batch_size": 8, "lr": 1.0, "schedule": "constant"})
+    for _ in range(started["total_steps"]):
+        report = session.step()
+        if "diverged" in report:
+            break
+    assert "fine-tuning diverged" in report["diverged"]
+    assert session.model is model and all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    assert "error" in json.loads(dispatch(session, "step")[0])
+
+
+def test_a_run_with_your_digits_joined_trains_on_them_repeated(session):
+    assert "no digits of yours to join" in json.loads(
+        dispatch(session, "start", json.dumps({"config": TINY_RUN, "join_digits": True}))[0])["error"]
+    taught_session(session, 10)
+    started = session.start({**TINY_RUN, "train_size": 256}, join_digits=True)
+    repeat = pycnn.yourdigits.auto_repeat(256, 10)
+    assert started["joined"] == {"digits": 10, "repeat": repeat}
+    assert len(session.trainer.y) == 256 + 10 * repeat
+    # the taught digits are in the run, each `repeat` times
+    tail = session.trainer.x[256:].reshape(repeat, 10, 1, 28, 28)
+    assert all(np.array_equal(block, session.my_x) for block in tail)
+    assert "joined" not in session.start(TINY_RUN) and len(session.trainer.y) == 256
+
+
+def test_info_publishes_the_digit_limits_and_the_fine_tune_recipe(session):
+    mine = session.info()["my_digits"]
+    assert mine["max_digits"] == pycnn.yourdigits.MAX_DIGITS and mine["max_file_bytes"] == pycnn.yourdigits.MAX_FILE_BYTES
+    assert mine["fine_tune"] == pycnn.yourdigits.FineTuneConfig.defaults()

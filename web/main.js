@@ -15,6 +15,7 @@ import { Probe } from "./probe.js";
 import { AppState } from "./state.js";
 import { ModelStore } from "./store.js";
 import { TrainingPanel } from "./training.js";
+import { YourDigits } from "./yourdigits.js";
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 
@@ -30,9 +31,10 @@ const messages = new Messages(byTestId("message"), () => loading.start());
 const announcer = new Announcer(byTestId("announcer"));
 const common = { client, state, frame, probe, messages, status, announcer };
 
+const store = new ModelStore();
 const persistence = new Persistence({
   ...common,
-  store: new ModelStore(),
+  store,
   el: { download: byTestId("download-model"), load: byTestId("load-model"), loadLabel: document.querySelector(".file-button"),
     storageNote: byTestId("storage-note") },
 });
@@ -61,6 +63,7 @@ const training = new TrainingPanel({
     accuracy: byTestId("accuracy"),
     accuracyDetail: byTestId("accuracy-detail"),
     modelState: byTestId("model-state"),
+    joinDigits: byTestId("join-my-digits"),
   },
 });
 
@@ -99,6 +102,23 @@ new Inside({
   },
 });
 
+const yourDigits = new YourDigits({
+  ...common,
+  store,
+  persistence,
+  predictor,
+  el: {
+    teach: byTestId("teach"), teachButtons: Array.from({ length: 10 }, (_, d) => byTestId(`teach-${d}`)),
+    gallery: byTestId("my-digits"), exportButton: byTestId("export-my-digits"), importInput: byTestId("import-my-digits"),
+    importLabel: byTestId("import-my-digits-label"), fineTune: byTestId("fine-tune-button"), note: byTestId("fine-tune-note"),
+    stop: byTestId("fine-tune-stop"), progress: byTestId("fine-tune-progress"),
+    progressBar: document.querySelector('[data-testid="fine-tune-progress"] progress'),
+    progressText: document.querySelector('[data-testid="fine-tune-progress"] .progress-text'),
+    accuracy: byTestId("my-digits-accuracy"), undo: byTestId("undo-fine-tune"), join: byTestId("join-my-digits"),
+    joinLabel: byTestId("join-my-digits-label"), storageNote: byTestId("my-digits-storage"),
+  },
+});
+
 new Analysis({
   ...common,
   predictor,
@@ -112,6 +132,7 @@ const loading = new Loading({
   stages: byTestId("stages"),
   onReady: async () => {
     await persistence.restore();
+    await yourDigits.restore();
     state.setPhase("ready");
     state.weightsChanged(); // predictions and the analysis of the (restored) model
     training.measureSpeed();

@@ -43,6 +43,11 @@ export class Predictor {
     this.#showIdle();
   }
 
+  /** Clear the drawing (as the Clear button does). */
+  clearDrawing() {
+    this.sketch.clear();
+  }
+
   /** The weights changed (a run ended, a model was loaded, restored or reset): read again what is shown. */
   refresh() {
     if (this.inspecting !== null) this.inspectHeldout(this.inspecting);
@@ -182,9 +187,11 @@ export class Predictor {
       el.dataset.source = "";
       el.dataset.index = "";
       if (this.state.inspection) this.state.setInspected(null);
+      if (this.state.reading) this.state.setReading(null);
       return;
     }
     const result = shown.result;
+    this.state.setReading({ source: shown.source, prediction: result.prediction });
     let note = describeConfidence(result);
     if (shown.source === "heldout") note = `Held-out digit #${result.index}, labelled ${result.label}. ${note}`;
     this.view.show(result, note);

@@ -18,6 +18,9 @@
 //   why_not_latency_ms    "why not a …?" chosen to its saliency map drawn
 //   step_latency_ms       Step clicked to the step's loss and filter gradients shown
 //   step_worker_ms        the worker's time for that step
+//   my_digits_added       drawings added to your digits with "It's a ..."
+//   my_digits_kept        how many of your digits were kept in IndexedDB last
+//   fine_tune_ms          Fine-tune clicked to its `done` message, for the last fine-tune
 
 export class Probe {
   constructor() {

@@ -6,13 +6,15 @@
 // Events: "phase", "busy", "info", "network" (networkReady changed), "model" (its description or evaluation changed),
 // "history" (replaced), "losses" (new per-batch losses), "epoch" (an epoch result was added),
 // "weights" (the weights changed: predictions and the analysis are out of date; detail "step" for a tried step),
-// "inspected" (the digit the page shows the network's reading of: what "See inside one step" explains).
+// "inspected" (the digit the page shows the network's reading of, in full: what "See inside one step" explains),
+// "reading" (the predictor shows another answer: what "It's a ..." adds), "my-digits" (your digits changed).
 
 export const UNTRAINED = Object.freeze({ kind: "untrained", epochs: 0, digits: 0, partial: false });
 
 export class AppState {
   constructor() {
     this.phase = "loading"; // loading | ready | training | error
+    this.job = null; // while training: "train" (a run) or "fine-tune" (fine-tuning on your digits)
     this.info = null; // the session's info: counts, training defaults and limits
     this.model = { ...UNTRAINED }; // kind: untrained | trained | restored | loaded; epochs, digits, partial, savedAt, fileName
     this.evaluation = null; // {loss, accuracy} on the held-out digits; null while untrained
@@ -22,6 +24,8 @@ export class AppState {
     // the reading shown: {result (the prediction reply), source: "drawing" | "heldout", digit: what it is (a
     // held-out index or "drawing"), sentAt}; null when none is shown
     this.inspection = null;
+    this.reading = null; // the answer the predictor shows: {source: "drawing" | "heldout", prediction}, or null
+    this.myDigits = { count: 0, counts: new Array(10).fill(0) }; // your digits: how many, of each digit
     this.listeners = new Map();
   }
 
@@ -44,9 +48,21 @@ export class AppState {
     return this.phase === "ready" && !this.busy;
   }
 
-  setPhase(phase) {
+  /** job: what the "training" phase runs, "train" or "fine-tune". */
+  setPhase(phase, job = "train") {
     this.phase = phase;
+    this.job = phase === "training" ? job : null;
     this.emit("phase");
+  }
+
+  setReading(reading) {
+    this.reading = reading;
+    this.emit("reading");
+  }
+
+  setMyDigits(myDigits) {
+    this.myDigits = myDigits;
+    this.emit("my-digits");
   }
 
   setBusy(busy) {

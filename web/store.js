@@ -1,10 +1,12 @@
-// Keeps the current model (bytes + training history) in IndexedDB so a reload restores it.
+// Keeps the current model (bytes + training history) and your digits (the digits file's bytes) in
+// IndexedDB so a reload restores them.
 // When IndexedDB is unavailable (private mode, disabled, quota) every call degrades to a no-op.
 
 const DB_NAME = "pycnn";
 const DB_VERSION = 1;
 const STORE = "models";
 const KEY = "current";
+const DIGITS_KEY = "my-digits"; // alongside the model, in the same store (one database version)
 
 function promisify(request) {
   return new Promise((resolve, reject) => {
@@ -75,5 +77,14 @@ export class ModelStore {
 
   clear() {
     return this.#run("readwrite", (store) => store.delete(KEY));
+  }
+
+  /** record: {format: 1, bytes: Uint8Array (the digits file), count, savedAt}. The model's clear() leaves it. */
+  saveDigits(record) {
+    return this.#run("readwrite", (store) => store.put(record, DIGITS_KEY));
+  }
+
+  async loadDigits() {
+    return (await this.#run("readonly", (store) => store.get(DIGITS_KEY))) ?? null;
   }
 }

@@ -52,13 +52,14 @@ export class TrainingPanel {
     el.stop.addEventListener("click", () => this.#stop());
     el.reset.addEventListener("click", () => this.#reset());
 
-    client.on("progress", (p) => this.#progress(p));
+    // a fine-tune's progress and end are yourdigits.js's
+    client.on("progress", (p) => p.kind !== "fine-tune" && this.#progress(p));
     client.on("epoch", (e) => this.#epoch(e));
     client.on("filters", ({ conv_layers }) => {
       this.filters.set(conv_layers);
       frame.request("filters", () => this.filters.render());
     });
-    client.on("done", (d) => this.#done(d));
+    client.on("done", (d) => d.kind !== "fine-tune" && this.#done(d));
 
     state.on("phase", () => {
       if (state.phase === "error") this.run = null;
@@ -158,8 +159,9 @@ export class TrainingPanel {
     this.epochsBeforeRun = this.state.history.epochs.length;
     delete this.el.progress.dataset.batchesAfterStop;
     delete document.body.dataset.runResult;
-    this.client.send("train", { config });
-    this.state.setPhase("training");
+    const join = this.el.joinDigits;
+    this.client.send("train", { config, join_digits: Boolean(join && join.checked && !join.disabled) });
+    this.state.setPhase("training", "train");
     this.status.say("Training…");
     this.announcer.announce(`Training started: ${config.epochs} epoch${config.epochs === 1 ? "" : "s"} of ${fmtInt(config.train_size)} digits.`);
     this.#renderProgress(); // at once, so no stale step from the previous run is ever shown
@@ -322,7 +324,8 @@ export class TrainingPanel {
     }[m.kind] ?? "";
     const partial = m.kind !== "untrained" && m.partial ? " The last run was stopped part-way through an epoch." : "";
     const steps = m.stepsKept ? ` Plus ${m.stepsKept} single step${m.stepsKept === 1 ? "" : "s"} kept from See inside one step.` : "";
-    this.el.modelState.textContent = text + partial + steps;
+    const tuned = m.kind !== "untrained" && m.fineTuned ? ` Fine-tuned on ${fmtInt(m.fineTuned)} of your digits.` : "";
+    this.el.modelState.textContent = text + partial + steps + tuned;
   }
 
   #renderEstimate() {

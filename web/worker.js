@@ -16,6 +16,9 @@ const FILTERS_EVERY_MS = 250; // filter updates while training (plus every epoch
 const TRAIN_PER_SERVED_MS = 2;
 const READ_ONLY = new Set(["predict", "inspect-heldout", "next-heldout", "heldout-cell", "analyse", "network", "check-network",
   "arithmetic", "saliency", "python-code", "export-script"]);
+// Your digits change only the session's list of them, never the model or a run (a run or a fine-tune
+// copied them when it started): they are answered between batches too, like READ_ONLY requests.
+const YOUR_DIGITS = new Set(["add-digit", "remove-digit", "my-digits", "export-digits", "import-digits"]);
 
 let py = null; // the Pyodide instance
 let sessionModule = null; // pycnn.session (a Python proxy)
@@ -351,19 +354,28 @@ const yieldToEventLoop = () =>
 /** Milliseconds since the epoch, comparable between the page and this worker. */
 const wallClock = () => performance.timeOrigin + performance.now();
 
-async function train(message) {
+/**
+ * A run, one batch per call of session.step(): kind "train" (message: `train`) or "fine-tune"
+ * (message: `fine-tune`, a FineTuneJob that trains copies: the model changes only when it
+ * finishes). Every message of the run carries its kind.
+ */
+async function train(kind, message) {
   if (training) {
     post("error", { message: "Training is already running" });
     return;
   }
-  const started = call("start", { config: message.config ?? {} }).reply;
+  const fineTune = kind === "fine-tune";
+  const started = fineTune
+    ? call("start_fine_tune", { config: message.config ?? {} }).reply
+    : call("start", { config: message.config ?? {}, join_digits: Boolean(message.join_digits) }).reply;
   if (started.error) {
-    post("error", { message: `Invalid settings: ${started.error}` });
+    post("error", { message: fineTune ? `Cannot fine-tune: ${started.error}` : `Invalid settings: ${started.error}` });
+    if (fineTune) post("done", { kind, reason: "failed" });
     return;
   }
   training = true;
   stopRequested = null;
-  post("started", { config: message.config, ...started });
+  post("started", { kind, config: message.config, ...started });
   let pending = { losses: [], images: 0, evalMs: 0, from: performance.now() }; // batches not yet reported
   let batchMs = 0; // the latest batch's time without an epoch end
   const recent = []; // when the latest batches ended: how many ended after a `stop` was sent
@@ -371,9 +383,9 @@ async function train(message) {
   const postProgress = () => {
     // training speed: wall time of the window without held-out evaluations; 0 (unknown) for a sliver
     const trainMs = performance.now() - pending.from - pending.evalMs;
-    const { step, total_steps, epoch, epochs, batch, batches_per_epoch, accuracy } = last;
+    const { step, total_steps, epoch, epochs, batch, batches_per_epoch, accuracy, phase } = last;
     post("progress", {
-      step, total_steps, epoch, epochs, batch, batches_per_epoch, accuracy, losses: pending.losses,
+      kind, step, total_steps, epoch, epochs, batch, batches_per_epoch, accuracy, phase, losses: pending.losses,
       images_per_second: trainMs >= 20 ? (pending.images * 1000) / trainMs : 0,
     });
     pending = { losses: [], images: 0, evalMs: 0, from: performance.now() };
@@ -387,7 +399,7 @@ async function train(message) {
       owedMs = Math.max(0, owedMs - ms);
       if (r.diverged) {
         postFilters();
-        post("done", { reason: "diverged", message: r.diverged, evaluation: evaluate(), heap_bytes: heapBytes() });
+        post("done", { kind, reason: "diverged", message: r.diverged, evaluation: evaluate(), heap_bytes: heapBytes() });
         return;
       }
       last = r;
@@ -404,11 +416,19 @@ async function train(message) {
         const lastEpoch = r.epoch_results[r.epoch_results.length - 1];
         postFilters();
         postCheckpoint("epoch", { loss: lastEpoch.val_loss, accuracy: lastEpoch.val_accuracy });
-      } else if (performance.now() - lastFiltersAt >= FILTERS_EVERY_MS) {
-        postFilters(); // the learner sees them move
+      } else if (!fineTune && performance.now() - lastFiltersAt >= FILTERS_EVERY_MS) {
+        postFilters(); // the learner sees them move (a fine-tune trains copies: the model's stay)
+      }
+      if (r.done && fineTune) {
+        // the fine-tuned model is the current one now: kept like any trained model
+        const evaluation = evaluate();
+        post("done", { kind, reason: "finished", evaluation, fine_tune: r.fine_tune, heap_bytes: heapBytes() });
+        postFilters();
+        postCheckpoint("fine-tuned", evaluation);
+        return;
       }
       if (r.done) {
-        post("done", { reason: "finished", evaluation: evaluate(), heap_bytes: heapBytes() });
+        post("done", { kind, reason: "finished", evaluation: evaluate(), heap_bytes: heapBytes() });
         return;
       }
       await yieldToEventLoop(); // a `stop` message is handled here
@@ -417,18 +437,20 @@ async function train(message) {
         // batches that ended after the page sent `stop`: the one in flight, normally
         const batchesAfterStop = recent.filter((end) => end > stopRequested.sentAt).length;
         const evaluation = evaluate();
-        postFilters();
-        postCheckpoint("stopped", evaluation, { partial_epoch: r.step % r.batches_per_epoch !== 0 });
+        if (!fineTune) { // a stopped fine-tune leaves the model as it was: nothing new to show or keep
+          postFilters();
+          postCheckpoint("stopped", evaluation, { partial_epoch: r.step % r.batches_per_epoch !== 0 });
+        }
         post("done", {
-          reason: "stopped", evaluation, step: r.step, batches_after_stop: batchesAfterStop, heap_bytes: heapBytes(),
+          kind, reason: "stopped", evaluation, step: r.step, batches_after_stop: batchesAfterStop, heap_bytes: heapBytes(),
         });
         return;
       }
       if (owedMs === 0) await answerDeferred();
     }
   } catch (error) {
-    post("error", { message: `Training failed: ${describe(error)}` });
-    post("done", { reason: "failed" });
+    post("error", { message: `${fineTune ? "Fine-tuning" : "Training"} failed: ${describe(error)}` });
+    post("done", { kind, reason: "failed" });
   } finally {
     training = false;
     stopRequested = null;
@@ -462,14 +484,17 @@ async function handle(message) {
       if (id !== undefined) reply("error", { message: "Python is still loading" });
       return;
     }
-    if (training && owedMs > 0 && READ_ONLY.has(type)) {
+    if (training && owedMs > 0 && (READ_ONLY.has(type) || YOUR_DIGITS.has(type))) {
       deferred.push(message); // answered once training has had its share (see TRAIN_PER_SERVED_MS)
       return;
     }
     const servedFrom = performance.now();
     switch (type) {
       case "train":
-        await train(message);
+        await train("train", message);
+        return;
+      case "fine-tune":
+        await train("fine-tune", message);
         return;
       case "stop":
         stopRequested = { sentAt: Number(message.sent_at) || Infinity }; // Infinity: the page did not say
@@ -531,6 +556,27 @@ async function handle(message) {
         reply("script", request("export_script", { config: message.config ?? {} }).reply);
         served(servedFrom);
         return;
+      // YOUR_DIGITS requests: answered between batches too
+      case "add-digit":
+      case "remove-digit":
+      case "my-digits":
+      case "import-digits": {
+        const { reply: result, transfer } = {
+          "add-digit": () => request("add_digit", { label: message.label }),
+          "remove-digit": () => request("remove_digit", { index: message.index }),
+          "my-digits": () => request("my_digits"),
+          "import-digits": () => request("import_digits", { replace: Boolean(message.replace) }, bytesIn(message, "bytes")),
+        }[type]();
+        reply("my-digits", result, transfer);
+        served(servedFrom);
+        return;
+      }
+      case "export-digits": {
+        const { reply: result, transfer } = request("export_digits");
+        reply("digits-exported", result, transfer);
+        served(servedFrom);
+        return;
+      }
       default:
         break;
     }
@@ -586,6 +632,13 @@ async function handle(message) {
         const { reply: evaluation } = request("reset", { seed: message.seed ?? 0 });
         reply("reset-done", { evaluation });
         postFilters();
+        return;
+      }
+      case "undo-fine-tune": {
+        const { reply: evaluation } = request("undo_fine_tune");
+        reply("fine-tune-undone", { evaluation });
+        postFilters();
+        postCheckpoint("fine-tune-undone", evaluation); // the model from before is kept again
         return;
       }
       default:

@@ -1,0 +1,411 @@
+// Teach it your handwriting. After a drawing is read, "It's a ..." adds it (the 28x28 image the
+// network saw) to your digits; the gallery shows them by digit, each removable. They are kept in
+// IndexedDB (store.js) across reloads and as a file (Export / Import, the format of
+// pycnn.yourdigits). Fine-tune runs in the worker like training (progress, Stop), then says how
+// well the network reads your digits before and after, measured on drawings it was not trained
+// on, and the held-out MNIST accuracy before and after; Undo brings back the model from before.
+// A checkbox by Train joins your digits to a full run instead.
+import { dropSnapshots } from "./snapshot.js";
+
+const fmtInt = (n) => Math.round(n).toLocaleString("en");
+const fmtPct = (v) => `${(v * 100).toFixed(1)}%`;
+const plural = (n, one, many = `${one}s`) => `${fmtInt(n)} ${n === 1 ? one : many}`;
+const EMPTY_TEXT = "No digits of yours yet: draw a digit above and press the digit it is.";
+
+export class YourDigits {
+  /**
+   * store: the ModelStore (opened by persistence); predictor: to clear a drawing once taught;
+   * el: {teach, teachButtons [10], gallery, exportButton, importInput, importLabel, fineTune, note, stop,
+   * progress, progressBar, progressText, accuracy, undo, join, joinLabel, storageNote}; the rest as for TrainingPanel.
+   */
+  constructor({ client, state, frame, probe, messages, status, announcer, store, persistence, predictor, el }) {
+    Object.assign(this, { client, state, frame, probe, messages, status, announcer, store, persistence, predictor, el });
+    this.digits = { count: 0, counts: new Array(10).fill(0), labels: [], images: null };
+    this.pending = false; // a change of your digits is in flight
+    this.keeping = null; // true: kept in this browser; false: could not be; null: not known yet
+    this.canUndo = false; // the session holds the model from before the last fine-tune
+    this.run = null; // {step, total_steps, epoch, epochs, phase, method, count} while fine-tuning
+
+    el.teachButtons.forEach((button, digit) => button.addEventListener("click", () => this.#teach(digit)));
+    el.gallery.addEventListener("click", (event) => {
+      const item = event.target.closest("[data-index]");
+      if (item) this.#remove(Number(item.dataset.index));
+    });
+    el.exportButton.addEventListener("click", () => this.#export());
+    el.importInput.addEventListener("change", () => this.#import());
+    el.fineTune.addEventListener("click", () => this.#fineTune());
+    el.stop.addEventListener("click", () => this.#stop());
+    el.undo.addEventListener("click", () => this.#undo());
+
+    client.on("started", (m) => m.kind === "fine-tune" && this.#started(m));
+    client.on("progress", (p) => p.kind === "fine-tune" && this.#progress(p));
+    client.on("done", (d) => d.kind === "fine-tune" && this.#done(d));
+    // a run, a reset or another model replaces the one a fine-tune could go back from
+    state.on("history", () => this.#dropUndo());
+    state.on("phase", () => {
+      if (state.phase === "training" && state.job === "train") this.#dropUndo();
+      this.#renderControls();
+    });
+    for (const event of ["busy", "model", "reading"]) state.on(event, () => this.#renderControls());
+    this.#renderGallery();
+    this.#renderControls();
+  }
+
+  /** Bring back the digits kept in this browser (at ready, after the model). */
+  async restore() {
+    this.keeping = await this.persistence.opened;
+    if (!this.keeping) {
+      this.#storageNote(`Your digits won't be kept across reloads here (${this.store.reason || "browser storage is unavailable"}). Use Export to keep them.`);
+      return;
+    }
+    let record = null;
+    try {
+      record = await this.store.loadDigits();
+    } catch (error) {
+      record = null;
+    }
+    if (record?.bytes) {
+      const bytes = new Uint8Array(record.bytes);
+      try {
+        this.#show(await this.client.request("import-digits", { bytes, replace: true }, [bytes.buffer]));
+      } catch (error) {
+        // left in storage as they are: a later version of the page may read them
+        this.messages.show(`Your digits kept in this browser could not be read (${error.message}).`, "warning");
+      }
+    }
+    this.#storageNote("Your digits are kept in this browser.");
+  }
+
+  // ---------- changing your digits ----------
+  async #change(type, payload = {}, transfer = []) {
+    if (this.pending) return null;
+    this.pending = true;
+    this.#renderControls();
+    try {
+      const reply = await this.client.request(type, payload, transfer);
+      this.#show(reply);
+      await this.#keep(reply.file, reply.count);
+      return reply;
+    } finally {
+      this.pending = false;
+      this.#renderControls();
+    }
+  }
+
+  async #teach(digit) {
+    if (this.state.reading?.source !== "drawing") return;
+    try {
+      const reply = await this.#change("add-digit", { label: digit });
+      if (!reply) return;
+      this.probe.count("my_digits_added");
+      const text = `Added your ${digit}: ${plural(reply.counts[digit], `drawing of ${digit}`, `drawings of ${digit}`)}, ${plural(reply.count, "digit")} in all.`;
+      this.status.say(text);
+      this.announcer.announce(text);
+      this.predictor.clearDrawing(); // ready for the next one
+    } catch (error) {
+      this.messages.show(`Could not add the drawing: ${error.message}`, "error");
+    }
+  }
+
+  async #remove(index) {
+    try {
+      const label = this.digits.labels[index];
+      const reply = await this.#change("remove-digit", { index });
+      if (reply) this.status.say(`Removed a drawing of ${label}: ${plural(reply.count, "digit")} left.`);
+    } catch (error) {
+      this.messages.show(`Could not remove the drawing: ${error.message}`, "error");
+    }
+  }
+
+  async #export() {
+    try {
+      const reply = await this.client.request("export-digits");
+      const url = URL.createObjectURL(new Blob([reply.bytes], { type: "application/octet-stream" }));
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = reply.file_name;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      this.status.say(`Exported ${plural(reply.count, "digit")} as ${reply.file_name}.`);
+    } catch (error) {
+      this.messages.show(`Could not export your digits: ${error.message}`, "error");
+    }
+  }
+
+  async #import() {
+    const file = this.el.importInput.files?.[0];
+    this.el.importInput.value = ""; // so choosing the same file again fires change
+    if (!file) return;
+    const refuse = (why) => this.messages.show(`Could not import ${file.name}: ${why}. Your digits are unchanged.`, "error");
+    const limit = this.state.info?.my_digits?.max_file_bytes ?? Infinity;
+    if (file.size === 0) return refuse("the file is empty");
+    if (file.size > limit) { // refused before reading it
+      return refuse(`the file is ${fmtInt(file.size)} bytes; a digits file is at most ${fmtInt(limit)}`);
+    }
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    try {
+      const reply = await this.#change("import-digits", { bytes }, [bytes.buffer]);
+      if (!reply) return;
+      this.messages.clear();
+      this.status.say(`Imported ${plural(reply.added, "digit")} from ${file.name}: ${plural(reply.count, "digit")} in all.`);
+    } catch (error) {
+      refuse(error.message);
+    }
+  }
+
+  /** Keep the digits file in IndexedDB; when storage is full, the Python snapshot makes room first. */
+  async #keep(bytes, count) {
+    if (!this.keeping) return;
+    const record = { format: 1, bytes, count, savedAt: Date.now() };
+    try {
+      try {
+        await this.store.saveDigits(record);
+      } catch (error) {
+        if (error?.name !== "QuotaExceededError" || !(await dropSnapshots())) throw error;
+        await this.store.saveDigits(record);
+      }
+      this.probe.set("my_digits_kept", count);
+      this.#storageNote("Your digits are kept in this browser.");
+    } catch (error) {
+      this.keeping = false;
+      const why = error?.name === "QuotaExceededError" ? "the browser's storage for this page is full"
+        : error?.message || error?.name || String(error);
+      this.#storageNote(`Could not keep your digits in this browser (${why}); they won't be kept across reloads. Use Export to keep them.`);
+    }
+  }
+
+  #storageNote(text) {
+    this.el.storageNote.dataset.kept = String(Boolean(this.keeping));
+    this.el.storageNote.textContent = text;
+  }
+
+  // ---------- fine-tuning ----------
+  #fineTune() {
+    if (this.#fineTuneBlocker()) return;
+    this.messages.clear();
+    this.run = {
+      step: 0, total_steps: 0, epoch: 0, epochs: 0, phase: "measuring", method: "", count: this.digits.count,
+      startedAt: performance.now(),
+    };
+    delete this.el.progress.dataset.result;
+    this.client.send("fine-tune", { config: {} });
+    this.state.setPhase("training", "fine-tune");
+    this.status.say("Fine-tuning on your digits…");
+    this.announcer.announce(`Fine-tuning on your ${plural(this.digits.count, "digit")} started.`);
+    this.#renderProgress();
+  }
+
+  #stop() {
+    if (this.state.job !== "fine-tune") return;
+    this.el.stop.disabled = true;
+    this.status.say("Stopping the fine-tune…");
+    this.client.send("stop", { sent_at: performance.timeOrigin + performance.now() });
+  }
+
+  #started({ total_steps: totalSteps, runs, method, count }) {
+    if (!this.run) return;
+    Object.assign(this.run, { total_steps: totalSteps, epochs: runs, method, count });
+    this.#renderProgress();
+  }
+
+  #progress(p) {
+    if (!this.run) return;
+    for (const key of ["step", "total_steps", "epoch", "epochs", "phase"]) this.run[key] = p[key];
+    this.frame.request("yourdigits.progress", () => this.#renderProgress());
+  }
+
+  #done({ reason, evaluation, message, fine_tune: result }) {
+    const run = this.run;
+    if (run) this.probe.set("fine_tune_ms", Math.round(performance.now() - run.startedAt));
+    this.el.progress.dataset.result = reason;
+    if (reason === "finished" && result) {
+      this.canUndo = true;
+      this.#showResult(result);
+      this.state.describeModel({ fineTuned: result.digits.n }, evaluation);
+      this.status.say(`Fine-tuned on your ${plural(result.digits.n, "digit")}.`);
+    } else if (reason === "stopped") {
+      this.status.say("Fine-tune stopped: the model is as it was before.");
+    } else if (reason === "diverged") {
+      this.messages.show(`The fine-tune stopped: ${message}`, "warning");
+    } else {
+      this.status.say("The fine-tune failed: the model is as it was before.");
+    }
+    if (run) run.result = reason;
+    this.announcer.announce(this.status.element.textContent);
+    this.state.setPhase("ready");
+    if (reason === "finished") this.state.weightsChanged();
+    this.#renderProgress();
+  }
+
+  async #undo() {
+    if (!this.canUndo || !this.state.idle) return;
+    this.state.setBusy(true);
+    try {
+      const { evaluation } = await this.client.request("undo-fine-tune");
+      this.canUndo = false;
+      this.state.describeModel({ fineTuned: 0 }, evaluation);
+      this.state.weightsChanged();
+      this.el.accuracy.dataset.undone = "true";
+      this.status.say(`Undone: the model from before the fine-tune is back (held-out accuracy ${fmtPct(evaluation.accuracy)}).`);
+    } catch (error) {
+      this.messages.show(error.message, "error");
+    } finally {
+      this.state.setBusy(false);
+    }
+  }
+
+  #dropUndo() {
+    if (!this.canUndo) return;
+    this.canUndo = false;
+    this.#renderControls();
+  }
+
+  /** Why Fine-tune cannot start now, or "" when it can. */
+  #fineTuneBlocker() {
+    if (this.state.phase === "training") return this.state.job === "fine-tune" ? "Fine-tuning…" : "Wait for the training run to end.";
+    if (this.state.phase !== "ready") return "Python is still loading.";
+    if (!this.digits.count) return "Add some of your digits first: draw a digit above and press the digit it is.";
+    if (this.state.model.kind === "untrained") return "Train the model (or load one) first: fine-tuning adjusts a trained network to your hand.";
+    if (this.state.busy || this.pending) return "Wait a moment…";
+    return "";
+  }
+
+  // ---------- rendering ----------
+  #show(reply) {
+    this.digits = { count: reply.count, counts: reply.counts, labels: reply.labels, images: reply.images };
+    this.state.setMyDigits({ count: reply.count, counts: reply.counts });
+    this.frame.request("yourdigits.gallery", () => this.#renderGallery());
+    this.#renderControls();
+  }
+
+  #showResult(result) {
+    const { digits, mnist } = result;
+    const el = this.el.accuracy;
+    el.hidden = false;
+    delete el.dataset.undone;
+    Object.assign(el.dataset, {
+      before: String(digits.before), after: digits.after === null ? "" : String(digits.after),
+      mnistBefore: String(mnist.before), mnistAfter: mnist.after === null ? "" : String(mnist.after),
+      method: digits.after === null ? "none" : digits.scored < digits.n ? "held-back" : "cross-validation",
+    });
+    const after = digits.after === null ? "not measured" : fmtPct(digits.after);
+    el.querySelector(".my-accuracy-digits").textContent = `Your digits: ${fmtPct(digits.before)} → ${after}`;
+    let how;
+    if (digits.after === null) {
+      how = `Before: the network as it was, on your drawing. After: not measured, because one drawing is not enough to check it on a drawing it was not trained on. Add more to see it.`;
+    } else if (digits.scored < digits.n) {
+      how = `Before: the network as it was, on all ${fmtInt(digits.n)} of your drawings. After: measured on a held-back part (${fmtInt(digits.scored)} drawings) read by a network fine-tuned on the others only, so it was never trained on them.`;
+    } else {
+      const folds = digits.method.split("-")[0];
+      how = `Before: the network as it was, on all ${fmtInt(digits.n)} of your drawings. After: measured by ${digits.method}: your drawings were split into ${folds} parts, and each part was read by a network fine-tuned on the other parts only, so none was read by a network trained on it.`;
+      if (digits.untaught) how += ` ${plural(digits.untaught, "drawing was", "drawings were")} of a digit that network never saw from you, which is harder.`;
+    }
+    el.querySelector(".my-accuracy-method").textContent = how;
+    el.querySelector(".my-accuracy-mnist").textContent =
+      `Held-out MNIST digits (${fmtInt(mnist.n)}, never trained on): ${fmtPct(mnist.before)} → ${mnist.after === null ? "–" : fmtPct(mnist.after)}`;
+  }
+
+  #renderControls() {
+    const el = this.el;
+    const reading = this.state.reading;
+    const canTeach = reading?.source === "drawing" && (this.state.phase === "ready" || this.state.phase === "training");
+    el.teach.hidden = !canTeach;
+    for (const button of el.teachButtons) button.disabled = !canTeach || this.pending;
+    if (canTeach) el.teach.dataset.reads = String(reading.prediction);
+    const blocker = this.#fineTuneBlocker();
+    el.fineTune.disabled = Boolean(blocker);
+    el.fineTune.title = blocker;
+    el.note.textContent = blocker && this.state.job !== "fine-tune" ? blocker
+      : this.state.job === "fine-tune" ? "" : `Fine-tune the network on your ${plural(this.digits.count, "digit")}.`;
+    el.note.dataset.reason = blocker ? "blocked" : "ready";
+    el.stop.disabled = this.state.job !== "fine-tune";
+    el.undo.disabled = !(this.canUndo && this.state.idle);
+    el.undo.hidden = !this.canUndo && el.accuracy.dataset.undone !== "true";
+    const idle = this.state.phase === "ready" || this.state.phase === "training";
+    el.exportButton.disabled = !idle || !this.digits.count;
+    el.importInput.disabled = !idle || this.pending;
+    el.importLabel.dataset.disabled = String(el.importInput.disabled);
+    el.join.disabled = !this.digits.count || this.state.phase === "training";
+    if (!this.digits.count) el.join.checked = false;
+    el.joinLabel.querySelector(".join-count").textContent = this.digits.count ? ` (${fmtInt(this.digits.count)})` : "";
+  }
+
+  #renderProgress() {
+    const run = this.run;
+    const el = this.el.progress;
+    el.hidden = !run;
+    if (!run) return;
+    Object.assign(el.dataset, { step: run.step, totalSteps: run.total_steps, phase: run.phase });
+    this.el.progressBar.max = Math.max(1, run.total_steps);
+    this.el.progressBar.value = run.step;
+    if (run.result) {
+      this.el.progressText.textContent = { finished: "Done.", stopped: "Stopped: the model is as it was.",
+        diverged: "Stopped: the loss diverged.", failed: "Failed." }[run.result] ?? run.result;
+      return;
+    }
+    const what = run.phase === "fine-tuning" || run.epochs === 1
+      ? "Fine-tuning on all your digits"
+      : `Measuring: fine-tune ${run.epoch} of ${run.epochs - 1} on part of your digits, read the rest`;
+    this.el.progressText.textContent = run.step ? `${what} · step ${fmtInt(run.step)} of ${fmtInt(run.total_steps)}` : "Starting…";
+  }
+
+  #renderGallery() {
+    const { count, counts, labels, images } = this.digits;
+    const gallery = this.el.gallery;
+    gallery.dataset.count = String(count);
+    gallery.replaceChildren();
+    if (!count) {
+      const p = document.createElement("p");
+      p.className = "hint";
+      p.textContent = EMPTY_TEXT;
+      gallery.append(p);
+      return;
+    }
+    const byDigit = Array.from({ length: 10 }, () => []);
+    labels.forEach((label, index) => byDigit[label].push(index));
+    const size = 28 * 28;
+    for (let digit = 0; digit < 10; digit += 1) {
+      if (!counts[digit]) continue;
+      const group = document.createElement("div");
+      group.className = "my-digit-group";
+      group.dataset.digit = String(digit);
+      group.dataset.count = String(counts[digit]);
+      const title = document.createElement("h4");
+      title.textContent = `${digit} `;
+      const n = document.createElement("span");
+      n.className = "hint";
+      n.textContent = `× ${fmtInt(counts[digit])}`;
+      title.append(n);
+      const items = document.createElement("div");
+      items.className = "my-digit-items";
+      byDigit[digit].forEach((index, k) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "my-digit";
+        button.dataset.index = String(index);
+        button.setAttribute("data-testid", "my-digit");
+        button.setAttribute("aria-label", `Remove drawing ${k + 1} of ${counts[digit]} of the digit ${digit}`);
+        button.title = "Remove this drawing";
+        const canvas = document.createElement("canvas");
+        canvas.width = 28;
+        canvas.height = 28;
+        const image = new ImageData(28, 28);
+        const pixels = images.data.subarray(index * size, (index + 1) * size);
+        for (let i = 0; i < size; i += 1) {
+          const v = 255 - Math.round(255 * pixels[i]); // ink dark on paper
+          image.data[4 * i] = image.data[4 * i + 1] = image.data[4 * i + 2] = v;
+          image.data[4 * i + 3] = 255;
+        }
+        canvas.getContext("2d").putImageData(image, 0, 0);
+        const cross = document.createElement("span");
+        cross.className = "my-digit-remove";
+        cross.setAttribute("aria-hidden", "true");
+        cross.textContent = "×";
+        button.append(canvas, cross);
+        items.append(button);
+      });
+      group.append(title, items);
+      gallery.append(group);
+    }
+  }
+}
