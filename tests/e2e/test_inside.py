@@ -15,7 +15,10 @@ from test_accessibility import violations
 
 sys.path.insert(0, str(ROOT))
 from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential  # noqa: E402
+from pycnn.presets import DEFAULT_PRESET, PRESETS, preset  # noqa: E402
 from pycnn.session import Session  # noqa: E402
+
+DEFAULT_CONVS = [spec["config"] for spec in PRESETS[DEFAULT_PRESET]["layers"] if spec["class"] == "Conv2D"]
 
 MAPS = '[data-testid="feature-maps"]'
 NEWER = "(v) => Number(document.querySelector('[data-testid=conv-arithmetic]').dataset.version) > v"
@@ -23,13 +26,10 @@ PROBABILITIES = "document.querySelector('[data-testid=probabilities]').dataset.v
 
 
 @pytest.fixture(scope="module")
-def two_conv_model(tmp_path_factory):
-    """The two-conv network the page is moving to (16@3x3, pool, 32@3x3, pool, dense 64, dense 10), fresh weights."""
-    model = Sequential([Conv2D(1, 16, kernel_size=3), ReLU(), MaxPool2D(), Conv2D(16, 32, kernel_size=3), ReLU(),
-                        MaxPool2D(), Flatten(), Dense(5 * 5 * 32, 64), ReLU(), Dense(64, 10)],
-                       seed=3, input_shape=(1, 28, 28))
-    path = tmp_path_factory.mktemp("two-conv") / "two-conv-d64.npz"
-    model.save(str(path))
+def seed_network_model(tmp_path_factory):
+    """The seed post's network (one conv layer), fresh weights: the other end from the page's default."""
+    path = tmp_path_factory.mktemp("seed") / "seed.npz"
+    preset("seed", seed=3).save(str(path))
     return path
 
 
@@ -93,10 +93,10 @@ def step(app, steps):
     return app.page.eval_on_selector('[data-testid="step-loss"]', "el => ({...el.dataset})")
 
 
-@pytest.mark.parametrize("network", ["cli", "two-conv"])
+@pytest.mark.parametrize("network", ["cli", "seed"])
 def test_a_cell_of_every_conv_layer_and_a_step_show_the_numbers_cpython_computes(app, network, cli_model,
-                                                                                 two_conv_model, site_dir):
-    path = cli_model if network == "cli" else two_conv_model
+                                                                                 seed_network_model, site_dir):
+    path = cli_model if network == "cli" else seed_network_model
     app.load_model(path)
     index = show_heldout(app, 3)
     session = cpython_session(site_dir, path)
@@ -146,7 +146,8 @@ def test_a_cell_of_every_conv_layer_and_a_step_show_the_numbers_cpython_computes
     assert violations(app) == [], "a cell's arithmetic shown"
     # one step on that digit: the loss and every conv layer's filter gradients are CPython's
     shown = step(app, 1)
-    expected = session.try_step(3, lr=0.01, optimizer="adam")  # the page's label and settings
+    lr = float(app.by_id("learning-rate-input").input_value())
+    expected = session.try_step(3, lr=lr, optimizer="adam")  # the page's label and settings
     assert float(shown["loss"]) == pytest.approx(expected["loss"], rel=1e-5)
     assert float(shown["lossAfter"]) == pytest.approx(expected["loss_after"], rel=1e-4, abs=1e-6)
     figures = app.page.locator('[data-testid="step-filter-grads"] figure.step-layer')
@@ -200,13 +201,16 @@ def test_a_step_shows_its_loss_and_gradients_and_undo_restores_the_exact_probabi
     expect(app.by_id("step-loss")).to_contain_text("Adam's first step")
     # each conv layer: filter, gradient and change; Adam's first step moves each weight by the learning rate
     grads = app.by_id("step-filter-grads")
-    expect(grads).to_have_attribute("data-layers", "1")
+    expect(grads).to_have_attribute("data-layers", str(len(DEFAULT_CONVS)))
     layer = grads.locator("figure.step-layer").first
+    filters = DEFAULT_CONVS[0]["filters"]  # of the first layer, over 1 input channel: 9 weights each
     norms = [float(v) for v in layer.get_attribute("data-filter-update-norms").split(",")]
-    assert len(norms) == 10 and all(0 < n <= 0.001 * 3 * (1 + 1e-4) for n in norms)  # 9 weights: at most 3 * lr
-    assert all(float(g) > 0 for g in layer.get_attribute("data-filter-gradient-norms").split(","))
+    assert len(norms) == filters and all(0 <= n <= 0.001 * 3 * (1 + 1e-4) for n in norms)  # 9 weights: at most 3 * lr
+    gradients = [float(g) for g in layer.get_attribute("data-filter-gradient-norms").split(",")]
+    moved = [n > 0 for n in norms]
+    assert moved == [g > 0 for g in gradients] and sum(moved) >= filters // 2  # a filter dead to this digit stays
     for kind in ("weights", "gradient", "update", "update-norms"):
-        assert layer.locator(f'canvas[data-kind="{kind}"]').evaluate("c => c.width") == 10 * 4 - 1
+        assert layer.locator(f'canvas[data-kind="{kind}"]').evaluate("c => c.width") == filters * 4 - 1
     # the reading shown is the stepped model's
     app.page.wait_for_function(f"(p) => {PROBABILITIES} !== p", arg=before)
     expect(app.by_id("step-button")).to_have_text("Step again")
@@ -270,12 +274,13 @@ def test_step_is_refused_while_training(trained_app):
 
 def test_the_python_code_is_the_current_network_and_settings_and_exports_as_a_script(app, tmp_path):
     code = app.by_id("python-code")
-    expect(code).to_contain_text("Conv2D(in_channels=1, filters=10, kernel_size=3)")  # the default network
+    first = DEFAULT_CONVS[0]
+    expect(code).to_contain_text(f"Conv2D(in_channels=1, filters={first['filters']}, kernel_size={first['kernel_size']})")
     app.fill({"epochs-input": "3"})
     expect(code).to_contain_text("epochs=3,")
-    app.by_id("arch-preset-select").select_option("two-conv")
-    expect(code).to_contain_text("Conv2D(in_channels=16, filters=32, kernel_size=3)")
-    expect(code).to_contain_text("Dense(in_features=800, out_features=10)")
+    app.by_id("arch-preset-select").select_option("seed")
+    expect(code).to_contain_text("Conv2D(in_channels=1, filters=10, kernel_size=3)")
+    expect(code).to_contain_text("Dense(in_features=1690, out_features=10)")
     with app.page.expect_download() as info:
         app.by_id("export-python").click()
     assert info.value.suggested_filename == "train_pycnn.py"
@@ -283,7 +288,7 @@ def test_the_python_code_is_the_current_network_and_settings_and_exports_as_a_sc
     info.value.save_as(path)
     script = path.read_text(encoding="utf-8")
     compile(script, str(path), "exec")  # runs in CPython: tests/test_explain.py runs such scripts
-    assert "Conv2D(in_channels=16, filters=32, kernel_size=3)" in script and "epochs=3" in script
+    assert "Dense(in_features=1690, out_features=10)" in script and "epochs=3" in script
     assert app.log.page_errors == [] and app.log.console_errors == []
 
 
