@@ -7,6 +7,7 @@ Every test gets what it needs from a fixture and passes alone (`pytest -k NAME`)
   test's setup), and the site's IndexedDB is emptied before it opens;
 - `first_visit`: a page at ready in a context of its own, nothing stored before;
 - `trained_app`: `app` with the model `cli_model` loaded through the page's file input;
+- `cli_model` / `seed_model`: the page's default network / the seed post's, trained by the command line;
 - `shared_app` / `shared_trained_app`: one page per module for the many small tests that
   leave the page as they found it (invalid settings, refused files, drawings);
 - `open_site`: a factory for first visits in contexts of their own, with extra options (touch,
@@ -61,6 +62,17 @@ def cli_model(site_dir, tmp_path_factory):
     env = {**os.environ, "PYCNN_DATA": str(site_dir / "data"), "OPENBLAS_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "pycnn", "train", "--data", "subset", "--epochs", "3", "--output", str(path)],
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    return path
+
+
+@pytest.fixture(scope="session")
+def seed_model(site_dir, tmp_path_factory):
+    """The seed post's network trained by the command line (3 epochs, about two seconds), for tests whose
+    subject is not the network: a fine-tune of the page's default network takes the page 20 s."""
+    path = tmp_path_factory.mktemp("cli-seed") / "seed-model.npz"
+    env = {**os.environ, "PYCNN_DATA": str(site_dir / "data"), "OPENBLAS_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "pycnn", "train", "--data", "subset", "--preset", "seed", "--epochs", "3",
+                    "--output", str(path)], cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
     return path
 
 

@@ -66,8 +66,8 @@ def fine_tune(app):
     app.wait_state("ready")
 
 
-def test_without_digits_fine_tune_is_disabled_and_says_why(app, cli_model):
-    app.load_model(cli_model)
+def test_without_digits_fine_tune_is_disabled_and_says_why(app, seed_model):
+    app.load_model(seed_model)
     assert count(app) == 0
     expect(app.by_id("my-digits")).to_contain_text("No digits of yours yet")
     expect(app.by_id("fine-tune-button")).to_be_disabled()
@@ -77,8 +77,8 @@ def test_without_digits_fine_tune_is_disabled_and_says_why(app, cli_model):
     expect(app.by_id("teach")).to_be_hidden()  # nothing drawn, nothing to teach
 
 
-def test_one_digit_is_shown_in_its_group_fine_tunes_without_a_score_and_can_be_removed(app, cli_model):
-    app.load_model(cli_model)
+def test_one_digit_is_shown_in_its_group_fine_tunes_without_a_score_and_can_be_removed(app, seed_model):
+    app.load_model(seed_model)
     teach(app, 7)
     assert groups(app) == {7: 1}
     expect(app.by_id("teach")).to_be_hidden()  # the drawing was cleared for the next one
@@ -96,8 +96,8 @@ def test_one_digit_is_shown_in_its_group_fine_tunes_without_a_score_and_can_be_r
     expect(app.by_id("fine-tune-button")).to_be_disabled()
 
 
-def test_ten_digits_fine_tune_shows_before_and_after_and_undo_brings_the_model_back_exactly(app, cli_model):
-    app.load_model(cli_model)
+def test_ten_digits_fine_tune_shows_before_and_after_and_undo_brings_the_model_back_exactly(app, seed_model):
+    app.load_model(seed_model)
     for digit in range(10):
         teach(app, digit)
     assert groups(app) == {d: 1 for d in range(10)}
@@ -124,8 +124,8 @@ def test_ten_digits_fine_tune_shows_before_and_after_and_undo_brings_the_model_b
     assert count(app) == 10  # your digits stay
 
 
-def test_undo_gives_the_same_readings_as_before_the_fine_tune(app, cli_model, site_dir, tmp_path):
-    app.load_model(cli_model)
+def test_undo_gives_the_same_readings_as_before_the_fine_tune(app, seed_model, site_dir, tmp_path):
+    app.load_model(seed_model)
     path, _ = digits_file(site_dir, tmp_path / "mine.npz", 20)
     app.by_id("import-my-digits").set_input_files(str(path))
     wait_count(app, 20)
@@ -138,8 +138,8 @@ def test_undo_gives_the_same_readings_as_before_the_fine_tune(app, cli_model, si
     app.page.wait_for_function(f"(b) => JSON.stringify(({read})()) === JSON.stringify(b)", arg=before)
 
 
-def test_a_drawing_is_answered_while_fine_tuning(app, cli_model, site_dir, tmp_path):
-    app.load_model(cli_model)
+def test_a_drawing_is_answered_while_fine_tuning(app, seed_model, site_dir, tmp_path):
+    app.load_model(seed_model)
     path, _ = digits_file(site_dir, tmp_path / "mine.npz", 30)
     app.by_id("import-my-digits").set_input_files(str(path))
     wait_count(app, 30)
@@ -155,8 +155,8 @@ def test_a_drawing_is_answered_while_fine_tuning(app, cli_model, site_dir, tmp_p
     expect(app.by_id("undo-fine-tune")).to_be_disabled()  # stopped: nothing changed, nothing to undo
 
 
-def test_your_digits_are_kept_across_a_reload(app, cli_model):
-    app.load_model(cli_model)
+def test_your_digits_are_kept_across_a_reload(app, seed_model):
+    app.load_model(seed_model)
     teach(app, 3)
     teach(app, 1)
     teach(app, 3, drawn=2)  # the learner decides what a drawing is
@@ -168,8 +168,8 @@ def test_your_digits_are_kept_across_a_reload(app, cli_model):
     assert groups(app) == {1: 1, 3: 2}
 
 
-def test_exported_digits_import_back(app, cli_model, tmp_path):
-    app.load_model(cli_model)
+def test_exported_digits_import_back(app, seed_model, tmp_path):
+    app.load_model(seed_model)
     for digit in (0, 4, 4):
         teach(app, digit)
     with app.page.expect_download() as info:
@@ -210,7 +210,7 @@ def newer_version_file(path):
     ("newer", "this digits file is from a newer pycnn (version 2)"),
     ("model", "this is a pycnn model file, not a digits file"),
 ])
-def test_a_bad_file_is_refused_and_nothing_kept_is_lost(app, cli_model, site_dir, tmp_path, kind, message):
+def test_a_bad_file_is_refused_and_nothing_kept_is_lost(app, seed_model, site_dir, tmp_path, kind, message):
     path, labels = digits_file(site_dir, tmp_path / "mine.npz", 12)
     app.by_id("import-my-digits").set_input_files(str(path))
     wait_count(app, 12)
@@ -219,7 +219,7 @@ def test_a_bad_file_is_refused_and_nothing_kept_is_lost(app, cli_model, site_dir
     if kind == "newer":
         newer_version_file(broken)
     else:
-        broken.write_bytes(b"PK\x03\x04 this was a digits file" if kind == "corrupt" else cli_model.read_bytes())
+        broken.write_bytes(b"PK\x03\x04 this was a digits file" if kind == "corrupt" else seed_model.read_bytes())
     app.by_id("import-my-digits").set_input_files(str(broken))
     banner = app.by_id("message")
     expect(banner).to_have_attribute("data-kind", "error")
