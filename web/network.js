@@ -161,7 +161,7 @@ export class NetworkEditor {
         const layers = copy(this.draft);
         const reply = await this.#request("check-network", { layers });
         if (seq !== this.seq) continue;
-        this.#showSummary(reply); // at once: building the model also evaluates it, which takes a while
+        this.#showSummary(reply); // at once, before the model is built
         if (!reply.error && !same(layers, this.applied.layers) && this.state.model.kind === "untrained" && this.state.idle) {
           const applied = await this.#setNetwork(layers); // busy from its first line: Train waits for it
           if (seq !== this.seq) continue;
