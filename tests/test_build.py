@@ -471,9 +471,11 @@ def test_serve_command_prints_url_for_port_0(site, cache, tmp_path):
     out = tmp_path / "dist"
     shutil.copytree(site[0], out)
     cmd = [sys.executable, str(ROOT / "build.py"), "serve", "--port", "0", "--out", str(out)]
+    # as from a terminal: a shell starts background jobs with Ctrl-C ignored, and Python keeps that
     proc = subprocess.Popen(cmd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYCNN_CACHE": str(cache)})
+                            env={**os.environ, "PYCNN_CACHE": str(cache)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         url = None
         for line in proc.stdout:  # the build summary comes first, then the URL line
@@ -485,7 +487,7 @@ def test_serve_command_prints_url_for_port_0(site, cache, tmp_path):
         status, headers, body = fetch(url + "manifest.json")
         assert status == 200 and json.loads(body)["pyodide"] == "0.27.7"
         proc.send_signal(signal.SIGINT)  # Ctrl-C
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=10) == 0
         assert "Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:
