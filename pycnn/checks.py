@@ -2,6 +2,7 @@
 
 Each raises ValueError naming the argument, the expectation and the value it got.
 """
+import dataclasses
 import math
 
 import numpy as np
@@ -164,3 +165,35 @@ def check_args(args, values):
         else:
             out[name] = arg.default
     return out
+
+
+class Settings:
+    """Base of a dataclass of checked settings: ARGS gives every field's bounds, KIND names it in messages."""
+    ARGS = {}
+    KIND = "settings"
+
+    def __post_init__(self):
+        for name, arg in self.ARGS.items():
+            setattr(self, name, arg.check(name, getattr(self, name)))
+
+    @classmethod
+    def limits(cls):
+        """Every field's bounds as JSON-able data: {"epochs": {"type": "int", "min": 1, "max": 1000}, ...}."""
+        return {name: arg.spec() for name, arg in cls.ARGS.items()}
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build from a JSON-like dict; missing keys take the defaults, unknown keys are refused."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{cls.KIND} config must be a dict, got {type(values).__name__}")
+        unknown = sorted(map(str, set(values) - {f.name for f in dataclasses.fields(cls)}))
+        if unknown:
+            raise ValueError(f"unknown {cls.KIND} setting(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def defaults(cls):
+        return dataclasses.asdict(cls())
+
+    def to_dict(self):
+        return dataclasses.asdict(self)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .augment import random_affine
-from .checks import Bool, Choice, Float, Int
+from .checks import Bool, Choice, Float, Int, Settings
 from .optimizers import OPTIMIZERS, Adam
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -25,7 +25,7 @@ class TrainingDiverged(ValueError):
 
 
 @dataclasses.dataclass
-class TrainingConfig:
+class TrainingConfig(Settings):
     """Hyper-parameters of one training run. The defaults are the page's recipe."""
     epochs: int = 10
     batch_size: int = 64
@@ -38,38 +38,12 @@ class TrainingConfig:
     seed: int = 0
 
     # every field's bounds: __post_init__ checks against them and limits() publishes them
+    KIND = "training"  # in its messages
     ARGS = {
         "epochs": Int(1, 1000), "batch_size": Int(1, 4096), "lr": Float(1e-7, 10.0),
         "optimizer": Choice(OPTIMIZERS), "schedule": Choice(SCHEDULES), "augment": Bool(),
         "train_size": Int(1, 10 ** 7, optional=True), "shuffle": Bool(), "seed": Int(0, 2 ** 32 - 1),
     }
-
-    def __post_init__(self):
-        for name, arg in self.ARGS.items():
-            setattr(self, name, arg.check(name, getattr(self, name)))
-
-    @classmethod
-    def limits(cls):
-        """Every field's bounds as JSON-able data: {"epochs": {"type": "int", "min": 1, "max": 1000}, ...}."""
-        return {name: arg.spec() for name, arg in cls.ARGS.items()}
-
-    @classmethod
-    def from_dict(cls, values):
-        """Build from a JSON-like dict; missing keys take the defaults, unknown keys are refused."""
-        if not isinstance(values, dict):
-            raise ValueError(f"training config must be a dict, got {type(values).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
-        return cls(**values)
-
-    @classmethod
-    def defaults(cls):
-        return dataclasses.asdict(cls())
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 def learning_rate(schedule, peak, step, total_steps):

@@ -31,7 +31,7 @@ import zipfile
 import numpy as np
 
 from .augment import random_affine
-from .checks import Bool, Choice, Float, Int
+from .checks import Bool, Choice, Float, Int, Settings
 from .model import Sequential
 from .optimizers import OPTIMIZERS
 from .training import SCHEDULES, Trainer, TrainingConfig, TrainingDiverged
@@ -220,7 +220,7 @@ def _read_uint8(zf, info, shape):
 
 # ---- fine-tuning ---------------------------------------------------------------------------------
 @dataclasses.dataclass
-class FineTuneConfig:
+class FineTuneConfig(Settings):
     """The fine-tuning recipe. The defaults are the page's "Fine-tune" (bench/teach.py measured them)."""
     steps: int = 200
     batch_size: int = 32
@@ -236,6 +236,7 @@ class FineTuneConfig:
     holdback_from: int = 100      # from this many digits on, score a held-back part instead (1 / folds of them)
     seed: int = 0
 
+    KIND = "fine-tune"  # in its messages
     ARGS = {
         "steps": Int(1, 10_000), "batch_size": Int(1, 1024), "lr": Float(1e-7, 1.0),
         "optimizer": Choice(OPTIMIZERS), "schedule": Choice(SCHEDULES),
@@ -243,32 +244,6 @@ class FineTuneConfig:
         "augment_bundled": Bool(), "folds": Int(2, 10), "holdback_from": Int(2, MAX_DIGITS + 1),
         "seed": Int(0, 2 ** 32 - 1),
     }
-
-    def __post_init__(self):
-        for name, arg in self.ARGS.items():
-            setattr(self, name, arg.check(name, getattr(self, name)))
-
-    @classmethod
-    def limits(cls):
-        """Every field's bounds as JSON-able data, like TrainingConfig.limits()."""
-        return {name: arg.spec() for name, arg in cls.ARGS.items()}
-
-    @classmethod
-    def from_dict(cls, values):
-        """Build from a JSON-like dict; missing keys take the defaults, unknown keys are refused."""
-        if not isinstance(values, dict):
-            raise ValueError(f"fine-tune config must be a dict, got {type(values).__name__}")
-        unknown = sorted(map(str, set(values) - {f.name for f in dataclasses.fields(cls)}))
-        if unknown:
-            raise ValueError(f"unknown fine-tune setting(s): {', '.join(unknown)}")
-        return cls(**values)
-
-    @classmethod
-    def defaults(cls):
-        return dataclasses.asdict(cls())
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 class FineTuner(Trainer):
