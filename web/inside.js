@@ -4,6 +4,7 @@
 // draws: every number comes from the worker (pycnn.explain and pycnn.codegen, through
 // pycnn.session); see PROTOCOL.md for the requests.
 import { divergingRgb } from "./filters.js";
+import { whileBusy } from "./state.js";
 
 const CODE_REFRESH_MS = 300; // after the last edit of a setting
 const ARROWS = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
@@ -448,21 +449,10 @@ class OneStep {
     for (const key of ["loss", "lossAfter", "probabilityBefore", "probabilityAfter", "label"]) delete this.el.loss.dataset[key];
   }
 
-  async #busy(work) {
-    this.state.setBusy(true);
-    try {
-      await work();
-    } catch (error) {
-      this.messages.show(error.message, "error");
-    } finally {
-      this.state.setBusy(false);
-    }
-  }
-
   #step() {
     const clicked = performance.now();
     const config = this.settings() ?? {};
-    return this.#busy(async () => {
+    return whileBusy(this.state, this.messages, async () => {
       const label = Number(this.el.label.value);
       const reply = await this.client.request("try-step", { label, lr: config.lr ?? null, optimizer: config.optimizer ?? null });
       this.steps = reply.steps;
@@ -481,7 +471,7 @@ class OneStep {
   }
 
   #keep() {
-    return this.#busy(async () => {
+    return whileBusy(this.state, this.messages, async () => {
       const reply = await this.client.request("keep-step");
       this.#forget(null);
       this.el.loss.textContent = `Kept ${reply.steps} step${reply.steps === 1 ? "" : "s"}: the model is saved with ${reply.steps === 1 ? "it" : "them"}. ` +
@@ -494,7 +484,7 @@ class OneStep {
   }
 
   #undo() {
-    return this.#busy(async () => {
+    return whileBusy(this.state, this.messages, async () => {
       const reply = await this.client.request("undo-step");
       this.#forget(null);
       this.el.loss.textContent = `Undone: the weights and the optimiser are exactly as before the ${reply.steps} step${reply.steps === 1 ? "" : "s"}.`;

@@ -2,6 +2,7 @@
 // and as a file (Download model / Load model…). When the browser's storage is full, the
 // Python snapshot (a speed-up of later visits) is deleted first to make room for the model.
 import { dropSnapshots } from "./snapshot.js";
+import { whileBusy } from "./state.js";
 
 const MODEL_FILE_NAME = "pycnn-model.npz";
 const MAX_MODEL_FILE_BYTES = 20 * 1024 * 1024; // the page's models are well under 1 MB; refuse huge files before reading
@@ -106,19 +107,8 @@ export class Persistence {
     }
   }
 
-  async #busy(work) {
-    this.state.setBusy(true);
-    try {
-      await work();
-    } catch (error) {
-      this.messages.show(error.message, "error");
-    } finally {
-      this.state.setBusy(false);
-    }
-  }
-
   #download() {
-    return this.#busy(async () => {
+    return whileBusy(this.state, this.messages, async () => {
       const { bytes } = await this.client.request("save");
       const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
       const link = document.createElement("a");
@@ -138,7 +128,7 @@ export class Persistence {
     if (file.size > MAX_MODEL_FILE_BYTES) {
       return refuse(`the file is ${Math.round(file.size / 1e6).toLocaleString("en")} MB; a pycnn model is well under 1 MB`);
     }
-    return this.#busy(async () => {
+    return whileBusy(this.state, this.messages, async () => {
       const bytes = new Uint8Array(await file.arrayBuffer());
       let reply;
       try {

@@ -118,3 +118,15 @@ export class AppState {
     this.emit("weights", reason);
   }
 }
+
+/** Run work() with the page busy (Train and the other requests wait); an error it throws is shown by messages. */
+export async function whileBusy(state, messages, work) {
+  state.setBusy(true);
+  try {
+    await work();
+  } catch (error) {
+    messages.show(error.message, "error");
+  } finally {
+    state.setBusy(false);
+  }
+}
