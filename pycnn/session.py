@@ -65,7 +65,7 @@ class Session:
              "predict", "inspect_heldout", "next_heldout", "heldout_cell", "analyse", "network", "check_network",
              "set_network", "arithmetic", "saliency", "try_step", "keep_step", "undo_step", "python_code",
              "export_script", "add_digit", "remove_digit", "my_digits", "export_digits", "import_digits",
-             "start_fine_tune", "undo_fine_tune")
+             "start_fine_tune", "undo_fine_tune", "keep_undo")
 
     def __init__(self, images, labels, heldout=1500, seed=0, model=None):
         """images: uint8 (N, 28, 28) or floats (N, 1, 28, 28); labels: (N,) digits; heldout: digits kept out."""
@@ -220,13 +220,11 @@ class Session:
         except TrainingDiverged as err:
             self.job = None
             return {"diverged": str(err)}
-        steps, step = job.config.steps, progress["step"]
-        run = max(1, -(-step // steps))
-        report = {"step": step, "total_steps": job.total_steps, "epoch": run, "epochs": len(job.runs),
-                  "batch": step - (run - 1) * steps, "batches_per_epoch": steps, "losses": progress["losses"],
-                  "accuracy": None, "images": len(progress["losses"]) * job.config.batch_size, "epoch_results": [],
-                  "phase": "done" if job.done else "measuring" if job.runs[run - 1] is not None else "fine-tuning",
-                  "done": job.done}
+        report = {"step": progress["step"], "total_steps": job.total_steps, "epoch": progress["run"],
+                  "epochs": progress["runs"], "batch": progress["batch"], "batches_per_epoch": progress["batches"],
+                  "losses": progress["losses"], "accuracy": None,
+                  "images": len(progress["losses"]) * job.config.batch_size, "epoch_results": [],
+                  "phase": progress["phase"], "done": job.done}
         if job.done:
             report["fine_tune"] = self._finish_fine_tune()
         return report
@@ -314,8 +312,17 @@ class Session:
                                 for i, layer in enumerate(self.model.layers) if isinstance(layer, Conv2D)]}
 
     def model_bytes(self):
-        """The model file (the same format `python -m pycnn train` writes)."""
-        return {"bytes": self.model.to_bytes()}
+        """The model file (the same format `python -m pycnn train` writes) -> {"bytes", "undo": the model file
+        Undo fine-tune would bring back, or None}. The page keeps both, so Undo works after a reload."""
+        return {"bytes": self.model.to_bytes(), "undo": None if self.undo is None else self.undo["model"].to_bytes()}
+
+    def keep_undo(self, data):
+        """After load(): the model file `data` is what Undo fine-tune brings back (as kept by the page)."""
+        model = model_from_bytes(data)
+        if model.input_shape != self.model.input_shape or model.n_classes() != self.model.n_classes():
+            raise ValueError("the model to undo to does not fit the page")
+        self.undo = {"model": model, "model_seed": None}
+        return {"undo": True}
 
     def load(self, data):
         """Make the model file `data` the current model -> its held-out evaluation; ValueError if it won't do."""

@@ -32,7 +32,8 @@ import numpy as np
 
 from .augment import random_affine
 from .checks import Bool, Choice, Float, Int, Settings
-from .model import Sequential
+from .layers import Dense, Flatten
+from .model import PREDICT_CHUNK, Sequential
 from .optimizers import OPTIMIZERS
 from .training import SCHEDULES, Trainer, TrainingConfig, TrainingDiverged
 
@@ -224,7 +225,7 @@ class FineTuneConfig(Settings):
     """The fine-tuning recipe. The defaults are the page's "Fine-tune" (bench/teach.py measured them)."""
     steps: int = 200
     batch_size: int = 32
-    lr: float = 0.001
+    lr: float = 0.002
     optimizer: str = "adam"
     schedule: str = "cosine"
     mix: float = 0.5              # share of each batch's slots of a taught digit filled with the learner's drawings
@@ -232,6 +233,8 @@ class FineTuneConfig(Settings):
     rotation: float = 10.0        # degrees,
     zoom: float = 0.1             # and scale 1 +- zoom
     augment_bundled: bool = True  # the page's mild augmentation of the bundled digits
+    own_pool: int = 1024          # augmented copies of the learner's drawings to learn from (at least one of each)
+    bundled_pool: int = 2048      # bundled digits (each augmented once) mixed in
     folds: int = 3                # cross-validation folds for the honest after-score
     holdback_from: int = 100      # from this many digits on, score a held-back part instead (1 / folds of them)
     seed: int = 0
@@ -241,38 +244,73 @@ class FineTuneConfig(Settings):
         "steps": Int(1, 10_000), "batch_size": Int(1, 1024), "lr": Float(1e-7, 1.0),
         "optimizer": Choice(OPTIMIZERS), "schedule": Choice(SCHEDULES),
         "mix": Float(0.0, 1.0), "shift": Float(0.0, 8.0), "rotation": Float(0.0, 45.0), "zoom": Float(0.0, 0.5),
-        "augment_bundled": Bool(), "folds": Int(2, 10), "holdback_from": Int(2, MAX_DIGITS + 1),
-        "seed": Int(0, 2 ** 32 - 1),
+        "augment_bundled": Bool(), "own_pool": Int(1, MAX_DIGITS), "bundled_pool": Int(10, MAX_DIGITS),
+        "folds": Int(2, 10), "holdback_from": Int(2, MAX_DIGITS + 1), "seed": Int(0, 2 ** 32 - 1),
     }
 
 
-class FineTuner(Trainer):
-    """One fine-tune of model (in place), a chunk of batches per run() call, like Trainer.
+def split_head(model):
+    """(body, head): copies of a model's layers up to its first Flatten (or Dense), and from there on.
 
-    x, y: the learner's digits (N, 1, 28, 28) / (N,), N >= 1; x_bundled, y_bundled: digits to keep
-    reading well (the bundled training digits). Each batch slot gets a digit class drawn uniformly;
-    for a class the learner has drawn, the slot holds one of their drawings with probability
-    config.mix (augmented: shift, rotation, zoom), else a bundled digit of that class (with the
-    page's mild augmentation). So the classes stay balanced however many of each the learner
-    drew. The schedule runs over config.steps batches (one "epoch"); divergence restores the
-    weights from before the fine-tune and raises TrainingDiverged, as Trainer does.
+    Fine-tuning changes the head only. The body (the convolutions: the filters learnt from
+    thousands of MNIST digits) stays as it is, so a drawing's features, the body's output, never
+    change during a fine-tune and are computed once. body is None when the head is everything.
+    """
+    at = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Flatten)), None)
+    if at is None:
+        at = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Dense)), None)
+    if at is None:
+        raise ValueError("fine-tuning needs a network that ends in Dense layers")
+    if model.input_shape is None:
+        raise ValueError("fine-tuning needs a model that knows its input shape (a trained or loaded one)")
+    config, weights = model.get_config(), model.get_weights()
+    n_body = sum(len(layer.params) for layer in model.layers[:at])
+    body = None
+    if at:
+        body = Sequential.from_config({**config, "layers": config["layers"][:at]})
+        body.set_weights(weights[:n_body])
+    head_input = body.output_shapes()[-1] if body is not None else model.input_shape
+    head = Sequential.from_config({**config, "layers": config["layers"][at:], "input_shape": list(head_input)})
+    head.set_weights(weights[n_body:])
+    return body, head
+
+
+def _copy(model):
+    """A model with the same architecture, a copy of the weights and of the metadata."""
+    copy = Sequential.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    copy.metadata = dict(model.metadata)
+    return copy
+
+
+class FineTuner(Trainer):
+    """One fine-tune of a head (see split_head), in place, a chunk of batches per run() call, like Trainer.
+
+    own, own_y: features of the learner's drawings (augmented copies, N >= 1); bundled, bundled_y:
+    features of bundled digits to keep reading well. Each batch slot gets a digit class drawn
+    uniformly; for a class the learner has drawn, the slot holds a copy of one of their drawings
+    with probability config.mix, else a bundled digit of that class. So the classes stay balanced
+    however many of each the learner drew. The schedule runs over config.steps batches (one
+    "epoch"); divergence restores the weights from before the fine-tune and raises
+    TrainingDiverged, as Trainer does.
     """
 
-    def __init__(self, model, x, y, x_bundled, y_bundled, config=None, validation_data=None):
+    def __init__(self, head, own, own_y, bundled, bundled_y, config=None):
         self.recipe = config if config is not None else FineTuneConfig()
         training = TrainingConfig(epochs=1, batch_size=self.recipe.batch_size, lr=self.recipe.lr,
                                   optimizer=self.recipe.optimizer, schedule=self.recipe.schedule, augment=False,
                                   seed=self.recipe.seed)
-        super().__init__(model, x_bundled, y_bundled, training, validation_data=validation_data)
-        if not len(np.asarray(y)):
+        if training.batch_size > len(np.asarray(bundled_y)):
+            training = dataclasses.replace(training, batch_size=len(np.asarray(bundled_y)))
+        super().__init__(head, bundled, bundled_y, training)
+        if not len(np.asarray(own_y)):
             raise ValueError("no digits of yours to fine-tune on: add some first")
-        own = model._as_input(x)
-        own_labels = model._as_labels(y, len(own))
-        classes = model.n_classes()
+        own = head._as_input(own)
+        own_labels = head._as_labels(own_y, len(own))
+        classes = head.n_classes()
         # each class's digits as one run of an ordering, so a slot picks start[c] + a random offset below count[c]
         order, self.own_count, self.own_start = _by_class(own_labels, classes)
         self.own = own[order]
-        # the bundled digits stay where they are (no copy of 8,500 images): only their order is kept
         self.bundled_order, self.bundled_count, self.bundled_start = _by_class(self.y, classes)
         missing = np.flatnonzero(self.bundled_count == 0)
         if len(missing):
@@ -291,12 +329,6 @@ class FineTuner(Trainer):
         xb[own] = self.own[self.own_start[mine] + (pick[own] * self.own_count[mine]).astype(np.intp)]
         slot = self.bundled_start[theirs] + (pick[~own] * self.bundled_count[theirs]).astype(np.intp)
         xb[~own] = self.x[self.bundled_order[slot]]
-        r = self.recipe
-        if own.any():
-            xb[own] = random_affine(xb[own], rng, max_shift=r.shift, max_rotation=r.rotation,
-                                    scale=(1 - r.zoom, 1 + r.zoom))
-        if r.augment_bundled and not own.all():
-            xb[~own] = random_affine(xb[~own], rng)
         return xb, labels.astype(np.intp)
 
     def run(self, max_batches=None, callback=None):
@@ -346,77 +378,126 @@ def plan(n, config=None):
 class FineTuneJob:
     """The "Fine-tune" button: an honest before/after on the learner's digits, then a fine-tuned copy.
 
-    Runs, a chunk of batches per run() call: for each scored fold, a fine-tune of a copy of the
-    starting model on the learner's digits outside the fold, scoring the fold; then the final
-    fine-tune of a copy on all of them (self.model once done). The model passed in is left as it
-    was (the page's Undo). Cross-validation costs (k + 1) fine-tunes: the default recipe (200
-    steps of 32, k = 3) trains 25,600 images, ~4 s at the page's ~7,000 images/s for the seed
-    network; from holdback_from digits on, one held-back fold (2 fine-tunes) is as informative
-    and half the time. The score is slightly pessimistic: each fold learns from (k-1)/k of the
-    drawings, and a digit drawn only once is scored by a model that never saw that digit drawn
-    by the learner ("untaught" in the result counts those).
+    Runs a step per batch, in three phases:
+      1. "preparing": the body's features (split_head) of the learner's drawings, of the held-out
+         digits, of config.own_pool augmented copies of the drawings and of config.bundled_pool
+         bundled digits, PREDICT_CHUNK images a step;
+      2. "measuring": for each scored fold, a fine-tune of a copy of the head on the copies of the
+         drawings outside the fold (FineTuner), reading the fold's drawings;
+      3. "fine-tuning": the fine-tune of a copy of the head on all of them; self.model, once done,
+         is a copy of the starting model with that head.
+    The model passed in is left as it was (the page's Undo). A head step costs far less than a
+    step of the whole network, so (k + 1) fine-tunes with k = 3 take a few seconds in the page.
+    The score is slightly pessimistic: each fold learns from (k-1)/k of the drawings, and a digit
+    drawn only once is scored by a model that never saw that digit drawn by the learner
+    ("untaught" in the result counts those).
     """
 
     def __init__(self, model, x, y, x_bundled, y_bundled, x_heldout, y_heldout, config=None):
         self.config = config if config is not None else FineTuneConfig()
         if not len(np.asarray(y)):
             raise ValueError("no digits of yours to fine-tune on: add some first")
-        self.x = model._as_input(x)
-        self.y = model._as_labels(y, len(self.x))
         self.start_model = model
-        self.bundled, self.heldout = (x_bundled, y_bundled), (x_heldout, y_heldout)
+        self.body, self.head = split_head(model)
+        x = model._as_input(x)
+        self.y = model._as_labels(y, len(x))
+        x_bundled = model._as_input(x_bundled)
+        y_bundled = model._as_labels(y_bundled, len(x_bundled))
+        x_heldout = model._as_input(x_heldout)
+        self.heldout_y = model._as_labels(y_heldout, len(x_heldout))
+        classes = model.n_classes()
+        missing = np.flatnonzero(np.bincount(y_bundled, minlength=classes)[:classes] == 0)
+        if len(missing):
+            raise ValueError(f"the bundled digits have no digit {missing[0]}: fine-tuning needs every class")
         self.method, k, scored = plan(len(self.y), self.config)
         self.fold = folds_of(self.y, k, self.config.seed) if k else np.zeros(len(self.y), np.intp)
         self.runs = list(range(scored)) + [None]  # the folds to score, then the final fine-tune (None)
-        self.total_steps = len(self.runs) * self.config.steps
+
+        rng = np.random.default_rng(self.config.seed)
+        copies = max(1, self.config.own_pool // len(self.y))
+        self.own_source = np.repeat(np.arange(len(self.y)), copies)  # the drawing each copy is of
+        pick = rng.permutation(len(y_bundled))[:self.config.bundled_pool]
+        self.bundled_y = y_bundled[pick]
+        c = self.config
+        own_augment = {"max_shift": c.shift, "max_rotation": c.rotation, "scale": (1 - c.zoom, 1 + c.zoom)}
+        bundled_augment = {} if c.augment_bundled else None
+        # what phase 1 reads through the body: (name, images, augmentation: random_affine's arguments or None)
+        self._todo = [("drawings", x, None), ("heldout", x_heldout, None),
+                      ("own", x[self.own_source], own_augment), ("bundled", x_bundled[pick], bundled_augment)]
+        self._rng = rng
+        self.features = {}
+        self.prepare_steps = sum(-(-len(images) // PREDICT_CHUNK) for _, images, _ in self._todo)
+        self.total_steps = self.prepare_steps + len(self.runs) * self.config.steps
         self.step = 0
         self.correct = self.scored = self.untaught = 0
-        started = time.perf_counter()
-        self.before = {"digits": model.evaluate(self.x, self.y)["accuracy"],
-                       "mnist": model.evaluate(x_heldout, y_heldout)["accuracy"]}
-        self.seconds = time.perf_counter() - started
+        self.before = self.after_mnist = None
         self.model = None  # the fine-tuned copy, once done
-        self.after_mnist = None
-        self._tuner = self._train = None
+        self.seconds = 0.0
+        self._tuner = None
+        self._part = self._offset = 0  # where phase 1 is: the part of _todo and the image in it
 
     @property
     def done(self):
         return self.model is not None
 
+    def _prepare_chunk(self):
+        """Phase 1, one step: the body's features of the next PREDICT_CHUNK images of the parts to read."""
+        name, images, augment = self._todo[self._part]
+        chunk = images[self._offset:self._offset + PREDICT_CHUNK]
+        if augment is not None:
+            chunk = random_affine(chunk, self._rng, **augment)
+        features = chunk if self.body is None else self.body.forward(chunk)
+        self.features.setdefault(name, []).append(features)
+        self._offset += len(chunk)
+        if self._offset >= len(images):
+            self.features[name] = np.concatenate(self.features[name])
+            self._part, self._offset = self._part + 1, 0
+        self.step += 1
+        if self._part == len(self._todo):
+            self._todo = None  # the images are no longer needed
+            self.before = {"digits": self.head.evaluate(self.features["drawings"], self.y)["accuracy"],
+                           "mnist": self.head.evaluate(self.features["heldout"], self.heldout_y)["accuracy"]}
+
     def _start(self, run):
-        """A FineTuner on a fresh copy of the starting model: without fold `run`, or on all digits (None)."""
-        if run is None:  # the model the learner keeps: exactly FineTuner(config) on all their digits
-            train, config, validation = np.ones(len(self.y), bool), self.config, self.heldout
+        """A FineTuner on a copy of the head: without fold `run`, or on all the drawings (None)."""
+        if run is None:  # the head the learner keeps
+            use, config = np.ones(len(self.own_source), bool), self.config
         else:  # each fold its own batches
-            train, validation = self.fold != run, None
+            use = self.fold[self.own_source] != run
             config = dataclasses.replace(self.config, seed=(self.config.seed + 1 + run) % 2 ** 32)
-        self._tuner = FineTuner(_copy(self.start_model), self.x[train], self.y[train], *self.bundled, config,
-                                validation_data=validation)
-        self._train = train
+        self._tuner = FineTuner(_copy(self.head), self.features["own"][use], self.y[self.own_source[use]],
+                                self.features["bundled"], self.bundled_y, config)
 
     def _finish(self, run):
         tuned = self._tuner.model
         if run is None:
-            self.model = tuned
-            self.after_mnist = self._tuner.history["epochs"][-1]["val_accuracy"]
+            self.after_mnist = tuned.evaluate(self.features["heldout"], self.heldout_y)["accuracy"]
+            model = _copy(self.start_model)  # its body is the starting model's, unchanged
+            weights = model.get_weights()
+            model.set_weights(weights[:len(weights) - len(tuned.get_weights())] + tuned.get_weights())
+            self.model = model
         else:
             test = self.fold == run
-            self.correct += int(np.count_nonzero(tuned.predict(self.x[test]) == self.y[test]))
+            self.correct += int(np.count_nonzero(tuned.predict(self.features["drawings"][test]) == self.y[test]))
             self.scored += int(np.count_nonzero(test))
-            taught = np.bincount(self.y[self._train], minlength=tuned.n_classes())
+            taught = np.bincount(self.y[self.fold != run], minlength=tuned.n_classes())
             self.untaught += int(np.count_nonzero(taught[self.y[test]] == 0))
         self._tuner = None
 
     def run(self, max_batches=None, callback=None):
-        """Run up to max_batches batches (all remaining when None) -> progress():
-        callback(progress of the fine-tune in flight) after every batch; returning False stops.
-        Raises TrainingDiverged (the model passed in is untouched) if a fine-tune blows up."""
+        """Run up to max_batches steps (all remaining when None) -> progress():
+        callback(progress of the fine-tune in flight) after every batch of a fine-tune; returning
+        False stops. Raises TrainingDiverged (the model passed in is untouched) if a fine-tune blows up."""
         started = time.perf_counter()
         left = self.total_steps - self.step if max_batches is None else int(max_batches)
         losses = []
         try:
             while left > 0 and not self.done:
-                run = self.runs[self.step // self.config.steps]
+                if self._todo is not None:
+                    self._prepare_chunk()
+                    left -= 1
+                    continue
+                run = self.runs[(self.step - self.prepare_steps) // self.config.steps]
                 if self._tuner is None:
                     self._start(run)
                 before = self._tuner.step
@@ -436,12 +517,19 @@ class FineTuneJob:
         return self.progress(losses)
 
     def progress(self, losses=()):
-        """{"step", "total_steps", "phase": "measuring" | "fine-tuning" | "done", "run" (1-based), "runs",
-        "losses" (of the batches just run), "done"}."""
-        index = min(self.step // self.config.steps, len(self.runs) - 1)
-        phase = "done" if self.done else "fine-tuning" if self.runs[index] is None else "measuring"
+        """{"step", "total_steps", "phase": "preparing" | "measuring" | "fine-tuning" | "done", "run" (1-based),
+        "runs", "batch" (steps done in this phase's run), "batches" (its steps), "losses" (of the batches
+        just run), "done"}. Phase 1 counts as run 0."""
+        if self.step < self.prepare_steps or self._todo is not None:
+            phase, index, batch, batches = "preparing", -1, self.step, self.prepare_steps
+        else:
+            done_steps = self.step - self.prepare_steps
+            index = min(max(done_steps - 1, 0) // self.config.steps, len(self.runs) - 1)
+            batch, batches = done_steps - index * self.config.steps, self.config.steps
+            phase = "done" if self.done else "fine-tuning" if self.runs[index] is None else "measuring"
         return {"step": self.step, "total_steps": self.total_steps, "phase": phase, "run": index + 1,
-                "runs": len(self.runs), "losses": list(losses), "done": self.done}
+                "runs": len(self.runs), "batch": batch, "batches": batches, "losses": list(losses),
+                "done": self.done}
 
     def result(self):
         """{"digits": {"method", "before", "after" (None when not measured), "n", "scored", "untaught"},
@@ -452,16 +540,9 @@ class FineTuneJob:
             "digits": {"method": self.method, "before": self.before["digits"],
                        "after": self.correct / self.scored if self.scored else None,
                        "n": len(self.y), "scored": self.scored, "untaught": self.untaught},
-            "mnist": {"before": self.before["mnist"], "after": self.after_mnist, "n": len(self.heldout[1])},
+            "mnist": {"before": self.before["mnist"], "after": self.after_mnist, "n": len(self.heldout_y)},
             "steps": self.total_steps, "seconds": self.seconds,
         }
-
-
-def _copy(model):
-    copy = Sequential.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    copy.metadata = dict(model.metadata)
-    return copy
 
 
 def fine_tune(model, x, y, x_bundled, y_bundled, x_heldout, y_heldout, config=None):

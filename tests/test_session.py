@@ -555,7 +555,7 @@ def test_the_code_is_the_current_network_and_settings_with_the_pages_split_and_s
 
 
 # ---- your digits ---------------------------------------------------------------------------------
-FAST_FINE_TUNE = {"steps": 4, "batch_size": 8}
+FAST_FINE_TUNE = {"steps": 4, "batch_size": 8, "own_pool": 100, "bundled_pool": 256}
 
 
 def teach(session, images, labels):
@@ -672,13 +672,15 @@ def test_a_fine_tune_runs_a_batch_per_step_reports_before_and_after_and_makes_th
     before_model = session.model
     before = [w.copy() for w in before_model.get_weights()]
     started, reports = run_fine_tune(session)
-    # 10 digits: 3-fold cross-validation (3 fine-tunes scored) and the fine-tune kept
-    assert started == {"total_steps": 16, "batches_per_epoch": 4, "runs": 4, "method": "3-fold cross-validation",
+    # 10 digits: the features of 10 drawings, 200 held-out, 100 copies and 256 bundled digits
+    # (a step each), 3-fold cross-validation (3 fine-tunes scored) and the fine-tune kept
+    assert started == {"total_steps": 20, "batches_per_epoch": 4, "runs": 4, "method": "3-fold cross-validation",
                        "count": 10}
-    assert [r["step"] for r in reports] == list(range(1, 17))
-    assert [(r["epoch"], r["batch"]) for r in reports[3:5]] == [(1, 4), (2, 1)]
-    assert [r["phase"] for r in reports[:12]] == ["measuring"] * 12 and reports[12]["phase"] == "fine-tuning"
-    assert all(len(r["losses"]) == 1 and r["images"] == 8 for r in reports)
+    assert [r["step"] for r in reports] == list(range(1, 21))
+    assert [r["phase"] for r in reports[:3]] == ["preparing"] * 3
+    assert [(r["epoch"], r["batch"]) for r in reports[7:9]] == [(1, 4), (2, 1)]
+    assert [r["phase"] for r in reports[3:16]] == ["measuring"] * 13 and reports[16]["phase"] == "fine-tuning"
+    assert all(len(r["losses"]) == 1 and r["images"] == 8 for r in reports[4:])
     assert not any(r["done"] for r in reports[:-1]) and reports[-1]["done"]
     result = reports[-1]["fine_tune"]
     digits, mnist = result["digits"], result["mnist"]
@@ -706,6 +708,22 @@ def test_undo_fine_tune_brings_back_the_model_from_before_exactly(session):
     assert "there is no fine-tune to undo" in json.loads(dispatch(session, "undo_fine_tune")[0])["error"]
 
 
+def test_the_model_bytes_carry_the_undo_so_a_new_session_can_still_undo(session, digits):
+    taught_session(session, 5)
+    weights = [w.copy() for w in session.model.get_weights()]
+    assert session.model_bytes()["undo"] is None  # nothing to undo yet
+    run_fine_tune(session)
+    kept = session.model_bytes()
+    # a reload: a new session loads the kept model, then the model to undo to
+    again = Session(*digits, heldout=200, seed=0)
+    again.load(kept["bytes"])
+    assert json.loads(dispatch(again, "keep_undo", "{}", kept["undo"])[0]) == {"undo": True}
+    again.undo_fine_tune()
+    assert all(np.array_equal(a, b) for a, b in zip(weights, again.model.get_weights()))
+    assert "not a pycnn model file" in json.loads(dispatch(again, "keep_undo", "{}", b"junk")[0])["error"]
+    assert again.undo is None
+
+
 @pytest.mark.parametrize("change", ["start", "reset", "load"])
 def test_a_run_or_a_new_model_after_a_fine_tune_ends_its_undo(session, change):
     taught_session(session, 3)
@@ -730,7 +748,7 @@ def test_a_fine_tune_stopped_part_way_leaves_the_model_unchanged(session):
 def test_one_digit_fine_tunes_without_a_score_it_cannot_measure_honestly(session):
     taught_session(session, 1)
     started, reports = run_fine_tune(session)
-    assert started["runs"] == 1 and started["total_steps"] == 4
+    assert started["runs"] == 1 and started["total_steps"] == 4 + 4  # 4 steps preparing
     result = reports[-1]["fine_tune"]
     assert result["digits"]["after"] is None and result["digits"]["method"].startswith("not measured")
 

@@ -15,9 +15,10 @@ export class Persistence {
     this.storageOk = false;
     this.hasSavedModel = false; // a model is in IndexedDB (so a restart brings it back)
     this.opened = this.#open();
-    client.on("checkpoint", ({ bytes, evaluation, reason, partial_epoch: partialEpoch }) => {
+    this.restoredUndo = false; // the kept record had the model from before a fine-tune, and Undo can bring it back
+    client.on("checkpoint", ({ bytes, undo_bytes: undoBytes, evaluation, reason, partial_epoch: partialEpoch }) => {
       if (reason === "stopped") state.describeModel({ partial: partialEpoch !== false });
-      this.#save(bytes, evaluation);
+      this.#save(bytes, evaluation, undoBytes);
     });
     el.download.addEventListener("click", () => this.#download());
     el.load.addEventListener("change", () => this.#loadFile());
@@ -66,10 +67,14 @@ export class Persistence {
           savedAt: record.savedAt,
           partial: Boolean(record.model?.partial),
           stepsKept: record.model?.stepsKept ?? 0,
+          fineTuned: record.model?.fineTuned ?? 0,
         },
         reply.evaluation,
         history,
       );
+      // the model from before a fine-tune: Undo fine-tune works after a reload too (if it won't load, no Undo)
+      const undo = record.undoBytes ? new Uint8Array(record.undoBytes) : null;
+      if (undo) this.restoredUndo = await this.client.request("keep-undo", { bytes: undo }, [undo.buffer]).then(() => true, () => false);
     } catch (error) {
       this.messages.show(`The model saved in this browser could not be restored (${error.message}); starting from an untrained model.`, "warning");
       await this.store.clear().catch(() => {});
@@ -82,11 +87,13 @@ export class Persistence {
     this.hasSavedModel = false;
   }
 
-  async #save(bytes, evaluation) {
+  /** Keep the model in IndexedDB; undoBytes: the model Undo fine-tune brings back, if any (kept with it). */
+  async #save(bytes, evaluation, undoBytes = null) {
     if (!this.storageOk) return;
     const model = { ...this.state.model };
     const history = { losses: this.state.history.losses.slice(), epochs: this.state.history.epochs.map((e) => ({ ...e })) };
     const record = { format: 1, bytes, history, evaluation, model, savedAt: Date.now() };
+    if (undoBytes) record.undoBytes = undoBytes;
     try {
       try {
         await this.store.save(record);

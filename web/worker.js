@@ -330,7 +330,7 @@ function postFilters() {
 
 function postCheckpoint(reason, evaluation, extra = {}) {
   const { reply, transfer } = request("model_bytes");
-  post("checkpoint", { reason, evaluation, bytes: reply.bytes, ...extra }, transfer);
+  post("checkpoint", { reason, evaluation, bytes: reply.bytes, undo_bytes: reply.undo, ...extra }, transfer);
 }
 
 const evaluate = () => request("evaluate").reply;
@@ -595,7 +595,7 @@ async function handle(message) {
         return;
       case "save": {
         const { reply: result, transfer } = request("model_bytes");
-        reply("saved", { bytes: result.bytes }, transfer);
+        reply("saved", { bytes: result.bytes, undo_bytes: result.undo }, transfer);
         return;
       }
       case "load": {
@@ -632,6 +632,11 @@ async function handle(message) {
         const { reply: evaluation } = request("reset", { seed: message.seed ?? 0 });
         reply("reset-done", { evaluation });
         postFilters();
+        return;
+      }
+      case "keep-undo": {
+        request("keep_undo", {}, bytesIn(message, "bytes"));
+        reply("undo-kept", {});
         return;
       }
       case "undo-fine-tune": {

@@ -74,6 +74,10 @@ export class YourDigits {
       }
     }
     this.#storageNote("Your digits are kept in this browser.");
+    if (this.persistence.restoredUndo) { // the model kept was fine-tuned: Undo can still bring back the one before
+      this.canUndo = true;
+      this.#renderControls();
+    }
   }
 
   // ---------- changing your digits ----------
@@ -184,7 +188,7 @@ export class YourDigits {
     if (this.#fineTuneBlocker()) return;
     this.messages.clear();
     this.run = {
-      step: 0, total_steps: 0, epoch: 0, epochs: 0, phase: "measuring", method: "", count: this.digits.count,
+      step: 0, total_steps: 0, epoch: 0, epochs: 0, phase: "preparing", method: "", count: this.digits.count,
       startedAt: performance.now(),
     };
     delete this.el.progress.dataset.result;
@@ -343,8 +347,8 @@ export class YourDigits {
         diverged: "Stopped: the loss diverged.", failed: "Failed." }[run.result] ?? run.result;
       return;
     }
-    const what = run.phase === "fine-tuning" || run.epochs === 1
-      ? "Fine-tuning on all your digits"
+    const what = run.phase === "preparing" ? "Reading your digits and the MNIST digits mixed in through the filters"
+      : run.phase === "fine-tuning" || run.epochs === 1 ? "Fine-tuning on all your digits"
       : `Measuring: fine-tune ${run.epoch} of ${run.epochs - 1} on part of your digits, read the rest`;
     this.el.progressText.textContent = run.step ? `${what} · step ${fmtInt(run.step)} of ${fmtInt(run.total_steps)}` : "Starting…";
   }

@@ -67,6 +67,16 @@ LONG_TASKS = """
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) tasks.push({ start: e.startTime, duration: e.duration });
   }).observe({ type: "longtask", buffered: true });
+  // long animation frames with the page scripts that ran in them: a task can be long only because
+  // the cores were busy (the worker trains on one of two)
+  const frames = [];
+  Object.defineProperty(window, "__longFrames", { value: frames });
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const scripts = (e.scripts || []).map((s) => ({ ms: Math.round(s.duration), what: `${s.invoker} ${s.sourceFunctionName || ""}`.trim() }));
+      frames.push({ start: e.startTime, duration: e.duration, scriptMs: scripts.reduce((sum, s) => sum + s.ms, 0), scripts });
+    }
+  }).observe({ type: "long-animation-frame", buffered: true });
 })();
 """
 
@@ -119,7 +129,10 @@ def fine_tune_in_page(page):
     seconds = page.evaluate("window.pycnnProbe.read().fine_tune_ms") / 1000
     tasks = [round(t["duration"]) for t in page.evaluate("window.__longTasks")
              if t["start"] + t["duration"] >= started and t["start"] <= ended]
+    frames = [f for f in page.evaluate("window.__longFrames") if f["start"] + f["duration"] >= started and f["start"] <= ended]
     result = page.get_by_test_id("my-digits-accuracy").evaluate("e => ({...e.dataset})")
+    result["script_ms"] = max((f["scriptMs"] for f in frames), default=0)
+    result["scripts"] = max(frames, key=lambda f: f["scriptMs"])["scripts"] if frames else []
     result["run_result"] = page.get_by_test_id("fine-tune-progress").get_attribute("data-result")
     return seconds, tasks, result
 
@@ -145,10 +158,13 @@ def one_writer(browser, url, model_path, replay, indices, per_digit, others, see
            "fine_tune_s": seconds, "long_tasks_ms": tasks, "console_errors": errors,
            "estimate_before": float(result["before"]), "estimate": float(result["after"]) if result.get("after") else None,
            "mnist_before": float(result["mnistBefore"]), "mnist_after": float(result["mnistAfter"]),
-           "run_result": result["run_result"]}
+           "run_result": result["run_result"], "longest_frame_script_ms": result["script_ms"],
+           "longest_frame_scripts": result["scripts"]}
+    scripts = ", ".join(f"{x['what']} {x['ms']} ms" for x in result["scripts"]) or "no scripts"
     log(f"  {per_digit} per digit: taught {kept}, {len(rest)} others {row['before']:.1%} -> {row['after']:.1%}; "
         f"held-out MNIST {row['mnist_before']:.2%} -> {row['mnist_after']:.2%}; fine-tune {seconds:.1f} s, "
-        f"long tasks {tasks or 'none'}")
+        f"long tasks {tasks or 'none'}, longest page-script time in one frame {result['script_ms']} ms "
+        f"({scripts})")
     return row
 
 

@@ -138,8 +138,27 @@ def test_undo_gives_the_same_readings_as_before_the_fine_tune(app, seed_model, s
     app.page.wait_for_function(f"(b) => JSON.stringify(({read})()) === JSON.stringify(b)", arg=before)
 
 
-def test_a_drawing_is_answered_while_fine_tuning(app, seed_model, site_dir, tmp_path):
+def test_a_fine_tuned_model_and_its_undo_are_kept_across_a_reload(app, seed_model, site_dir, tmp_path):
     app.load_model(seed_model)
+    accuracy_before = app.attr("accuracy", "data-val-accuracy")
+    path, _ = digits_file(site_dir, tmp_path / "mine.npz", 20)
+    app.by_id("import-my-digits").set_input_files(str(path))
+    wait_count(app, 20)
+    fine_tune(app)
+    accuracy_tuned = app.attr("accuracy", "data-val-accuracy")
+    app.page.wait_for_function("() => window.pycnnProbe.read().saves >= 2")  # the fine-tuned model is kept
+    app.page.reload()
+    app.wait_state("ready")
+    expect(app.by_id("model-state")).to_contain_text("Fine-tuned on 20 of your digits")
+    expect(app.by_id("accuracy")).to_have_attribute("data-val-accuracy", accuracy_tuned)
+    expect(app.by_id("undo-fine-tune")).to_be_enabled()
+    app.by_id("undo-fine-tune").click()
+    expect(app.by_id("accuracy")).to_have_attribute("data-val-accuracy", accuracy_before)
+    expect(app.by_id("model-state")).not_to_contain_text("Fine-tuned")
+
+
+def test_a_drawing_is_answered_while_fine_tuning(app, default_model, site_dir, tmp_path):
+    app.load_model(default_model)  # the default network: its fine-tune lasts longer than a drawing
     path, _ = digits_file(site_dir, tmp_path / "mine.npz", 30)
     app.by_id("import-my-digits").set_input_files(str(path))
     wait_count(app, 30)
