@@ -276,7 +276,7 @@ def test_storage_full_keeps_the_digits_in_the_page_and_says_they_are_not_kept(ap
         cdp.detach()
 
 
-def test_a_thousand_digits_import_and_the_gallery_still_works(app, site_dir, tmp_path):
+def test_a_thousand_digits_import_the_gallery_still_works_and_they_fine_tune(app, seed_model, site_dir, tmp_path):
     path, labels = digits_file(site_dir, tmp_path / "many.npz", 1000)
     app.by_id("import-my-digits").set_input_files(str(path))
     wait_count(app, 1000)
@@ -292,6 +292,12 @@ def test_a_thousand_digits_import_and_the_gallery_still_works(app, site_dir, tmp
     app.wait_state("ready")
     wait_count(app, 999)
     expect(app.by_id("fine-tune-note")).to_contain_text("Train the model (or load one) first")
+    app.load_model(seed_model)
+    fine_tune(app)  # many digits: scored on a held-back third instead of cross-validation
+    result = app.by_id("my-digits-accuracy")
+    assert result.get_attribute("data-method") == "held-back"
+    expect(result).to_contain_text("held-back part (333 drawings)")
+    assert float(result.get_attribute("data-after")) > 0.9  # bundled digits: read well before and after
 
 
 def test_your_digits_join_a_full_training_run_when_ticked(app, site_dir, tmp_path):
