@@ -13,12 +13,14 @@ the labels. Any problem is one ValueError saying what is wrong, and nothing part
 returned. At most MAX_DIGITS digits and MAX_FILE_BYTES bytes (10,000 digits take ~2 MB
 compressed).
 
-Fine-tuning (FineTuner: one run, a batch per call) mixes the learner's digits into every batch
-with bundled digits, so the network learns the learner's hand without forgetting the others.
-FineTuneJob runs the whole "Fine-tune" button: it measures honestly how well the fine-tuned
-network reads the learner's digits (on drawings it was not trained on: k-fold cross-validation,
-or a held-back part when there are many), then fine-tunes a copy on all of them. join() adds
-the learner's digits to a full training run instead.
+Fine-tuning changes the network's head only (split_head: the layers from its Flatten on), so
+the features of every drawing, the output of the convolutions before it, are computed once.
+FineTuner (one run, a batch per call) mixes the learner's digits into every batch with bundled
+digits, so the network learns the learner's hand without forgetting the others. FineTuneJob
+runs the whole "Fine-tune" button: it measures honestly how well the fine-tuned network reads
+the learner's digits (on drawings it was not trained on: k-fold cross-validation, or a
+held-back part when there are many), then fine-tunes a copy on all of them. join() adds the
+learner's digits to a full training run instead.
 """
 import dataclasses
 import io
@@ -349,6 +351,15 @@ def _by_class(y, classes):
     return order, count, start
 
 
+def _balanced_pick(y, n, rng):
+    """Indices of n of the labels y, at random, taking each class in turn (so even a small pick has every class)."""
+    shuffled = rng.permutation(len(y))
+    order, count, start = _by_class(y[shuffled], int(y.max()) + 1)
+    rank = np.empty(len(y), np.intp)
+    rank[order] = np.arange(len(y)) - np.repeat(start, count)  # its place among its class's digits
+    return shuffled[np.argsort(rank, kind="stable")[:n]]
+
+
 def folds_of(y, folds, seed=0):
     """Stratified fold index of each digit (N,) in 0..folds-1: each digit's drawings are spread over the folds."""
     y = np.asarray(y)
@@ -416,7 +427,7 @@ class FineTuneJob:
         rng = np.random.default_rng(self.config.seed)
         copies = max(1, self.config.own_pool // len(self.y))
         self.own_source = np.repeat(np.arange(len(self.y)), copies)  # the drawing each copy is of
-        pick = rng.permutation(len(y_bundled))[:self.config.bundled_pool]
+        pick = _balanced_pick(y_bundled, self.config.bundled_pool, rng)
         self.bundled_y = y_bundled[pick]
         c = self.config
         own_augment = {"max_shift": c.shift, "max_rotation": c.rotation, "scale": (1 - c.zoom, 1 + c.zoom)}

@@ -371,6 +371,9 @@ def test_the_pools_are_copies_of_the_drawings_and_bundled_digits_read_through_th
     assert np.array_equal(job.own_source, np.repeat(np.arange(30), 3))
     assert np.allclose(features["own"], features["drawings"][job.own_source], atol=1e-6)
     assert len(features["bundled"]) == len(job.bundled_y) == 500
+    assert np.bincount(job.bundled_y, minlength=10).min() >= 45  # each class in turn: balanced
+    small = FineTuneJob(base_model, own_x, own_y, x_b, y_b, x_h, y_h, FineTuneConfig(bundled_pool=10))
+    assert sorted(small.bundled_y) == list(range(10))  # even ten bundled digits are one of each
     # augmented copies differ from the drawing, and are still read as it mostly
     job = FineTuneJob(base_model, own_x, own_y, x_b, y_b, x_h, y_h, FineTuneConfig(steps=1, own_pool=300))
     job.run(max_batches=job.prepare_steps)

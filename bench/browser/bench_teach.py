@@ -259,7 +259,8 @@ def main(argv=None):
             f"**{np.mean(drop):+.2f}** points, worst {max(drop):+.2f} (target <= 0.5)",
             f"  fine-tune in the page: mean **{mean('fine_tune_s'):.1f} s**, max {max(r['fine_tune_s'] for r in these):.1f} s "
             f"(target <= {PAGE_BUDGET_S} s); main-thread long tasks (>= 50 ms) during it: {len(tasks)}"
-            + (f" (longest {max(tasks)} ms)" if tasks else ""),
+            + (f" (longest {max(tasks)} ms)" if tasks else "")
+            + f"; longest page-script time in one frame {max(r['longest_frame_script_ms'] for r in these)} ms",
             f"  the page's own estimate of after (cross-validation on the taught drawings): "
             + ", ".join("-" if r["estimate"] is None else f"{r['estimate']:.0%}" for r in these),
             f"  runs: {', '.join(r['run_result'] for r in these)}; console errors: {sum(len(r['console_errors']) for r in these)}",
