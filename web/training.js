@@ -137,7 +137,7 @@ export class TrainingPanel {
     }
     if (!this.state.idle) return; // a run started meanwhile: it measures the speed itself
     try {
-      const reply = await this.client.request("estimate", { config: config ?? {}, batches: 40 });
+      const reply = await this.client.request("estimate", { config: config ?? {} });
       if (!this.imagesPerSecond && reply.train_images_per_second) this.imagesPerSecond = reply.train_images_per_second;
       this.evalImagesPerSecond = reply.eval_images_per_second;
     } catch (error) {

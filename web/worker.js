@@ -423,8 +423,7 @@ async function train(kind, message) {
         // the fine-tuned model is the current one now: kept like any trained model
         const evaluation = evaluate();
         post("done", { kind, reason: "finished", evaluation, fine_tune: r.fine_tune, heap_bytes: heapBytes() });
-        postFilters();
-        postCheckpoint("fine-tuned", evaluation);
+        postCheckpoint("fine-tuned", evaluation); // no `filters`: a fine-tune changes the dense layers only
         return;
       }
       if (r.done) {
@@ -586,7 +585,7 @@ async function handle(message) {
     }
     switch (type) {
       case "estimate": {
-        const { reply: result } = request("estimate", { config: message.config ?? {}, batches: message.batches ?? 40 });
+        const { reply: result } = request("estimate", { config: message.config ?? {}, ...(message.batches ? { batches: message.batches } : {}) });
         reply("estimate", result);
         return;
       }

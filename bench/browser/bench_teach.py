@@ -127,12 +127,13 @@ def fine_tune_in_page(page):
     page.wait_for_selector("body[data-state=ready]", state="attached")
     ended = page.evaluate("performance.now()")
     seconds = page.evaluate("window.pycnnProbe.read().fine_tune_ms") / 1000
-    tasks = [round(t["duration"]) for t in page.evaluate("window.__longTasks")
-             if t["start"] + t["duration"] >= started and t["start"] <= ended]
+    long_tasks = [t for t in page.evaluate("window.__longTasks") if t["start"] + t["duration"] >= started and t["start"] <= ended]
+    tasks = [round(t["duration"]) for t in long_tasks]
     frames = [f for f in page.evaluate("window.__longFrames") if f["start"] + f["duration"] >= started and f["start"] <= ended]
     result = page.get_by_test_id("my-digits-accuracy").evaluate("e => ({...e.dataset})")
     result["script_ms"] = max((f["scriptMs"] for f in frames), default=0)
     result["scripts"] = max(frames, key=lambda f: f["scriptMs"])["scripts"] if frames else []
+    result["task_at_ms"] = [round(t["start"] - started) for t in long_tasks]  # when each began, after the click
     result["run_result"] = page.get_by_test_id("fine-tune-progress").get_attribute("data-result")
     return seconds, tasks, result
 
@@ -159,11 +160,12 @@ def one_writer(browser, url, model_path, replay, indices, per_digit, others, see
            "estimate_before": float(result["before"]), "estimate": float(result["after"]) if result.get("after") else None,
            "mnist_before": float(result["mnistBefore"]), "mnist_after": float(result["mnistAfter"]),
            "run_result": result["run_result"], "longest_frame_script_ms": result["script_ms"],
-           "longest_frame_scripts": result["scripts"]}
+           "longest_frame_scripts": result["scripts"], "long_task_at_ms": result["task_at_ms"]}
     scripts = ", ".join(f"{x['what']} {x['ms']} ms" for x in result["scripts"]) or "no scripts"
+    when = f" (beginning {', '.join(map(str, result['task_at_ms']))} ms after the click)" if tasks else ""
     log(f"  {per_digit} per digit: taught {kept}, {len(rest)} others {row['before']:.1%} -> {row['after']:.1%}; "
         f"held-out MNIST {row['mnist_before']:.2%} -> {row['mnist_after']:.2%}; fine-tune {seconds:.1f} s, "
-        f"long tasks {tasks or 'none'}, longest page-script time in one frame {result['script_ms']} ms "
+        f"long tasks {tasks or 'none'}{when}, longest page-script time in one frame {result['script_ms']} ms "
         f"({scripts})")
     return row
 
