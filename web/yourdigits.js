@@ -220,7 +220,10 @@ export class YourDigits {
 
   #done({ reason, evaluation, message, fine_tune: result }) {
     const run = this.run;
-    if (run) this.probe.set("fine_tune_ms", Math.round(performance.now() - run.startedAt));
+    if (run) {
+      run.ms = performance.now() - run.startedAt;
+      this.probe.set("fine_tune_ms", Math.round(run.ms));
+    }
     this.el.progress.dataset.result = reason;
     if (reason === "finished" && result) {
       this.canUndo = true;
@@ -343,7 +346,7 @@ export class YourDigits {
     this.el.progressBar.max = Math.max(1, run.total_steps);
     this.el.progressBar.value = run.step;
     if (run.result) {
-      this.el.progressText.textContent = { finished: "Done.", stopped: "Stopped: the model is as it was.",
+      this.el.progressText.textContent = { finished: `Done in ${(run.ms / 1000).toFixed(1)} s.`, stopped: "Stopped: the model is as it was.",
         diverged: "Stopped: the loss diverged.", failed: "Failed." }[run.result] ?? run.result;
       return;
     }

@@ -3,6 +3,7 @@ an honest before/after and Undo, kept across reloads, Export/Import with refusal
 a full storage, and a thousand digits. Every test stands alone on a fresh `app` page."""
 import io
 import json
+import re
 import sys
 import zipfile
 
@@ -110,6 +111,7 @@ def test_ten_digits_fine_tune_shows_before_and_after_and_undo_brings_the_model_b
           f"held-out MNIST {mnist_before:.2%} -> {mnist_after:.2%}")
     assert 0 <= before <= 1 and 0 <= after <= 1
     assert result.get_attribute("data-method") == "cross-validation"
+    expect(app.by_id("fine-tune-progress")).to_contain_text(re.compile(r"Done in \d+\.\d s\."))
     expect(result).to_contain_text("3-fold cross-validation")
     expect(result).to_contain_text(f"Your digits: {before * 100:.1f}% → {after * 100:.1f}%")
     expect(result).to_contain_text("Held-out MNIST digits (1,500, never trained on)")
