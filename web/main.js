@@ -25,6 +25,7 @@ const frame = new Frame();
 const probe = new Probe();
 // the page's measurements for tests and benchmarks (see probe.js)
 Object.defineProperty(window, "pycnnProbe", { value: probe });
+client.on("done", ({ heap_bytes: heapBytes }) => heapBytes && probe.set("worker_heap_bytes", heapBytes)); // after each run
 
 const status = new StatusLine(byTestId("status"));
 const messages = new Messages(byTestId("message"), () => loading.start());

@@ -126,7 +126,8 @@ def fine_tune_in_page(page):
     page.wait_for_selector('[data-testid=fine-tune-progress][data-result]', state="attached", timeout=FINE_TUNE_TIMEOUT_MS)
     page.wait_for_selector("body[data-state=ready]", state="attached")
     ended = page.evaluate("performance.now()")
-    seconds = page.evaluate("window.pycnnProbe.read().fine_tune_ms") / 1000
+    probe = page.evaluate("window.pycnnProbe.read()")
+    seconds = probe["fine_tune_ms"] / 1000
     long_tasks = [t for t in page.evaluate("window.__longTasks") if t["start"] + t["duration"] >= started and t["start"] <= ended]
     tasks = [round(t["duration"]) for t in long_tasks]
     frames = [f for f in page.evaluate("window.__longFrames") if f["start"] + f["duration"] >= started and f["start"] <= ended]
@@ -135,6 +136,7 @@ def fine_tune_in_page(page):
     result["scripts"] = max(frames, key=lambda f: f["scriptMs"])["scripts"] if frames else []
     result["task_at_ms"] = [round(t["start"] - started) for t in long_tasks]  # when each began, after the click
     result["run_result"] = page.get_by_test_id("fine-tune-progress").get_attribute("data-result")
+    result["heap_bytes"] = probe.get("worker_heap_bytes")  # the worker's wasm memory after the fine-tune
     return seconds, tasks, result
 
 
@@ -160,13 +162,14 @@ def one_writer(browser, url, model_path, replay, indices, per_digit, others, see
            "estimate_before": float(result["before"]), "estimate": float(result["after"]) if result.get("after") else None,
            "mnist_before": float(result["mnistBefore"]), "mnist_after": float(result["mnistAfter"]),
            "run_result": result["run_result"], "longest_frame_script_ms": result["script_ms"],
-           "longest_frame_scripts": result["scripts"], "long_task_at_ms": result["task_at_ms"]}
+           "longest_frame_scripts": result["scripts"], "long_task_at_ms": result["task_at_ms"],
+           "worker_heap_bytes": result["heap_bytes"]}
     scripts = ", ".join(f"{x['what']} {x['ms']} ms" for x in result["scripts"]) or "no scripts"
     when = f" (beginning {', '.join(map(str, result['task_at_ms']))} ms after the click)" if tasks else ""
     log(f"  {per_digit} per digit: taught {kept}, {len(rest)} others {row['before']:.1%} -> {row['after']:.1%}; "
         f"held-out MNIST {row['mnist_before']:.2%} -> {row['mnist_after']:.2%}; fine-tune {seconds:.1f} s, "
         f"long tasks {tasks or 'none'}{when}, longest page-script time in one frame {result['script_ms']} ms "
-        f"({scripts})")
+        f"({scripts}); worker heap {result['heap_bytes'] / 2 ** 20:.1f} MiB")
     return row
 
 
@@ -262,7 +265,8 @@ def main(argv=None):
             f"  fine-tune in the page: mean **{mean('fine_tune_s'):.1f} s**, max {max(r['fine_tune_s'] for r in these):.1f} s "
             f"(target <= {PAGE_BUDGET_S} s); main-thread long tasks (>= 50 ms) during it: {len(tasks)}"
             + (f" (longest {max(tasks)} ms)" if tasks else "")
-            + f"; longest page-script time in one frame {max(r['longest_frame_script_ms'] for r in these)} ms",
+            + f"; longest page-script time in one frame {max(r['longest_frame_script_ms'] for r in these)} ms"
+            + f"; the worker's wasm heap after it: up to {max(r['worker_heap_bytes'] for r in these) / 2 ** 20:.1f} MiB",
             f"  the page's own estimate of after (cross-validation on the taught drawings): "
             + ", ".join("-" if r["estimate"] is None else f"{r['estimate']:.0%}" for r in these),
             f"  runs: {', '.join(r['run_result'] for r in these)}; console errors: {sum(len(r['console_errors']) for r in these)}",
