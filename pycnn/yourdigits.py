@@ -313,10 +313,8 @@ class FineTuner(Trainer):
         # each class's digits as one run of an ordering, so a slot picks start[c] + a random offset below count[c]
         order, self.own_count, self.own_start = _by_class(own_labels, classes)
         self.own = own[order]
+        _check_every_class(self.y, classes)
         self.bundled_order, self.bundled_count, self.bundled_start = _by_class(self.y, classes)
-        missing = np.flatnonzero(self.bundled_count == 0)
-        if len(missing):
-            raise ValueError(f"the bundled digits have no digit {missing[0]}: fine-tuning needs every class")
         self.classes = classes
         self.batches_per_epoch = self.total_steps = self.recipe.steps
 
@@ -341,6 +339,13 @@ class FineTuner(Trainer):
         except TrainingDiverged:
             raise TrainingDiverged(f"fine-tuning diverged; the model is as it was before - try a smaller "
                                    f"learning rate than {self.base_lr:g}") from None
+
+
+def _check_every_class(y, classes):
+    """ValueError unless the bundled labels y hold every class 0..classes-1."""
+    missing = np.flatnonzero(np.bincount(y, minlength=classes)[:classes] == 0)
+    if len(missing):
+        raise ValueError(f"the bundled digits have no digit {missing[0]}: fine-tuning needs every class")
 
 
 def _by_class(y, classes):
@@ -416,10 +421,7 @@ class FineTuneJob:
         y_bundled = model._as_labels(y_bundled, len(x_bundled))
         x_heldout = model._as_input(x_heldout)
         self.heldout_y = model._as_labels(y_heldout, len(x_heldout))
-        classes = model.n_classes()
-        missing = np.flatnonzero(np.bincount(y_bundled, minlength=classes)[:classes] == 0)
-        if len(missing):
-            raise ValueError(f"the bundled digits have no digit {missing[0]}: fine-tuning needs every class")
+        _check_every_class(y_bundled, model.n_classes())
         self.method, k, scored = plan(len(self.y), self.config)
         self.fold = folds_of(self.y, k, self.config.seed) if k else np.zeros(len(self.y), np.intp)
         self.runs = list(range(scored)) + [None]  # the folds to score, then the final fine-tune (None)
@@ -431,7 +433,7 @@ class FineTuneJob:
         self.bundled_y = y_bundled[pick]
         c = self.config
         own_augment = {"max_shift": c.shift, "max_rotation": c.rotation, "scale": (1 - c.zoom, 1 + c.zoom)}
-        bundled_augment = {} if c.augment_bundled else None
+        bundled_augment = {} if c.augment_bundled else None  # {}: random_affine's defaults, the page's mild one
         # what phase 1 reads through the body: (name, images, augmentation: random_affine's arguments or None)
         self._todo = [("drawings", x, None), ("heldout", x_heldout, None),
                       ("own", x[self.own_source], own_augment), ("bundled", x_bundled[pick], bundled_augment)]
@@ -531,7 +533,7 @@ class FineTuneJob:
         """{"step", "total_steps", "phase": "preparing" | "measuring" | "fine-tuning" | "done", "run" (1-based),
         "runs", "batch" (steps done in this phase's run), "batches" (its steps), "losses" (of the batches
         just run), "done"}. Phase 1 counts as run 0."""
-        if self.step < self.prepare_steps or self._todo is not None:
+        if self._todo is not None:
             phase, index, batch, batches = "preparing", -1, self.step, self.prepare_steps
         else:
             done_steps = self.step - self.prepare_steps

@@ -55,35 +55,27 @@ def site_url(site_dir):
         server.server_close()
 
 
-@pytest.fixture(scope="session")
-def cli_model(site_dir, tmp_path_factory):
-    """A model trained in CPython by the command line on the same bundled digits (3 epochs, a few seconds)."""
-    path = tmp_path_factory.mktemp("cli") / "cli-model.npz"
+def train_by_cli(site_dir, folder, *args):
+    """`python -m pycnn train --data subset ARGS` on the bundled digits -> the model file it wrote."""
+    path = folder / "model.npz"
     env = {**os.environ, "PYCNN_DATA": str(site_dir / "data"), "OPENBLAS_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "pycnn", "train", "--data", "subset", "--epochs", "3", "--output", str(path)],
+    subprocess.run([sys.executable, "-m", "pycnn", "train", "--data", "subset", *args, "--output", str(path)],
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
     return path
+
+
+@pytest.fixture(scope="session")
+def cli_model(site_dir, tmp_path_factory):
+    """The page's default network trained in CPython by the command line on the same bundled digits
+    (3 epochs, a few seconds)."""
+    return train_by_cli(site_dir, tmp_path_factory.mktemp("cli"), "--epochs", "3")
 
 
 @pytest.fixture(scope="session")
 def seed_model(site_dir, tmp_path_factory):
     """The seed post's network trained by the command line (3 epochs, about two seconds), for tests whose
     subject is not the network: the page loads it and fine-tunes it faster than the default network."""
-    path = tmp_path_factory.mktemp("cli-seed") / "seed-model.npz"
-    env = {**os.environ, "PYCNN_DATA": str(site_dir / "data"), "OPENBLAS_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "pycnn", "train", "--data", "subset", "--preset", "seed", "--epochs", "3",
-                    "--output", str(path)], cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
-    return path
-
-
-@pytest.fixture(scope="session")
-def default_model(site_dir, tmp_path_factory):
-    """The page's default network trained by the command line for one epoch (a few seconds)."""
-    path = tmp_path_factory.mktemp("cli-default") / "default-model.npz"
-    env = {**os.environ, "PYCNN_DATA": str(site_dir / "data"), "OPENBLAS_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "pycnn", "train", "--data", "subset", "--epochs", "1", "--output", str(path)],
-                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
-    return path
+    return train_by_cli(site_dir, tmp_path_factory.mktemp("cli-seed"), "--preset", "seed", "--epochs", "3")
 
 
 @pytest.fixture

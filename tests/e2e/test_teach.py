@@ -159,8 +159,8 @@ def test_a_fine_tuned_model_and_its_undo_are_kept_across_a_reload(app, seed_mode
     expect(app.by_id("model-state")).not_to_contain_text("Fine-tuned")
 
 
-def test_a_drawing_is_answered_while_fine_tuning(app, default_model, site_dir, tmp_path):
-    app.load_model(default_model)  # the default network: its fine-tune lasts longer than a drawing
+def test_a_drawing_is_answered_while_fine_tuning(app, cli_model, site_dir, tmp_path):
+    app.load_model(cli_model)  # the default network: its fine-tune lasts longer than a drawing
     path, _ = digits_file(site_dir, tmp_path / "mine.npz", 30)
     app.by_id("import-my-digits").set_input_files(str(path))
     wait_count(app, 30)
