@@ -5,12 +5,12 @@
 - `subset_dir` finds the bundled MNIST subset (dist/data, written by `python build.py`)
   or builds it into a temp dir, so a fresh clone works.
 """
-import importlib.util
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+import sitebuild
 
 try:
     from threadpoolctl import threadpool_limits
@@ -21,19 +21,10 @@ except ImportError:  # the test extra lists it; without it, fall back to the env
 else:
     threadpool_limits(1)
 
-ROOT = Path(__file__).resolve().parents[1]
 TEST_SIZE = 2000  # held-out subset digits used by the accuracy tests
 
 
 # ---- data ----------------------------------------------------------------------------------
-def _load_build_module():
-    """build.py by path (a plain `import build` could pick up PyPA's `build` package)."""
-    spec = importlib.util.spec_from_file_location("pycnn_build_for_unit_tests", ROOT / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def subset_dir(tmp_path_factory):
     """Folder holding the bundled subset: $PYCNN_DATA or dist/data, else a fresh build into a temp dir."""
@@ -44,7 +35,7 @@ def subset_dir(tmp_path_factory):
     except ValueError:
         pass
     out = tmp_path_factory.mktemp("dist")
-    _load_build_module().build(out, quiet=True)
+    sitebuild.build(out, quiet=True)
     return out / "data"
 
 

