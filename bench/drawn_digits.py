@@ -1,6 +1,6 @@
 """Drawn-digit accuracy in CPython: held-out digits replayed as pen strokes on a canvas.
 
-    python bench/drawn_digits.py [--count 500] [--canvas 280] [--pen 18] [--model model.npz]
+    python -m bench.drawn_digits [--count 500] [--canvas 280] [--pen 18] [--model model.npz]
 
 Each digit is thinned to a skeleton, traced into strokes, drawn at a random size (a
 quarter to all of the canvas) and position with a round pen, then put through
@@ -8,18 +8,14 @@ pycnn.preprocess.to_mnist and classified. Without --model, the page recipe is tr
 first. The browser version of this replays the strokes with the mouse (bench/browser).
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 import pycnn
+from bench.strokes import digit_to_strokes, place, render
 from pycnn import datasets, preprocess
 from pycnn.training import Trainer, TrainingConfig
-
-sys.path.insert(0, str(Path(__file__).parent))
-from strokes import digit_to_strokes, place, render  # noqa: E402
 
 
 def main():

@@ -1,8 +1,8 @@
 """Real handwriting in CPython: UNIPEN pen digits replayed on the page's canvas and read by a model.
 
-    python bench/handwriting.py --unipen FILE --model model.npz    # a model file (CLI or page download)
-    python bench/handwriting.py --unipen FILE --recipe lenet       # train a recipe of bench/recipes.py first
-    python bench/handwriting.py --unipen FILE --model m.npz --count 500 --seed 1
+    python -m bench.handwriting --unipen FILE --model model.npz    # a model file (CLI or page download)
+    python -m bench.handwriting --unipen FILE --recipe lenet       # train a recipe of bench/recipes.py first
+    python -m bench.handwriting --unipen FILE --model m.npz --count 500 --seed 1
 
 --unipen is the UNIPEN digits JSON (not part of the project): 3,000 isolated digits written on pen
 tablets by 267 people, strokes as the pen recorded them. Each digit is scaled (aspect kept) so its
@@ -11,24 +11,18 @@ are thinned to one every --spacing canvas pixels (a pointer sends one event per 
 sample), drawn with the page's brush (bench/strokes.py paint: round pen 6.5% of the canvas, soft edge
 10% of the pen), put through pycnn.preprocess.to_mnist and classified. The placement of digit i
 depends only on (--seed, i), so a subset (--count) or the browser replay
-(bench/browser/bench_handwriting.py) draws the very same digits. Prints overall, per-digit and
+(bench/browser/handwriting.py) draws the very same digits. Prints overall, per-digit and
 per-contributor accuracy and the confusion matrix.
 """
-import os
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy: one BLAS thread on two shared cores
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from strokes import paint, place, spaced  # noqa: E402
+from bench.strokes import paint, place, spaced
 
 CANVAS = 280                 # the page's drawing canvas, in canvas pixels
 SIZES = (1 / 3, 0.88)        # the digit's larger side, as a fraction of the canvas
@@ -162,7 +156,7 @@ def main():
         model = pycnn.load(args.model)
         print(f"model: {args.model}")
     else:
-        import recipes
+        from bench import recipes  # only when asked: it imports this module
         recipe = recipes.RECIPES[args.recipe] if args.recipe in recipes.RECIPES else None
         if recipe is None:
             sys.exit(f"--recipe must be one of {', '.join(recipes.RECIPES)}, got {args.recipe!r}")

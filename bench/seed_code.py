@@ -1,6 +1,6 @@
 """The seed post's code (../shared/seed/numpy-cnn-post.md), verbatim but for imports.
 
-Kept only to measure it against pycnn in bench/bench_cpython.py. Its bugs are left in on purpose.
+Kept only to measure it against pycnn in bench/cpython.py. Its bugs are left in on purpose.
 """
 import numpy as np
 

@@ -1,10 +1,10 @@
 """Teach it your handwriting: fine-tune the page's network on a writer's own drawings, score the rest.
 
-    python bench/teach.py --unipen FILE                          # the page's network and recipes, 1 and 3 per digit
-    python bench/teach.py --unipen FILE --model model.npz        # a model file instead of training one
-    python bench/teach.py --unipen FILE --group contributor      # each contributing lab as one "writer"
-    python bench/teach.py --unipen FILE --steps 300 --lr 0.002   # change the fine-tune recipe
-    python bench/teach.py --unipen FILE --join                   # also: a full training run with the drawings joined
+    python -m bench.teach --unipen FILE                          # the page's network and recipes, 1 and 3 per digit
+    python -m bench.teach --unipen FILE --model model.npz        # a model file instead of training one
+    python -m bench.teach --unipen FILE --group contributor      # each contributing lab as one "writer"
+    python -m bench.teach --unipen FILE --steps 300 --lr 0.002   # change the fine-tune recipe
+    python -m bench.teach --unipen FILE --join                   # also: a full training run with the drawings joined
 
 --unipen is a pen-digits JSON in the UNIPEN digits' format ({"digits": [{"label", "writer",
 "contributor", "strokes"}]}; not part of the project). Every digit is drawn on the page's canvas
@@ -21,31 +21,19 @@ trained on), and the CPython seconds of one fine-tune and of the whole job, with
 (CPython seconds / the page's measured speed ratio to CPython for the network, --page-ratio).
 --lock FILE takes an exclusive flock on FILE for the measuring (not for drawing the digits).
 """
-import os
+import argparse
+import collections
+import json
+import time
+from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy: one BLAS thread on two shared cores
+import numpy as np
 
-import argparse  # noqa: E402
-import collections  # noqa: E402
-import contextlib  # noqa: E402
-import fcntl  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-# this checkout's pycnn, not an installed one (a script's sys.path starts at bench/)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pycnn  # noqa: E402
-from pycnn import datasets, yourdigits  # noqa: E402
-from pycnn.presets import DEFAULT_PRESET, PRESETS, preset  # noqa: E402
-from pycnn.training import Trainer, TrainingConfig  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import handwriting  # noqa: E402
+import pycnn
+from bench import handwriting, heavy_lock
+from pycnn import datasets, yourdigits
+from pycnn.presets import DEFAULT_PRESET, PRESETS, preset
+from pycnn.training import Trainer, TrainingConfig
 
 # the page's training speed / CPython's for the same network (bench/browser/RESULTS.md, BENCHMARKS.md)
 PAGE_RATIO = {"seed": 0.12, "two-conv": 0.18}
@@ -121,20 +109,6 @@ def join_writer(x, labels, indices, per_digit, data, seed, index, repeat):
     Trainer(model, xj, yj, TrainingConfig()).run()
     return {"after": float(np.mean(model.predict(x[others]) == labels[others])),
             "mnist_after": model.evaluate(x_heldout, y_heldout)["accuracy"]}
-
-
-@contextlib.contextmanager
-def heavy_lock(path):
-    """An exclusive flock on path for the duration (nothing when path is None)."""
-    if path is None:
-        yield
-        return
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def summary(rows, ratio):

@@ -1,29 +1,25 @@
 """Take the README's screenshot: the page after one click on Train (the defaults) and a drawn 3.
 
-    python docs/make_screenshot.py [--out docs/screenshot.png]
+    python -m docs.make_screenshot [--out docs/screenshot.png]
 
 Builds the site when needed, serves it on a free local port, and drives Debian's Chromium with
 Playwright (the helpers the end-to-end tests use).
 """
 import argparse
-import sys
 import threading
-from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from e2e_support import LAUNCH_FLAGS, TRAIN_TIMEOUT_MS, chromium_path, draw_digit, load_build, open_app  # noqa: E402
+import sitebuild
+from tests.e2e.e2e_support import LAUNCH_FLAGS, ROOT, TRAIN_TIMEOUT_MS, chromium_path, draw_digit, open_app
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     args = parser.parse_args()
-    build = load_build()
-    build.build(ROOT / "dist", quiet=True)
-    server = build.make_server(ROOT / "dist")
+    sitebuild.build(ROOT / "dist", quiet=True)
+    server = sitebuild.make_server(ROOT / "dist")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
     try:

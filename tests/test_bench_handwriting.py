@@ -3,15 +3,12 @@ strokes: the brush against a per-pixel reference and against Chromium's canvas, 
 the placement, and the report. The UNIPEN digits themselves are not needed."""
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import handwriting  # noqa: E402
-import strokes  # noqa: E402
+from bench import handwriting, strokes
+from bench.browser import harness
 
 
 def reference_paint(lines, canvas, width, softness):
@@ -121,11 +118,6 @@ def test_load_unipen_names_the_file_when_it_is_not_the_digits_json(tmp_path):
 
 
 def test_received_strokes_keep_only_what_the_pen_drew():
-    import importlib.util
-    path = Path(__file__).resolve().parents[1] / "bench" / "browser" / "bench_handwriting.py"
-    spec = importlib.util.spec_from_file_location("pycnn_bench_handwriting_page", path)
-    page_bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(page_bench)
     events = [["move", 1, 1], ["down", 2, 2], ["move", 3, 3], ["move", 4, 4], ["up", 4, 4],
               ["move", 9, 9], ["down", 5, 5], ["up", 5, 5], ["move", 6, 6]]
-    assert page_bench.received_strokes(events) == [[(2, 2), (3, 3), (4, 4)], [(5, 5)]]
+    assert harness.received_strokes(events) == [[(2, 2), (3, 3), (4, 4)], [(5, 5)]]

@@ -10,25 +10,19 @@ objects, so "grads_match" (the two models' weights after all the steps) must be 
 alternatives(x, y, rounds, models) times whole train_steps of each preset under each
 fused.Kernels variant (what fused.KERNELS picks per platform comes from such runs).
 
-    python bench/browser/profile_step.py [STEPS] [MODEL]   # CPython, one BLAS thread
+    python -m bench.browser.profile_step [STEPS] [MODEL]   # CPython, one BLAS thread
 (the browser benchmark runs it in the Pyodide worker with --profile STEPS)
 """
-import os
+import dataclasses
+import sys
+import time
 
-if __name__ == "__main__":
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = "1"
+import numpy as np
 
-import dataclasses  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import pycnn  # noqa: E402
-from pycnn import fused  # noqa: E402
-from pycnn.augment import random_affine  # noqa: E402
-from pycnn.losses import softmax_cross_entropy  # noqa: E402
+import pycnn
+from pycnn import fused
+from pycnn.augment import random_affine
+from pycnn.losses import softmax_cross_entropy
 
 VARIANTS = {
     "cpython (matmul, np.maximum)": fused.CPYTHON_KERNELS,

@@ -1,9 +1,9 @@
 """The training step loop the browser benchmark times, identical in CPython and Pyodide.
 
-In Pyodide the bench worker fetches this file and exec()s it (the __main__ block does not
-run there). In CPython bench_browser.py starts it as a child process:
+In Pyodide the bench worker installs the bench package and imports this module (the __main__
+block does not run there). In CPython the browser benchmark starts it as a child process:
 
-    OPENBLAS_NUM_THREADS=1 python bench/browser/steploop.py X.u8 Y.u8 [PRESET]
+    OPENBLAS_NUM_THREADS=1 python -m bench.browser.steploop X.u8 Y.u8 [PRESET]
 
 and sends one command per line on stdin, getting one JSON line back:
     run SECONDS   -> {"images_per_second", "steps", "seconds", "loss"}
@@ -12,20 +12,14 @@ and sends one command per line on stdin, getting one JSON line back:
 X.u8 is N*784 raw uint8 pixels, Y.u8 N uint8 labels: the same digits, in the same order,
 that the browser workers train on.
 """
+import json
 import os
+import sys
+import time
 
-if __name__ == "__main__":
-    # one BLAS/OpenMP thread, set before numpy is imported (on 2 shared cores more threads only slow it down)
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = "1"
+import numpy as np
 
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import pycnn  # noqa: E402
+import pycnn
 
 BATCH = 32
 

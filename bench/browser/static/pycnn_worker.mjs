@@ -3,6 +3,7 @@
 // timing bench/browser/steploop.py's loop of model.train_step(xb, yb, opt), one runner per
 // preset named in init's models.
 import { loadPyodide } from "/pyodide/pyodide.mjs";
+import "/bench/serve_commands.js";
 
 let py = null;
 
@@ -44,10 +45,14 @@ const commands = {
     py.runPython("import pycnn");
     t.pycnn_import_ms = performance.now() - t0;
     if (bootOnly) return { ...t, wasm_heap_bytes: py._module.HEAP8.length };
-    py.FS.mkdirTree("/bench");
-    for (const name of ["steploop.py", "profile_step.py"]) {
-      py.FS.writeFile(`/bench/${name}`, new Uint8Array(await (await fetchOk(`/bench-py/${name}`)).arrayBuffer()));
+    // the bench package's step loop and profiler, installed into site-packages as a wheel would be
+    const site = py.runPython("import sysconfig; sysconfig.get_path('purelib')");
+    for (const rel of ["__init__.py", "browser/__init__.py", "browser/steploop.py", "browser/profile_step.py"]) {
+      const dest = `${site}/bench/${rel}`;
+      py.FS.mkdirTree(dest.slice(0, dest.lastIndexOf("/")));
+      py.FS.writeFile(dest, new Uint8Array(await (await fetchOk(`/bench-py/${rel}`)).arrayBuffer()));
     }
+    py.runPython("import importlib; importlib.invalidate_caches()");
     const x = new Uint8Array(await (await fetchOk("/bench-data/train-x.u8")).arrayBuffer());
     const y = new Uint8Array(await (await fetchOk("/bench-data/train-y.u8")).arrayBuffer());
     py.globals.set("x_js", x);
@@ -55,9 +60,9 @@ const commands = {
     py.globals.set("models_json", JSON.stringify(models));
     t0 = performance.now();
     py.runPython(`
-import sys, json
-sys.path.insert(0, "/bench")
-import numpy as np, pycnn, steploop
+import json
+import numpy as np, pycnn
+from bench.browser import steploop
 x_bytes, y_bytes = x_js.to_bytes(), y_js.to_bytes()
 runners = {name: steploop.make_runner(x_bytes, y_bytes, model=name) for name in json.loads(models_json)}
 runner = next(iter(runners.values()))
@@ -86,25 +91,17 @@ del x_js, y_js, x_bytes, y_bytes
   },
   alternatives({ rounds }) {
     return JSON.parse(py.runPython(`
-import profile_step
+from bench.browser import profile_step
 json.dumps(profile_step.alternatives(runner.data[0], runner.data[1], rounds=${rounds | 0}))
 `));
   },
   profile({ steps, augment, model = "seed" }) {
     py.globals.set("model_name", model);
     return JSON.parse(py.runPython(`
-import profile_step
+from bench.browser import profile_step
 json.dumps(profile_step.profile(runner.data[0], runner.data[1], steps=${steps | 0}, augment=${augment ? "True" : "False"}, model=model_name))
 `));
   },
 };
 
-self.onmessage = async (event) => {
-  const { id, cmd, args } = event.data;
-  try {
-    const result = await commands[cmd](args);
-    self.postMessage({ id, ok: true, result });
-  } catch (error) {
-    self.postMessage({ id, ok: false, error: String(error?.message ?? error) });
-  }
-};
+self.serveCommands(commands);

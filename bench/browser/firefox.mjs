@@ -1,8 +1,8 @@
 // Firefox ESR next to Chromium on the page, in the same run: time to ready on a cold load (a fresh
 // profile) and a warm one (reload in that profile), and the training speed of a one-epoch run.
 //
-//   node bench/browser/bench_firefox.mjs                 # builds and serves dist/, 3 rounds
-//   node bench/browser/bench_firefox.mjs --rounds 5 --url http://127.0.0.1:8000/
+//   node bench/browser/firefox.mjs                 # builds and serves dist/, 3 rounds
+//   node bench/browser/firefox.mjs --rounds 5 --url http://127.0.0.1:8000/
 //
 // Both browsers are driven by puppeteer-core (Firefox over WebDriver BiDi, Chromium over CDP),
 // one after the other in each round, the order alternating between rounds; medians at the end.

@@ -1,8 +1,8 @@
 """CPython benchmark of pycnn against PyTorch (1 thread) and the seed post's loop code.
 
-    python bench/bench_cpython.py                  # everything, every preset (about 5 minutes)
-    python bench/bench_cpython.py --quick          # fewer rounds and seeds
-    python bench/bench_cpython.py --model two-conv # the throughput of one preset only
+    python -m bench.cpython                  # everything, every preset (about 5 minutes)
+    python -m bench.cpython --quick          # fewer rounds and seeds
+    python -m bench.cpython --model two-conv # the throughput of one preset only
 
 Prints training images/s of each preset (pycnn.presets: seed, two-conv, lenet; float32,
 Adam, batch 32, the seed network at batch 128 too), measured alternately with PyTorch
@@ -12,29 +12,19 @@ page recipe's held-out accuracy, and peak RSS of training the page recipe per pr
 Needs `python build.py` first (for the bundled subset); PyTorch is optional
 (`pip install torch==2.13.0`).
 """
-import os
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import time
 
-# one BLAS/OpenMP thread, set before numpy or torch load: on two shared cores more threads
-# cost more than they give, and make timings swing
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = "1"
+import numpy as np
 
-import argparse  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import pycnn  # noqa: E402
-from pycnn import datasets  # noqa: E402
-from pycnn.training import Trainer, TrainingConfig  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-import seed_code  # noqa: E402
+import pycnn
+from bench import seed_code
+from pycnn import datasets
+from pycnn.training import Trainer, TrainingConfig
 
 try:
     import torch

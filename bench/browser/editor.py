@@ -1,7 +1,7 @@
 """The network editor and the largest network it allows, in the page (headless Chromium).
 
-    python bench/browser/bench_editor.py                 # 20 edits, then the largest network trains
-    python bench/browser/bench_editor.py --edits 50 --batches 300
+    python -m bench.browser.editor                 # 20 edits, then the largest network trains
+    python -m bench.browser.editor --edits 50 --batches 300
 
 Printed:
 - edit to summary: from an edit of a layer's argument (the input event) to the summary showing
@@ -15,28 +15,16 @@ Printed:
   cores were busy), the batches that ended after Stop, and the worker's wasm heap after it.
 """
 import argparse
-import datetime
-import importlib.util
-import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT))
-
-import pycnn  # noqa: E402
-from pycnn import session  # noqa: E402
-
-# bench_browser.py: its build.py (loaded by path), launch flags, timeouts and page timing script
-_spec = importlib.util.spec_from_file_location("pycnn_bench_browser", HERE / "bench_browser.py")
-bench_browser = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_browser)
-build = bench_browser.build
+import pycnn
+import sitebuild
+from bench.browser import harness
+from pycnn import session
 
 
 def _conv(f, padding="same"):
@@ -86,20 +74,20 @@ def train_largest(page, workdir, batches):
     model = pycnn.Sequential.from_config(config, seed=0)
     path = Path(workdir) / "largest.npz"
     model.save(str(path))
-    page.get_by_test_id("load-model").set_input_files(str(path))
+    harness.load_model(page, path, timeout=120_000)
     page.wait_for_function("() => document.querySelector('[data-testid=accuracy]').dataset.valAccuracy",
                            timeout=120_000)
     page.evaluate("window.__bench.longTasks.length = 0; window.__bench.frames.length = 0")
     t0 = time.perf_counter()
     page.get_by_test_id("train-button").click()
     page.wait_for_function(f"() => Number(document.querySelector('[data-testid=progress]').dataset.step) >= {batches}",
-                           timeout=bench_browser.TRAIN_TIMEOUT_MS, polling=100)
+                           timeout=harness.TRAIN_TIMEOUT_MS, polling=100)
     seconds = time.perf_counter() - t0
     step = int(page.get_by_test_id("progress").get_attribute("data-step"))
     marks = page.evaluate("window.__bench")
     page.get_by_test_id("stop-button").click()
     page.wait_for_selector("body[data-state=ready][data-run-result=stopped]", state="attached", timeout=120_000)
-    probe = page.evaluate("window.pycnnProbe.read()")
+    probe = harness.probe(page)
     return {"params": model.count_params(), "work": model.work(), "layers": [type(x).__name__ for x in model.layers],
             "steps": step, "seconds": seconds, "images_per_second": step * 32 / seconds,
             "long_tasks_ms": [round(t["duration"]) for t in marks["longTasks"]],
@@ -112,9 +100,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--edits", type=int, default=20, help="edits to time (default 20)")
     parser.add_argument("--batches", type=int, default=200, help="batches the largest network trains (default 200)")
-    parser.add_argument("--out", default="dist", help="site directory to build and serve (default dist/)")
-    parser.add_argument("--chromium", default=os.environ.get("PYCNN_CHROMIUM", "/usr/bin/chromium"))
-    args = parser.parse_args(argv)
+    run = harness.Run(parser, argv, __spec__.name)
+    args = run.args
     from playwright.sync_api import sync_playwright
 
     spec = session.editor_spec()
@@ -122,43 +109,34 @@ def main(argv=None):
         session.network_config(LARGEST)
     except ValueError as err:
         raise SystemExit(f"the editor refuses LARGEST: {err}") from None
-    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    print("building the site (a no-op when nothing changed)...", flush=True)
-    build.build(str((ROOT / args.out).resolve()))
-    server = build.make_server(args.out)
-    threading.Thread(target=server.serve_forever, name="site", daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    with tempfile.TemporaryDirectory(prefix="pycnn-editor-") as tmp, sync_playwright() as p:
-        executable = args.chromium if Path(args.chromium).exists() else None
-        browser = p.chromium.launch(executable_path=executable, args=bench_browser.LAUNCH_FLAGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.add_init_script(bench_browser.TIMING_SCRIPT)
-        page = context.new_page()
-        page.goto(url + "index.html")
-        page.wait_for_selector("body[data-state=ready]", state="attached", timeout=bench_browser.READY_TIMEOUT_MS)
+    harness.build_site(args.out, run.log)
+    with tempfile.TemporaryDirectory(prefix="pycnn-editor-") as tmp, \
+            harness.serving(sitebuild.make_server(args.out)) as url, sync_playwright() as p:
+        browser = harness.launch(p, args.chromium)
+        context, page, _ = harness.open_app(browser, url, viewport={"width": 1280, "height": 900})
         edits = measure_edits(page, args.edits)
         largest = train_largest(page, tmp, args.batches)
         version = browser.version
         browser.close()
-    server.shutdown()
 
-    print(f"\npycnn network editor, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
-          f"(Chromium {version}, load average {load_before} before / "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} after)")
-    print("command: python " + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]))
-    print(f"edit to summary ({len(edits)} edits of the first conv layer's filters, untrained model: checked and "
-          f"rebuilt by the worker): median **{statistics.median(edits):.1f} ms**, worst {max(edits):.1f} ms "
-          "(target < 50 ms)")
-    print(f"largest network the editor allows (limits: {spec['max_params']:,} parameters, {spec['max_work']:,} "
-          f"multiply-adds per image): {' '.join(largest['layers'])}, {largest['params']:,} parameters, "
-          f"{largest['work']:,} multiply-adds per image")
-    print(f"  {largest['steps']} batches of 32 in {largest['seconds']:.1f} s: {largest['images_per_second']:,.0f} "
-          f"images/s; main-thread tasks >= 50 ms meanwhile: {len(largest['long_tasks_ms'])} "
-          f"{largest['long_tasks_ms'][:10]}, longest page-script time in one frame "
-          f"{largest['longest_frame_script_ms']:.0f} ms")
-    print(f"  Stop: {largest['batches_after_stop']} batch(es) ended after it, {largest['stop_latency_ms']} ms to "
-          f"stopped; the worker's wasm heap after training: **{largest['worker_heap_bytes'] / 2**20:.1f} MiB**")
+    lines = [
+        run.header("pycnn network editor", version), f"command: {run.command}",
+        f"edit to summary ({len(edits)} edits of the first conv layer's filters, untrained model: checked and "
+        f"rebuilt by the worker): median **{statistics.median(edits):.1f} ms**, worst {max(edits):.1f} ms "
+        "(target < 50 ms)",
+        f"largest network the editor allows (limits: {spec['max_params']:,} parameters, {spec['max_work']:,} "
+        f"multiply-adds per image): {' '.join(largest['layers'])}, {largest['params']:,} parameters, "
+        f"{largest['work']:,} multiply-adds per image",
+        f"  {largest['steps']} batches of 32 in {largest['seconds']:.1f} s: {largest['images_per_second']:,.0f} "
+        f"images/s; main-thread tasks >= 50 ms meanwhile: {len(largest['long_tasks_ms'])} "
+        f"{largest['long_tasks_ms'][:10]}, longest page-script time in one frame "
+        f"{largest['longest_frame_script_ms']:.0f} ms",
+        f"  Stop: {largest['batches_after_stop']} batch(es) ended after it, {largest['stop_latency_ms']} ms to "
+        f"stopped; the worker's wasm heap after training: **{largest['worker_heap_bytes'] / 2**20:.1f} MiB**",
+    ]
+    run.finish(lines, {"command": run.command, "edits_ms": edits, "largest": largest})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

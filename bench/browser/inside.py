@@ -2,12 +2,12 @@
 """See inside one step, timed in the page: pointing at a feature-map cell to its arithmetic shown,
 a prediction to its saliency map drawn, "why not a …?" to its map, and one Step.
 
-    python bench/browser/bench_inside.py                    # the page's default network, 40 of each
-    python bench/browser/bench_inside.py --preset two-conv --count 20
-    python bench/browser/bench_inside.py --model m.npz --json out.json
+    python -m bench.browser.inside                    # the page's default network, 40 of each
+    python -m bench.browser.inside --preset two-conv --count 20
+    python -m bench.browser.inside --model m.npz --json out.json
 
-Builds dist/ when needed (build.build), serves it on 127.0.0.1 (build.make_server) and drives
-headless Debian Chromium through Playwright, as bench_handwriting.py does. The model is --model,
+Builds dist/ when needed (sitebuild.build), serves it on 127.0.0.1 (sitebuild.make_server) and drives
+headless Debian Chromium through Playwright (bench/browser/harness.py). The model is --model,
 or the --preset network (default: the page's default) with fresh seed-0 weights, loaded with Load
 model: the work per request does not depend on what the weights learned. The numbers are the
 page's own (web/probe.js), each from the event that starts it to the frame that shows the answer:
@@ -23,30 +23,15 @@ page's own (web/probe.js), each from the event that starts it to the frame that 
 Target: each < 100 ms (median).
 """
 import argparse
-import datetime
-import functools
-import importlib.util
-import json
-import os
 import random
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT))
-
-_spec = importlib.util.spec_from_file_location("pycnn_bench_browser", HERE / "bench_browser.py")
-bench_browser = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_browser)
-build = bench_browser.build
+import sitebuild
+from bench.browser import harness
+from bench.browser.harness import probe
 
 TARGET_MS = 100
 NEWER_ARITHMETIC = "(v) => Number(document.querySelector('[data-testid=conv-arithmetic]').dataset.version) > v"
@@ -57,10 +42,6 @@ def summary(values):
     values = sorted(values)
     p90 = values[min(len(values) - 1, int(0.9 * len(values)))]
     return {"n": len(values), "median": statistics.median(values), "p90": p90, "min": values[0], "max": values[-1]}
-
-
-def probe(page):
-    return page.evaluate("() => window.pycnnProbe.read()")
 
 
 def settle(page):
@@ -155,68 +136,47 @@ def main(argv=None):
     parser.add_argument("--preset", help="a network of pycnn.presets (default: the page's default)")
     parser.add_argument("--count", type=int, default=40, help="measurements of each kind (default 40)")
     parser.add_argument("--seed", type=int, default=0, help="which cells are pointed at (default 0)")
-    parser.add_argument("--out", default="dist", help="site directory to build and serve (default dist/)")
-    parser.add_argument("--json", help="also write the raw results to this file")
-    parser.add_argument("--chromium", default=os.environ.get("PYCNN_CHROMIUM", "/usr/bin/chromium"))
-    args = parser.parse_args(argv)
+    run = harness.Run(parser, argv, __spec__.name)
+    args, log = run.args, run.log
 
     import pycnn
     from pycnn.presets import DEFAULT_PRESET
     from playwright.sync_api import sync_playwright
 
-    log = functools.partial(print, flush=True)
-    started = time.perf_counter()
-    command = "python " + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])])
-    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     preset = args.preset or DEFAULT_PRESET
     rng = random.Random(args.seed)
-    log("building the site (a no-op when nothing changed)...")
-    build.build(args.out, quiet=True)
-    server = build.make_server(args.out)
-    threading.Thread(target=server.serve_forever, name="site", daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    result = {"command": command}
-    try:
-        with tempfile.TemporaryDirectory(prefix="pycnn-inside-") as tmp, sync_playwright() as p:
-            model_path = Path(args.model) if args.model else Path(tmp) / f"{preset}.npz"
-            if not args.model:
-                pycnn.preset(preset, seed=0).save(str(model_path))
-            model = pycnn.load(str(model_path))
-            result["model"] = " ".join(type(layer).__name__ for layer in model.layers)
-            executable = args.chromium if args.chromium and Path(args.chromium).exists() else None
-            browser = p.chromium.launch(executable_path=executable, args=bench_browser.LAUNCH_FLAGS, headless=True)
-            result["chromium"] = browser.version
-            context = browser.new_context(viewport={"width": 1280, "height": 800}, service_workers="block")
-            page = context.new_page()
-            errors = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
-            page.wait_for_selector('body[data-state="ready"]', state="attached", timeout=bench_browser.READY_TIMEOUT_MS)
-            page.get_by_test_id("load-model").set_input_files(str(model_path))
-            page.wait_for_selector('body[data-model="loaded"]', state="attached", timeout=TIMEOUT_MS)
-            log(f"Chromium {browser.version}; model {result['model']}")
+    harness.build_site(args.out, log)
+    result = {"command": run.command}
+    with tempfile.TemporaryDirectory(prefix="pycnn-inside-") as tmp, \
+            harness.serving(sitebuild.make_server(args.out)) as url, sync_playwright() as p:
+        model_path = Path(args.model) if args.model else Path(tmp) / f"{preset}.npz"
+        if not args.model:
+            pycnn.preset(preset, seed=0).save(str(model_path))
+        model = pycnn.load(str(model_path))
+        result["model"] = " ".join(type(layer).__name__ for layer in model.layers)
+        browser = harness.launch(p, args.chromium)
+        result["chromium"] = browser.version
+        context, page, errors = harness.open_app(browser, url, service_workers="block")
+        harness.load_model(page, model_path, timeout=TIMEOUT_MS)
+        log(f"Chromium {browser.version}; model {result['model']}")
 
-            # the loaded model's held-out analysis first: readings asked for meanwhile wait behind it
-            page.wait_for_function("() => (window.pycnnProbe.read().analyses ?? 0) >= 1", timeout=TIMEOUT_MS)
-            log(f"saliency: {args.count} held-out digits shown...")
-            saliency = [show_heldout(page)["saliency_latency_ms"] for _ in range(args.count)]
-            log(f"arithmetic: {args.count} cells pointed at...")
-            arithmetic = time_arithmetic(page, args.count, rng)
-            log(f"why not: {args.count} digits chosen...")
-            why_not = time_why_not(page, args.count)
-            log(f"step: {args.count} steps...")
-            steps = time_steps(page, args.count)
-            log(f"step again at once: {args.count} steps...")
-            rapid = time_rapid_steps(page, args.count)
-            page.get_by_test_id("step-undo").click()
-            page.wait_for_selector('[data-testid="step-loss"][data-steps="0"]', state="attached")
-            result["console_errors"] = errors
-            context.close()
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+        # the loaded model's held-out analysis first: readings asked for meanwhile wait behind it
+        page.wait_for_function("() => (window.pycnnProbe.read().analyses ?? 0) >= 1", timeout=TIMEOUT_MS)
+        log(f"saliency: {args.count} held-out digits shown...")
+        saliency = [show_heldout(page)["saliency_latency_ms"] for _ in range(args.count)]
+        log(f"arithmetic: {args.count} cells pointed at...")
+        arithmetic = time_arithmetic(page, args.count, rng)
+        log(f"why not: {args.count} digits chosen...")
+        why_not = time_why_not(page, args.count)
+        log(f"step: {args.count} steps...")
+        steps = time_steps(page, args.count)
+        log(f"step again at once: {args.count} steps...")
+        rapid = time_rapid_steps(page, args.count)
+        page.get_by_test_id("step-undo").click()
+        page.wait_for_selector('[data-testid="step-loss"][data-steps="0"]', state="attached")
+        result["console_errors"] = errors
+        context.close()
+        browser.close()
 
     result["arithmetic"] = arithmetic
     result["saliency_ms"] = saliency
@@ -234,10 +194,7 @@ def main(argv=None):
              ("Step clicked -> loss and filter gradients shown", summary([s["ms"] for s in steps]),
               summary([s["worker_ms"] for s in steps])),
              ("Step again at once (the last step's reading and analysis may be on the way)", summary(rapid), None)]
-    lines = [f"pycnn: see inside one step, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
-             f"(Chromium {result['chromium']}, load average {load_before} before / "
-             + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " after)",
-             f"command: {command}", f"model: {result['model']} ({args.model or f'{preset}, fresh seed-0 weights'})", "",
+    lines = [run.header("pycnn: see inside one step", result["chromium"]), f"command: {run.command}", f"model: {result['model']} ({args.model or f'{preset}, fresh seed-0 weights'})", "",
              f"| what | median ms | p90 | min-max | worker ms (median) | target < {TARGET_MS} ms (median) |",
              "|---|---|---|---|---|---|"]
     for name, s, worker in rows:
@@ -246,11 +203,7 @@ def main(argv=None):
         spread = f"{s['min']:.0f}-{s['max']:.0f}"
         lines.append(f"| {name} | **{s['median']:.0f}** | {s['p90']:.0f} | {spread} | {worker_ms} | {met} |")
     lines.append(f"\n{args.count} of each; console errors: {len(result['console_errors'])}")
-    print()
-    print("\n".join(lines))
-    print(f"\n(benchmark wall time {time.perf_counter() - started:.0f} s)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    run.finish(lines, result)
     return 0
 
 

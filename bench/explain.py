@@ -1,9 +1,9 @@
 """How long looking inside one step takes (pycnn.explain, pycnn.codegen), in CPython and in Pyodide.
 
-    python bench/bench_explain.py              # CPython, one BLAS thread
-    python bench/bench_explain.py --pyodide    # and the same measure() in Pyodide under Node.js
-    python bench/bench_explain.py --rounds 15 --models seed two-conv
-    python bench/bench_explain.py --compare    # the page's run in Pyodide vs the exported script in CPython
+    python -m bench.explain              # CPython, one BLAS thread
+    python -m bench.explain --pyodide    # and the same measure() in Pyodide under Node.js
+    python -m bench.explain --rounds 15 --models seed two-conv
+    python -m bench.explain --compare    # the page's run in Pyodide vs the exported script in CPython
 
 For every preset, on a held-out digit, with an Adam that has taken a few steps: the arithmetic
 of one cell (the middle of each conv layer's map; and from its pooled map), a saliency map
@@ -22,26 +22,21 @@ Pyodide runs this code 5-8x slower than CPython, so about 10-15 ms here.
 numpy without a browser. Node is V8 like Chromium; the train_step reference shows how far
 it is from the page's worker (bench/browser/RESULTS.md: two-conv train_step 15.3 ms there).
 """
+import argparse
+import json
 import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-if __name__ == "__main__":
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = "1"  # before numpy: one BLAS thread (on 2 shared cores more threads only slow it down)
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import pycnn  # noqa: E402
-from pycnn import codegen, datasets, explain  # noqa: E402
-from pycnn.session import encode  # noqa: E402
+import pycnn
+from pycnn import codegen, datasets, explain
+from pycnn.session import encode
 
 MODELS = ("seed", "two-conv", "lenet")
 REFERENCES = ("reference: activations of one image", "reference: train_step, batch 32")
@@ -141,20 +136,26 @@ def script_run(data_dir, preset, settings):
 NODE_RUNNER = r"""
 import fs from "node:fs";
 import path from "node:path";
-const [pyodideDir, pycnnDir, benchFile, dataDir, code] = process.argv.slice(2);
+const [pyodideDir, root, dataDir, code] = process.argv.slice(2);
 const { loadPyodide } = await import(path.join(pyodideDir, "pyodide.mjs"));
 const py = await loadPyodide({ indexURL: pyodideDir + "/", stdout: (l) => console.error(l) });
 await py.loadPackage(["numpy"], { messageCallback: () => {} });
-py.FS.mkdirTree("/bench/pycnn");
-py.FS.mkdirTree("/bench/data");
-for (const name of fs.readdirSync(pycnnDir).filter((n) => n.endsWith(".py"))) {
-  py.FS.writeFile(`/bench/pycnn/${name}`, fs.readFileSync(path.join(pycnnDir, name)));
+// this checkout's pycnn, and bench with this module, installed into site-packages as a wheel would be
+const site = py.runPython("import sysconfig; sysconfig.get_path('purelib')");
+const sources = [
+  ...fs.readdirSync(path.join(root, "pycnn"), { recursive: true }).map((rel) => path.join("pycnn", rel)),
+  path.join("bench", "__init__.py"), path.join("bench", "explain.py"),
+].filter((rel) => rel.endsWith(".py") && !rel.includes("__pycache__"));
+for (const rel of sources) {
+  const dest = `${site}/${rel.split(path.sep).join("/")}`;
+  py.FS.mkdirTree(dest.slice(0, dest.lastIndexOf("/")));
+  py.FS.writeFile(dest, fs.readFileSync(path.join(root, rel)));
 }
+py.FS.mkdirTree("/data");
 for (const name of fs.readdirSync(dataDir)) {
-  py.FS.writeFile(`/bench/data/${name}`, fs.readFileSync(path.join(dataDir, name)));
+  py.FS.writeFile(`/data/${name}`, fs.readFileSync(path.join(dataDir, name)));
 }
-py.FS.writeFile("/bench/bench_explain.py", fs.readFileSync(benchFile));
-py.runPython(`import sys; sys.path.insert(0, "/bench")`);
+py.runPython("import importlib; importlib.invalidate_caches()");
 process.stdout.write(py.runPython(code));
 """
 
@@ -162,7 +163,7 @@ process.stdout.write(py.runPython(code));
 def in_pyodide(code, data_dir):
     """Run Python `code` (its last line an expression giving JSON text) in Pyodide under Node.js -> the parsed JSON.
 
-    The code sees this file as `bench_explain`, this checkout's pycnn, and the digits in /bench/data.
+    The code can import this checkout's pycnn and this module (`from bench import explain`); the digits are in /data.
     """
     root = Path(__file__).resolve().parents[1]
     pyodide_dir = root / "dist" / "pyodide"
@@ -171,8 +172,7 @@ def in_pyodide(code, data_dir):
     with tempfile.TemporaryDirectory() as tmp:
         runner = Path(tmp) / "runner.mjs"
         runner.write_text(NODE_RUNNER)
-        command = ["node", str(runner), str(pyodide_dir), str(root / "pycnn"), str(Path(__file__).resolve()),
-                   str(data_dir), code]
+        command = ["node", str(runner), str(pyodide_dir), str(root), str(data_dir), code]
         done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise SystemExit(f"the Pyodide run failed:\n{done.stderr[-3000:]}")
@@ -182,10 +182,11 @@ def in_pyodide(code, data_dir):
 def run_pyodide(models, rounds, data_dir):
     """measure() in Pyodide under Node.js -> {"numpy", "platform", "kernels", "times"}."""
     return in_pyodide(f"""
-import json, sys, numpy, pycnn, bench_explain
-x, y = bench_explain.heldout_digits("/bench/data")
+import json, sys, numpy, pycnn
+from bench import explain
+x, y = explain.heldout_digits("/data")
 json.dumps({{"numpy": numpy.__version__, "platform": sys.platform, "kernels": str(pycnn.fused.KERNELS),
-            "times": bench_explain.measure(x, y, {list(models)!r}, {int(rounds)})}})""", data_dir)
+            "times": explain.measure(x, y, {list(models)!r}, {int(rounds)})}})""", data_dir)
 
 
 def compare(runs, data_dir):
@@ -193,8 +194,8 @@ def compare(runs, data_dir):
     lines = ["\nheld-out accuracy: the page's Session run in Pyodide under Node.js vs the exported script in CPython"]
     for preset, settings in runs:
         start = time.perf_counter()
-        page = in_pyodide(f"import json, bench_explain\n"
-                          f"json.dumps(bench_explain.page_run('/bench/data', {preset!r}, {settings!r}))", data_dir)
+        page = in_pyodide(f"import json\nfrom bench import explain\n"
+                          f"json.dumps(explain.page_run('/data', {preset!r}, {settings!r}))", data_dir)
         page_s = time.perf_counter() - start
         accuracy, script_s = script_run(data_dir, preset, settings)
         lines.append(f"  {preset:<9} {json.dumps(settings):<40} Pyodide {page['val_accuracy']:.2%} ({page_s:.0f} s)  "

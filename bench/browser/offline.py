@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """What offline use costs and gives (the service worker, web/sw.js), in headless Chromium:
 
-    python bench/browser/bench_offline.py               # about 2 minutes
-    python bench/browser/bench_offline.py --reloads 9 --json out.json
+    python -m bench.browser.offline               # about 2 minutes
+    python -m bench.browser.offline --reloads 9 --json out.json
 
 1. The first visit: bytes the host sends until the page is ready, and then until the service
    worker has the whole site in its cache; in a browser profile on disk (as a real browser
@@ -20,50 +20,28 @@
    alternating with the same host sending application/wasm.
 
 The site is built from a copy of the project into a temporary folder (the checkout's dist/ is
-left alone) and served by build.py's own server, which counts the body bytes it sends.
+left alone) and served with the site's own handler (sitebuild.Handler), counting the body bytes it sends.
 """
 import argparse
-import importlib.util
+import contextlib
 import json
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parents[2]
-LAUNCH_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"]
-READY_TIMEOUT_MS = 120_000
-# When body[data-state] first becomes "ready" (ms since this document's navigation started).
-TIMING_SCRIPT = """
-(() => {
-  const marks = { readyAt: null };
-  Object.defineProperty(window, "__bench", { value: marks });
-  new MutationObserver(() => {
-    if (marks.readyAt === null && document.body?.dataset.state === "ready") marks.readyAt = performance.now();
-  }).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-state"], childList: true });
-})();
-"""
+import sitebuild
+from bench.browser import harness
+from bench.browser.harness import LAUNCH_FLAGS, READY_TIMEOUT_MS, ROOT, TIMING_SCRIPT
 
 
-def load_build():
-    spec = importlib.util.spec_from_file_location("pycnn_site_build", ROOT / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = load_build()
-
-
-class CountingHandler(build.Handler):
-    """build.py's handler that adds each response's body size to its server's log."""
+class CountingHandler(sitebuild.Handler):
+    """The site's handler that adds each response's body size to its server's log."""
 
     wasm_type = "application/wasm"
 
@@ -76,12 +54,14 @@ class CountingHandler(build.Handler):
         super().send_header(keyword, value)
 
 
+@contextlib.contextmanager
 def serve(out, wasm_type="application/wasm"):
+    """Serve out, counting what is sent, for the duration -> (server, its base URL); server.log lists (path, bytes)."""
     handler = type("Handler", (CountingHandler,), {"wasm_type": wasm_type})
     server = ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(out)))
     server.log = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+    with harness.serving(server) as url:
+        yield server, url
 
 
 def copy_project(dest):
@@ -110,14 +90,8 @@ def open_profile(playwright, chromium, tmp, name, service_workers):
 
 
 def wait_ready(page):
-    page.wait_for_function("() => window.__bench && window.__bench.readyAt !== null", timeout=READY_TIMEOUT_MS)
-    return page.evaluate("window.__bench.readyAt") / 1000
-
-
-def stages(page):
-    """The page's own loading stages (ms), from data-ms on its stage list."""
-    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-testid=stages] [data-stage]')]
-        .filter((li) => li.dataset.ms !== undefined).map((li) => [li.dataset.stage, Number(li.dataset.ms)]))""")
+    """Wait for the page to be ready -> seconds since the navigation."""
+    return harness.wait_ready(page) / 1000
 
 
 def median_stages(runs):
@@ -146,14 +120,14 @@ def new_version_visit(page, server, url, project, out, change):
     """Change the project, rebuild into the served folder, visit: what the host sent until the new
     version was cached; then Reload to it."""
     change(project)
-    build.build(str(out), root=project, quiet=True)
+    sitebuild.build(str(out), root=project, quiet=True)
     mark = len(server.log)
     page.goto(url)
     wait_ready(page)
     wait_offline(page, "update")
     total, files = sent_since(server, mark)
     page.get_by_test_id("update-reload").click()
-    page.wait_for_function("() => window.__bench && window.__bench.readyAt !== null", timeout=READY_TIMEOUT_MS)
+    wait_ready(page)
     wait_offline(page, "ready")
     return {"bytes": total, "files": files}
 
@@ -169,19 +143,19 @@ def main(argv=None):
                         help="seconds on the page before the warm reloads (V8 writes its wasm code cache)")
     parser.add_argument("--cold", type=int, default=3, help="cold loads per .wasm type (step 4)")
     parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("--chromium", default=harness.CHROMIUM, help=f"the browser to drive (default {harness.CHROMIUM})")
     args = parser.parse_args(argv)
-    chromium = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    chromium = harness.chromium_path(args.chromium)
     results = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     with tempfile.TemporaryDirectory(prefix="pycnn-bench-offline-") as tmp_name:
         tmp = Path(tmp_name)
         project = copy_project(tmp / "project")
         out = tmp / "dist"
-        summary = build.build(str(out), root=project, quiet=True)
+        summary = sitebuild.build(str(out), root=project, quiet=True)
         results["site_bytes"] = summary["bytes"]
-        server, url = serve(out)
-        with sync_playwright() as playwright:
+        with serve(out) as (server, url), sync_playwright() as playwright:
             # 1. first visits
-            browser = playwright.chromium.launch(executable_path=chromium, args=LAUNCH_FLAGS)
+            browser = harness.launch(playwright, args.chromium)
             context = browser.new_context(service_workers="allow")
             context.add_init_script(TIMING_SCRIPT)
             results["first_visit_incognito"] = first_visit(context.new_page(), server, url)
@@ -205,10 +179,10 @@ def main(argv=None):
             for _ in range(args.reloads):
                 sw_page.reload()
                 offline.append(wait_ready(sw_page))
-                offline_stages.append(stages(sw_page))
+                offline_stages.append(harness.page_stages(sw_page))
                 plain_page.reload()
                 online.append(wait_ready(plain_page))
-                online_stages.append(stages(plain_page))
+                online_stages.append(harness.page_stages(plain_page))
             snapshot = sw_page.get_attribute('[data-testid="status"]', "data-python-snapshot")
             controlled = sw_page.evaluate("navigator.serviceWorker.controller !== null")
             sw_context.set_offline(False)
@@ -236,27 +210,23 @@ def main(argv=None):
             plain_context.close()
 
             # 4. a wrong type for .wasm, cold loads
-            wrong, wrong_url = serve(out, "application/octet-stream")
-            browser = playwright.chromium.launch(executable_path=chromium, args=LAUNCH_FLAGS)
+            browser = harness.launch(playwright, args.chromium)
             python_ms = {"application/wasm": [], "application/octet-stream": []}
-            for _ in range(args.cold):
-                for wasm_type, base in (("application/wasm", url), ("application/octet-stream", wrong_url)):
-                    context = browser.new_context(service_workers="block")
-                    context.add_init_script(TIMING_SCRIPT)
-                    page = context.new_page()
-                    page.goto(base)
-                    wait_ready(page)
-                    python_ms[wasm_type].append(stages(page)["python"])
-                    context.close()
+            with serve(out, "application/octet-stream") as (_, wrong_url):
+                for _ in range(args.cold):
+                    for wasm_type, base in (("application/wasm", url), ("application/octet-stream", wrong_url)):
+                        context = browser.new_context(service_workers="block")
+                        context.add_init_script(TIMING_SCRIPT)
+                        page = context.new_page()
+                        page.goto(base)
+                        wait_ready(page)
+                        python_ms[wasm_type].append(harness.page_stages(page)["python"])
+                        context.close()
             browser.close()
-            wrong.shutdown()
-            wrong.server_close()
             results["cold_python_stage_ms"] = python_ms
             print("cold loads, python stage: " + "; ".join(
                 f".wasm as {t}: median {statistics.median(v):.0f} ms ({', '.join(str(x) for x in v)})"
                 for t, v in python_ms.items()))
-        server.shutdown()
-        server.server_close()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """Real handwriting in the page: UNIPEN pen digits replayed as mouse strokes on the drawing canvas.
 
-    python bench/browser/bench_handwriting.py --unipen FILE --train            # one click on Train, then draw
-    python bench/browser/bench_handwriting.py --unipen FILE --model m.npz --count 500
-    python bench/browser/bench_handwriting.py --unipen FILE --model fresh.npz --train   # train another network
+    python -m bench.browser.handwriting --unipen FILE --train            # one click on Train, then draw
+    python -m bench.browser.handwriting --unipen FILE --model m.npz --count 500
+    python -m bench.browser.handwriting --unipen FILE --model fresh.npz --train   # train another network
 
 --unipen is the UNIPEN digits JSON (not part of the project). Builds dist/ when needed
-(build.build), serves it on 127.0.0.1 (build.make_server) and drives headless Debian Chromium
-through Playwright. The model comes from --model (the page's Load model file input) or --train
+(sitebuild.build), serves it on 127.0.0.1 (sitebuild.make_server) and drives headless Debian Chromium
+through Playwright (bench/browser/harness.py). The model comes from --model (the page's Load model file input) or --train
 (one click on Train with the page's default settings, timed until body[data-state=ready]
 [data-run-result=finished]; the model is then downloaded to score it in CPython), or both: the
-page trains the model it loaded, so an untrained file of another network (bench/recipes.py
+page trains the model it loaded, so an untrained file of another network (python -m bench.recipes
 --init DIR writes them) measures one click on Train for that network in the page.
 
 Each digit is placed exactly as bench/handwriting.py places it (digit i depends only on --seed and
@@ -22,54 +22,18 @@ drawings: the page's canvas pixels against bench/strokes.py paint() of the point
 and the page's answer against CPython's (paint, pycnn.preprocess.to_mnist, the same model).
 """
 import argparse
-import datetime
-import functools
-import importlib.util
-import json
-import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy: this process scores the model too
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-
-
-# bench_browser.py: its build.py (loaded by path), launch flags, timeouts and page timing script
-_spec = importlib.util.spec_from_file_location("pycnn_bench_browser", HERE / "bench_browser.py")
-bench_browser = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_browser)
-build, load_module = bench_browser.build, bench_browser.load_module
-sys.path.insert(0, str(ROOT / "bench"))
-import handwriting  # noqa: E402
-from strokes import paint  # noqa: E402
-
-ANSWER_TIMEOUT_MS = 15_000
-
-# What the canvas received: every pointer event on it in canvas pixels, computed the way
-# web/sketch.js does (position in the element's box, scaled to the canvas' width and height).
-RECORD_POINTS = """
-(canvas) => {
-  window.__points = [];
-  const record = (type) => (e) => {
-    const rect = canvas.getBoundingClientRect();
-    for (const p of type === "move" ? (e.getCoalescedEvents?.() || [e]) : [e])
-      window.__points.push([type, (p.clientX - rect.left) / rect.width * canvas.width,
-                            (p.clientY - rect.top) / rect.height * canvas.height]);
-  };
-  canvas.addEventListener("pointerdown", record("down"));
-  canvas.addEventListener("pointermove", record("move"));
-  canvas.addEventListener("pointerup", record("up"));
-}
-"""
+import sitebuild
+from bench import handwriting, real_mnist
+from bench.browser import harness
+from bench.strokes import paint
 
 CANVAS_ALPHA = """
 (canvas) => {
@@ -80,49 +44,15 @@ CANVAS_ALPHA = """
 }
 """
 
-ANSWERED = """
-() => {
-  const canvas = document.querySelector('[data-testid=draw-canvas]');
-  const answer = document.querySelector('[data-testid=prediction]');
-  return answer.dataset.answeredVersion === canvas.dataset.version && answer.dataset.digit !== "";
-}
-"""
-
-
-def received_strokes(points):
-    """Recorded pointer events -> strokes as the canvas drew them (down starts one, moves extend it)."""
-    strokes = []
-    for kind, x, y in points:
-        if kind == "down":
-            strokes.append([(x, y)])
-        elif kind == "move" and strokes and strokes[-1] is not None:
-            strokes[-1].append((x, y))
-        elif kind == "up" and strokes:
-            strokes.append(None)  # moves after an up, until the next down, draw nothing
-    return [s for s in strokes if s]
-
-
-def open_page(browser, url, log):
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-    context.add_init_script(bench_browser.TIMING_SCRIPT)  # when Train was clicked and the run's result came
-    page = context.new_page()
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url + "index.html")
-    page.wait_for_selector("body[data-state=ready]", state="attached", timeout=bench_browser.READY_TIMEOUT_MS)
-    log(f"  page ready in {page.evaluate('window.__bench.readyAt') / 1000:.1f} s")
-    return context, page, errors
-
 
 def train_in_page(page, workdir, log):
     """One click on Train with the page's defaults -> (seconds, page accuracy, downloaded model path)."""
     train = page.get_by_test_id("train-button")
     page.wait_for_function("() => !document.querySelector('[data-testid=train-button]').disabled",
-                           timeout=bench_browser.READY_TIMEOUT_MS)
+                           timeout=harness.READY_TIMEOUT_MS)
     train.click()
     page.wait_for_selector("body[data-state=ready][data-run-result=finished]", state="attached",
-                           timeout=bench_browser.TRAIN_TIMEOUT_MS)
+                           timeout=harness.TRAIN_TIMEOUT_MS)
     page.wait_for_function("() => window.__bench.runResultAt !== null")
     marks = page.evaluate("window.__bench")
     seconds = (marks["runResultAt"] - marks["trainClickAt"]) / 1000
@@ -140,7 +70,7 @@ def load_in_page(page, path, log):
     """--model through the page's Load model file input -> the page's held-out accuracy."""
     field = page.get_by_test_id("load-model")
     page.wait_for_function("() => !document.querySelector('[data-testid=load-model]').disabled",
-                           timeout=bench_browser.READY_TIMEOUT_MS)
+                           timeout=harness.READY_TIMEOUT_MS)
     field.set_input_files(str(path))
     page.wait_for_function("() => document.querySelector('[data-testid=accuracy]').dataset.valAccuracy",
                            timeout=60_000)
@@ -150,40 +80,18 @@ def load_in_page(page, path, log):
     return accuracy
 
 
-def draw(page, canvas, strokes):
-    """Strokes in canvas pixels as real mouse strokes -> the pointer events the canvas received."""
-    canvas.scroll_into_view_if_needed()
-    page.evaluate("window.__points = []")
-    size = int(canvas.get_attribute("width"))
-    for stroke in strokes:
-        rect = canvas.bounding_box()  # read per stroke: the page's layout may move the canvas a little
-        sx, sy = rect["width"] / size, rect["height"] / size
-        points = [(rect["x"] + x * sx, rect["y"] + y * sy) for x, y in stroke]
-        page.mouse.move(*points[0])
-        page.mouse.down()
-        for point in points[1:]:
-            page.mouse.move(*point)
-        page.mouse.up()
-    return page.evaluate("window.__points")
-
-
 def replay(page, replay_set, log):
     """Every drawing of replay_set on the canvas -> per drawing: digit read, canvas alpha, received strokes, seconds."""
     canvas = page.get_by_test_id("draw-canvas")
-    canvas.evaluate(RECORD_POINTS)
+    canvas.evaluate(harness.RECORD_POINTS)
     out = []
     for n, strokes in enumerate(replay_set.drawings):
-        page.get_by_test_id("clear-button").click()
         start = time.perf_counter()
-        points = draw(page, canvas, strokes)
-        try:
-            page.wait_for_function(ANSWERED, timeout=ANSWER_TIMEOUT_MS, polling=20)
-            read = int(page.get_by_test_id("prediction").get_attribute("data-digit"))
-        except Exception as e:  # no answer to this drawing: counted as nothing read
-            log(f"  digit {n}: no answer ({type(e).__name__})")
-            read = -1
+        read, points = harness.draw_and_read(page, canvas, strokes)
+        if read < 0:  # counted as nothing read
+            log(f"  digit {n}: no answer")
         alpha = np.array(canvas.evaluate(CANVAS_ALPHA), dtype=np.uint8).reshape(handwriting.CANVAS, handwriting.CANVAS)
-        out.append({"read": read, "alpha": alpha, "received": received_strokes(points),
+        out.append({"read": read, "alpha": alpha, "received": harness.received_strokes(points),
                     "seconds": time.perf_counter() - start})
         if (n + 1) % 50 == 0:
             right = np.mean([o["read"] == lab for o, lab in zip(out, replay_set.labels)])
@@ -233,58 +141,42 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="placement seed (default 0, as bench/handwriting.py)")
     parser.add_argument("--spacing", type=float, default=handwriting.SPACING,
                         help=f"canvas px between points (default {handwriting.SPACING:g})")
-    parser.add_argument("--out", default="dist", help="site directory to build and serve (default dist/)")
-    parser.add_argument("--json", help="also write the raw results to this file")
     parser.add_argument("--save-model", metavar="FILE", help="also keep the page's model (with --train) as FILE, "
-                        "e.g. for bench/handwriting.py --model FILE, which replays every digit in CPython")
-    parser.add_argument("--chromium", default=os.environ.get("PYCNN_CHROMIUM", "/usr/bin/chromium"))
-    args = parser.parse_args(argv)
+                        "e.g. for python -m bench.handwriting --model FILE, which replays every digit in CPython")
+    run = harness.Run(parser, argv, __spec__.name)
+    args, log = run.args, run.log
     if not (args.model or args.train):
         parser.error("give --model FILE, --train, or both")
 
     import pycnn
     from playwright.sync_api import sync_playwright
 
-    log = functools.partial(print, flush=True)
-    started = time.perf_counter()
-    given = list(argv if argv is not None else sys.argv[1:])
-    given = [("FILE" if a == args.unipen and i and given[i - 1] == "--unipen" else a) for i, a in enumerate(given)]
-    command = "python " + " ".join([os.path.relpath(__file__, ROOT), *given])  # the data file's place stays private
-    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     replay_set = handwriting.Replay(args.unipen, args.seed, args.count, args.spacing)
     log(replay_set.describe())
-    log("building the site (a no-op when nothing changed)...")
-    summary = build.build(args.out, quiet=True)
-    server = build.make_server(args.out)
-    threading.Thread(target=server.serve_forever, name="site", daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    result = {"command": command, "count": len(replay_set.labels)}
-    try:
-        with tempfile.TemporaryDirectory(prefix="pycnn-handwriting-") as tmp, sync_playwright() as p:
-            executable = args.chromium if args.chromium and Path(args.chromium).exists() else None
-            browser = p.chromium.launch(executable_path=executable, args=bench_browser.LAUNCH_FLAGS, headless=True)
-            result["chromium"] = browser.version
-            log(f"Chromium {browser.version}, {summary['out_dir']}")
-            context, page, errors = open_page(browser, url, log)
-            if args.model:
-                model_path = Path(args.model)
-                result["page_accuracy"] = load_in_page(page, model_path, log)
-            if args.train:
-                result["train_s"], result["page_accuracy"], model_path = train_in_page(page, tmp, log)
-                result["load_average_after_train"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
-            if args.save_model:
-                shutil.copyfile(model_path, args.save_model)
-            model = pycnn.load(model_path)
-            result["model_bytes"] = model_path.stat().st_size
-            result["model_layers"] = [type(layer).__name__ for layer in model.layers]
-            log(f"drawing {len(replay_set.labels)} digits on the canvas with the mouse...")
-            drawn = replay(page, replay_set, log)
-            result["console_errors"] = errors
-            context.close()
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    harness.build_site(args.out, log)
+    result = {"command": run.command, "count": len(replay_set.labels)}
+    with tempfile.TemporaryDirectory(prefix="pycnn-handwriting-") as tmp, \
+            harness.serving(sitebuild.make_server(args.out)) as url, sync_playwright() as p:
+        browser = harness.launch(p, args.chromium)
+        result["chromium"] = browser.version
+        context, page, errors = harness.open_app(browser, url, accept_downloads=True)
+        log(f"Chromium {browser.version}; page ready in {page.evaluate('window.__bench.readyAt') / 1000:.1f} s")
+        if args.model:
+            model_path = Path(args.model)
+            result["page_accuracy"] = load_in_page(page, model_path, log)
+        if args.train:
+            result["train_s"], result["page_accuracy"], model_path = train_in_page(page, tmp, log)
+            result["load_average_after_train"] = harness.load_average()
+        if args.save_model:
+            shutil.copyfile(model_path, args.save_model)
+        model = pycnn.load(model_path)
+        result["model_bytes"] = model_path.stat().st_size
+        result["model_layers"] = [type(layer).__name__ for layer in model.layers]
+        log(f"drawing {len(replay_set.labels)} digits on the canvas with the mouse...")
+        drawn = replay(page, replay_set, log)
+        result["console_errors"] = errors
+        context.close()
+        browser.close()
 
     reads = np.array([d["read"] for d in drawn])
     result.update(compare(model, replay_set, drawn))
@@ -292,15 +184,14 @@ def main(argv=None):
     result["seconds_per_digit"] = float(np.median([d["seconds"] for d in drawn]))
     result["points_per_digit"] = float(np.mean([sum(len(s) for s in d["received"]) for d in drawn]))
     try:
-        x_test, y_test = load_module("pycnn_bench_real_mnist", ROOT / "bench" / "real_mnist.py").test_set()
+        x_test, y_test = real_mnist.test_set()
         result["mnist_test"] = model.evaluate(x_test, y_test)["accuracy"]
     except ValueError as e:
         log(f"no real MNIST test digits: {e}")
 
     r = result
-    lines = [f"pycnn handwriting in the page, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
-             f"(Chromium {r['chromium']}, load average {load_before} before / "
-             + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " after)", f"command: {command}", replay_set.describe()]
+    lines = [run.header("pycnn handwriting in the page", r["chromium"]), f"command: {run.command}",
+             replay_set.describe()]
     if args.model:
         lines.append(f"model {args.model} loaded with Load model" + (", then trained by the page" if args.train else ""))
     if args.train:
@@ -322,11 +213,7 @@ def main(argv=None):
                  f"{r['agree_canvas']:.1%} (the worker's reading)")
     lines.append(f"{r['points_per_digit']:.0f} pointer events per digit; median {r['seconds_per_digit']:.2f} s per digit "
                  f"(clear, draw, answer); console errors: {len(r['console_errors'])}")
-    print()
-    print("\n".join(lines))
-    print(f"\n(benchmark wall time {time.perf_counter() - started:.0f} s)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    run.finish(lines, result)
     return 0
 
 
