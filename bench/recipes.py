@@ -14,7 +14,7 @@ Printed per run: forward multiply-adds per image (Conv2D and Dense), parameters,
 seconds (one BLAS thread) and an estimate of one click on Train in the page: epochs times the page's
 measured seconds per epoch of that network (--page-epoch-s NET=S, from bench.browser.handwriting --model
 untrained.npz --train, which trains 15 epochs: its time / 15), else the CPython time divided by a
-browser/CPython speed ratio (--browser-ratio; 0.17 for the seed network in bench/browser/RESULTS.md).
+browser/CPython speed ratio (--browser-ratio; 0.17: the two-conv and lenet presets in bench/browser/RESULTS.md).
 The ratio is a rough guess for other networks: they spend their time in other numpy operations, and
 the page also evaluates the held-out digits after every epoch.
 
@@ -35,7 +35,7 @@ from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, datasets
 from pycnn.augment import random_affine
 from pycnn.training import Trainer, TrainingConfig
 
-BROWSER_RATIO = 0.17  # the seed network's images/s in the page's worker / in CPython (bench/browser/RESULTS.md)
+BROWSER_RATIO = 0.17  # images/s in the page's worker / in CPython, two-conv and lenet (bench/browser/RESULTS.md)
 BUDGET_S = 60         # one click on Train, in the page
 
 # The candidate networks, as layer lists (Conv2D(in, filters, kernel)); conv -> ReLU -> 2x2 pool blocks
