@@ -8,7 +8,7 @@
 For every preset, on a held-out digit, with an Adam that has taken a few steps: the arithmetic
 of one cell (the middle of each conv layer's map; and from its pooled map), a saliency map
 (one digit, and all ten), the learner's Step (snapshot + training_step), Step again
-(training_step), each with its reply packed for the page (session.encode), Undo (restore),
+(training_step), each with its reply packed for the page (pycnn.page.encode), Undo (restore),
 and the generated script. Next to them, as references measured
 in the same rounds: what the page already runs for each drawing (model.activations of one
 image, as Session._inspect) and one training batch of 32 (model.train_step). Each round times
@@ -36,7 +36,7 @@ import numpy as np
 
 import pycnn
 from pycnn import codegen, datasets, explain
-from pycnn.session import encode
+from pycnn.page import encode
 
 MODELS = ("seed", "two-conv", "lenet")
 REFERENCES = ("reference: activations of one image", "reference: train_step, batch 32")
@@ -105,16 +105,18 @@ def heldout_digits(data=None, count=32):
 
 def page_run(data_dir, preset, settings):
     """The page's run, as its worker makes it: Session.from_files, the preset's network with weights
-    from seed 0, start(settings), step() until done -> the last epoch's results."""
-    from pycnn.session import Session, editor_spec
+    from seed 0, train(settings), step until it ends -> the last epoch's results."""
+    from pycnn.page import Client, Session
+    from pycnn.page.editor import editor_spec
 
     folder = Path(data_dir)
-    session = Session.from_files(folder / datasets.SUBSET_FILES[0], folder / datasets.SUBSET_FILES[1], 1500, 0)
-    session.set_network(editor_spec()["presets"][preset]["layers"], seed=0)
-    session.start(settings)
-    while not (report := session.step())["done"]:
+    client = Client(Session.from_files(folder / datasets.SUBSET_FILES[0], folder / datasets.SUBSET_FILES[1], 1500, 0))
+    client("set_network", layers=editor_spec()["presets"][preset]["layers"], seed=0)
+    client("train", config=settings)
+    trainer = client.session.runs.active.job
+    while not client("step")["ended"]:
         pass
-    return report["epoch_results"][-1]
+    return trainer.history["epochs"][-1]
 
 
 def script_run(data_dir, preset, settings):

@@ -3,9 +3,9 @@ from . import datasets, preprocess
 from .compat import cnn
 from .layers import LAYERS, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, layer_specs, register
 from .losses import softmax, softmax_cross_entropy
-from .model import Sequential, seed_model
+from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
-from .presets import PRESETS, preset
+from .presets import PRESETS, preset, seed_model
 from .serialize import load_file as load
 from .serialize import model_from_bytes as from_bytes
 from .training import Trainer, TrainingConfig, TrainingDiverged

@@ -24,7 +24,7 @@ def number(name, value, low=-math.inf, high=math.inf, integer=False, low_open=Fa
         if high == math.inf and ((integer and low == 1) or (low_open and low == 0)):
             expected = f"a positive {kind}"
         elif high == math.inf:
-            expected = f"a {kind} {'above' if low_open else 'of at least'} {show(low)}"
+            expected = f"a{'n' if integer else ''} {kind} {'above' if low_open else 'of at least'} {show(low)}"
         else:
             expected = f"a{'n' if integer else ''} {kind} from {show(low)} to {show(high)}"
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from .checks import number
-from .layers import Conv2D, MaxPool2D, ReLU
+from .layers import Conv2D, MaxPool2D, ReLU, conv_block
 from .losses import softmax, softmax_cross_entropy
 
 
@@ -38,7 +38,7 @@ def _image(model, x):
         x = x[None]
     if x.ndim != 3:
         raise ValueError(f"x must be one image of shape {model.input_shape}, got shape {x.shape}")
-    return model._as_input(x[None])
+    return model.as_input(x[None])
 
 
 def _conv_layer(model, layer):
@@ -82,23 +82,6 @@ def _window(model, first, last, rows, cols):
         top, bottom = max(top * stride - pad_top, 0), min((bottom - 1) * stride - pad_top + size, h)
         left, right = max(left * stride - pad_left, 0), min((right - 1) * stride - pad_left + size, w)
     return [int(top), int(left), int(bottom), int(right)]
-
-
-def conv_block(layers, layer):
-    """The layers the page's feature maps group with the Conv2D layers[layer] -> (relu, pools, end).
-
-    A block is the conv and up to two ReLU or MaxPool2D layers right after it, in any order:
-    relu is the first ReLU's index or None, pools the MaxPool2D indices, end the index after
-    the block (its pooled map is the output of layer end - 1).
-    """
-    relu, pools, end = None, [], layer + 1
-    while end < len(layers) and end - layer <= 2 and isinstance(layers[end], (ReLU, MaxPool2D)):
-        if isinstance(layers[end], MaxPool2D):
-            pools.append(end)
-        elif relu is None:
-            relu = end
-        end += 1
-    return relu, pools, end
 
 
 def _pooled_cell(model, pools, row, col):

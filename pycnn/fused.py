@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from .layers import Conv2D, Layer, MaxPool2D, ReLU
+from .layers import Conv2D, Layer, conv_block
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,13 +148,11 @@ def _wino_output_grad(dy, out):
 
 def fusable(layers, i):
     """True when layers[i:i + 3] are Conv2D (stride 1), ReLU and a 2x2 MaxPool2D, in either order."""
-    if i + 2 >= len(layers):
+    if not (isinstance(layers[i], Conv2D) and layers[i].stride == 1):
         return False
-    conv, a, b = layers[i:i + 3]
-    if not (isinstance(conv, Conv2D) and conv.stride == 1 and {type(a), type(b)} == {ReLU, MaxPool2D}):
-        return False
-    pool = a if isinstance(a, MaxPool2D) else b
-    return pool.pool_size == 2 and pool.stride == 2
+    relu, pools, end = conv_block(layers, i)
+    return end == i + 3 and relu is not None and len(pools) == 1 and (layers[pools[0]].pool_size,
+                                                                        layers[pools[0]].stride) == (2, 2)
 
 
 class ConvPoolReLU(Layer):

@@ -358,3 +358,21 @@ def layer_specs():
 
 for _cls in (Conv2D, ReLU, MaxPool2D, Flatten, Dense):
     register(_cls)
+
+
+def conv_block(layers, layer):
+    """The conv block of the Conv2D layers[layer] -> (relu, pools, end): what the fused path runs as one
+    layer and the page shows as one set of feature maps.
+
+    A block is the conv and up to two ReLU or MaxPool2D layers right after it, in any order:
+    relu is the first ReLU's index or None, pools the MaxPool2D indices, end the index after
+    the block (its pooled map is the output of layer end - 1).
+    """
+    relu, pools, end = None, [], layer + 1
+    while end < len(layers) and end - layer <= 2 and isinstance(layers[end], (ReLU, MaxPool2D)):
+        if isinstance(layers[end], MaxPool2D):
+            pools.append(end)
+        elif relu is None:
+            relu = end
+        end += 1
+    return relu, pools, end

@@ -1,8 +1,10 @@
 """Sequential: a stack of layers with training, evaluation, prediction and a summary."""
+import json
 import math
 
 import numpy as np
 
+from . import npzfile
 from .fused import ConvPoolReLU, fusable
 from .layers import LAYERS, MAX_SIZE, Dense, Layer
 from .losses import softmax, softmax_cross_entropy
@@ -10,6 +12,7 @@ from .optimizers import Adam
 from .training import Trainer, TrainingConfig
 
 DTYPES = ("float32", "float64")
+FILE_FORMAT, FILE_VERSION = "pycnn", 1  # of the model file (to_bytes writes it, pycnn.serialize reads it)
 PREDICT_CHUNK = 256  # rows per forward pass in predict/evaluate: bounds memory (~13 MB for the seed model)
 # what from_config (and so the model-file loader) accepts
 MAX_LAYERS = 256
@@ -200,7 +203,9 @@ class Sequential:
             layer.params[name] = w
 
     # ---- forward and backward -----------------------------------------------------------
-    def _as_input(self, x):
+    def as_input(self, x):
+        """x as this model reads it: (N, C, H, W) of its dtype, C-contiguous, finite (grey (N, H, W) get a channel
+        axis); ValueError saying what does not fit."""
         x = np.asarray(x)
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise ValueError(f"x must hold numbers, got dtype {x.dtype}")
@@ -233,7 +238,7 @@ class Sequential:
 
     def compute_gradients(self, x, y):
         """(mean cross-entropy over the batch, grads matching get_weights() entry for entry)."""
-        x, y = self._as_input(x), self._as_labels(y, len(x))
+        x, y = self.as_input(x), self.as_labels(y, len(x))
         loss, dlogits = softmax_cross_entropy(self.forward(x, training=True), y)
         self.backward(dlogits)
         return loss, [layer.grads[name].copy() for layer in self.layers for name in layer.params]
@@ -248,13 +253,14 @@ class Sequential:
 
     def activations(self, x):
         """Each layer's output for x, layer by layer (for feature-map views)."""
-        out, x = [], self._as_input(x)
+        out, x = [], self.as_input(x)
         for layer in self.layers:
             x = layer.forward(x, training=False)
             out.append(x)
         return out
 
-    def _as_labels(self, y, n):
+    def as_labels(self, y, n):
+        """y as n class labels of this model (intp); ValueError saying what does not fit."""
         y = np.asarray(y)
         if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"y must be {n} integer class labels, got shape {y.shape} dtype {y.dtype}")
@@ -273,7 +279,7 @@ class Sequential:
     # ---- inference ----------------------------------------------------------------------
     def predict_proba(self, x):
         """x: (N, C, H, W) -> class probabilities (N, classes)."""
-        x = self._as_input(x)
+        x = self.as_input(x)
         chunks = [softmax(self.forward(x[i:i + PREDICT_CHUNK])) for i in range(0, len(x), PREDICT_CHUNK)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.n_classes()), self.dtype)
 
@@ -283,8 +289,8 @@ class Sequential:
 
     def evaluate(self, x, y):
         """Mean cross-entropy and accuracy on (x, y) -> {"loss": float, "accuracy": float}."""
-        x = self._as_input(x)
-        y = self._as_labels(y, len(x))
+        x = self.as_input(x)
+        y = self.as_labels(y, len(x))
         if len(x) == 0:
             raise ValueError("evaluate needs at least one sample")
         loss_sum, correct = 0.0, 0
@@ -312,9 +318,13 @@ class Sequential:
 
     # ---- persistence --------------------------------------------------------------------
     def to_bytes(self):
-        """The model file (format version, architecture, weights) as bytes."""
-        from .serialize import model_to_bytes  # serialize builds on this module
-        return model_to_bytes(self)
+        """The model file (format version, architecture, weights) as bytes; pycnn.serialize reads it."""
+        config = {"format": FILE_FORMAT, "version": FILE_VERSION, **self.get_config(), "metadata": self.metadata}
+        members = {"config.json": json.dumps(config, indent=1, allow_nan=False).encode()}
+        for i, layer in enumerate(self.layers):
+            for name, value in layer.params.items():
+                members[f"{i}.{name}.npy"] = npzfile.npy_bytes(value)
+        return npzfile.archive(members)
 
     def save(self, path):
         """Write the model file to path (conventionally *.npz)."""
@@ -324,8 +334,3 @@ class Sequential:
     def __repr__(self):
         return f"Sequential([{', '.join(map(repr, self.layers))}], dtype='{self.dtype}')"
 
-
-def seed_model(seed=None, dtype="float32"):
-    """The seed post's model: Conv2D 10@3x3 valid -> ReLU -> MaxPool 2x2 -> Flatten -> Dense 10 (preset "seed")."""
-    from .presets import preset  # presets builds on this module
-    return preset("seed", seed=seed, dtype=dtype)

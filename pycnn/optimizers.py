@@ -95,3 +95,10 @@ class Adam(Optimizer):
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def make_optimizer(kind, lr):
+    """The optimiser a run of kind "adam" or "sgd" trains with (SGD with momentum 0.9)."""
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {kind!r}")
+    return Adam(lr) if kind == "adam" else SGD(lr, momentum=0.9)

@@ -39,6 +39,11 @@ PRESETS = {
 DEFAULT_PRESET = "two-conv-dense"
 
 
+def seed_model(seed=None, dtype="float32"):
+    """The seed post's model: Conv2D 10@3x3 valid -> ReLU -> MaxPool 2x2 -> Flatten -> Dense 10 (preset "seed")."""
+    return preset("seed", seed=seed, dtype=dtype)
+
+
 def preset(name, seed=None, dtype="float32"):
     """The named architecture of PRESETS with fresh weights from seed -> Sequential."""
     if not isinstance(name, str) or name not in PRESETS:

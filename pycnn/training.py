@@ -8,7 +8,7 @@ import numpy as np
 
 from .augment import random_affine
 from .checks import Bool, Choice, Float, Int, Settings
-from .optimizers import OPTIMIZERS, Adam
+from .optimizers import OPTIMIZERS, make_optimizer
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 # A mean loss above 4 * ln(classes) (9.2 for 10 classes: the true class gets 1e-4 of the
@@ -66,8 +66,8 @@ class Trainer:
     def __init__(self, model, x, y, config=None, validation_data=None, optimizer=None):
         self.model = model
         self.config = config if config is not None else TrainingConfig()
-        x = model._as_input(x)
-        y = model._as_labels(y, len(x))
+        x = model.as_input(x)
+        y = model.as_labels(y, len(x))
         if model.input_shape is None:  # learn it from the data, so the model can be saved
             model.input_shape = tuple(x.shape[1:])
             model.output_shapes()  # and check that the layers fit it
@@ -84,13 +84,10 @@ class Trainer:
         self.validation = None
         if validation_data is not None:
             xv, yv = validation_data
-            xv = model._as_input(xv)
-            self.validation = (xv, model._as_labels(yv, len(xv)))
-        if optimizer is None:
-            kind = OPTIMIZERS[self.config.optimizer]
-            optimizer = kind(self.config.lr) if kind is Adam else kind(self.config.lr, momentum=0.9)
-        self.optimizer = optimizer
-        self.base_lr = optimizer.lr
+            xv = model.as_input(xv)
+            self.validation = (xv, model.as_labels(yv, len(xv)))
+        self.optimizer = optimizer if optimizer is not None else make_optimizer(self.config.optimizer, self.config.lr)
+        self.base_lr = self.optimizer.lr
         self.batches_per_epoch = -(-len(x) // self.config.batch_size)
         self.total_steps = self.config.epochs * self.batches_per_epoch
         self.step = 0

@@ -23,15 +23,12 @@ held-back part when there are many), then fine-tunes a copy on all of them. join
 learner's digits to a full training run instead.
 """
 import dataclasses
-import io
 import json
-import math
-import os
 import time
-import zipfile
 
 import numpy as np
 
+from . import npzfile
 from .augment import random_affine
 from .checks import Bool, Choice, Float, Int, Settings
 from .layers import Dense, Flatten
@@ -45,9 +42,8 @@ SIDE = 28
 MAX_DIGITS = 10_000
 MEMBERS = ("digits.json", "images.npy", "labels.npy")
 MAX_JSON_BYTES = 4096
-NPY_HEADER_BYTES = 4096                      # numpy writes ~128 bytes of header
 MAX_FILE_BYTES = 8 * 2 ** 20                 # 10,000 digits stored uncompressed are 7.9 MB
-MAX_UNPACKED_BYTES = MAX_DIGITS * (SIDE * SIDE + 1) + 3 * NPY_HEADER_BYTES + MAX_JSON_BYTES
+MAX_UNPACKED_BYTES = MAX_DIGITS * (SIDE * SIDE + 1) + 3 * npzfile.NPY_HEADER_BYTES + MAX_JSON_BYTES
 
 
 # ---- the file ----------------------------------------------------------------------------------
@@ -57,35 +53,15 @@ def to_bytes(images, labels):
     if len(pixels) != len(digits):
         raise ValueError(f"images and labels must be as many, got {len(pixels)} images and {len(digits)} labels")
     header = {"format": FORMAT, "version": VERSION, "count": len(digits)}
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, content in zip(MEMBERS, (json.dumps(header).encode(), _npy(pixels), _npy(digits))):
-            # a fixed timestamp so the same digits always give the same bytes
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, content)
-    return buf.getvalue()
+    contents = (json.dumps(header).encode(), npzfile.npy_bytes(pixels), npzfile.npy_bytes(digits))
+    return npzfile.archive(dict(zip(MEMBERS, contents)))
 
 
 def from_bytes(data):
     """The file's bytes -> (images (N, 1, 28, 28) float32 in [0, 1], labels (N,) int64); ValueError if bad."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ValueError(f"digits data must be bytes, got {type(data).__name__}")
-    size = memoryview(data).nbytes
-    if not size:
-        raise ValueError("the digits file is empty")
-    if size > MAX_FILE_BYTES:
-        raise ValueError(f"the digits file is {size:,} bytes; a pycnn digits file is at most {MAX_FILE_BYTES:,}")
-    try:
-        pixels, labels = _read(bytes(data))
-    except ValueError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, IndexError, UnicodeDecodeError,
-            NotImplementedError, RuntimeError, TypeError, OverflowError, SyntaxError, MemoryError,
-            RecursionError) as err:
-        raise ValueError(f"not a valid pycnn digits file ({type(err).__name__}: {err})") from None
-    except Exception as err:  # the reader's promise is ValueError only; name anything unforeseen
-        raise ValueError(f"not a valid pycnn digits file (unexpected {type(err).__name__}: {err})") from None
+    data = npzfile.check_size(data, "digits", MAX_FILE_BYTES)
+    with npzfile.reading("digits"):
+        pixels, labels = _read(data)
     return np.divide(pixels, np.float32(255), dtype=np.float32)[:, None], labels.astype(np.int64)
 
 
@@ -98,12 +74,7 @@ def save(path, images, labels):
 
 def load(path):
     """Read a digits file -> (images (N, 1, 28, 28) float32, labels (N,) int64), refusing an oversized one unread."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size > MAX_FILE_BYTES:
-            raise ValueError(f"{path}: the digits file is {size:,} bytes; a pycnn digits file is at most "
-                             f"{MAX_FILE_BYTES:,}")
-        data = f.read(MAX_FILE_BYTES + 1)  # at most: a pipe or special file has no size
+    data = npzfile.read_file(path, "digits", MAX_FILE_BYTES)
     try:
         return from_bytes(data)
     except ValueError as err:
@@ -139,19 +110,8 @@ def _as_digits(labels):
     return labels.astype(np.uint8)
 
 
-def _npy(array):
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, array, allow_pickle=False)
-    return buf.getvalue()
-
-
 def _read(data):
-    if not data.startswith(b"PK"):
-        raise ValueError("not a pycnn digits file (it is not a zip/.npz archive)")
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        infos = {info.filename: info for info in zf.infolist()}
-        if len(infos) != len(zf.infolist()):
-            raise ValueError("the digits file has duplicate members")
+    with npzfile.open_archive(data, "digits", MAX_UNPACKED_BYTES) as (zf, infos):
         if "config.json" in infos:
             raise ValueError("this is a pycnn model file, not a digits file")
         unknown = sorted(set(infos) - set(MEMBERS))
@@ -160,14 +120,12 @@ def _read(data):
         missing = [name for name in MEMBERS if name not in infos]
         if missing:
             raise ValueError(f"the digits file is missing {', '.join(missing)}")
-        total = sum(info.file_size for info in infos.values())
-        if total > MAX_UNPACKED_BYTES:
-            raise ValueError(f"the digits file would unpack to {total:,} bytes; at most {MAX_UNPACKED_BYTES:,} allowed")
         if infos["digits.json"].file_size > MAX_JSON_BYTES:
             raise ValueError(f"digits.json is {infos['digits.json'].file_size:,} bytes; at most {MAX_JSON_BYTES:,}")
         count = _parse_header(zf.read("digits.json"))
-        pixels = _read_uint8(zf, infos["images.npy"], (count, SIDE, SIDE))
-        labels = _read_uint8(zf, infos["labels.npy"], (count,))
+        note = " (count in digits.json)"
+        pixels = npzfile.read_npy(zf, infos["images.npy"], (count, SIDE, SIDE), np.uint8, note)
+        labels = npzfile.read_npy(zf, infos["labels.npy"], (count,), np.uint8, note)
     if count and labels.max() > 9:
         raise ValueError(f"labels.npy: labels must be digits 0-9, found {labels.max()}")
     return pixels, labels
@@ -194,31 +152,6 @@ def _parse_header(raw):
     if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_DIGITS:
         raise ValueError(f"digits.json: count must be an int from 0 to {MAX_DIGITS:,}, got {count!r}")
     return count
-
-
-def _read_uint8(zf, info, shape):
-    """One .npy member of uint8 values of exactly `shape`, its header checked before its data is read."""
-    name = info.filename
-    with zf.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        if version not in ((1, 0), (2, 0)):
-            raise ValueError(f"{name}: unsupported .npy version {version}")
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        try:  # numpy's own parser: literals only, never eval; a header over the limit is refused
-            stored, fortran, dtype = read_header(f, max_header_size=NPY_HEADER_BYTES)
-        except ValueError as err:
-            raise ValueError(f"{name}: unreadable .npy header ({err})") from None
-        if dtype != np.uint8:
-            raise ValueError(f"{name}: dtype must be uint8, got {dtype}")
-        if fortran:
-            raise ValueError(f"{name}: Fortran-ordered arrays are not accepted")
-        if stored != shape:
-            raise ValueError(f"{name}: shape must be {shape} (count in digits.json), got {stored}")
-        nbytes = math.prod(shape)
-        raw = f.read(nbytes + 1)
-    if len(raw) != nbytes:
-        raise ValueError(f"{name}: expected {nbytes:,} bytes of data, found {len(raw):,} (truncated or padded)")
-    return np.frombuffer(raw, dtype=np.uint8).reshape(shape).copy()
 
 
 # ---- fine-tuning ---------------------------------------------------------------------------------
@@ -307,8 +240,8 @@ class FineTuner(Trainer):
         super().__init__(head, bundled, bundled_y, training)
         if not len(np.asarray(own_y)):
             raise ValueError("no digits of yours to fine-tune on: add some first")
-        own = head._as_input(own)
-        own_labels = head._as_labels(own_y, len(own))
+        own = head.as_input(own)
+        own_labels = head.as_labels(own_y, len(own))
         classes = head.n_classes()
         # each class's digits as one run of an ordering, so a slot picks start[c] + a random offset below count[c]
         order, self.own_count, self.own_start = _by_class(own_labels, classes)
@@ -415,12 +348,12 @@ class FineTuneJob:
             raise ValueError("no digits of yours to fine-tune on: add some first")
         self.start_model = model
         self.body, self.head = split_head(model)
-        x = model._as_input(x)
-        self.y = model._as_labels(y, len(x))
-        x_bundled = model._as_input(x_bundled)
-        y_bundled = model._as_labels(y_bundled, len(x_bundled))
-        x_heldout = model._as_input(x_heldout)
-        self.heldout_y = model._as_labels(y_heldout, len(x_heldout))
+        x = model.as_input(x)
+        self.y = model.as_labels(y, len(x))
+        x_bundled = model.as_input(x_bundled)
+        y_bundled = model.as_labels(y_bundled, len(x_bundled))
+        x_heldout = model.as_input(x_heldout)
+        self.heldout_y = model.as_labels(y_heldout, len(x_heldout))
         _check_every_class(y_bundled, model.n_classes())
         self.method, k, scored = plan(len(self.y), self.config)
         self.fold = folds_of(self.y, k, self.config.seed) if k else np.zeros(len(self.y), np.intp)
@@ -498,12 +431,12 @@ class FineTuneJob:
         self._tuner = None
 
     def run(self, max_batches=None, callback=None):
-        """Run up to max_batches steps (all remaining when None) -> progress():
+        """Run up to max_batches steps (all remaining when None) -> progress() (plus "stopped"):
         callback(progress of the fine-tune in flight) after every batch of a fine-tune; returning
         False stops. Raises TrainingDiverged (the model passed in is untouched) if a fine-tune blows up."""
         started = time.perf_counter()
         left = self.total_steps - self.step if max_batches is None else int(max_batches)
-        losses = []
+        losses, stopped = [], False
         try:
             while left > 0 and not self.done:
                 if self._todo is not None:
@@ -521,18 +454,21 @@ class FineTuneJob:
                 if self._tuner.done:
                     self._finish(run)
                 if report["stopped"]:
+                    stopped = True
                     break
         except TrainingDiverged:
             self._tuner = None
             raise
         finally:
             self.seconds += time.perf_counter() - started
-        return self.progress(losses)
+        return {**self.progress(losses), "stopped": stopped}
 
     def progress(self, losses=()):
-        """{"step", "total_steps", "phase": "preparing" | "measuring" | "fine-tuning" | "done", "run" (1-based),
-        "runs", "batch" (steps done in this phase's run), "batches" (its steps), "losses" (of the batches
-        just run), "done"}. Phase 1 counts as run 0."""
+        """The report of a run, in Trainer.progress's fields: "step", "total_steps", "epoch" (the fine-tune
+        in flight, 1-based; 0 while preparing) of "epochs" (the fine-tunes), "batch" (steps done in it, or of
+        preparing) of "batches_per_epoch", "losses" (of the batches just run), "accuracy" (None), "images"
+        (trained on), "epoch_results" (none), "done"; plus "phase": "preparing" | "measuring" |
+        "fine-tuning" | "done"."""
         if self._todo is not None:
             phase, index, batch, batches = "preparing", -1, self.step, self.prepare_steps
         else:
@@ -540,9 +476,10 @@ class FineTuneJob:
             index = min(max(done_steps - 1, 0) // self.config.steps, len(self.runs) - 1)
             batch, batches = done_steps - index * self.config.steps, self.config.steps
             phase = "done" if self.done else "fine-tuning" if self.runs[index] is None else "measuring"
-        return {"step": self.step, "total_steps": self.total_steps, "phase": phase, "run": index + 1,
-                "runs": len(self.runs), "batch": batch, "batches": batches, "losses": list(losses),
-                "done": self.done}
+        return {"step": self.step, "total_steps": self.total_steps, "epoch": index + 1, "epochs": len(self.runs),
+                "batch": batch, "batches_per_epoch": batches, "losses": list(losses), "accuracy": None,
+                "images": len(losses) * self.config.batch_size, "epoch_results": [], "done": self.done,
+                "phase": phase}
 
     def result(self):
         """{"digits": {"method", "before", "after" (None when not measured), "n", "scored", "untaught"},

@@ -121,7 +121,7 @@ def test_evaluate_refuses_a_200_mb_file_before_reading_it(tmp_path, capsys):
         f.write(b"PK\x03\x04")
         f.truncate(200 * 2 ** 20)  # sparse: costs no disk
     status, _, err = run_main(["evaluate", path], capsys)
-    assert_refused(status, err, "the model file is 209,715,200 bytes; a pycnn model is at most 67,108,864")
+    assert_refused(status, err, "the model file is 209,715,200 bytes; a pycnn model file is at most 67,108,864")
 
 
 @pytest.mark.parametrize("where", ["missing", "directory"])

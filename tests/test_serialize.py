@@ -430,7 +430,7 @@ def test_huge_config_json_is_refused(model_bytes):
 def test_200_mb_input_is_refused_quickly():
     data = b"PK\x03\x04" + bytes(200 * 2 ** 20)
     message, seconds, peak = load_peak(data)
-    assert message == "the model file is 209,715,204 bytes; a pycnn model is at most 67,108,864"
+    assert message == "the model file is 209,715,204 bytes; a pycnn model file is at most 67,108,864"
     assert seconds < 0.5
     assert peak < 2 ** 20  # nothing built, nothing copied
 
@@ -441,7 +441,7 @@ def test_200_mb_file_is_refused_by_load(tmp_path):
         f.write(b"PK\x03\x04")
         f.truncate(200 * 2 ** 20)  # sparse: costs no disk
     start = time.perf_counter()
-    with pytest.raises(ValueError, match="a pycnn model is at most 67,108,864"):
+    with pytest.raises(ValueError, match="a pycnn model file is at most 67,108,864"):
         pycnn.load(path)
     assert time.perf_counter() - start < 2
 

@@ -145,10 +145,10 @@ BAD_FILES = {
     "images 27 wide": (with_members(GOOD, images_npy=npy(np.zeros((12, 28, 27), np.uint8))),
                        r"images.npy: shape must be \(12, 28, 28\) .count in digits.json., got \(12, 28, 27\)"),
     "float images": (with_members(GOOD, images_npy=npy(np.zeros((12, 28, 28), np.float32))),
-                     "images.npy: dtype must be uint8, got float32"),
+                     "images.npy: dtype must be uint8, got '<f4'"),
     "NaN images": (with_members(GOOD, images_npy=npy(np.full((12, 28, 28), np.nan))),
-                   "images.npy: dtype must be uint8, got float64"),
-    "pickled objects": (pickled_images(), "images.npy: dtype must be uint8, got object"),
+                   "images.npy: dtype must be uint8, got '<f8'"),
+    "pickled objects": (pickled_images(), "images.npy: dtype must be uint8, got '|O'"),
     "label 10": (with_members(GOOD, labels_npy=npy(np.full(12, 10, np.uint8))), "labels must be digits 0-9, found 10"),
     "labels too few": (with_members(GOOD, labels_npy=npy(np.zeros(11, np.uint8))),
                        r"labels.npy: shape must be \(12,\)"),
@@ -422,7 +422,7 @@ def test_the_job_runs_a_step_per_call_through_its_phases(base_model, page_digits
     phases = []
     while not job.done:
         report = job.run(max_batches=1)
-        phases.append((report["step"], report["phase"], report["run"], report["batch"], report["batches"]))
+        phases.append((report["step"], report["phase"], report["epoch"], report["batch"], report["batches_per_epoch"]))
         assert len(report["losses"]) == (0 if report["step"] <= 4 else 1) and report["total_steps"] == 13
     assert phases == [(1, "preparing", 0, 1, 4), (2, "preparing", 0, 2, 4), (3, "preparing", 0, 3, 4),
                       (4, "measuring", 1, 0, 3),

@@ -13,7 +13,7 @@ export class Analysis {
     this.refreshing = false; // an analysis is in flight
     this.again = false; // the weights changed meanwhile: analyse once more when it is back
     this.timer = null;
-    this.view = new EvaluationView(el, (index, button) => predictor.inspectHeldout(index, button),
+    this.view = new EvaluationView(el, (index) => predictor.inspectHeldout(index),
       (label, predicted) => this.#showCell(label, predicted));
     this.view.clear(UNTRAINED_TEXT);
     state.on("weights", (reason) => {
@@ -27,7 +27,7 @@ export class Analysis {
   /** The held-out digits of one cell of the confusion matrix, the first one inspected above. */
   async #showCell(label, predicted) {
     try {
-      const cell = await this.client.request("heldout-cell", { label, predicted, max_digits: MAX_MISTAKES });
+      const cell = await this.client.call("heldout_cell", { label, predicted, max_digits: MAX_MISTAKES });
       this.view.showCell(cell);
       if (cell.digits.length) this.predictor.inspectHeldout(cell.digits[0].index);
     } catch (error) {
@@ -47,7 +47,7 @@ export class Analysis {
     }
     this.refreshing = true;
     try {
-      this.view.show(await this.client.request("analyse", { max_mistakes: MAX_MISTAKES }));
+      this.view.show(await this.client.call("analyse", { max_mistakes: MAX_MISTAKES }));
       this.probe.count("analyses");
     } catch (error) {
       this.view.clear(`Could not evaluate: ${error.message}`);

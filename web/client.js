@@ -1,5 +1,6 @@
 // The page's side of the worker protocol (see PROTOCOL.md): one worker, one listener,
-// replies matched to requests by id. Knows nothing about Python or the DOM.
+// replies matched to requests by id, events emitted to subscribers. Knows nothing about
+// Python's requests or the DOM.
 
 const WORKER_URL = new URL("./worker.js", import.meta.url);
 
@@ -10,6 +11,7 @@ export class WorkerClient {
     this.handlers = new Map(); // type -> Set of callbacks
     this.pending = new Map(); // id -> {resolve, reject}
     this.nextId = 1;
+    this.heapBytes = null; // the size of Python's WebAssembly memory, as of the worker's last message
   }
 
   /** Start (or restart) the worker. Pending requests of an old worker are rejected. */
@@ -18,10 +20,7 @@ export class WorkerClient {
     // The worker holds a Web Lock of this name for its whole life (see #watch).
     const lock = `pycnn-worker-${globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`}`;
     const worker = new Worker(this.url, { type: "module", name: lock });
-    worker.addEventListener("message", (event) => {
-      if (event.data?.type === "lifeline") this.#watch(worker, lock);
-      else this.#dispatch(worker, event.data);
-    });
+    worker.addEventListener("message", (event) => this.#receive(worker, lock, event.data));
     worker.addEventListener("error", (event) => {
       event.preventDefault();
       const where = event.filename ? ` (${event.filename.split("/").pop()}:${event.lineno})` : "";
@@ -45,32 +44,39 @@ export class WorkerClient {
     return () => this.handlers.get(type).delete(callback);
   }
 
-  /** Fire-and-forget message. */
-  send(type, payload = {}, transfer = []) {
-    if (!this.worker) throw new Error("worker is not running");
-    this.worker.postMessage({ type, ...payload }, transfer);
-  }
-
-  /** Message that expects a reply carrying the same id; rejects on an `error` reply. */
-  request(type, payload = {}, transfer = []) {
+  /**
+   * The request `method` of pycnn.page (its name as in Python) with `args`; a Uint8Array in
+   * args.data is transferred and reaches Python as its `data` argument -> {result, ms (the
+   * worker's time)}, or a rejection with Python's message. The events the request causes
+   * (filters, checkpoint ...) are emitted after the reply.
+   */
+  request(method, args = {}) {
     if (!this.worker) return Promise.reject(new Error("worker is not running"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type, id, ...payload }, transfer);
+      this.worker.postMessage({ id, method, args }, args.data instanceof Uint8Array ? [args.data.buffer] : []);
     });
   }
 
-  #dispatch(worker, message) {
-    if (worker !== this.worker || !message || typeof message.type !== "string") return;
+  /** request(method, args) -> just the result. */
+  async call(method, args = {}) {
+    return (await this.request(method, args)).result;
+  }
+
+  #receive(worker, lock, message) {
+    if (worker !== this.worker || !message) return;
+    if (message.heap_bytes) this.heapBytes = message.heap_bytes;
     if (message.id !== undefined && this.pending.has(message.id)) {
       const { resolve, reject } = this.pending.get(message.id);
       this.pending.delete(message.id);
-      if (message.type === "error") reject(Object.assign(new Error(message.message), { reply: message }));
-      else resolve(message);
-      return;
+      if (message.error !== undefined) reject(new Error(message.error));
+      else resolve({ result: message.result, ms: message.ms });
     }
-    this.#emit(message.type, message);
+    for (const event of message.events ?? []) {
+      if (event.type === "lifeline") this.#watch(worker, lock);
+      else this.#emit(event.type, event);
+    }
   }
 
   /**

@@ -33,6 +33,28 @@ export function divergingColor(t) {
   return `rgb(${r}, ${g}, ${b})`;
 }
 
+/** (F, C, k, k) weights into one canvas, a column per filter and a row per input map, ±scale at the ends. */
+export function drawFilters(canvas, shape, data, scale) {
+  const [count, channels, kh, kw] = shape;
+  canvas.width = count * (kw + 1) - 1;
+  canvas.height = channels * (kh + 1) - 1;
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(canvas.width, canvas.height);
+  image.data.fill(255);
+  const s = scale > 0 ? 1 / scale : 0;
+  for (let f = 0; f < count; f++) {
+    for (let c = 0; c < channels; c++) {
+      for (let r = 0; r < kh; r++) {
+        for (let q = 0; q < kw; q++) {
+          const rgb = divergingRgb(data[((f * channels + c) * kh + r) * kw + q] * s);
+          image.data.set([...rgb, 255], ((c * (kh + 1) + r) * canvas.width + f * (kw + 1) + q) * 4);
+        }
+      }
+    }
+  }
+  ctx.putImageData(image, 0, 0);
+}
+
 export class FiltersView {
   /**
    * container gets one canvas per filter of the first conv layer; deeper: an element that gets one
@@ -116,22 +138,7 @@ export class FiltersView {
     }
     this.deeper.querySelectorAll("canvas").forEach((canvas, i) => {
       const { shape, data } = layers[i].weights;
-      const [count, channels, kh, kw] = shape;
-      const scale = 1 / (largest(data) || 1);
-      const ctx = canvas.getContext("2d");
-      const image = ctx.createImageData(canvas.width, canvas.height);
-      image.data.fill(255);
-      for (let f = 0; f < count; f++) {
-        for (let c = 0; c < channels; c++) {
-          for (let r = 0; r < kh; r++) {
-            for (let q = 0; q < kw; q++) {
-              const rgb = divergingRgb(data[((f * channels + c) * kh + r) * kw + q] * scale);
-              image.data.set([...rgb, 255], ((c * (kh + 1) + r) * canvas.width + f * (kw + 1) + q) * 4);
-            }
-          }
-        }
-      }
-      ctx.putImageData(image, 0, 0);
+      drawFilters(canvas, shape, data, largest(data));
     });
   }
 
@@ -161,7 +168,8 @@ export class FiltersView {
   }
 }
 
-function largest(data) {
+/** The largest absolute finite value of data (0 for none). */
+export function largest(data) {
   let maxAbs = 0;
   for (const v of data) if (Number.isFinite(v)) maxAbs = Math.max(maxAbs, Math.abs(v));
   return maxAbs;

@@ -2,8 +2,9 @@
 // input pixels it reads), the saliency map of the digit read ("why not a 7?"), one training step
 // on the digit shown, with Keep and Undo, and the same network as Python code. The page only
 // draws: every number comes from the worker (pycnn.explain and pycnn.codegen, through
-// pycnn.session); see PROTOCOL.md for the requests.
-import { divergingRgb } from "./filters.js";
+// pycnn.page); see PROTOCOL.md for the requests.
+import { download } from "./files.js";
+import { divergingRgb, drawFilters, largest } from "./filters.js";
 import { whileBusy } from "./state.js";
 
 const CODE_REFRESH_MS = 300; // after the last edit of a setting
@@ -20,12 +21,6 @@ function fmt(v) {
 
 const pct = (p) => `${(p * 100).toFixed(p >= 0.995 || p < 0.001 ? 2 : 1)}%`;
 
-function largest(data) {
-  let max = 0;
-  for (const v of data) if (Number.isFinite(v)) max = Math.max(max, Math.abs(v));
-  return max;
-}
-
 function element(tag, className, text) {
   const el = document.createElement(tag);
   if (className) el.className = className;
@@ -40,28 +35,6 @@ function drawDiverging(canvas, h, w, data, scale) {
   const image = ctx.createImageData(w, h);
   const s = scale > 0 ? 1 / scale : 0;
   for (let i = 0; i < w * h; i++) image.data.set([...divergingRgb(data[i] * s), 255], i * 4);
-  ctx.putImageData(image, 0, 0);
-}
-
-/** (F, C, k, k) weights into one canvas, a column per filter and a row per input map, ±scale at the ends. */
-function drawFilters(canvas, shape, data, scale) {
-  const [count, channels, kh, kw] = shape;
-  canvas.width = count * (kw + 1) - 1;
-  canvas.height = channels * (kh + 1) - 1;
-  const ctx = canvas.getContext("2d");
-  const image = ctx.createImageData(canvas.width, canvas.height);
-  image.data.fill(255);
-  const s = scale > 0 ? 1 / scale : 0;
-  for (let f = 0; f < count; f++) {
-    for (let c = 0; c < channels; c++) {
-      for (let r = 0; r < kh; r++) {
-        for (let q = 0; q < kw; q++) {
-          const rgb = divergingRgb(data[((f * channels + c) * kh + r) * kw + q] * s);
-          image.data.set([...rgb, 255], ((c * (kh + 1) + r) * canvas.width + f * (kw + 1) + q) * 4);
-        }
-      }
-    }
-  }
   ctx.putImageData(image, 0, 0);
 }
 
@@ -202,12 +175,12 @@ class CellArithmetic {
     this.inFlight = true;
     this.pending = false;
     try {
-      const reply = await this.client.request("arithmetic", { layer, channel, row, col, grid });
+      const { result: reply, ms } = await this.client.request("arithmetic", { layer, channel, row, col, grid });
       if (pointed === this.pointed) {
         this.frame.request("inside.arithmetic", () => {
           this.#render(reply);
           this.probe.set("arithmetic_latency_ms", Math.round(performance.now() - pointed.at));
-          this.probe.set("arithmetic_worker_ms", reply.ms);
+          this.probe.set("arithmetic_worker_ms", ms);
         });
       }
     } catch (error) {
@@ -346,7 +319,7 @@ class Saliency {
     const seq = ++this.seq;
     const asked = performance.now();
     try {
-      const reply = await this.client.request("saliency", { digit: Number(this.el.select.value) });
+      const reply = await this.client.call("saliency", { digit: Number(this.el.select.value) });
       if (seq !== this.seq) return;
       this.frame.request("inside.saliency", () => {
         this.#draw(reply, inspection.result.prediction);
@@ -454,7 +427,7 @@ class OneStep {
     const config = this.settings() ?? {};
     return whileBusy(this.state, this.messages, async () => {
       const label = Number(this.el.label.value);
-      const reply = await this.client.request("try-step", { label, lr: config.lr ?? null, optimizer: config.optimizer ?? null });
+      const { result: reply, ms } = await this.client.request("try_step", { label, lr: config.lr ?? null, optimizer: config.optimizer ?? null });
       this.steps = reply.steps;
       this.last = reply;
       this.forgotten = false;
@@ -462,7 +435,7 @@ class OneStep {
         this.#renderLoss(reply);
         this.#renderGrads(reply);
         this.probe.set("step_latency_ms", Math.round(performance.now() - clicked));
-        this.probe.set("step_worker_ms", reply.ms);
+        this.probe.set("step_worker_ms", ms);
       });
       this.announcer.announce(`Step ${reply.steps}: loss ${fmt(reply.loss)} to ${fmt(reply.loss_after)}; probability of ${reply.label} ` +
         `${pct(reply.probability_before)} to ${pct(reply.probability_after)}.`);
@@ -472,7 +445,7 @@ class OneStep {
 
   #keep() {
     return whileBusy(this.state, this.messages, async () => {
-      const reply = await this.client.request("keep-step");
+      const reply = await this.client.call("keep_step");
       this.#forget(null);
       this.el.loss.textContent = `Kept ${reply.steps} step${reply.steps === 1 ? "" : "s"}: the model is saved with ${reply.steps === 1 ? "it" : "them"}. ` +
         `Held-out accuracy now ${pct(reply.evaluation.accuracy)}.`;
@@ -485,7 +458,7 @@ class OneStep {
 
   #undo() {
     return whileBusy(this.state, this.messages, async () => {
-      const reply = await this.client.request("undo-step");
+      const reply = await this.client.call("undo_step");
       this.#forget(null);
       this.el.loss.textContent = `Undone: the weights and the optimiser are exactly as before the ${reply.steps} step${reply.steps === 1 ? "" : "s"}.`;
       this.forgotten = true;
@@ -610,7 +583,7 @@ class PythonCode {
     }
     const seq = ++this.seq;
     try {
-      const reply = await this.client.request("python-code", { config });
+      const reply = await this.client.call("python_code", { config });
       if (seq !== this.seq) return;
       this.el.code.textContent = reply.code;
       this.el.code.dataset.seed = String(reply.seed);
@@ -627,13 +600,8 @@ class PythonCode {
       return;
     }
     try {
-      const { script, file_name: fileName } = await this.client.request("export-script", { config });
-      const url = URL.createObjectURL(new Blob([script], { type: "text/x-python" }));
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = fileName;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      const { script, file_name: fileName } = await this.client.call("export_script", { config });
+      download(fileName, script, "text/x-python");
     } catch (error) {
       this.messages.show(error.message, "error");
     }

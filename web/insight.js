@@ -234,14 +234,17 @@ export class EvaluationView {
   /**
    * confusion: [data-testid=confusion-matrix]; mistakes: [data-testid=mistakes] (the gallery);
    * title: the gallery's heading; back: shows the most confident mistakes again;
-   * onPick(index, button) when a digit of the gallery is chosen; onCell(label, predicted) when a cell is.
+   * onPick(index) when a digit of the gallery is chosen; onCell(label, predicted) when a cell is.
    */
   constructor({ confusion, mistakes, summary, title, back }, onPick, onCell) {
     Object.assign(this, { confusion, mistakes, summary, title, back });
     this.analysis = null;
     this.mistakes.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-index]");
-      if (button) onPick(Number(button.dataset.index), button);
+      if (!button) return;
+      for (const b of this.mistakes.querySelectorAll("button[aria-pressed]")) b.removeAttribute("aria-pressed");
+      button.setAttribute("aria-pressed", "true"); // the digit shown in the predictor
+      onPick(Number(button.dataset.index));
     });
     this.confusion.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-predicted]");

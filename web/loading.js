@@ -63,11 +63,8 @@ export class Loading {
       : "Ready, with the model kept from your last visit.");
   }
 
+  /** The worker could not start, or ended: loading failed at message.stage, or the worker is gone. */
   #error(message) {
-    if (!message.fatal) {
-      this.messages.show(message.message, "error");
-      return;
-    }
     const wasLoading = this.state.phase === "loading";
     const wasTraining = this.state.phase === "training";
     const stage = message.stage ? ` while loading ${message.stage}` : "";

@@ -12,6 +12,7 @@ import { Offline } from "./offline.js";
 import { Persistence } from "./persistence.js";
 import { Predictor } from "./predictor.js";
 import { Probe } from "./probe.js";
+import { RunControl } from "./runs.js";
 import { AppState } from "./state.js";
 import { ModelStore } from "./store.js";
 import { TrainingPanel } from "./training.js";
@@ -25,7 +26,7 @@ const frame = new Frame();
 const probe = new Probe();
 // the page's measurements for tests and benchmarks (see probe.js)
 Object.defineProperty(window, "pycnnProbe", { value: probe });
-client.on("done", ({ heap_bytes: heapBytes }) => heapBytes && probe.set("worker_heap_bytes", heapBytes)); // after each run
+client.on("done", () => client.heapBytes && probe.set("worker_heap_bytes", client.heapBytes)); // after each run
 
 const status = new StatusLine(byTestId("status"));
 const messages = new Messages(byTestId("message"), () => loading.start());
@@ -41,8 +42,10 @@ const persistence = new Persistence({
 });
 
 const inputs = Object.fromEntries([...document.querySelectorAll("#train-form [name]")].map((input) => [input.name, input]));
+const runs = new RunControl({ client, state });
 const training = new TrainingPanel({
   ...common,
+  runs,
   persistence,
   el: {
     form: document.getElementById("train-form"),
@@ -105,6 +108,7 @@ new Inside({
 
 const yourDigits = new YourDigits({
   ...common,
+  runs,
   store,
   persistence,
   predictor,

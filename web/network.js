@@ -5,7 +5,9 @@
 //
 // Changing the network starts from fresh weights. With an untrained model the change applies
 // at once; a trained model is only replaced after the learner says so (it can be downloaded first).
-import { UNTRAINED } from "./state.js";
+import { download } from "./files.js";
+import { epochSeconds, fmtInt, fmtSeconds } from "./format.js";
+import { UNTRAINED, whileBusy } from "./state.js";
 
 const CUSTOM = "custom";
 const APPLIED_SETTLE_MS = 2000; // a new network's epoch is timed once it has stayed this long
@@ -16,8 +18,6 @@ const NEW_LAYER = { // what "Add layer" inserts (before the output layer)
 };
 const ARG_LABELS = { filters: "filters", kernel_size: "kernel", padding: "padding", out_features: "units" };
 const KIND_LABELS = { Conv2D: "Conv", ReLU: "ReLU", MaxPool2D: "Max pool 2×2", Flatten: "Flatten", Dense: "Dense" };
-const fmtInt = (n) => Math.round(n).toLocaleString("en");
-const fmtSeconds = (s) => (s < 1 ? `${s.toFixed(1)} s` : s < 90 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
 const copy = (layers) => layers.map((layer) => ({ class: layer.class, config: { ...layer.config } }));
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -76,7 +76,7 @@ export class NetworkEditor {
     if (!this.spec) return;
     const seq = ++this.seq;
     try {
-      const network = await this.client.request("network");
+      const network = await this.client.call("network");
       if (seq === this.seq) this.#setApplied(network);
     } catch (error) {
       // the worker is gone: the page says so, and a restart asks again
@@ -159,7 +159,7 @@ export class NetworkEditor {
       for (;;) {
         const seq = this.seq;
         const layers = copy(this.draft);
-        const reply = await this.#request("check-network", { layers });
+        const reply = await this.#call("check_network", { layers });
         if (seq !== this.seq) continue;
         this.#showSummary(reply); // at once, before the model is built
         if (!reply.error && !same(layers, this.applied.layers) && this.state.model.kind === "untrained" && this.state.idle) {
@@ -180,10 +180,10 @@ export class NetworkEditor {
     this.#renderStatus();
   }
 
-  /** A request's reply, or {error} with its message. */
-  async #request(type, payload) {
+  /** A request's result, or {error} with its message. */
+  async #call(method, args) {
     try {
-      return await this.client.request(type, payload);
+      return await this.client.call(method, args);
     } catch (error) {
       return { error: error.message };
     }
@@ -193,23 +193,21 @@ export class NetworkEditor {
   async #setNetwork(layers) {
     const discarded = this.state.model.kind !== "untrained";
     const seed = Number(this.state.info?.defaults?.seed ?? 0);
-    this.state.setBusy(true);
-    try {
-      const reply = await this.#request("set-network", { layers, seed });
-      if (reply.error) return reply;
+    const reply = await whileBusy(this.state, this.messages, async () => {
+      const network = await this.#call("set_network", { layers, seed });
+      if (network.error) return network;
       await this.persistence.forget();
       delete document.body.dataset.runResult;
       const edited = !same(layers, this.draft); // the learner went on editing meanwhile: keep that draft
       const draft = this.draft;
-      this.#setApplied(reply);
+      this.#setApplied(network);
       if (edited) this.draft = draft;
       this.state.replaceModel(UNTRAINED, null);
       if (discarded) this.status.say("A new network with fresh weights: the trained model was replaced.");
-      return reply;
-    } finally {
-      this.state.setBusy(false);
-      this.#render();
-    }
+      return network;
+    });
+    this.#render();
+    return reply ?? { error: "the network could not be set" };
   }
 
   /** "Use this network": replace the trained model. */
@@ -223,12 +221,7 @@ export class NetworkEditor {
 
   /** The model's network as a JSON file (Sequential.get_config()). */
   #export() {
-    const url = URL.createObjectURL(new Blob([this.el.json.textContent], { type: "application/json" }));
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = NETWORK_FILE_NAME;
-    link.click();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    download(NETWORK_FILE_NAME, this.el.json.textContent, "application/json");
   }
 
   #revert() {
@@ -329,7 +322,9 @@ export class NetworkEditor {
     el.revert.disabled = locked;
   }
 
-  #renderSummary({ rows, total_params: total, work, seconds_per_epoch: seconds }) {
+  #renderSummary({ rows, total_params: total, work, images_per_second: speed }) {
+    const info = this.state.info;
+    const seconds = speed ? epochSeconds(info.train_count, info.heldout_count, speed.train, speed.eval) : null;
     const table = document.createElement("table");
     table.className = "summary-table";
     const head = table.createTHead().insertRow();

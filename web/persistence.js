@@ -1,12 +1,11 @@
 // Keeping the model: in IndexedDB after every epoch and on Stop (restored on the next visit),
 // and as a file (Download model / Load model…). When the browser's storage is full, the
 // Python snapshot (a speed-up of later visits) is deleted first to make room for the model.
-import { dropSnapshots } from "./snapshot.js";
+import { fmtMB, fmtPct } from "./format.js";
+import { download } from "./files.js";
 import { whileBusy } from "./state.js";
 
 const MODEL_FILE_NAME = "pycnn-model.npz";
-const MAX_MODEL_FILE_BYTES = 20 * 1024 * 1024; // the page's models are well under 1 MB; refuse huge files before reading
-const fmtPct = (v) => `${(v * 100).toFixed(1)}%`;
 
 export class Persistence {
   /** store: the ModelStore; el: {download, load, loadLabel, storageNote}; the rest as for TrainingPanel. */
@@ -16,9 +15,9 @@ export class Persistence {
     this.hasSavedModel = false; // a model is in IndexedDB (so a restart brings it back)
     this.opened = this.#open();
     this.restoredUndo = false; // the kept record had the model from before a fine-tune, and Undo can bring it back
-    client.on("checkpoint", ({ bytes, undo_bytes: undoBytes, evaluation, reason, partial_epoch: partialEpoch }) => {
+    client.on("checkpoint", ({ bytes, undo, evaluation, reason, partial_epoch: partialEpoch }) => {
       if (reason === "stopped") state.describeModel({ partial: partialEpoch !== false });
-      this.#save(bytes, evaluation, undoBytes);
+      this.#save(bytes, evaluation, undo);
     });
     el.download.addEventListener("click", () => this.#download());
     el.load.addEventListener("change", () => this.#loadFile());
@@ -55,7 +54,7 @@ export class Persistence {
     if (!record?.bytes) return;
     try {
       const bytes = new Uint8Array(record.bytes);
-      const reply = await this.client.request("load", { bytes }, [bytes.buffer]);
+      const reply = await this.client.call("load", { data: bytes });
       const history = record.history ?? { losses: [], epochs: [] };
       // records kept before the page spoke Python's names called it valAccuracy
       history.epochs = (history.epochs ?? []).map((e) => ({ ...e, val_accuracy: e.val_accuracy ?? e.valAccuracy }));
@@ -74,7 +73,7 @@ export class Persistence {
       );
       // the model from before a fine-tune: Undo fine-tune works after a reload too (if it won't load, no Undo)
       const undo = record.undoBytes ? new Uint8Array(record.undoBytes) : null;
-      if (undo) this.restoredUndo = await this.client.request("keep-undo", { bytes: undo }, [undo.buffer]).then(() => true, () => false);
+      if (undo) this.restoredUndo = await this.client.call("keep_undo", { data: undo }).then(() => true, () => false);
     } catch (error) {
       this.messages.show(`The model saved in this browser could not be restored (${error.message}); starting from an untrained model.`, "warning");
       await this.store.clear().catch(() => {});
@@ -95,13 +94,7 @@ export class Persistence {
     const record = { format: 1, bytes, history, evaluation, model, savedAt: Date.now() };
     if (undoBytes) record.undoBytes = undoBytes;
     try {
-      try {
-        await this.store.save(record);
-      } catch (error) {
-        // the trained model matters more than a faster next load: make room by deleting the Python snapshot
-        if (error?.name !== "QuotaExceededError" || !(await dropSnapshots())) throw error;
-        await this.store.save(record);
-      }
+      await this.store.save(record);
       this.hasSavedModel = true;
       this.probe.count("saves");
       this.probe.set("saved_epochs", model.epochs ?? 0);
@@ -116,13 +109,8 @@ export class Persistence {
 
   #download() {
     return whileBusy(this.state, this.messages, async () => {
-      const { bytes } = await this.client.request("save");
-      const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = MODEL_FILE_NAME;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      const { bytes } = await this.client.call("save");
+      download(MODEL_FILE_NAME, bytes);
     });
   }
 
@@ -132,14 +120,15 @@ export class Persistence {
     if (!file) return;
     const refuse = (why) => this.messages.show(`Could not load ${file.name}: ${why}. Your current model is unchanged.`, "error");
     if (file.size === 0) return refuse("the file is empty");
-    if (file.size > MAX_MODEL_FILE_BYTES) {
-      return refuse(`the file is ${Math.round(file.size / 1e6).toLocaleString("en")} MB; a pycnn model is well under 1 MB`);
+    const most = this.state.info?.max_model_bytes ?? Infinity; // refused before it is read
+    if (file.size > most) {
+      return refuse(`the file is ${fmtMB(file.size)}; a pycnn model file is at most ${fmtMB(most)} (the page's models are well under 1 MB)`);
     }
     return whileBusy(this.state, this.messages, async () => {
       const bytes = new Uint8Array(await file.arrayBuffer());
       let reply;
       try {
-        reply = await this.client.request("load", { bytes }, [bytes.buffer]);
+        reply = await this.client.call("load", { data: bytes });
       } catch (error) {
         refuse(error.message);
         return;
@@ -147,7 +136,7 @@ export class Persistence {
       this.messages.clear();
       this.state.replaceModel({ kind: "loaded", fileName: file.name }, reply.evaluation);
       this.status.say(`Loaded ${file.name}: held-out accuracy ${fmtPct(reply.evaluation.accuracy)}`);
-      const saved = await this.client.request("save").catch(() => null);
+      const saved = await this.client.call("save").catch(() => null);
       if (saved) await this.#save(saved.bytes, reply.evaluation);
     });
   }

@@ -56,26 +56,24 @@ export class Predictor {
   }
 
   /** Show held-out digit `index` instead of the drawing (from the mistakes gallery or the confusion matrix). */
-  async inspectHeldout(index, button) {
-    for (const b of document.querySelectorAll('[data-testid="mistakes"] button[aria-pressed]')) b.removeAttribute("aria-pressed");
-    button?.setAttribute("aria-pressed", "true");
-    await this.#askHeldout("inspect-heldout", { index });
+  async inspectHeldout(index) {
+    await this.#askHeldout("inspect_heldout", { index });
   }
 
   /** "Show a held-out digit": the next one of the chosen digit, read without drawing anything. */
   async #nextHeldout() {
     const label = this.el.heldoutLabel.value === "" ? null : Number(this.el.heldoutLabel.value);
-    const reply = await this.#askHeldout("next-heldout", { label, after: this.heldoutAfter });
+    const reply = await this.#askHeldout("next_heldout", { label, after: this.heldoutAfter });
     if (reply) this.heldoutAfter = reply.index;
   }
 
-  async #askHeldout(type, payload) {
+  async #askHeldout(method, args) {
     if (!this.state.canRead) return null;
     this.sketch.clear();
     const seq = ++this.seq;
     const sentAt = performance.now();
     try {
-      const reply = await this.client.request(type, payload);
+      const reply = await this.client.call(method, args);
       this.inspecting = reply.index;
       if (seq === this.seq) this.#show({ result: reply, source: "heldout", sentAt });
       return reply;
@@ -160,9 +158,9 @@ export class Predictor {
     this.lastSentAt = performance.now();
     const sentAt = performance.now();
     try {
-      const reply = await this.client.request("predict", { pixels, width, height }, [pixels.buffer]);
+      const { result: reply, ms } = await this.client.request("predict", { data: pixels, width, height });
       this.probe.count("predictions.answered");
-      this.probe.count("predictions.worker_ms", reply.ms ?? 0); // the worker's time for this answer
+      this.probe.count("predictions.worker_ms", ms ?? 0); // the worker's time for this answer
       if (seq === this.seq && this.inspecting === null) this.#show({ result: reply, source: "drawing", sentAt, version, drawnAt });
       else this.probe.count("predictions.stale");
     } catch (error) {

@@ -14,7 +14,7 @@ export const UNTRAINED = Object.freeze({ kind: "untrained", epochs: 0, digits: 0
 export class AppState {
   constructor() {
     this.phase = "loading"; // loading | ready | training | error
-    this.job = null; // while training: "train" (a run) or "fine-tune" (fine-tuning on your digits)
+    this.job = null; // while training: the run's name, "train" (a run) or "fine_tune" (fine-tuning on your digits)
     this.info = null; // the session's info: counts, training defaults and limits
     this.model = { ...UNTRAINED }; // kind: untrained | trained | restored | loaded; epochs, digits, partial, savedAt, fileName
     this.evaluation = null; // {loss, accuracy} on the held-out digits; null while untrained
@@ -48,7 +48,7 @@ export class AppState {
     return this.phase === "ready" && !this.busy;
   }
 
-  /** job: what the "training" phase runs, "train" or "fine-tune". */
+  /** job: what the "training" phase runs, "train" or "fine_tune". */
   setPhase(phase, job = "train") {
     this.phase = phase;
     this.job = phase === "training" ? job : null;
@@ -119,13 +119,17 @@ export class AppState {
   }
 }
 
-/** Run work() with the page busy (Train and the other requests wait); an error it throws is shown by messages. */
+/**
+ * Run work() with the page busy (Train and the other requests wait) -> what it returns; an error it
+ * throws is shown by messages (then undefined).
+ */
 export async function whileBusy(state, messages, work) {
   state.setBusy(true);
   try {
-    await work();
+    return await work();
   } catch (error) {
     messages.show(error.message, "error");
+    return undefined;
   } finally {
     state.setBusy(false);
   }

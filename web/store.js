@@ -1,6 +1,8 @@
 // Keeps the current model (bytes + training history) and your digits (the digits file's bytes) in
-// IndexedDB so a reload restores them.
+// IndexedDB so a reload restores them. A full storage first gives up the Python snapshot.
 // When IndexedDB is unavailable (private mode, disabled, quota) every call degrades to a no-op.
+
+import { dropSnapshots } from "./snapshot.js";
 
 const DB_NAME = "pycnn";
 const DB_VERSION = 1;
@@ -66,9 +68,20 @@ export class ModelStore {
     return result;
   }
 
+  /** Keep record under key; when the browser's storage is full, the Python snapshot (a faster next
+   * load) is deleted to make room: the learner's model and digits matter more. */
+  async #put(key, record) {
+    try {
+      return await this.#run("readwrite", (store) => store.put(record, key));
+    } catch (error) {
+      if (error?.name !== "QuotaExceededError" || !(await dropSnapshots())) throw error;
+      return this.#run("readwrite", (store) => store.put(record, key));
+    }
+  }
+
   /** record: {bytes: Uint8Array, history, evaluation, savedAt, source}. */
   save(record) {
-    return this.#run("readwrite", (store) => store.put(record, KEY));
+    return this.#put(KEY, record);
   }
 
   async load() {
@@ -81,7 +94,7 @@ export class ModelStore {
 
   /** record: {format: 1, bytes: Uint8Array (the digits file), count, savedAt}. The model's clear() leaves it. */
   saveDigits(record) {
-    return this.#run("readwrite", (store) => store.put(record, DIGITS_KEY));
+    return this.#put(DIGITS_KEY, record);
   }
 
   async loadDigits() {

@@ -3,22 +3,20 @@
 // what is said about the model (its state and held-out accuracy).
 import { AccuracyChart, LossChart } from "./chart.js";
 import { FiltersView } from "./filters.js";
-import { UNTRAINED } from "./state.js";
+import { epochSeconds, fmtInt, fmtPct, fmtSeconds } from "./format.js";
+import { UNTRAINED, whileBusy } from "./state.js";
 import { FIELDS, validateSettings } from "./validate.js";
 
-const fmtInt = (n) => Math.round(n).toLocaleString("en");
-const fmtPct = (v) => `${(v * 100).toFixed(1)}%`;
-const fmtSeconds = (s) => (s < 1 ? `${s.toFixed(1)} s` : s < 90 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
 const RUN_RESULTS = { finished: "finished", stopped: "stopped", diverged: "stopped: the loss diverged", failed: "failed" };
 
 export class TrainingPanel {
   /**
-   * client: the WorkerClient; state: the AppState; frame: the Frame; probe: the Probe;
+   * client: the WorkerClient; runs: the RunControl; state: the AppState; frame: the Frame; probe: the Probe;
    * messages / status: the banner and the status line; persistence: to forget the kept model on
    * Reset; el: this panel's elements (see main.js).
    */
-  constructor({ client, state, frame, probe, messages, status, announcer, persistence, el }) {
-    Object.assign(this, { client, state, frame, probe, messages, status, announcer, persistence, el });
+  constructor({ client, runs, state, frame, probe, messages, status, announcer, persistence, el }) {
+    Object.assign(this, { client, runs, state, frame, probe, messages, status, announcer, persistence, el });
     this.run = null; // {config, step, total_steps, epoch, epochs, batch, batches_per_epoch, images_per_second, result, stopClickedAt}
     this.epochsBeforeRun = 0;
     this.imagesPerSecond = null; // measured: the estimate, then real training
@@ -53,13 +51,12 @@ export class TrainingPanel {
     el.reset.addEventListener("click", () => this.#reset());
 
     // a fine-tune's progress and end are yourdigits.js's
-    client.on("progress", (p) => p.kind !== "fine-tune" && this.#progress(p));
     client.on("epoch", (e) => this.#epoch(e));
     client.on("filters", ({ conv_layers }) => {
       this.filters.set(conv_layers);
       frame.request("filters", () => this.filters.render());
     });
-    client.on("done", (d) => d.kind !== "fine-tune" && this.#done(d));
+    runs.watch("train", { progress: (p) => this.#progress(p), done: (d) => this.#done(d) });
 
     state.on("phase", () => {
       if (state.phase === "error") this.run = null;
@@ -137,7 +134,7 @@ export class TrainingPanel {
     }
     if (!this.state.idle) return; // a run started meanwhile: it measures the speed itself
     try {
-      const reply = await this.client.request("estimate", { config: config ?? {} });
+      const reply = await this.client.call("estimate", { config: config ?? {} });
       if (!this.imagesPerSecond && reply.train_images_per_second) this.imagesPerSecond = reply.train_images_per_second;
       this.evalImagesPerSecond = reply.eval_images_per_second;
     } catch (error) {
@@ -148,7 +145,7 @@ export class TrainingPanel {
   }
 
   // ---------- a run ----------
-  #train() {
+  async #train() {
     const config = this.showValidation();
     if (!config || !this.state.idle || !this.state.networkReady) return; // nothing is sent while a field is invalid
     this.messages.clear();
@@ -160,11 +157,19 @@ export class TrainingPanel {
     delete this.el.progress.dataset.batchesAfterStop;
     delete document.body.dataset.runResult;
     const join = this.el.joinDigits;
-    this.client.send("train", { config, join_digits: Boolean(join && join.checked && !join.disabled) });
-    this.state.setPhase("training", "train");
+    const started = this.runs.start("train", { config, join_digits: Boolean(join && join.checked && !join.disabled) });
     this.status.say("Training…");
-    this.announcer.announce(`Training started: ${config.epochs} epoch${config.epochs === 1 ? "" : "s"} of ${fmtInt(config.train_size)} digits.`);
     this.#renderProgress(); // at once, so no stale step from the previous run is ever shown
+    try {
+      await started;
+    } catch (error) { // refused (invalid settings): nothing started
+      this.run = null;
+      this.messages.show(error.message, "error");
+      this.status.say("Training did not start");
+      this.#renderProgress();
+      return;
+    }
+    this.announcer.announce(`Training started: ${config.epochs} epoch${config.epochs === 1 ? "" : "s"} of ${fmtInt(config.train_size)} digits.`);
   }
 
   #stop() {
@@ -172,8 +177,7 @@ export class TrainingPanel {
     this.el.stop.disabled = true;
     this.status.say("Stopping after the current batch…");
     if (this.run) this.run.stopClickedAt = performance.now();
-    // sent_at on the clock the worker shares, so it can count the batches that ended after the click
-    this.client.send("stop", { sent_at: performance.timeOrigin + performance.now() });
+    this.runs.stop();
   }
 
   #progress(p) {
@@ -230,6 +234,7 @@ export class TrainingPanel {
       );
     } else {
       this.status.say("Training failed");
+      this.messages.show(`Training failed: ${message}`, "error");
     }
     this.announcer.announce(this.status.element.textContent);
     this.state.setPhase("ready");
@@ -239,19 +244,14 @@ export class TrainingPanel {
   async #reset() {
     if (!this.state.idle) return;
     const seed = this.readSettings().config?.seed ?? 0;
-    this.state.setBusy(true);
-    try {
-      await this.client.request("reset", { seed });
+    await whileBusy(this.state, this.messages, async () => {
+      await this.client.call("reset", { seed });
       this.run = null;
       delete document.body.dataset.runResult;
       await this.persistence.forget();
       this.state.replaceModel(UNTRAINED, null);
       this.status.say("Fresh random weights: the model is untrained again.");
-    } catch (error) {
-      this.messages.show(error.message, "error");
-    } finally {
-      this.state.setBusy(false);
-    }
+    });
     this.#render("progress");
   }
 
@@ -336,8 +336,7 @@ export class TrainingPanel {
       delete el.dataset.secondsPerEpoch;
       return;
     }
-    const heldout = this.state.info?.heldout_count ?? 0;
-    const seconds = config.train_size / this.imagesPerSecond + heldout / (this.evalImagesPerSecond || this.imagesPerSecond * 3);
+    const seconds = epochSeconds(config.train_size, this.state.info?.heldout_count ?? 0, this.imagesPerSecond, this.evalImagesPerSecond);
     el.dataset.secondsPerEpoch = seconds.toFixed(2);
     el.textContent =
       `One epoch of ${fmtInt(config.train_size)} digits takes about ${fmtSeconds(seconds)} on this computer ` +

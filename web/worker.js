@@ -1,38 +1,35 @@
 // Transport between the page and Python: boots Pyodide, installs pycnn, opens a
-// pycnn.session.Session on the bundled digits, and relays messages to it. All the page's
-// Python lives in that module (tested in CPython); this file only moves messages and
-// schedules the work: training runs one batch per call, so `stop` and other messages are
-// seen between batches. Message protocol: see PROTOCOL.md.
+// pycnn.page.Session on the bundled digits, relays each request {id, method, args} to
+// pycnn.page.dispatch and posts back {id, result | error, events}, and runs the training loop
+// (one batch per call of Python's `step`, so `stop` and other requests are seen between
+// batches). Which requests there are, what they do during a run and what the page is told
+// after them is Python's (the registry in pycnn/page/protocol.py): no request has code here.
+// Message protocol: see PROTOCOL.md.
 import { loadPyodide, version as pyodideVersion } from "./pyodide/pyodide.mjs";
 import { dropSnapshots, readSnapshot, saveSnapshot, sha256Hex } from "./snapshot.js";
 
 const BASE_URL = new URL("./", import.meta.url);
-const PROGRESS_EVERY_MS = 50; // progress messages while training (plus every epoch end and the end)
-const FILTERS_EVERY_MS = 250; // filter updates while training (plus every epoch end and stop)
-// Requests answered while training (predictions while the learner draws) may take at most
+const PROGRESS_EVERY_MS = 50; // progress messages while training (plus with every event and at the end)
+// Requests answered while a run trains (predictions while the learner draws) may take at most
 // 1 / (1 + TRAIN_PER_SERVED_MS) of the worker's time: after answering for p ms, training runs for
 // TRAIN_PER_SERVED_MS * p ms before the next request is answered (it waits in `deferred`), so a
 // burst of drawing cannot starve training, and `stop` still lands after the batch in flight.
 const TRAIN_PER_SERVED_MS = 2;
-const READ_ONLY = new Set(["predict", "inspect-heldout", "next-heldout", "heldout-cell", "analyse", "network", "check-network",
-  "arithmetic", "saliency", "python-code", "export-script"]);
-// Your digits change only the session's list of them, never the model or a run (a run or a fine-tune
-// copied them when it started): they are answered between batches too, like READ_ONLY requests.
-const YOUR_DIGITS = new Set(["add-digit", "remove-digit", "my-digits", "export-digits", "import-digits"]);
 
 let py = null; // the Pyodide instance
-let sessionModule = null; // pycnn.session (a Python proxy)
-let dispatch = null; // pycnn.session.dispatch
-let session = null; // a pycnn.session.Session on the bundled digits, once they are loaded
-let ready = false;
-let training = false;
-let stopRequested = null; // {sentAt} once the page asked to stop
+let page = null; // pycnn.page (a Python proxy): Session and dispatch
+let session = null; // a pycnn.page.Session on the bundled digits, once they are loaded
+let requests = null; // the registry of requests, from the session's info: name -> {during_run, then, starts_run}
+let running = null; // the name of the request whose run is in flight, or null
 let owedMs = 0; // training time owed for requests answered during this run
-let deferred = []; // read-only requests waiting until that time is trained
+let deferred = []; // requests waiting until that time is trained
 
-function post(type, payload = {}, transfer = []) {
-  self.postMessage({ type, ...payload }, transfer);
+/** Tell the page events [{type, ...}] (with the size of Python's memory, for the memory figures). */
+function postEvents(events, transfer = []) {
+  self.postMessage({ events, heap_bytes: heapBytes() }, transfer);
 }
+
+const post = (type, payload = {}) => postEvents([{ type, ...payload }]);
 
 // Lifeline: hold a Web Lock named after this worker until it ends, so the page learns of an
 // end that raises no error event (self.close(), killed by the browser). See client.js #watch.
@@ -192,8 +189,7 @@ async function boot() {
       } finally {
         micropip.destroy();
       }
-      sessionModule = py.pyimport("pycnn.session"); // kept for the worker's lifetime, like dispatch
-      dispatch = sessionModule.dispatch;
+      page = py.pyimport("pycnn.page"); // kept for the worker's lifetime
     });
     const info = await timed("data", "Loading the digits", async () => {
       const { manifest, files } = await prefetched.data;
@@ -207,18 +203,20 @@ async function boot() {
         py.FS.writeFile(`/data/${kind}.gz`, bytes);
       }
       const split = manifest.split ?? {};
-      const Session = sessionModule.Session;
+      const Session = page.Session;
       try {
         session = Session.from_files("/data/images.gz", "/data/labels.gz", split.heldout ?? 1500, split.seed ?? 0);
       } finally {
         Session.destroy();
       }
-      return request("info").reply;
+      const reply = call("info");
+      if (reply.error) throw new Error(reply.error);
+      return reply;
     });
-    ready = true;
+    requests = info.result.requests;
     timings.total = Math.round(performance.now() - t0);
-    post("ready", { info, timings, heap_bytes: heapBytes() });
-    postFilters();
+    postEvents([{ type: "ready", info: info.result, timings }], info.transfer);
+    postEvents(info.events, info.eventsTransfer);
   } catch (error) {
     console.error(error);
     if (timings.snapshot === "restored") await dropSnapshots(); // Retry then starts Python afresh
@@ -267,13 +265,13 @@ function heapBytes() {
 }
 
 /**
- * session.<method>(args[, data]) in Python, through pycnn.session.dispatch -> {reply, transfer}.
- * The reply is the method's result as pycnn.session.encode sends it, with every array revived as
- * {shape, data: Float32Array} and every bytes value as a Uint8Array; transfer lists their
- * buffers. A ValueError in Python comes back as reply.error.
+ * The request `method` in Python (pycnn.page.dispatch) -> {result, ms, transfer} or {error}, and
+ * {events, eventsTransfer}: every array revived as {shape, data: Float32Array} and every bytes
+ * value as a Uint8Array of its own (it may be stored); the reply and its events each own their
+ * buffers, so they can be posted as two messages (the page handles the reply first).
  */
 function call(method, args = {}, data = null) {
-  const out = dispatch(session, method, JSON.stringify(args), data);
+  const out = page.dispatch(session, method, JSON.stringify(args), data);
   let text;
   let buffer;
   try {
@@ -282,21 +280,27 @@ function call(method, args = {}, data = null) {
   } finally {
     out.destroy();
   }
-  const transfer = buffer.byteLength ? [buffer] : [];
-  const reply = JSON.parse(text, (key, value) => {
-    if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
-    if ("f32" in value) {
-      const size = value.shape.reduce((a, b) => a * b, 1);
-      return { shape: value.shape, data: new Float32Array(buffer, value.f32, size) };
-    }
-    if ("u8" in value) {
-      const bytes = new Uint8Array(buffer.slice(value.u8, value.u8 + value.size)); // its own buffer: it is stored
+  const { result, events = [], ...rest } = JSON.parse(text);
+  const [revivedResult, transfer] = revive(result, buffer);
+  const [revivedEvents, eventsTransfer] = events.length ? revive(events, buffer.slice(0)) : [[], []];
+  return { ...rest, result: revivedResult, transfer, events: revivedEvents, eventsTransfer };
+}
+
+/** A decoded reply part with its arrays and bytes put back from `buffer` -> [value, buffers to transfer]. */
+function revive(value, buffer) {
+  const transfer = [buffer];
+  const walk = (v) => {
+    if (v === null || typeof v !== "object") return v;
+    if (Array.isArray(v)) return v.map(walk);
+    if ("f32" in v) return { shape: v.shape, data: new Float32Array(buffer, v.f32, v.shape.reduce((a, b) => a * b, 1)) };
+    if ("u8" in v) {
+      const bytes = new Uint8Array(buffer.slice(v.u8, v.u8 + v.size));
       transfer.push(bytes.buffer);
       return bytes;
     }
-    return value;
-  });
-  return { reply, transfer };
+    return Object.fromEntries(Object.entries(v).map(([key, item]) => [key, walk(item)]));
+  };
+  return [walk(value), transfer];
 }
 
 /** Copy a Python bytes object out of the WebAssembly heap (and free the proxy). */
@@ -312,28 +316,6 @@ function bytesOf(proxy) {
     proxy.destroy();
   }
 }
-
-/** A request's reply from Python, or an Error with Python's message. */
-function request(method, args = {}, data = null) {
-  const result = call(method, args, data);
-  if (result.reply?.error) throw new Error(result.reply.error);
-  return result;
-}
-
-let lastFiltersAt = -Infinity;
-
-function postFilters() {
-  lastFiltersAt = performance.now();
-  const { reply, transfer } = request("filters");
-  post("filters", reply, transfer);
-}
-
-function postCheckpoint(reason, evaluation, extra = {}) {
-  const { reply, transfer } = request("model_bytes");
-  post("checkpoint", { reason, evaluation, bytes: reply.bytes, undo_bytes: reply.undo, ...extra }, transfer);
-}
-
-const evaluate = () => request("evaluate").reply;
 
 // Yield so queued messages (stop) run. A MessageChannel round trip is not clamped to 4 ms the
 // way nested setTimeout(0) is; both are ordinary tasks, so a `stop` already queued runs first.
@@ -351,108 +333,50 @@ const yieldToEventLoop = () =>
     yieldChannel.port2.postMessage(null);
   });
 
-/** Milliseconds since the epoch, comparable between the page and this worker. */
-const wallClock = () => performance.timeOrigin + performance.now();
-
 /**
- * A run, one batch per call of session.step(): kind "train" (message: `train`) or "fine-tune"
- * (message: `fine-tune`, a FineTuneJob that trains copies: the model changes only when it
- * finishes). Every message of the run carries its kind.
+ * The run started by request `name`: Python's `step` until a step says the run ended. Python
+ * decides what the page is told (epochs, filters, checkpoints, done); this loop adds `progress`,
+ * the batches' losses and the training speed by the wall clock, at most every PROGRESS_EVERY_MS.
  */
-async function train(kind, message) {
-  if (training) {
-    post("error", { message: "Training is already running" });
-    return;
-  }
-  const fineTune = kind === "fine-tune";
-  const started = fineTune
-    ? call("start_fine_tune", { config: message.config ?? {} }).reply
-    : call("start", { config: message.config ?? {}, join_digits: Boolean(message.join_digits) }).reply;
-  if (started.error) {
-    post("error", { message: fineTune ? `Cannot fine-tune: ${started.error}` : `Invalid settings: ${started.error}` });
-    if (fineTune) post("done", { kind, reason: "failed" });
-    return;
-  }
-  training = true;
-  stopRequested = null;
-  post("started", { kind, config: message.config, ...started });
-  let pending = { losses: [], images: 0, evalMs: 0, from: performance.now() }; // batches not yet reported
-  let batchMs = 0; // the latest batch's time without an epoch end
-  const recent = []; // when the latest batches ended: how many ended after a `stop` was sent
-  let last = null; // the latest report from Python
-  const postProgress = () => {
+async function runLoop(name) {
+  running = name;
+  let pending = { losses: [], images: 0, from: performance.now() }; // batches not yet reported
+  let batchMs = 0; // the latest batch's time without an epoch's held-out evaluation
+  let last = null; // the latest step's report
+  const postProgress = (events = [], transfer = []) => {
     // training speed: wall time of the window without held-out evaluations; 0 (unknown) for a sliver
-    const trainMs = performance.now() - pending.from - pending.evalMs;
-    const { step, total_steps, epoch, epochs, batch, batches_per_epoch, accuracy, phase } = last;
-    post("progress", {
-      kind, step, total_steps, epoch, epochs, batch, batches_per_epoch, accuracy, phase, losses: pending.losses,
-      images_per_second: trainMs >= 20 ? (pending.images * 1000) / trainMs : 0,
-    });
-    pending = { losses: [], images: 0, evalMs: 0, from: performance.now() };
+    const trainMs = performance.now() - pending.from;
+    const { losses, images, ended, ...where } = last;
+    const progress = { type: "progress", ...where, losses: pending.losses,
+      images_per_second: trainMs >= 20 && pending.images ? (pending.images * 1000) / trainMs : 0 };
+    postEvents([progress, ...events], transfer);
+    pending = { losses: [], images: 0, from: performance.now() };
   };
   try {
     for (;;) {
-      // one batch per call: a `stop` lands after the batch in flight
       const t0 = performance.now();
-      const r = request("step").reply;
+      const reply = call("step"); // one batch: a `stop` lands after the batch in flight
       const ms = performance.now() - t0;
+      if (reply.error) throw new Error(reply.error);
       owedMs = Math.max(0, owedMs - ms);
-      if (r.diverged) {
-        postFilters();
-        post("done", { kind, reason: "diverged", message: r.diverged, evaluation: evaluate(), heap_bytes: heapBytes() });
-        return;
+      last = reply.result;
+      pending.losses.push(...last.losses);
+      pending.images += last.images;
+      // a step that told something (an epoch ended) took longer by its held-out evaluation: not training speed
+      if (reply.events.length && last.images) pending.from += Math.max(0, ms - batchMs);
+      else if (last.images) batchMs = ms;
+      if (reply.events.length || last.ended || performance.now() - pending.from >= PROGRESS_EVERY_MS) {
+        if (pending.losses.length) postProgress(reply.events, reply.eventsTransfer);
+        else if (reply.events.length) postEvents(reply.events, reply.eventsTransfer);
       }
-      last = r;
-      recent.push(wallClock());
-      if (recent.length > 16) recent.shift();
-      pending.losses.push(...r.losses);
-      pending.images += r.images;
-      const epochEnded = r.epoch_results.length > 0;
-      if (epochEnded) pending.evalMs += Math.max(0, ms - batchMs); // the epoch's held-out evaluation
-      else batchMs = ms;
-      if (epochEnded || r.done || performance.now() - pending.from >= PROGRESS_EVERY_MS) postProgress();
-      for (const result of r.epoch_results) post("epoch", result);
-      if (epochEnded) {
-        const lastEpoch = r.epoch_results[r.epoch_results.length - 1];
-        postFilters();
-        postCheckpoint("epoch", { loss: lastEpoch.val_loss, accuracy: lastEpoch.val_accuracy });
-      } else if (!fineTune && performance.now() - lastFiltersAt >= FILTERS_EVERY_MS) {
-        postFilters(); // the learner sees them move (a fine-tune trains copies: the model's stay)
-      }
-      if (r.done && fineTune) {
-        // the fine-tuned model is the current one now: kept like any trained model
-        const evaluation = evaluate();
-        post("done", { kind, reason: "finished", evaluation, fine_tune: r.fine_tune, heap_bytes: heapBytes() });
-        postCheckpoint("fine-tuned", evaluation); // no `filters`: a fine-tune changes the dense layers only
-        return;
-      }
-      if (r.done) {
-        post("done", { kind, reason: "finished", evaluation: evaluate(), heap_bytes: heapBytes() });
-        return;
-      }
-      await yieldToEventLoop(); // a `stop` message is handled here
-      if (stopRequested) {
-        if (pending.losses.length) postProgress();
-        // batches that ended after the page sent `stop`: the one in flight, normally
-        const batchesAfterStop = recent.filter((end) => end > stopRequested.sentAt).length;
-        const evaluation = evaluate();
-        if (!fineTune) { // a stopped fine-tune leaves the model as it was: nothing new to show or keep
-          postFilters();
-          postCheckpoint("stopped", evaluation, { partial_epoch: r.step % r.batches_per_epoch !== 0 });
-        }
-        post("done", {
-          kind, reason: "stopped", evaluation, step: r.step, batches_after_stop: batchesAfterStop, heap_bytes: heapBytes(),
-        });
-        return;
-      }
+      if (last.ended) return;
+      await yieldToEventLoop(); // a `stop` (and other requests) are handled here
       if (owedMs === 0) await answerDeferred();
     }
   } catch (error) {
-    post("error", { message: `${fineTune ? "Fine-tuning" : "Training"} failed: ${describe(error)}` });
-    post("done", { kind, reason: "failed" });
+    postEvents([{ type: "done", run: name, reason: "failed", message: describe(error) }]);
   } finally {
-    training = false;
-    stopRequested = null;
+    running = null;
     owedMs = 0;
     await answerDeferred();
   }
@@ -462,195 +386,34 @@ async function train(kind, message) {
 async function answerDeferred() {
   const waiting = deferred;
   deferred = [];
-  for (const request of waiting) await handle(request);
+  for (const message of waiting) await handle(message);
 }
 
-/** Milliseconds since `from`; during a run, training owes TRAIN_PER_SERVED_MS times as long. */
-function served(from) {
-  const ms = performance.now() - from;
-  if (training) owedMs += ms * TRAIN_PER_SERVED_MS;
-  return Math.round(ms * 10) / 10;
-}
-
-/** The bytes a message carries (transferred Uint8Array), or an empty array. */
-const bytesIn = (message, key) => (message[key] instanceof Uint8Array ? message[key] : new Uint8Array(message[key] ?? []));
-
+/** A request from the page, {id, method, args}: relayed to Python, its reply and events posted back. */
 async function handle(message) {
-  const { type, id } = message;
-  const reply = (replyType, payload = {}, transfer = []) => post(replyType, { id, ...payload }, transfer);
-  try {
-    if (!ready) {
-      if (id !== undefined) reply("error", { message: "Python is still loading" });
-      return;
-    }
-    if (training && owedMs > 0 && (READ_ONLY.has(type) || YOUR_DIGITS.has(type))) {
-      deferred.push(message); // answered once training has had its share (see TRAIN_PER_SERVED_MS)
-      return;
-    }
-    const servedFrom = performance.now();
-    switch (type) {
-      case "train":
-        await train("train", message);
-        return;
-      case "fine-tune":
-        await train("fine-tune", message);
-        return;
-      case "stop":
-        stopRequested = { sentAt: Number(message.sent_at) || Infinity }; // Infinity: the page did not say
-        return;
-      // READ_ONLY requests: answered between training batches too (their time is paid back, see served)
-      case "predict": {
-        const { width, height } = message;
-        const { reply: result, transfer } = request("predict", { width, height }, bytesIn(message, "pixels"));
-        reply("prediction", { ...result, ms: served(servedFrom) }, transfer);
-        return;
-      }
-      case "inspect-heldout": {
-        const { reply: result, transfer } = request("inspect_heldout", { index: message.index });
-        reply("prediction", { ...result, ms: served(servedFrom) }, transfer);
-        return;
-      }
-      case "next-heldout": {
-        const { reply: result, transfer } = request("next_heldout", { label: message.label ?? null, after: message.after ?? -1 });
-        reply("prediction", { ...result, ms: served(servedFrom) }, transfer);
-        return;
-      }
-      case "heldout-cell": {
-        const { label, predicted, max_digits: maxDigits } = message;
-        const { reply: result, transfer } = request("heldout_cell", { label, predicted, max_digits: maxDigits ?? 40 });
-        reply("cell", result, transfer);
-        served(servedFrom);
-        return;
-      }
-      case "analyse": {
-        const { reply: result, transfer } = request("analyse", { max_mistakes: message.max_mistakes ?? 40 });
-        reply("analysis", result, transfer);
-        served(servedFrom);
-        return;
-      }
-      case "network":
-        reply("network", request("network").reply);
-        served(servedFrom);
-        return;
-      case "check-network":
-        reply("network-check", request("check_network", { layers: message.layers }).reply);
-        served(servedFrom);
-        return;
-      case "arithmetic": {
-        const { layer, channel, row, col, grid } = message;
-        const { reply: result, transfer } = request("arithmetic", { layer, channel, row, col, grid: grid ?? "activated" });
-        reply("arithmetic", { ...result, ms: served(servedFrom) }, transfer);
-        return;
-      }
-      case "saliency": {
-        const { reply: result, transfer } = request("saliency", { digit: message.digit });
-        reply("saliency", { ...result, ms: served(servedFrom) }, transfer);
-        return;
-      }
-      case "python-code":
-        reply("python-code", request("python_code", { config: message.config ?? {} }).reply);
-        served(servedFrom);
-        return;
-      case "export-script":
-        reply("script", request("export_script", { config: message.config ?? {} }).reply);
-        served(servedFrom);
-        return;
-      // YOUR_DIGITS requests: answered between batches too
-      case "add-digit":
-      case "remove-digit":
-      case "my-digits":
-      case "import-digits": {
-        const { reply: result, transfer } = {
-          "add-digit": () => request("add_digit", { label: message.label }),
-          "remove-digit": () => request("remove_digit", { index: message.index }),
-          "my-digits": () => request("my_digits"),
-          "import-digits": () => request("import_digits", { replace: Boolean(message.replace) }, bytesIn(message, "bytes")),
-        }[type]();
-        reply("my-digits", result, transfer);
-        served(servedFrom);
-        return;
-      }
-      case "export-digits": {
-        const { reply: result, transfer } = request("export_digits");
-        reply("digits-exported", result, transfer);
-        served(servedFrom);
-        return;
-      }
-      default:
-        break;
-    }
-    if (training) {
-      reply("error", { message: `Cannot ${type} while training; stop first` });
-      return;
-    }
-    switch (type) {
-      case "estimate": {
-        const { reply: result } = request("estimate", { config: message.config ?? {}, ...(message.batches ? { batches: message.batches } : {}) });
-        reply("estimate", result);
-        return;
-      }
-      case "evaluate":
-        reply("evaluation", { evaluation: evaluate() });
-        return;
-      case "save": {
-        const { reply: result, transfer } = request("model_bytes");
-        reply("saved", { bytes: result.bytes, undo_bytes: result.undo }, transfer);
-        return;
-      }
-      case "load": {
-        const { reply: evaluation } = request("load", {}, bytesIn(message, "bytes"));
-        reply("loaded", { evaluation });
-        postFilters();
-        return;
-      }
-      case "set-network": {
-        const { reply: network } = request("set_network", { layers: message.layers, seed: message.seed ?? 0 });
-        reply("network-set", network);
-        postFilters();
-        return;
-      }
-      case "try-step": {
-        const { label, lr, optimizer } = message;
-        const { reply: result, transfer } = request("try_step", { label, lr: lr ?? null, optimizer: optimizer ?? null });
-        reply("step-tried", { ...result, ms: Math.round((performance.now() - servedFrom) * 10) / 10 }, transfer);
-        postFilters(); // the step moved them
-        return;
-      }
-      case "keep-step": {
-        const { reply: result } = request("keep_step");
-        reply("step-kept", result);
-        postFilters();
-        postCheckpoint("step", result.evaluation); // kept in IndexedDB like an epoch's model
-        return;
-      }
-      case "undo-step":
-        reply("step-undone", request("undo_step").reply);
-        postFilters();
-        return;
-      case "reset": {
-        const { reply: evaluation } = request("reset", { seed: message.seed ?? 0 });
-        reply("reset-done", { evaluation });
-        postFilters();
-        return;
-      }
-      case "keep-undo": {
-        request("keep_undo", {}, bytesIn(message, "bytes"));
-        reply("undo-kept", {});
-        return;
-      }
-      case "undo-fine-tune": {
-        const { reply: evaluation } = request("undo_fine_tune");
-        reply("fine-tune-undone", { evaluation });
-        postFilters();
-        postCheckpoint("fine-tune-undone", evaluation); // the model from before is kept again
-        return;
-      }
-      default:
-        reply("error", { message: `Unknown message type ${JSON.stringify(type)}` });
-    }
-  } catch (error) {
-    reply("error", { message: describe(error) });
+  const { id, method, args = {} } = message;
+  if (!requests) {
+    self.postMessage({ id, error: "Python is still loading" });
+    return;
   }
+  const spec = requests[method];
+  if (running && spec?.during_run === "answer" && owedMs > 0) {
+    deferred.push(message); // answered once training has had its share (see TRAIN_PER_SERVED_MS)
+    return;
+  }
+  const { data = null, ...rest } = args;
+  const t0 = performance.now();
+  let reply;
+  try {
+    reply = call(method, rest, data);
+  } catch (error) {
+    reply = { error: describe(error), events: [] };
+  }
+  if (running && spec?.during_run === "answer") owedMs += (performance.now() - t0) * TRAIN_PER_SERVED_MS;
+  const { result, error, ms, transfer = [], events, eventsTransfer } = reply;
+  self.postMessage(error === undefined ? { id, result, ms, heap_bytes: heapBytes() } : { id, error }, transfer);
+  if (events.length) postEvents(events, eventsTransfer);
+  if (spec?.starts_run && error === undefined) await runLoop(method);
 }
 
 self.addEventListener("message", (event) => {

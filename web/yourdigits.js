@@ -5,10 +5,10 @@
 // well the network reads your digits before and after, measured on drawings it was not trained
 // on, and the held-out MNIST accuracy before and after; Undo brings back the model from before.
 // A checkbox by Train joins your digits to a full run instead.
-import { dropSnapshots } from "./snapshot.js";
+import { download } from "./files.js";
+import { fmtInt, fmtPct } from "./format.js";
+import { whileBusy } from "./state.js";
 
-const fmtInt = (n) => Math.round(n).toLocaleString("en");
-const fmtPct = (v) => `${(v * 100).toFixed(1)}%`;
 const plural = (n, one, many = `${one}s`) => `${fmtInt(n)} ${n === 1 ? one : many}`;
 const EMPTY_TEXT = "No digits of yours yet: draw a digit above and press the digit it is.";
 
@@ -18,8 +18,8 @@ export class YourDigits {
    * el: {teach, teachButtons [10], gallery, exportButton, importInput, importLabel, fineTune, note, stop,
    * progress, progressBar, progressText, accuracy, undo, join, joinLabel, storageNote}; the rest as for TrainingPanel.
    */
-  constructor({ client, state, frame, probe, messages, status, announcer, store, persistence, predictor, el }) {
-    Object.assign(this, { client, state, frame, probe, messages, status, announcer, store, persistence, predictor, el });
+  constructor({ client, runs, state, frame, probe, messages, status, announcer, store, persistence, predictor, el }) {
+    Object.assign(this, { client, runs, state, frame, probe, messages, status, announcer, store, persistence, predictor, el });
     this.digits = { count: 0, counts: new Array(10).fill(0), labels: [], images: null };
     this.pending = false; // a change of your digits is in flight
     this.keeping = null; // true: kept in this browser; false: could not be; null: not known yet
@@ -37,9 +37,7 @@ export class YourDigits {
     el.stop.addEventListener("click", () => this.#stop());
     el.undo.addEventListener("click", () => this.#undo());
 
-    client.on("started", (m) => m.kind === "fine-tune" && this.#started(m));
-    client.on("progress", (p) => p.kind === "fine-tune" && this.#progress(p));
-    client.on("done", (d) => d.kind === "fine-tune" && this.#done(d));
+    runs.watch("fine_tune", { progress: (p) => this.#progress(p), done: (d) => this.#done(d) });
     // a run, a reset or another model replaces the one a fine-tune could go back from
     state.on("history", () => this.#dropUndo());
     state.on("phase", () => {
@@ -67,7 +65,7 @@ export class YourDigits {
     if (record?.bytes) {
       const bytes = new Uint8Array(record.bytes);
       try {
-        this.#show(await this.client.request("import-digits", { bytes, replace: true }, [bytes.buffer]));
+        this.#show(await this.client.call("import_digits", { data: bytes, replace: true }));
       } catch (error) {
         // left in storage as they are: a later version of the page may read them
         this.messages.show(`Your digits kept in this browser could not be read (${error.message}).`, "warning");
@@ -81,12 +79,12 @@ export class YourDigits {
   }
 
   // ---------- changing your digits ----------
-  async #change(type, payload = {}, transfer = []) {
+  async #change(method, args = {}) {
     if (this.pending) return null;
     this.pending = true;
     this.#renderControls();
     try {
-      const reply = await this.client.request(type, payload, transfer);
+      const reply = await this.client.call(method, args);
       this.#show(reply);
       await this.#keep(reply.file, reply.count);
       return reply;
@@ -99,7 +97,7 @@ export class YourDigits {
   async #teach(digit) {
     if (this.state.reading?.source !== "drawing") return;
     try {
-      const reply = await this.#change("add-digit", { label: digit });
+      const reply = await this.#change("add_digit", { label: digit });
       if (!reply) return;
       this.probe.count("my_digits_added");
       const text = `Added your ${digit}: ${plural(reply.counts[digit], `drawing of ${digit}`, `drawings of ${digit}`)}, ${plural(reply.count, "digit")} in all.`;
@@ -114,7 +112,7 @@ export class YourDigits {
   async #remove(index) {
     try {
       const label = this.digits.labels[index];
-      const reply = await this.#change("remove-digit", { index });
+      const reply = await this.#change("remove_digit", { index });
       if (reply) this.status.say(`Removed a drawing of ${label}: ${plural(reply.count, "digit")} left.`);
     } catch (error) {
       this.messages.show(`Could not remove the drawing: ${error.message}`, "error");
@@ -123,13 +121,8 @@ export class YourDigits {
 
   async #export() {
     try {
-      const reply = await this.client.request("export-digits");
-      const url = URL.createObjectURL(new Blob([reply.bytes], { type: "application/octet-stream" }));
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = reply.file_name;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      const reply = await this.client.call("export_digits");
+      download(reply.file_name, reply.bytes);
       this.status.say(`Exported ${plural(reply.count, "digit")} as ${reply.file_name}.`);
     } catch (error) {
       this.messages.show(`Could not export your digits: ${error.message}`, "error");
@@ -148,7 +141,7 @@ export class YourDigits {
     }
     const bytes = new Uint8Array(await file.arrayBuffer());
     try {
-      const reply = await this.#change("import-digits", { bytes }, [bytes.buffer]);
+      const reply = await this.#change("import_digits", { data: bytes });
       if (!reply) return;
       this.messages.clear();
       this.status.say(`Imported ${plural(reply.added, "digit")} from ${file.name}: ${plural(reply.count, "digit")} in all.`);
@@ -162,12 +155,7 @@ export class YourDigits {
     if (!this.keeping) return;
     const record = { format: 1, bytes, count, savedAt: Date.now() };
     try {
-      try {
-        await this.store.saveDigits(record);
-      } catch (error) {
-        if (error?.name !== "QuotaExceededError" || !(await dropSnapshots())) throw error;
-        await this.store.saveDigits(record);
-      }
+      await this.store.saveDigits(record);
       this.probe.set("my_digits_kept", count);
       this.#storageNote("Your digits are kept in this browser.");
     } catch (error) {
@@ -184,7 +172,7 @@ export class YourDigits {
   }
 
   // ---------- fine-tuning ----------
-  #fineTune() {
+  async #fineTune() {
     if (this.#fineTuneBlocker()) return;
     this.messages.clear();
     this.run = {
@@ -192,18 +180,26 @@ export class YourDigits {
       startedAt: performance.now(),
     };
     delete this.el.progress.dataset.result;
-    this.client.send("fine-tune", { config: {} });
-    this.state.setPhase("training", "fine-tune");
+    const started = this.runs.start("fine_tune", { config: {} });
     this.status.say("Fine-tuning on your digits…");
-    this.announcer.announce(`Fine-tuning on your ${plural(this.digits.count, "digit")} started.`);
     this.#renderProgress();
+    try {
+      this.#started(await started);
+    } catch (error) { // refused (no digits, a bad recipe): nothing started
+      this.run = null;
+      this.messages.show(error.message, "error");
+      this.status.say("The fine-tune did not start: the model is as it was before.");
+      this.#renderProgress();
+      return;
+    }
+    this.announcer.announce(`Fine-tuning on your ${plural(this.digits.count, "digit")} started.`);
   }
 
   #stop() {
-    if (this.state.job !== "fine-tune") return;
+    if (this.state.job !== "fine_tune") return;
     this.el.stop.disabled = true;
     this.status.say("Stopping the fine-tune…");
-    this.client.send("stop", { sent_at: performance.timeOrigin + performance.now() });
+    this.runs.stop();
   }
 
   #started({ total_steps: totalSteps, runs, method, count }) {
@@ -236,6 +232,7 @@ export class YourDigits {
       this.messages.show(`The fine-tune stopped: ${message}`, "warning");
     } else {
       this.status.say("The fine-tune failed: the model is as it was before.");
+      this.messages.show(`Fine-tuning failed: ${message}`, "error");
     }
     if (run) run.result = reason;
     this.announcer.announce(this.status.element.textContent);
@@ -246,19 +243,14 @@ export class YourDigits {
 
   async #undo() {
     if (!this.canUndo || !this.state.idle) return;
-    this.state.setBusy(true);
-    try {
-      const { evaluation } = await this.client.request("undo-fine-tune");
+    await whileBusy(this.state, this.messages, async () => {
+      const { evaluation } = await this.client.call("undo_fine_tune");
       this.canUndo = false;
       this.state.describeModel({ fineTuned: 0 }, evaluation);
       this.state.weightsChanged();
       this.el.accuracy.dataset.undone = "true";
       this.status.say(`Undone: the model from before the fine-tune is back (held-out accuracy ${fmtPct(evaluation.accuracy)}).`);
-    } catch (error) {
-      this.messages.show(error.message, "error");
-    } finally {
-      this.state.setBusy(false);
-    }
+    });
   }
 
   #dropUndo() {
@@ -269,7 +261,7 @@ export class YourDigits {
 
   /** Why Fine-tune cannot start now, or "" when it can. */
   #fineTuneBlocker() {
-    if (this.state.phase === "training") return this.state.job === "fine-tune" ? "Fine-tuning…" : "Wait for the training run to end.";
+    if (this.state.phase === "training") return this.state.job === "fine_tune" ? "Fine-tuning…" : "Wait for the training run to end.";
     if (this.state.phase !== "ready") return "Python is still loading.";
     if (!this.digits.count) return "Add some of your digits first: draw a digit above and press the digit it is.";
     if (this.state.model.kind === "untrained") return "Train the model (or load one) first: fine-tuning adjusts a trained network to your hand.";
@@ -322,10 +314,10 @@ export class YourDigits {
     const blocker = this.#fineTuneBlocker();
     el.fineTune.disabled = Boolean(blocker);
     el.fineTune.title = blocker;
-    el.note.textContent = blocker && this.state.job !== "fine-tune" ? blocker
-      : this.state.job === "fine-tune" ? "" : `Fine-tune the network on your ${plural(this.digits.count, "digit")}.`;
+    el.note.textContent = blocker && this.state.job !== "fine_tune" ? blocker
+      : this.state.job === "fine_tune" ? "" : `Fine-tune the network on your ${plural(this.digits.count, "digit")}.`;
     el.note.dataset.reason = blocker ? "blocked" : "ready";
-    el.stop.disabled = this.state.job !== "fine-tune";
+    el.stop.disabled = this.state.job !== "fine_tune";
     el.undo.disabled = !(this.canUndo && this.state.idle);
     el.undo.hidden = !this.canUndo && el.accuracy.dataset.undone !== "true";
     const idle = this.state.phase === "ready" || this.state.phase === "training";

@@ -24,7 +24,7 @@ from pathlib import Path
 import pycnn
 import sitebuild
 from bench.browser import harness
-from pycnn import session
+from pycnn.page import editor
 
 
 def _conv(f, padding="same"):
@@ -70,7 +70,7 @@ def measure_edits(page, edits):
 
 def train_largest(page, workdir, batches):
     """Load LARGEST as a fresh model, train `batches` batches, Stop -> the run's numbers."""
-    config = session.network_config(LARGEST)
+    config = editor.network_config(LARGEST)
     model = pycnn.Sequential.from_config(config, seed=0)
     path = Path(workdir) / "largest.npz"
     model.save(str(path))
@@ -104,9 +104,9 @@ def main(argv=None):
     args = run.args
     from playwright.sync_api import sync_playwright
 
-    spec = session.editor_spec()
+    spec = editor.editor_spec()
     try:
-        session.network_config(LARGEST)
+        editor.network_config(LARGEST)
     except ValueError as err:
         raise SystemExit(f"the editor refuses LARGEST: {err}") from None
     harness.build_site(args.out, run.log)

@@ -1,0 +1,117 @@
+"""Safe reading and reproducible writing of the project's files: zips in numpy's .npz layout.
+
+A model file (serialize.py) and a digits file (yourdigits.py) are both a zip of a JSON header
+and .npy arrays. Reading never unpickles and never trusts a size it has not checked: the
+archive's member list and unpacked size first, then each .npy header (numpy's own parser:
+literals only, never eval) against the dtype and shape the caller expects, before any data is
+read. Every problem is a ValueError that says what is wrong.
+"""
+import contextlib
+import io
+import math
+import os
+import zipfile
+
+import numpy as np
+
+NPY_HEADER_BYTES = 4096  # numpy writes ~128 bytes of header
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a fixed timestamp so the same content always gives the same bytes
+# what a damaged or hostile archive can make the standard library raise while it is read
+READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, IndexError,
+               UnicodeDecodeError, NotImplementedError, RuntimeError, TypeError, OverflowError, SyntaxError,
+               MemoryError, RecursionError)
+
+
+def npy_bytes(array):
+    """An array -> its .npy file's bytes (never pickled)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def archive(members):
+    """{name: bytes} -> the bytes of a deflated zip of them, in that order, with fixed timestamps."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content)
+    return buf.getvalue()
+
+
+def check_size(data, what, max_bytes):
+    """data as bytes, after checking it is bytes of 1 to max_bytes; what: "model", "digits"."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"{what} data must be bytes, got {type(data).__name__}")
+    size = memoryview(data).nbytes
+    if not size:
+        raise ValueError(f"the {what} file is empty")
+    if size > max_bytes:
+        raise ValueError(f"the {what} file is {size:,} bytes; a pycnn {what} file is at most {max_bytes:,}")
+    return bytes(data)
+
+
+@contextlib.contextmanager
+def reading(what):
+    """Turn anything a damaged file makes the reader raise into one ValueError naming the kind of file."""
+    try:
+        yield
+    except ValueError:
+        raise
+    except READ_ERRORS as err:
+        raise ValueError(f"not a valid pycnn {what} file ({type(err).__name__}: {err})") from None
+    except Exception as err:  # the reader's promise is ValueError only; name anything unforeseen
+        raise ValueError(f"not a valid pycnn {what} file (unexpected {type(err).__name__}: {err})") from None
+
+
+@contextlib.contextmanager
+def open_archive(data, what, max_unpacked):
+    """The zip in data, its members checked: no duplicates, at most max_unpacked bytes unpacked ->
+    (the ZipFile, {name: ZipInfo})."""
+    if not data.startswith(b"PK"):
+        raise ValueError(f"not a pycnn {what} file (it is not a zip/.npz archive)")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = {info.filename: info for info in zf.infolist()}
+        if len(infos) != len(zf.infolist()):
+            raise ValueError(f"the {what} file has duplicate members")
+        total = sum(info.file_size for info in infos.values())
+        if total > max_unpacked:
+            raise ValueError(f"the {what} file would unpack to {total:,} bytes; at most {max_unpacked:,} allowed")
+        yield zf, infos
+
+
+def read_npy(zf, info, shape, dtype, shape_note=""):
+    """One .npy member holding exactly `shape` values of `dtype` (little-endian), its header checked
+    before its data is read -> the array (a copy). shape_note: said after the expected shape."""
+    name, dtype = info.filename, np.dtype(dtype).newbyteorder("<")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"{name}: unsupported .npy version {version}")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        try:
+            stored, fortran, stored_dtype = read_header(f, max_header_size=NPY_HEADER_BYTES)
+        except ValueError as err:
+            raise ValueError(f"{name}: unreadable .npy header ({err})") from None
+        if stored_dtype.str != dtype.str:
+            order = " (little-endian)" if dtype.itemsize > 1 else ""
+            raise ValueError(f"{name}: dtype must be {dtype.name}{order}, got {stored_dtype.str!r}")
+        if fortran:
+            raise ValueError(f"{name}: Fortran-ordered arrays are not accepted")
+        if stored != tuple(shape):
+            raise ValueError(f"{name}: shape must be {tuple(shape)}{shape_note}, got {stored}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        raw = f.read(nbytes + 1)
+    if len(raw) != nbytes:
+        raise ValueError(f"{name}: expected {nbytes:,} bytes of data, found {len(raw):,} (truncated or padded)")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def read_file(path, what, max_bytes):
+    """A file's bytes, refusing one over max_bytes before reading it (a pipe has no size: read at most that)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise ValueError(f"{path}: the {what} file is {size:,} bytes; a pycnn {what} file is at most {max_bytes:,}")
+        return f.read(max_bytes + 1)

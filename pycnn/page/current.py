@@ -1,0 +1,146 @@
+"""The page's current model and what hangs on it, changed in one place (`replace`).
+
+Besides the model: the seed its weights were drawn from (for the generated code), the model
+Undo fine-tune brings back, the optimiser whose state goes with these weights (the last run's,
+or the one of steps taken without a run), the steps tried with See inside one step and not yet
+kept or undone, and the digit inspected last (what those steps and the explanations are about).
+"""
+from .. import explain
+from ..checks import number
+from ..layers import Conv2D
+from ..model import Sequential
+from ..optimizers import make_optimizer
+from ..serialize import model_from_bytes
+from ..training import TrainingConfig
+from .protocol import request
+
+INPUT_SHAPE = (1, 28, 28)
+CLASSES = 10
+
+
+class CurrentModel:
+    """The model the page trains, shows and keeps, and the state that is only valid with it."""
+
+    def __init__(self, session, model, seed):
+        self.session = session
+        self.inspected = None  # (1, 28, 28): the digit read last (predict, inspect_heldout, next_heldout)
+        self.replace(model, seed)
+
+    def replace(self, model, seed, undo=None, keep_inspected=False):
+        """Make `model` current, its weights drawn from `seed` (None: unknown): no step tried on it, no
+        optimiser state yet; undo: {"model", "seed"} that Undo fine-tune brings back, or None."""
+        self.model, self.seed, self.undo = model, seed, undo
+        self.optimizer = None  # the optimiser whose state goes with these weights: set by a run
+        self.step_optimizers = {}  # kind -> the optimiser of steps taken without a run
+        self.trial = None  # {"snapshot", "optimizer", "steps"} while steps are tried
+        if not keep_inspected:
+            self.inspected = None
+
+    def end_trial(self):
+        """Undo the steps tried and not kept, if any (a run or a fine-tune starts from the kept model)."""
+        if self.trial is not None:
+            explain.restore(self.model, self.trial["optimizer"], self.trial["snapshot"])
+            self.trial = None
+
+    def digit(self):
+        """The digit inspected last, or a ValueError that says how to get one."""
+        if self.inspected is None:
+            raise ValueError("there is no digit to explain: draw one or show a held-out digit first")
+        return self.inspected
+
+    def filters(self):
+        """The weights of every conv layer: {"conv_layers": [{"layer": index, "weights": (F, C, k, k)}, ...]}."""
+        return {"conv_layers": [{"layer": i, "weights": layer.params["W"]}
+                                for i, layer in enumerate(self.model.layers) if isinstance(layer, Conv2D)]}
+
+    def evaluate(self):
+        """Loss and accuracy on the held-out digits."""
+        data = self.session.data
+        return self.model.evaluate(data.x_heldout, data.y_heldout)
+
+    # ---- keeping it -----------------------------------------------------------------------
+    @request()
+    def save(self):
+        """The model file (the format `python -m pycnn train` writes) -> {"bytes", "undo": the model file
+        Undo fine-tune would bring back, or None}. The page keeps both, so Undo works after a reload."""
+        return {"bytes": self.model.to_bytes(), "undo": None if self.undo is None else self.undo["model"].to_bytes()}
+
+    @request(then=("filters",))
+    def load(self, data):
+        """Make the model file `data` the current model -> {"evaluation"} on the held-out digits. A file
+        that is not a model or does not fit the page: ValueError, and the current model stays."""
+        model = model_from_bytes(data)
+        if model.input_shape != INPUT_SHAPE:
+            raise ValueError(f"this model does not fit the page: it reads images of shape {model.input_shape}, "
+                             f"the page's digits are {INPUT_SHAPE}")
+        classes = model.n_classes()
+        if classes != CLASSES:
+            raise ValueError(f"this model does not fit the page: it has {classes} classes, the page needs {CLASSES}")
+        self.replace(model, None)
+        return {"evaluation": self.evaluate()}
+
+    @request()
+    def keep_undo(self, data):
+        """After load: the model file `data` is what Undo fine-tune brings back (the page kept it with the
+        model) -> {"undo": True}."""
+        model = model_from_bytes(data)
+        if model.input_shape != self.model.input_shape or model.n_classes() != self.model.n_classes():
+            raise ValueError("the model to undo to does not fit the page")
+        self.undo = {"model": model, "seed": None}
+        return {"undo": True}
+
+    @request(then=("filters",))
+    def reset(self, seed=0):
+        """Fresh random weights for the current network -> {"evaluation"} on the held-out digits."""
+        seed = number("seed", seed, 0, 2 ** 32 - 1, integer=True)
+        self.replace(Sequential.from_config(self.model.get_config(), seed=seed), seed)
+        return {"evaluation": self.evaluate()}
+
+    @request(then=("filters", "checkpoint"))
+    def undo_fine_tune(self):
+        """The model from before the last fine-tune is the current one again, exactly -> {"evaluation"}."""
+        if self.undo is None:
+            raise ValueError("there is no fine-tune to undo (a run, a new network or a loaded model since ends it)")
+        self.replace(self.undo["model"], self.undo["seed"], keep_inspected=True)
+        return {"evaluation": self.evaluate()}
+
+    # ---- see inside one step -------------------------------------------------------------
+    # A step is tried on the current model and can be undone exactly: the first try_step
+    # snapshots the weights and the optimiser, later ones go on from there; keep_step drops the
+    # snapshot, undo_step puts it back. A new model drops it; a run undoes a step not kept.
+    @request(then=("filters",))
+    def try_step(self, label, lr=None, optimizer=None):
+        """One training step on the digit inspected last, with `label` -> explain.training_step's reply
+        plus "steps" (tried since the last keep or undo). The optimiser is the last run's, its state carrying
+        on; without a run, one of kind `optimizer` ("adam", "sgd"; None: the default) that these steps keep."""
+        x = self.digit()
+        if self.trial is None:
+            chosen = self.optimizer or self._step_optimizer(optimizer)
+            self.trial = {"snapshot": explain.snapshot(self.model, chosen), "optimizer": chosen, "steps": 0}
+        reply = explain.training_step(self.model, self.trial["optimizer"], x, label, lr)
+        self.trial["steps"] += 1
+        return {**reply, "steps": self.trial["steps"]}
+
+    @request(then=("filters", "checkpoint"))
+    def keep_step(self):
+        """Keep the steps tried since the last keep or undo -> {"steps", "evaluation"} (held out)."""
+        if self.trial is None:
+            raise ValueError("there is no step to keep: take one with Step first")
+        steps, self.trial = self.trial["steps"], None
+        return {"steps": steps, "evaluation": self.evaluate()}
+
+    @request(then=("filters",))
+    def undo_step(self):
+        """Put back the weights and optimiser state from before the steps tried -> {"steps": how many were undone}."""
+        if self.trial is None:
+            raise ValueError("there is no step to undo")
+        steps = self.trial["steps"]
+        self.end_trial()
+        return {"steps": steps}
+
+    def _step_optimizer(self, kind):
+        kind = TrainingConfig.optimizer if kind is None else kind
+        if kind not in self.step_optimizers:
+            self.step_optimizers[kind] = make_optimizer(kind, TrainingConfig.lr)  # each step passes its own lr
+        return self.step_optimizers[kind]
+

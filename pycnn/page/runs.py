@@ -1,0 +1,209 @@
+"""Runs: training the current model, or fine-tuning it on your digits, one batch per step.
+
+Both follow one protocol: a job (Trainer, FineTuneJob) trains a batch per `job.run(max_batches=1)`
+and reports its progress with the same fields. The worker calls `step` until a step says the run
+ended; between steps it answers the page (a `stop` lands after the batch in flight). What the
+page is told along the way is decided here: each epoch's result, the filters now and then and at
+each epoch, the model to keep at each epoch and on stop, and the run's end (`done`).
+"""
+import collections
+import math
+import time
+
+import numpy as np
+
+from .. import yourdigits
+from ..model import Sequential
+from ..training import Trainer, TrainingConfig, TrainingDiverged
+from ..yourdigits import FineTuneConfig, FineTuneJob
+from .protocol import request
+
+FILTERS_EVERY_S = 0.25  # the filters the page draws while a run trains (also at every epoch end)
+ESTIMATE_EVAL_IMAGES = 600  # held-out digits timed for the evaluation part of an epoch estimate
+ESTIMATE_BATCHES = 12  # batches timed, after 8 of warm-up: within ~1% of 40 of them, and the worker is free sooner
+TRAIN_WORK_FACTOR = 3  # a training step costs about three forward passes (forward, two products back)
+PROGRESS_FIELDS = ("step", "total_steps", "epoch", "epochs", "batch", "batches_per_epoch", "losses", "accuracy",
+                   "images", "phase")  # what a step reports of a job's progress (phase: a fine-tune's)
+
+
+class Run:
+    """A run in flight. name: the request that started it ("train", "fine_tune"); job: what trains it;
+    changes_filters: its steps change the conv weights the page draws (a fine-tune trains copies)."""
+
+    def __init__(self, name, job, changes_filters):
+        self.name, self.job, self.changes_filters = name, job, changes_filters
+        self.stop_sent_at = None  # once the page asked to stop: when (ms since the epoch), or inf
+        self.batch_ends = collections.deque(maxlen=16)  # when the latest batches ended (ms since the epoch)
+        self.filters_at = time.perf_counter()
+
+
+class Runs:
+    """The run in flight, if any, and this machine's measured speed."""
+
+    def __init__(self, session):
+        self.session = session
+        self.active = None  # the Run in flight
+        self.speed = None  # multiply-adds per second of training and of evaluation, once measured
+
+    @request(starts_run=True)
+    def train(self, config, join_digits=False):
+        """Start a run of the current model with `config` (TrainingConfig's fields; missing ones take the
+        defaults) -> {"total_steps", "batches_per_epoch", "joined"?}. join_digits: your digits join the
+        training digits (pycnn.yourdigits.join, repeated auto_repeat times). Invalid settings: ValueError."""
+        data, digits = self.session.data, self.session.digits
+        try:
+            cfg = TrainingConfig.from_dict(config)
+        except ValueError as err:
+            raise ValueError(f"Invalid settings: {err}") from None
+        x, y, repeat = data.x_train, data.y_train, 0
+        if join_digits:
+            if not len(digits.y):
+                raise ValueError("Invalid settings: there are no digits of yours to join: add some first")
+            if cfg.train_size is not None and cfg.train_size < len(y):
+                # the bundled subset Trainer would pick, so that the joined digits are not left out of it
+                keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(y))[:cfg.train_size])
+                x, y = x[keep], y[keep]
+            repeat = yourdigits.auto_repeat(len(y), len(digits.y))
+            x, y = yourdigits.join(x, y, digits.x, digits.y, repeat)
+            cfg = TrainingConfig(**{**cfg.to_dict(), "train_size": None})
+        current = self.session.current
+        current.end_trial()
+        try:
+            trainer = Trainer(current.model, x, y, cfg, validation_data=(data.x_heldout, data.y_heldout))
+        except ValueError as err:  # settings that do not fit the data (a batch larger than the digits)
+            raise ValueError(f"Invalid settings: {err}") from None
+        current.optimizer, current.undo = trainer.optimizer, None  # the model moves on: no fine-tune to undo
+        self.active = Run("train", trainer, changes_filters=True)
+        started = {"total_steps": trainer.total_steps, "batches_per_epoch": trainer.batches_per_epoch}
+        return {**started, "joined": {"digits": len(digits.y), "repeat": repeat}} if join_digits else started
+
+    @request(starts_run=True)
+    def fine_tune(self, config=None):
+        """Start fine-tuning the current model on your digits (a FineTuneJob; config: FineTuneConfig's
+        fields) -> {"total_steps", "batches_per_epoch" (steps of one of its fine-tunes), "runs", "method",
+        "count"}. The current model stays as it is until the last step makes the fine-tuned copy current
+        (undo_fine_tune brings this one back); a fine-tune stopped before changes nothing."""
+        data, digits, current = self.session.data, self.session.digits, self.session.current
+        try:
+            cfg = FineTuneConfig.from_dict({} if config is None else config)
+            if not len(digits.y):
+                raise ValueError("there are no digits of yours to fine-tune on: add some first")
+        except ValueError as err:
+            raise ValueError(f"Cannot fine-tune: {err}") from None
+        current.end_trial()
+        job = FineTuneJob(current.model, digits.x, digits.y, data.x_train, data.y_train, data.x_heldout,
+                          data.y_heldout, cfg)
+        self.active = Run("fine_tune", job, changes_filters=False)
+        return {"total_steps": job.total_steps, "batches_per_epoch": cfg.steps, "runs": len(job.runs),
+                "method": job.method, "count": len(digits.y)}
+
+    @request(during_run="now")
+    def stop(self, sent_at=None):
+        """Stop the run after the batch in flight -> {"stopping": whether a run was going}. sent_at: when
+        the page asked (ms since the epoch), to count the batches that ended after it (normally 1)."""
+        if self.active is None:
+            return {"stopping": False}
+        self.active.stop_sent_at = math.inf if sent_at is None else float(sent_at)
+        return {"stopping": True}
+
+    @request(during_run="now")
+    def step(self):
+        """Train one batch of the run in flight -> its progress (the job's report: step, total_steps, epoch,
+        epochs, batch, batches_per_epoch, losses, accuracy, images, phase for a fine-tune) plus "run" and
+        "ended". The page is told each epoch's result, the filters (every FILTERS_EVERY_S and each epoch),
+        the model to keep (each epoch, on stop) and, last, `done` {run, reason, evaluation, ...}."""
+        run = self.active
+        if run is None:
+            raise ValueError("no training run: start one first")
+        if run.stop_sent_at is not None:
+            return self._stopped(run)
+        try:
+            report = run.job.run(max_batches=1)
+        except TrainingDiverged as err:
+            return {**_progress(run.job.progress()),
+                    **self._end(run, "diverged", {"message": str(err), "evaluation": self.session.current.evaluate()},
+                                filters=run.changes_filters)}
+        run.batch_ends.append(time.time() * 1000)
+        tell = self.session.tell
+        for result in report["epoch_results"]:
+            tell("epoch", **result)
+        if report["epoch_results"]:
+            last = report["epoch_results"][-1]
+            run.filters_at = time.perf_counter()
+            tell("filters", **self.session.current.filters())
+            self.session.checkpoint("epoch", {"loss": last["val_loss"], "accuracy": last["val_accuracy"]})
+        elif run.changes_filters and time.perf_counter() - run.filters_at >= FILTERS_EVERY_S:
+            run.filters_at = time.perf_counter()
+            tell("filters", **self.session.current.filters())
+        if report["done"]:
+            return {**_progress(report), **self._finished(run)}
+        return {**_progress(report), "run": run.name, "ended": False}
+
+    def _finished(self, run):
+        current = self.session.current
+        if run.name == "fine_tune":  # the fine-tuned copy becomes the current model, kept like any trained one
+            undo = {"model": current.model, "seed": current.seed}
+            current.replace(run.job.model, None, undo=undo, keep_inspected=True)
+            evaluation = current.evaluate()
+            end = self._end(run, "finished", {"evaluation": evaluation, "fine_tune": run.job.result()})
+            self.session.checkpoint("fine_tune", evaluation)  # after done: the page describes the model first
+            return end
+        last = run.job.history["epochs"][-1]  # the final weights' held-out scores
+        return self._end(run, "finished", {"evaluation": {"loss": last["val_loss"], "accuracy": last["val_accuracy"]}})
+
+    def _stopped(self, run):
+        """The run ends where it is: a stopped training run keeps what it learned, a stopped fine-tune nothing."""
+        evaluation = self.session.current.evaluate()
+        step = run.job.step
+        if run.changes_filters:
+            self.session.tell("filters", **self.session.current.filters())
+            partial = step % run.job.batches_per_epoch != 0
+            self.session.checkpoint("stopped", evaluation, partial_epoch=partial)
+        after = sum(end > run.stop_sent_at for end in run.batch_ends)
+        return {**_progress(run.job.progress()),
+                **self._end(run, "stopped", {"evaluation": evaluation, "step": step, "batches_after_stop": after})}
+
+    def _end(self, run, reason, details, filters=False):
+        """End the run: the page is told `done` (after the filters, when they changed) -> the step's end fields."""
+        self.active = None
+        if filters:
+            self.session.tell("filters", **self.session.current.filters())
+        self.session.tell("done", run=run.name, reason=reason, **details)
+        return {"run": run.name, "ended": True}
+
+    @request()
+    def estimate(self, config, batches=ESTIMATE_BATCHES):
+        """Images per second of training with `config` and of evaluation, timed on a copy of the model
+        -> {"train_images_per_second", "eval_images_per_second"}; the editor's estimates use them."""
+        data, model = self.session.data, self.session.current.model
+        cfg = TrainingConfig.from_dict({**config, "epochs": 1})
+        copy = Sequential.from_config(model.get_config())
+        trainer = Trainer(copy, data.x_train, data.y_train, cfg)
+        trainer.run(max_batches=8)  # warm-up: buffers get allocated, hot wasm code tiers up
+        start = time.perf_counter()
+        report = trainer.run(max_batches=int(batches))
+        train_s = time.perf_counter() - start
+        n_eval = min(ESTIMATE_EVAL_IMAGES, len(data.y_heldout))
+        copy.evaluate(data.x_heldout[:100], data.y_heldout[:100])  # warm-up
+        start = time.perf_counter()
+        copy.evaluate(data.x_heldout[:n_eval], data.y_heldout[:n_eval])
+        eval_s = time.perf_counter() - start
+        if train_s > 0 and eval_s > 0:
+            work = model.work()
+            self.speed = {"train": report["images"] * TRAIN_WORK_FACTOR * work / train_s, "eval": n_eval * work / eval_s}
+        return {
+            "train_images_per_second": report["images"] / train_s if train_s > 0 else None,
+            "eval_images_per_second": n_eval / eval_s if eval_s > 0 else None,
+        }
+
+    def images_per_second(self, model):
+        """This machine's estimated {"train", "eval"} images per second for `model`, or None before a measurement."""
+        if not self.speed:
+            return None
+        work = model.work()
+        return {"train": self.speed["train"] / (TRAIN_WORK_FACTOR * work), "eval": self.speed["eval"] / work}
+
+
+def _progress(report):
+    """The fields of a job's report that a step passes on (PROGRESS_FIELDS)."""
+    return {key: report[key] for key in PROGRESS_FIELDS if key in report}
