@@ -6,7 +6,7 @@ import { divergingColor } from "./filters.js";
 const DIGITS = [...Array(10).keys()];
 
 /** Grey image (values >= 0, scaled by `max`) into a canvas of the image's size: ink dark on white. */
-function drawGrey(canvas, shape, data, max = null) {
+export function drawGrey(canvas, shape, data, max = null) {
   const [h, w] = shape.slice(-2);
   if (canvas.width !== w || canvas.height !== h) {
     canvas.width = w;

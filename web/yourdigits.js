@@ -7,6 +7,7 @@
 // A checkbox by Train joins your digits to a full run instead.
 import { download } from "./files.js";
 import { fmtInt, fmtPct } from "./format.js";
+import { drawGrey } from "./insight.js";
 import { whileBusy } from "./state.js";
 
 const plural = (n, one, many = `${one}s`) => `${fmtInt(n)} ${n === 1 ? one : many}`;
@@ -386,16 +387,7 @@ export class YourDigits {
         button.setAttribute("aria-label", `Remove drawing ${k + 1} of ${counts[digit]} of the digit ${digit}`);
         button.title = "Remove this drawing";
         const canvas = document.createElement("canvas");
-        canvas.width = 28;
-        canvas.height = 28;
-        const image = new ImageData(28, 28);
-        const pixels = images.data.subarray(index * size, (index + 1) * size);
-        for (let i = 0; i < size; i += 1) {
-          const v = 255 - Math.round(255 * pixels[i]); // ink dark on paper
-          image.data[4 * i] = image.data[4 * i + 1] = image.data[4 * i + 2] = v;
-          image.data[4 * i + 3] = 255;
-        }
-        canvas.getContext("2d").putImageData(image, 0, 0);
+        drawGrey(canvas, [28, 28], images.data.subarray(index * size, (index + 1) * size), 1);
         const cross = document.createElement("span");
         cross.className = "my-digit-remove";
         cross.setAttribute("aria-hidden", "true");

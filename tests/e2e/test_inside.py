@@ -16,7 +16,7 @@ from test_accessibility import violations
 sys.path.insert(0, str(ROOT))
 from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential  # noqa: E402
 from pycnn.presets import DEFAULT_PRESET, PRESETS, preset  # noqa: E402
-from pycnn.session import Session  # noqa: E402
+from pycnn.page import Client, Session  # noqa: E402
 
 DEFAULT_CONVS = [spec["config"] for spec in PRESETS[DEFAULT_PRESET]["layers"] if spec["class"] == "Conv2D"]
 
@@ -73,11 +73,11 @@ def check_sum(cell):
 
 
 def cpython_session(site_dir, model_path):
-    """The page's Session in CPython, on the same digits, with the model file the page loaded."""
+    """The page's Session in CPython, on the same digits, with the model file the page loaded (a Client of it)."""
     data = site_dir / "data"
     images, labels = data / "subset-images-idx3-ubyte.gz", data / "subset-labels-idx1-ubyte.gz"
-    session = Session.from_files(str(images), str(labels), 1500, 0)
-    session.load(model_path.read_bytes())
+    session = Client(Session.from_files(str(images), str(labels), 1500, 0))
+    session("load", model_path.read_bytes())
     return session
 
 
@@ -100,8 +100,9 @@ def test_a_cell_of_every_conv_layer_and_a_step_show_the_numbers_cpython_computes
     app.load_model(path)
     index = show_heldout(app, 3)
     session = cpython_session(site_dir, path)
-    session.inspect_heldout(index)
-    layers = [i for i, layer in enumerate(session.model.layers) if isinstance(layer, Conv2D)]
+    session("inspect_heldout", index=index)
+    model = session.session.current.model
+    layers = [i for i, layer in enumerate(model.layers) if isinstance(layer, Conv2D)]
     assert app.attr("feature-maps", "data-blocks") == str(len(layers))
     for n, layer in enumerate(layers):
         if n == 0:
@@ -115,9 +116,9 @@ def test_a_cell_of_every_conv_layer_and_a_step_show_the_numbers_cpython_computes
         where = (cell["layer"], cell["channel"], cell["row"], cell["col"], cell["grid"])
         assert where == (layer, channel, row, col, "activated")
         check_sum(cell)
-        expected = session.arithmetic(layer, cell["channel"], row, col)
+        expected = session("arithmetic", layer=layer, channel=cell["channel"], row=row, col=col)
         assert cell["conv"] == pytest.approx(expected["conv"], rel=1e-5, abs=1e-6)  # deeper inputs: float32 maps
-        activated = session.model.activations(session.inspected[None])[layer + 1][0, cell["channel"], row, col]
+        activated = model.activations(session.session.current.inspected[None])[layer + 1][0, cell["channel"], row, col]
         assert cell["relu"] == pytest.approx(float(activated), abs=1e-5)  # the map's own value, to float32 rounding
         assert cell["pooled"] is None or cell["pooled"] >= cell["relu"]
         top, left, bottom, right = map(int, app.attr("receptive-field", "data-rect").split(","))
@@ -147,7 +148,7 @@ def test_a_cell_of_every_conv_layer_and_a_step_show_the_numbers_cpython_computes
     # one step on that digit: the loss and every conv layer's filter gradients are CPython's
     shown = step(app, 1)
     lr = float(app.by_id("learning-rate-input").input_value())
-    expected = session.try_step(3, lr=lr, optimizer="adam")  # the page's label and settings
+    expected = session("try_step", label=3, lr=lr, optimizer="adam")  # the page's label and settings
     assert float(shown["loss"]) == pytest.approx(expected["loss"], rel=1e-5)
     assert float(shown["lossAfter"]) == pytest.approx(expected["loss_after"], rel=1e-4, abs=1e-6)
     figures = app.page.locator('[data-testid="step-filter-grads"] figure.step-layer')
