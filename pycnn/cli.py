@@ -1,4 +1,4 @@
-"""Command line: python -m pycnn train | evaluate | finetune | summary."""
+"""Command line: python -m pycnn train | evaluate | finetune | summary | export."""
 import argparse
 import contextlib
 import dataclasses
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, yourdigits
+from . import datasets, export, yourdigits
 from .model import Sequential
 from .presets import DEFAULT_PRESET, PRESETS, preset
 from .serialize import load_file
@@ -196,6 +196,16 @@ def cmd_summary(args):
     return 0
 
 
+def cmd_export(args):
+    model = load_file(args.model)
+    written = export.save(model, args.format, args.output)
+    c, h, w = model.input_shape
+    shape = f"(N, {c}, {h}, {w}) NCHW" if args.format == "onnx" else f"(N, {h}, {w}, {c}) NHWC"
+    print(f"wrote {', '.join(str(path) for path in written)} ({export.FORMATS[args.format]}): input float32 {shape} "
+          f"in [0, 1] (grey level / 255, as predict_proba takes it), output the {model.n_classes()} class probabilities")
+    return 0
+
+
 def _add_network_options(parser):
     group = parser.add_mutually_exclusive_group()
     # no default here: argparse would not see "--preset X --arch F" as a conflict when X is the default
@@ -251,6 +261,14 @@ def build_parser():
     summary.add_argument("model", nargs="?", help="a model file; when omitted, the network of --preset or --arch")
     _add_network_options(summary)
     summary.set_defaults(func=cmd_summary)
+
+    export_ = sub.add_parser("export", help="write a saved model for ONNX runtimes or TensorFlow.js")
+    export_.add_argument("model", help="a model file (.npz) from train or the web page")
+    export_.add_argument("--format", choices=list(export.FORMATS), required=True,
+                         help="onnx: one .onnx file (input NCHW); tfjs: a folder of model.json and "
+                              f"{export.TFJS_WEIGHTS} (input NHWC)")
+    export_.add_argument("--output", "-o", required=True, help="the .onnx file, or the folder for tfjs")
+    export_.set_defaults(func=cmd_export)
     return parser
 
 

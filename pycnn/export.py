@@ -254,3 +254,34 @@ def to_tfjs(model, class_names=None, weights_name=TFJS_WEIGHTS):
 def tfjs_zip(model, class_names=None):
     """to_tfjs's two files in one zip (what the page downloads) -> bytes."""
     return npzfile.archive(to_tfjs(model, class_names))
+
+
+FORMATS = {"onnx": "ONNX", "tfjs": "TensorFlow.js"}
+
+
+def save(model, format, path, class_names=None):
+    """Write model for another runtime -> the paths written.
+
+    format "onnx": the file `path`; "tfjs": model.json and model.weights.bin in the folder `path`
+    (made if missing; its parent must exist). ValueError naming what does not fit.
+    """
+    from pathlib import Path
+
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    path = Path(path)
+    folder = path if format == "tfjs" else path.parent
+    if format == "tfjs" and path.exists() and not path.is_dir():
+        raise ValueError(f"the TensorFlow.js export is a folder (model.json and {TFJS_WEIGHTS}); {path} is a file")
+    if format == "onnx" and path.is_dir():
+        raise ValueError(f"the ONNX export is one file; {path} is a folder")
+    parent = folder.parent if format == "tfjs" and not folder.is_dir() else folder  # tfjs makes its folder
+    if not parent.is_dir():
+        raise ValueError(f"cannot write the {FORMATS[format]} export to {path}: {parent} is not a folder")
+    files = {path.name: to_onnx(model, class_names)} if format == "onnx" else to_tfjs(model, class_names)
+    folder.mkdir(exist_ok=True)
+    written = []
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+        written.append(folder / name)
+    return written
