@@ -9,6 +9,7 @@ import numpy as np
 from .augment import random_affine
 from .checks import Bool, Choice, Float, Int, Settings
 from .optimizers import OPTIMIZERS, make_optimizer
+from .parallel import MAX_SHARDS, seed_layers, sharded_step
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 # A mean loss above 4 * ln(classes) (9.2 for 10 classes: the true class gets 1e-4 of the
@@ -36,6 +37,7 @@ class TrainingConfig(Settings):
     train_size: int | None = None  # None: all training samples
     shuffle: bool = True
     seed: int = 0
+    shards: int = 1  # each batch's gradient as the sum of this many shards' (pycnn.parallel); 1: in one piece
 
     # every field's bounds: __post_init__ checks against them and limits() publishes them
     KIND = "training"  # in its messages
@@ -43,7 +45,14 @@ class TrainingConfig(Settings):
         "epochs": Int(1, 1000), "batch_size": Int(1, 4096), "lr": Float(1e-7, 10.0),
         "optimizer": Choice(OPTIMIZERS), "schedule": Choice(SCHEDULES), "augment": Bool(),
         "train_size": Int(1, 10 ** 7, optional=True), "shuffle": Bool(), "seed": Int(0, 2 ** 32 - 1),
+        "shards": Int(1, MAX_SHARDS),
     }
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.shards > self.batch_size:
+            raise ValueError(f"shards ({self.shards}) is larger than batch_size ({self.batch_size}): "
+                             f"every shard of a batch needs at least one image")
 
 
 def learning_rate(schedule, peak, step, total_steps):
@@ -63,8 +72,11 @@ def learning_rate(schedule, peak, step, total_steps):
 class Trainer:
     """Runs a model's training a chunk of batches at a time, with history and divergence checks."""
 
-    def __init__(self, model, x, y, config=None, validation_data=None, optimizer=None):
+    def __init__(self, model, x, y, config=None, validation_data=None, optimizer=None, compute_shards=None):
+        """compute_shards: with config.shards > 1, who computes each step's shards (see
+        pycnn.parallel.sharded_step's compute); None: this process. The weights are the same."""
         self.model = model
+        self.compute_shards = compute_shards
         self.config = config if config is not None else TrainingConfig()
         x = model.as_input(x)
         y = model.as_labels(y, len(x))
@@ -159,6 +171,15 @@ class Trainer:
             xb = random_affine(xb, self.rng, out=xb)
         return xb, self.y[idx]
 
+    def _train_step(self, xb, yb):
+        """One optimiser step on the batch -> (loss, correct): in one piece, or as the sum of its shards."""
+        seed, step = self.config.seed, self.step
+        if self.config.shards == 1:
+            seed_layers(self.model, seed, step, 0)  # the randomness of shard 0 of 1: the same as sharded_step's
+            return self.model.train_step(xb, yb, self.optimizer)
+        return sharded_step(self.model, self.optimizer, xb, yb, self.config.shards, seed, step,
+                            compute=self.compute_shards)
+
     def run(self, max_batches=None, callback=None):
         """Train up to max_batches batches (all remaining when None) and report progress.
 
@@ -173,7 +194,7 @@ class Trainer:
         for _ in range(limit):
             xb, yb = self._batch()
             self.optimizer.lr = learning_rate(self.config.schedule, self.base_lr, self.step, self.total_steps)
-            loss, correct = self.model.train_step(xb, yb, self.optimizer)
+            loss, correct = self._train_step(xb, yb)
             self._check_loss(loss, len(yb))  # the loss of the weights before this step's update
             self.step += 1
             images += len(yb)

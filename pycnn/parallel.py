@@ -1,0 +1,330 @@
+"""Data-parallel training steps: a batch split into shards whose gradients are computed apart.
+
+One sharded step (TrainingConfig(shards=k)):
+1. the batch is chosen, shuffled and augmented once, from the run's seed (Trainer._batch);
+2. it is split into k contiguous shards, sizes as even as possible, the larger ones first
+   (shard_bounds: numpy's array_split rule); a batch of fewer than k images (the last one of
+   an epoch) leaves the last shards empty: they are skipped, nobody computes them;
+3. each shard's gradient is computed alone (shard_gradients) with the loss scaled by
+   shard size / batch size, so that the SUM of the shards' gradients is the gradient of the
+   batch's mean loss;
+4. the gradients are summed in shard order 0, 1, 2, ... (sum_gradients) and one optimiser
+   step is applied (apply_gradients).
+The split and the order of the sum are fixed by the run, so the weights after a step do not
+depend on who computed which shard, or when: in this process (sharded_step), in other
+processes or in the page's helper workers (encode_task -> run_task -> decode_result).
+
+A layer that draws random numbers in training (dropout) declares `uses_rng = True`; before
+each shard's forward pass its `rng` attribute is set to shard_rng(seed, step, shard), so its
+draws too are the same whoever computes the shard.
+
+Tasks and results cross process and worker boundaries as bytes (encode_task, encode_result):
+    MAGIC (8 bytes) | header length (uint32, little-endian) | header (UTF-8 JSON) | arrays
+The header holds the scalars and, under "arrays", [name, dtype, shape] of each array; the
+arrays' bytes follow one after another in that order, little-endian, C order. Weights and
+gradients keep the model's dtype (float32 or float64), so nothing is rounded on the way.
+"""
+import json
+import math
+
+import numpy as np
+
+from .losses import softmax_cross_entropy
+from .optimizers import trainable
+
+MAGIC = b"PYCNNSH1"
+MAX_SHARDS = 64          # TrainingConfig's bound: more than any browser has cores
+MAX_HEADER_BYTES = 1 << 20
+DTYPES = ("<f4", "<f8", "<i4")  # weights/gradients/images of either model dtype, labels
+
+
+# ---- the split, the per-shard randomness --------------------------------------------------------
+def shard_bounds(n, shards):
+    """(start, stop) of each non-empty shard of a batch of n images split into `shards`, in shard order.
+
+    Shard i holds n // shards images, one more for the first n % shards; when n < shards the
+    last shards would be empty and are left out (shard i is still the i-th pair).
+    """
+    if isinstance(shards, bool) or not isinstance(shards, (int, np.integer)) or shards < 1:
+        raise ValueError(f"shards must be a positive int, got {shards!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    size, extra = divmod(int(n), int(shards))
+    bounds, start = [], 0
+    for i in range(int(shards)):
+        stop = start + size + (i < extra)
+        if stop > start:
+            bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def shard_rng(seed, step, shard):
+    """The Generator of shard `shard` at step `step` (0-based) of a run seeded `seed`."""
+    return np.random.default_rng([int(seed), int(step), int(shard)])
+
+
+def _random_layers(model):
+    return [layer for layer in model.layers if getattr(layer, "uses_rng", False)]
+
+
+def seed_layers(model, seed, step, shard):
+    """Give every layer that draws random numbers in training (uses_rng) shard_rng(seed, step, shard)."""
+    layers = _random_layers(model)
+    if layers:  # no Generator is made for models without such layers (all of today's)
+        rng = shard_rng(seed, step, shard)
+        for layer in layers:
+            layer.rng = rng
+
+
+# ---- one shard, the sum, the update ------------------------------------------------------------
+class ShardResult:
+    """What one shard contributes to a step: grads {"0.W": array, ...} (the sum over the shards is the
+    batch-mean gradient), loss (its share of the batch-mean loss: its images' summed loss / batch
+    size), correct (its images predicted right) and count (its images)."""
+
+    __slots__ = ("grads", "loss", "correct", "count")
+
+    def __init__(self, grads, loss, correct, count):
+        self.grads, self.loss, self.correct, self.count = grads, loss, correct, count
+
+
+def shard_gradients(model, x, y, batch_size, rng=None):
+    """Forward and backward of one shard of a batch of batch_size images -> ShardResult.
+
+    x: (n, C, H, W), y: (n,) with 1 <= n <= batch_size. The loss is scaled by n / batch_size,
+    so the shards' gradients add up to the gradient of the whole batch's mean loss. rng: given
+    to the layers that draw random numbers in training (see shard_rng). The model's weights
+    are not changed.
+    """
+    x = model.as_input(x)
+    y = model.as_labels(y, len(x))
+    n = len(x)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= n <= batch_size:
+        raise ValueError(f"batch_size must be an int of at least the shard's {n} images (and a shard at least "
+                         f"one image), got {batch_size!r}")
+    if rng is not None:
+        for layer in _random_layers(model):
+            layer.rng = rng
+    logits = model.forward(x, training=True)
+    loss, dlogits = softmax_cross_entropy(logits, y)  # dlogits of the shard's mean loss
+    if n != batch_size:
+        dlogits *= n / batch_size  # of the shard's share of the batch's mean loss
+    model.backward(dlogits)
+    grads = {key: layer.grads[name].copy() for key, layer, name in trainable(model.layers)}
+    correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
+    share = loss if n == batch_size else loss * n / batch_size  # x * n / n is not always x
+    return ShardResult(grads, share, correct, n)
+
+
+def sum_gradients(grads):
+    """Shards' gradient dicts, in shard order -> their sum, added in that order (a new dict)."""
+    grads = list(grads)
+    if not grads:
+        raise ValueError("sum_gradients needs the gradients of at least one shard, got none")
+    first = grads[0]
+    total = {key: np.array(value, copy=True) for key, value in first.items()}
+    for i, shard in enumerate(grads[1:], 1):
+        if shard.keys() != first.keys():
+            raise ValueError(f"shard {i}'s gradients must have the keys {', '.join(first)}, got {', '.join(shard)}")
+        for key, value in shard.items():
+            if np.shape(value) != total[key].shape:
+                raise ValueError(f"shard {i}'s gradient {key} must have shape {total[key].shape}, "
+                                 f"got {np.shape(value)}")
+            total[key] += value
+    return total
+
+
+def apply_gradients(model, optimizer, grads):
+    """One optimiser step of the model with grads {"0.W": array, ...}, one per weight array."""
+    slots = list(trainable(model.layers))
+    keys = [key for key, _, _ in slots]
+    if sorted(grads) != sorted(keys):
+        raise ValueError(f"grads must have the keys {', '.join(keys)}, got {', '.join(map(str, grads))}")
+    for key, layer, name in slots:
+        value = np.asarray(grads[key])
+        if value.shape != layer.params[name].shape:
+            raise ValueError(f"gradient {key} must have shape {layer.params[name].shape}, got {value.shape}")
+        layer.grads[name] = value.astype(layer.params[name].dtype, copy=False)
+    optimizer.step(model.layers)
+
+
+def combine(results):
+    """Shards' results, in shard order -> (summed gradients, batch loss, correct predictions, images)."""
+    results = list(results)
+    grads = sum_gradients(result.grads for result in results)
+    loss = 0.0
+    for result in results:  # in shard order, like the gradients
+        loss += result.loss
+    return grads, loss, sum(result.correct for result in results), sum(result.count for result in results)
+
+
+def sharded_step(model, optimizer, x, y, shards, seed=0, step=0, compute=None):
+    """One optimiser step on the batch (x, y) split into shards -> (batch loss, correct predictions).
+
+    compute: None computes the shards here, one after another, with the model itself;
+    otherwise compute(tasks) gets each non-empty shard's task bytes (encode_tasks) and returns
+    their results' bytes (run_task's) in any order: other processes or workers compute them.
+    Either way the results are summed in shard order.
+    """
+    bounds = shard_bounds(len(x), shards)
+    if compute is None:
+        results = [shard_gradients(model, x[a:b], y[a:b], len(x), rng=_rng_for(model, seed, step, i))
+                   for i, (a, b) in enumerate(bounds)]
+    else:
+        by_shard = {}
+        for data in compute(encode_tasks(model, x, y, shards, seed, step)):
+            header, result = decode_result(data)
+            if header["step"] != step or header["shard"] >= len(bounds) or header["shard"] in by_shard:
+                raise ValueError(f"compute must return one result for each of shards 0 to {len(bounds) - 1} of "
+                                 f"step {step}, got shard {header['shard']} of step {header['step']}")
+            by_shard[header["shard"]] = result
+        if len(by_shard) != len(bounds):
+            missing = sorted(set(range(len(bounds))) - set(by_shard))
+            raise ValueError(f"compute must return one result for each of shards 0 to {len(bounds) - 1}; "
+                             f"shard(s) {', '.join(map(str, missing))} missing")
+        results = [by_shard[i] for i in range(len(bounds))]
+    grads, loss, correct, _ = combine(results)
+    apply_gradients(model, optimizer, grads)
+    return loss, correct
+
+
+def _rng_for(model, seed, step, shard):
+    return shard_rng(seed, step, shard) if _random_layers(model) else None
+
+
+# ---- bytes: tasks and results ------------------------------------------------------------------
+def _pack(header, arrays):
+    """header (JSON-able dict) and [(name, array)] -> bytes; arrays kept in their dtype, little-endian."""
+    parts, specs = [], []
+    for name, array in arrays:
+        array = np.asarray(array)
+        dtype = array.dtype.newbyteorder("<")
+        if dtype.str not in DTYPES:
+            raise ValueError(f"array {name} must be float32, float64 or int32, got {array.dtype}")
+        specs.append([name, dtype.str, list(array.shape)])
+        parts.append(np.ascontiguousarray(array, dtype=dtype).tobytes())
+    text = json.dumps({**header, "arrays": specs}, separators=(",", ":"), allow_nan=False).encode()
+    return b"".join([MAGIC, len(text).to_bytes(4, "little"), text, *parts])
+
+
+def _unpack(data, kind):
+    """bytes from _pack -> (header, {name: array}), everything checked; ValueError saying what is wrong."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"a {kind} must be bytes, got {type(data).__name__}")
+    data = memoryview(data).cast("B")
+    if len(data) < 12 or bytes(data[:8]) != MAGIC:
+        raise ValueError(f"not a pycnn {kind} (it does not start with {MAGIC!r})")
+    size = int.from_bytes(data[8:12], "little")
+    if size > min(MAX_HEADER_BYTES, len(data) - 12):
+        raise ValueError(f"the {kind}'s header says {size:,} bytes; {len(data) - 12:,} follow")
+    try:
+        header = json.loads(bytes(data[12:12 + size]))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"the {kind}'s header is not JSON ({err})") from None
+    if not isinstance(header, dict) or header.get("kind") != kind or not isinstance(header.get("arrays"), list):
+        raise ValueError(f"not a pycnn {kind} (its header says kind {header.get('kind') if isinstance(header, dict) else None!r})")
+    arrays, offset = {}, 12 + size
+    for spec in header.pop("arrays"):
+        if not (isinstance(spec, list) and len(spec) == 3 and isinstance(spec[0], str) and spec[1] in DTYPES
+                and isinstance(spec[2], list)
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec[2])):
+            raise ValueError(f"the {kind} has a bad array entry: {str(spec)[:80]}")
+        name, dtype, shape = spec[0], np.dtype(spec[1]), tuple(spec[2])
+        nbytes = math.prod(shape) * dtype.itemsize
+        if offset + nbytes > len(data):
+            raise ValueError(f"the {kind} is truncated: array {name} needs {nbytes:,} bytes, "
+                             f"{len(data) - offset:,} are left")
+        # a copy in native byte order: the caller owns it and may write to it
+        arrays[name] = np.frombuffer(data, dtype, math.prod(shape), offset).reshape(shape).astype(dtype.newbyteorder("="))
+        offset += nbytes
+    if offset != len(data):
+        raise ValueError(f"the {kind} has {len(data) - offset:,} bytes after its last array")
+    return header, arrays
+
+
+def _weight_arrays(model):
+    return [(key, layer.params[name]) for key, layer, name in trainable(model.layers)]
+
+
+def encode_task(model, x, y, batch_size, seed=0, step=0, shard=0):
+    """One shard's task as bytes: the model's architecture and weights, the shard's images and
+    labels, the batch size it is a part of, and (seed, step, shard) for its randomness."""
+    header = {"kind": "task", "model": model.get_config(), "batch_size": int(batch_size),
+              "seed": int(seed), "step": int(step), "shard": int(shard)}
+    x = model.as_input(x)
+    y = model.as_labels(y, len(x)).astype("<i4")
+    return _pack(header, _weight_arrays(model) + [("x", x), ("y", y)])
+
+
+def encode_tasks(model, x, y, shards, seed=0, step=0):
+    """The tasks of every non-empty shard of the batch (x, y), in shard order (see shard_bounds)."""
+    return [encode_task(model, x[a:b], y[a:b], len(x), seed, step, i)
+            for i, (a, b) in enumerate(shard_bounds(len(x), shards))]
+
+
+def decode_task(data):
+    """Task bytes -> (header: {"model", "batch_size", "seed", "step", "shard"}, weights {"0.W": ...}, x, y)."""
+    header, arrays = _unpack(data, "task")
+    for name in ("batch_size", "seed", "step", "shard"):
+        if isinstance(header.get(name), bool) or not isinstance(header.get(name), int) or header[name] < 0:
+            raise ValueError(f"the task's {name} must be a non-negative int, got {header.get(name)!r}")
+    if "x" not in arrays or "y" not in arrays:
+        raise ValueError("the task has no images (x) or labels (y)")
+    x, y = arrays.pop("x"), arrays.pop("y")
+    return header, arrays, x, y
+
+
+def encode_result(result, step=0, shard=0):
+    """A ShardResult as bytes, with the step and shard it is of."""
+    header = {"kind": "result", "step": int(step), "shard": int(shard), "loss": float(result.loss),
+              "correct": int(result.correct), "count": int(result.count), "keys": list(result.grads)}
+    return _pack(header, list(result.grads.items()))
+
+
+def decode_result(data):
+    """Result bytes -> (header: {"step", "shard", ...}, ShardResult)."""
+    header, arrays = _unpack(data, "result")
+    keys = header.get("keys")
+    if not isinstance(keys, list) or keys != list(arrays):
+        raise ValueError(f"the result's keys must name its arrays ({', '.join(arrays)}), got {keys!r}")
+    for name in ("step", "shard", "correct", "count"):
+        if isinstance(header.get(name), bool) or not isinstance(header.get(name), int) or header[name] < 0:
+            raise ValueError(f"the result's {name} must be a non-negative int, got {header.get(name)!r}")
+    if not isinstance(header.get("loss"), (int, float)) or isinstance(header["loss"], bool):
+        raise ValueError(f"the result's loss must be a number, got {header.get('loss')!r}")
+    return header, ShardResult(arrays, float(header["loss"]), header["correct"], header["count"])
+
+
+class TaskRunner:
+    """Computes tasks into results, keeping the model of the last architecture it saw (building a
+    model is the slow part of a small task). The result depends on the task's bytes alone."""
+
+    def __init__(self):
+        self._config = None
+        self._model = None
+
+    def __call__(self, data):
+        """Task bytes -> result bytes."""
+        from .model import Sequential  # here: pycnn.model imports the training code that imports this module
+
+        header, weights, x, y = decode_task(data)
+        config = json.dumps(header["model"], sort_keys=True)
+        if config != self._config:
+            self._model, self._config = Sequential.from_config(header["model"], seed=0), config
+        model = self._model
+        keys = [key for key, _, _ in trainable(model.layers)]
+        if list(weights) != keys:
+            raise ValueError(f"the task's weights must be {', '.join(keys)}, got {', '.join(weights)}")
+        model.set_weights(weights[key] for key in keys)
+        rng = _rng_for(model, header["seed"], header["step"], header["shard"])
+        result = shard_gradients(model, x, y, header["batch_size"], rng=rng)
+        return encode_result(result, header["step"], header["shard"])
+
+
+_RUNNER = TaskRunner()
+
+
+def run_task(data):
+    """Task bytes -> result bytes: what a helper process or worker runs (one model kept per process)."""
+    return _RUNNER(data)
