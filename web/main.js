@@ -38,7 +38,7 @@ const persistence = new Persistence({
   ...common,
   store,
   el: { download: byTestId("download-model"), load: byTestId("load-model"), loadLabel: document.querySelector(".file-button"),
-    storageNote: byTestId("storage-note") },
+    exportOnnx: byTestId("export-onnx-button"), exportTfjs: byTestId("export-tfjs-button"), storageNote: byTestId("storage-note") },
 });
 
 const inputs = Object.fromEntries([...document.querySelectorAll("#train-form [name]")].map((input) => [input.name, input]));

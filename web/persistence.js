@@ -1,5 +1,6 @@
 // Keeping the model: in IndexedDB after every epoch and on Stop (restored on the next visit),
-// and as a file (Download model / Load model…). When the browser's storage is full, the
+// and as a file (Download model / Load model…), or exported for ONNX runtimes and TensorFlow.js
+// (Python writes the files: pycnn.export). When the browser's storage is full, the
 // Python snapshot (a speed-up of later visits) is deleted first to make room for the model.
 import { fmtMB, fmtPct } from "./format.js";
 import { download } from "./files.js";
@@ -8,7 +9,8 @@ import { whileBusy } from "./state.js";
 const MODEL_FILE_NAME = "pycnn-model.npz";
 
 export class Persistence {
-  /** store: the ModelStore; el: {download, load, loadLabel, storageNote}; the rest as for TrainingPanel. */
+  /** store: the ModelStore; el: {download, load, loadLabel, exportOnnx, exportTfjs, storageNote}; the rest as for
+   * TrainingPanel. */
   constructor({ client, state, store, probe, messages, status, el }) {
     Object.assign(this, { client, state, store, probe, messages, status, el });
     this.storageOk = false;
@@ -20,10 +22,14 @@ export class Persistence {
       this.#save(bytes, evaluation, undo);
     });
     el.download.addEventListener("click", () => this.#download());
+    el.exportOnnx.addEventListener("click", () => this.#export("onnx"));
+    el.exportTfjs.addEventListener("click", () => this.#export("tfjs"));
     el.load.addEventListener("change", () => this.#loadFile());
     const render = () => {
       const idle = state.idle;
       el.download.disabled = !idle;
+      el.exportOnnx.disabled = !idle;
+      el.exportTfjs.disabled = !idle;
       el.load.disabled = !idle;
       el.loadLabel.dataset.disabled = String(!idle);
     };
@@ -111,6 +117,14 @@ export class Persistence {
     return whileBusy(this.state, this.messages, async () => {
       const { bytes } = await this.client.call("save");
       download(MODEL_FILE_NAME, bytes);
+    });
+  }
+
+  /** Download the model for another runtime: format "onnx" (one .onnx file) or "tfjs" (one zip of model.json and its weights). */
+  #export(format) {
+    return whileBusy(this.state, this.messages, async () => {
+      const { bytes, file_name: fileName } = await this.client.call("export_model", { format });
+      download(fileName, bytes, format === "tfjs" ? "application/zip" : "application/octet-stream");
     });
   }
 

@@ -5,7 +5,7 @@ Undo fine-tune brings back, the optimiser whose state goes with these weights (t
 or the one of steps taken without a run), the steps tried with See inside one step and not yet
 kept or undone, and the digit inspected last (what those steps and the explanations are about).
 """
-from .. import explain
+from .. import explain, export
 from ..checks import number
 from ..layers import Conv2D
 from ..model import Sequential
@@ -64,6 +64,17 @@ class CurrentModel:
         """The model file (the format `python -m pycnn train` writes) -> {"bytes", "undo": the model file
         Undo fine-tune would bring back, or None}. The page keeps both, so Undo works after a reload."""
         return {"bytes": self.model.to_bytes(), "undo": None if self.undo is None else self.undo["model"].to_bytes()}
+
+    @request()
+    def export_model(self, format):
+        """The current model for another runtime -> {"bytes", "file_name"}: format "onnx" (an .onnx file,
+        input "input" NCHW (N, 1, 28, 28)) or "tfjs" (a zip of TensorFlow.js' model.json and model.weights.bin,
+        input NHWC (N, 28, 28, 1)); both read grey levels / 255 (ink 1) and give the ten probabilities."""
+        if format == "onnx":
+            return {"bytes": export.to_onnx(self.model), "file_name": "pycnn-model.onnx"}
+        if format == "tfjs":
+            return {"bytes": export.tfjs_zip(self.model), "file_name": "pycnn-model-tfjs.zip"}
+        raise ValueError(f"format must be one of {', '.join(export.FORMATS)}, got {format!r}")
 
     @request(then=("filters",))
     def load(self, data):
