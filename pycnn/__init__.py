@@ -1,5 +1,5 @@
 """pycnn: a small, fast, pure-numpy convolutional network library (CPython and Pyodide)."""
-from . import datasets, export, preprocess
+from . import datasets, export, parallel, preprocess
 from .compat import cnn
 from .layers import LAYERS, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, layer_specs, register
 from .losses import softmax, softmax_cross_entropy
@@ -16,5 +16,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Adam", "Conv2D", "Dense", "Flatten", "LAYERS", "Layer", "MaxPool2D", "Optimizer", "PRESETS", "ReLU", "SGD",
     "Sequential", "Trainer", "TrainingConfig", "TrainingDiverged", "cnn", "datasets", "export", "from_bytes",
-    "layer_specs", "load", "preprocess", "preset", "register", "seed_model", "softmax", "softmax_cross_entropy",
+    "layer_specs", "load", "parallel", "preprocess", "preset", "register", "seed_model", "softmax",
+    "softmax_cross_entropy",
 ]

@@ -80,7 +80,8 @@ class Progress:
 
 def cmd_train(args):
     config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                            schedule=args.schedule, augment=args.augment, train_size=args.train_size, seed=args.seed)
+                            schedule=args.schedule, augment=args.augment, train_size=args.train_size, seed=args.seed,
+                            shards=args.shards)
     folder = Path(args.output).resolve().parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise ValueError(f"cannot write the model to {args.output}: {folder} is not a writable folder")
@@ -105,7 +106,8 @@ def cmd_train(args):
     progress = Progress(config.batch_size)
     print(f"training {network} ({model.count_params():,} params) on {len(trainer.x):,} digits{joined}: "
           f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} ({config.schedule})"
-          f"{', augmented' if config.augment else ''}", file=sys.stderr)
+          f"{', augmented' if config.augment else ''}{f', {config.shards} shards' if config.shards > 1 else ''}",
+          file=sys.stderr)
     start = time.perf_counter()
     with _limit_threads(args.threads) or contextlib.nullcontext():
         trainer.run(callback=progress)
@@ -231,6 +233,9 @@ def build_parser():
                        help="random small shifts/rotations/scalings of each batch")
     train.add_argument("--train-size", type=int, default=None, help="use only this many training digits")
     train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    train.add_argument("--shards", type=int, default=DEFAULTS["shards"],
+                       help="each batch's gradient as the sum of N shards' (what helper workers compute); "
+                            "the same run whoever computes them")
     train.add_argument("--threads", type=int, default=1, help="BLAS threads (needs threadpoolctl; default 1)")
     train.add_argument("--output", "-o", default="model.npz")
     train.add_argument("--extra", metavar="FILE",

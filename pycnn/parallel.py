@@ -222,24 +222,30 @@ def _unpack(data, kind):
         header = json.loads(bytes(data[12:12 + size]))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"the {kind}'s header is not JSON ({err})") from None
-    if not isinstance(header, dict) or header.get("kind") != kind or not isinstance(header.get("arrays"), list):
-        raise ValueError(f"not a pycnn {kind} (its header says kind {header.get('kind') if isinstance(header, dict) else None!r})")
+    if not isinstance(header, dict) or header.get("kind") != kind:
+        said = header.get("kind") if isinstance(header, dict) else header
+        raise ValueError(f"not a pycnn {kind} (its header's kind is {said!r:.40})")
+    if not isinstance(header.get("arrays"), list):
+        raise ValueError(f"the {kind}'s header has no list of arrays")
     arrays, offset = {}, 12 + size
     for spec in header.pop("arrays"):
         if not (isinstance(spec, list) and len(spec) == 3 and isinstance(spec[0], str) and spec[1] in DTYPES
                 and isinstance(spec[2], list)
                 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec[2])):
             raise ValueError(f"the {kind} has a bad array entry: {str(spec)[:80]}")
+        if spec[0] in arrays:
+            raise ValueError(f"the {kind} has two arrays named {spec[0]!r}")
         name, dtype, shape = spec[0], np.dtype(spec[1]), tuple(spec[2])
         nbytes = math.prod(shape) * dtype.itemsize
         if offset + nbytes > len(data):
             raise ValueError(f"the {kind} is truncated: array {name} needs {nbytes:,} bytes, "
                              f"{len(data) - offset:,} are left")
         # a copy in native byte order: the caller owns it and may write to it
-        arrays[name] = np.frombuffer(data, dtype, math.prod(shape), offset).reshape(shape).astype(dtype.newbyteorder("="))
+        array = np.frombuffer(data, dtype, math.prod(shape), offset).reshape(shape)
+        arrays[name] = array.astype(dtype.newbyteorder("="))
         offset += nbytes
     if offset != len(data):
-        raise ValueError(f"the {kind} has {len(data) - offset:,} bytes after its last array")
+        raise ValueError(f"the {kind} has {len(data) - offset:,} byte(s) after its last array")
     return header, arrays
 
 
