@@ -222,6 +222,9 @@ BAD_SETTINGS = [
     (["--lr", "inf"], "lr must be a number from 1e-07 to 10, got inf"),
     (["--lr", "1e30"], "lr must be a number from 1e-07 to 10"),
     (["--train-size", "10", "--batch-size", "32"], "batch_size (32) is larger than the training set (10)"),
+    (["--shards", "0"], "shards must be an int from 1 to 64, got 0"),
+    (["--shards", "65"], "shards must be an int from 1 to 64, got 65"),
+    (["--shards", "8", "--batch-size", "4"], "shards (8) is larger than batch_size (4): every shard of a batch needs"),
 ]
 
 
@@ -380,3 +383,29 @@ def test_finetune_refuses_an_empty_digits_file(tmp_path, capsys):
     yourdigits.save(extra, np.zeros((0, 28, 28)), [])
     status, _, err = run_main(["finetune", model, "--extra", extra, "-o", tmp_path / "out.npz"], capsys)
     assert_refused(status, err, "no digits of yours to fine-tune on")
+
+
+# ---- data-parallel training: --shards ----------------------------------------------------------------
+def test_python_m_pycnn_train_with_shards_makes_the_sharded_run(subset_dir, tmp_path):
+    """The real command in a child process trains the run TrainingConfig(shards=4) makes here, bit for bit."""
+    out = tmp_path / "sharded.npz"
+    settings = ["--preset", "seed", "--epochs", "1", "--train-size", "300", "--batch-size", "64", "--seed", "2"]
+    result = subprocess.run([sys.executable, "-m", "pycnn", "train", *settings, "--shards", "4", "-o", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYCNN_DATA": str(subset_dir)})
+    assert result.returncode == 0, result.stderr
+    assert "batch 64, adam lr 0.02 (onecycle), augmented, 4 shards" in result.stderr
+    saved = pycnn.load(str(out))
+    assert saved.metadata["trained_with"]["shards"] == 4
+
+    x, y = cli._load_data("subset", "train")
+    model = pycnn.preset("seed", seed=2)
+    pycnn.Trainer(model, x, y, pycnn.TrainingConfig(epochs=1, train_size=300, batch_size=64, seed=2, shards=4)).run()
+    assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), model.get_weights()))
+
+
+def test_python_m_pycnn_train_refuses_a_bad_shards_value_end_to_end(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pycnn", "train", "--shards", "-3", "-o", str(tmp_path / "m.npz")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == "pycnn: error: shards must be an int from 1 to 64, got -3\n" and result.stdout == ""
