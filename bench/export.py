@@ -9,7 +9,8 @@ For each model: the median time of to_onnx and to_tfjs (of --rounds), the files'
 file; model.json plus model.weights.bin), and on --digits held-out digits of the bundled subset the
 largest |p_pycnn - p_runtime| over every digit and class for onnxruntime (CPU) and for TensorFlow.js
 4.22 in Node.js (pure JavaScript, cpu backend, tests/export_tfjs_check.mjs), with each runtime's
-time for those digits next to pycnn's predict_proba (one BLAS thread) for scale.
+time for those digits next to pycnn's predict_proba, one thread each (TensorFlow.js' cpu backend is
+single-threaded JavaScript, after one warm-up prediction), for scale.
 """
 import argparse
 import json
@@ -60,7 +61,9 @@ def measure(models, x, rounds=5):
             pycnn_s, want = timed(lambda: model.predict_proba(x), rounds)
             onnx_s, onnx_bytes = timed(lambda: export.to_onnx(model), rounds)
             tfjs_s, tfjs_files = timed(lambda: export.to_tfjs(model), rounds)
-            session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = 1  # as pycnn's one BLAS thread
+            session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
             session.run(None, {"input": x[:1]})  # warm up
             ort_s, got = timed(lambda: session.run(None, {"input": x})[0], rounds)
             folder = tmp / name

@@ -54,6 +54,7 @@ async function main() {
     const [, h, w, c] = model.inputs[0].shape;
     const n = pixels.length / (h * w * c);
     if (!Number.isInteger(n)) throw new Error(`${inputsPath} does not hold whole ${h}x${w}x${c} images`);
+    tf.tidy(() => model.predict(tf.tensor4d(pixels.subarray(0, h * w * c), [1, h, w, c]))); // warm-up
     started = performance.now();
     const probabilities = tf.tidy(() => model.predict(tf.tensor4d(pixels, [n, h, w, c]), { batchSize: 256 }));
     const values = await probabilities.data();
