@@ -624,6 +624,15 @@ def test_removing_a_drawing_keeps_the_others_in_order(client):
     assert "index must be an int from 0 to 2, got 3" in client.error("remove_digit", index=3)
 
 
+def test_remove_all_leaves_no_drawing_and_an_empty_file_to_keep(client):
+    taught(client, 5)
+    reply = client("remove_all_digits")
+    assert reply["count"] == 0 and reply["labels"] == [] and reply["images"].shape == (0, 28, 28)
+    assert pycnn.yourdigits.from_bytes(reply["file"])[1].tolist() == []  # what the page keeps after it
+    taught(client, 1)  # and teaching goes on
+    assert client.digits.my_digits()["count"] == 1
+
+
 def test_exported_digits_import_back_added_to_the_kept_ones(client, digits):
     taught(client, 12)
     exported = client("export_digits")

@@ -115,6 +115,7 @@ const yourDigits = new YourDigits({
   el: {
     teach: byTestId("teach"), teachButtons: Array.from({ length: 10 }, (_, d) => byTestId(`teach-${d}`)),
     gallery: byTestId("my-digits"), exportButton: byTestId("export-my-digits"), importInput: byTestId("import-my-digits"),
+    removeAll: byTestId("remove-all-my-digits"),
     importLabel: byTestId("import-my-digits-label"), fineTune: byTestId("fine-tune-button"), note: byTestId("fine-tune-note"),
     stop: byTestId("fine-tune-stop"), progress: byTestId("fine-tune-progress"),
     progressBar: document.querySelector('[data-testid="fine-tune-progress"] progress'),

@@ -211,7 +211,6 @@ export class TrainingPanel {
   #done({ reason, evaluation, message, batches_after_stop: batchesAfterStop }) {
     const run = this.run;
     if (evaluation) this.state.describeModel({}, evaluation);
-    document.body.dataset.runResult = reason;
     if (run?.stopClickedAt !== undefined) {
       this.probe.set("stop_latency_ms", Math.round(performance.now() - run.stopClickedAt));
       if (batchesAfterStop !== undefined) this.el.progress.dataset.batchesAfterStop = String(batchesAfterStop);
@@ -239,6 +238,11 @@ export class TrainingPanel {
     this.announcer.announce(this.status.element.textContent);
     this.state.setPhase("ready");
     this.state.weightsChanged();
+    // in the frame that shows the run's end (after its accuracy and model state): what reads the
+    // result reads what the run left
+    this.frame.request("training.runResult", () => {
+      document.body.dataset.runResult = reason;
+    });
   }
 
   async #reset() {

@@ -16,7 +16,7 @@ const EMPTY_TEXT = "No digits of yours yet: draw a digit above and press the dig
 export class YourDigits {
   /**
    * store: the ModelStore (opened by persistence); predictor: to clear a drawing once taught;
-   * el: {teach, teachButtons [10], gallery, exportButton, importInput, importLabel, fineTune, note, stop,
+   * el: {teach, teachButtons [10], gallery, exportButton, importInput, importLabel, removeAll, fineTune, note, stop,
    * progress, progressBar, progressText, accuracy, undo, join, joinLabel, storageNote}; the rest as for TrainingPanel.
    */
   constructor({ client, runs, state, frame, probe, messages, status, announcer, store, persistence, predictor, el }) {
@@ -34,6 +34,7 @@ export class YourDigits {
     });
     el.exportButton.addEventListener("click", () => this.#export());
     el.importInput.addEventListener("change", () => this.#import());
+    el.removeAll.addEventListener("click", () => this.#removeAll());
     el.fineTune.addEventListener("click", () => this.#fineTune());
     el.stop.addEventListener("click", () => this.#stop());
     el.undo.addEventListener("click", () => this.#undo());
@@ -117,6 +118,18 @@ export class YourDigits {
       if (reply) this.status.say(`Removed a drawing of ${label}: ${plural(reply.count, "digit")} left.`);
     } catch (error) {
       this.messages.show(`Could not remove the drawing: ${error.message}`, "error");
+    }
+  }
+
+  async #removeAll() {
+    const count = this.digits.count;
+    const what = count === 1 ? "your one digit" : `all ${fmtInt(count)} of your digits`;
+    if (!count || !window.confirm(`Remove ${what}? Export them first to keep a copy.`)) return;
+    try {
+      const reply = await this.#change("remove_all_digits");
+      if (reply) this.status.say(`Removed all your digits (${fmtInt(count)}).`);
+    } catch (error) {
+      this.messages.show(`Could not remove your digits: ${error.message}`, "error");
     }
   }
 
@@ -323,6 +336,7 @@ export class YourDigits {
     el.undo.hidden = !this.canUndo && el.accuracy.dataset.undone !== "true";
     const idle = this.state.phase === "ready" || this.state.phase === "training";
     el.exportButton.disabled = !idle || !this.digits.count;
+    el.removeAll.disabled = !idle || !this.digits.count || this.pending;
     el.importInput.disabled = !idle || this.pending;
     el.importLabel.dataset.disabled = String(el.importInput.disabled);
     el.join.disabled = !this.digits.count || this.state.phase === "training";

@@ -42,6 +42,12 @@ class YourDigits:
         self.x, self.y = np.delete(self.x, index, axis=0), np.delete(self.y, index)
         return self.my_digits()
 
+    @request(during_run="answer")
+    def remove_all_digits(self):
+        """Remove every drawing (the learner confirmed it) -> my_digits()."""
+        self.x, self.y = self.x[:0], self.y[:0]
+        return self.my_digits()
+
     def my_digits(self):
         """{"count", "counts" (10: drawings of each digit), "labels" (N), "images" (N, 28, 28), "file": the
         digits file's bytes (what the page keeps)}."""
