@@ -2,14 +2,14 @@
 drive the system Chromium.
 
 Every test gets what it needs from a fixture and passes alone (`pytest -k NAME`):
-- `app`: a new page at ready with no model kept: it shares its module's browser context, whose
-  Cache Storage keeps the Python snapshot of the first visit (a cold start of Python is most of a
-  test's setup), and the site's IndexedDB is emptied before it opens;
-- `first_visit`: a page at ready in a context of its own, nothing stored before;
+- `app`: the module's one page (booted once, a first visit), brought back before each test to the
+  baseline it had at ready through the page's own controls, and checked there (see `Baseline` in
+  e2e_support.py): booting Python is most of a page's setup;
 - `trained_app`: `app` with the model `cli_model` loaded through the page's file input;
+- `phone`: the same for the run's one phone-sized touch screen;
+- `first_visit`: a page at ready in a context of its own, nothing stored before, for tests whose
+  subject is the boot;
 - `cli_model` / `seed_model`: the page's default network / the seed post's, trained by the command line;
-- `shared_app` / `shared_trained_app`: one page per module for the many small tests that
-  leave the page as they found it (invalid settings, refused files, drawings);
 - `open_site`: a factory for first visits in contexts of their own, with extra options (touch,
   no IndexedDB, routes, storage quotas...).
 """
@@ -21,7 +21,7 @@ import threading
 import pytest
 
 import sitebuild as build
-from e2e_support import LAUNCH_FLAGS, ROOT, chromium_path, forget_models, new_context, open_app, open_page
+from e2e_support import LAUNCH_FLAGS, ROOT, at_baseline, booted, chromium_path, open_app
 
 
 @pytest.fixture(scope="session")
@@ -93,21 +93,35 @@ def open_site(browser, site_url):
 
 
 @pytest.fixture(scope="module")
-def warm_context(browser):
-    """The browser context of a module's `app` pages."""
-    context = new_context(browser)
-    yield context
-    context.close()
+def module_app(browser, site_url):
+    """The module's one page: a first visit (a context of its own) that reached ready."""
+    application = booted(browser, site_url)
+    yield application
+    application.context.close()
 
 
 @pytest.fixture
-def app(warm_context, site_url):
-    """A new page that has reached ready: untrained model, nothing kept in IndexedDB."""
-    application = open_page(warm_context, site_url)
-    forget_models(application)
-    application.goto_ready()
+def app(module_app, request):
+    """The module's page brought back to its baseline through its own controls, and checked there: at
+    ready, an untrained model of the default network, the first visit's settings, no digits of yours,
+    nothing drawn, no message. A test that leaves the page where the controls cannot bring it back
+    fails the next test, which names it."""
+    return at_baseline(module_app, request.node.nodeid)
+
+
+@pytest.fixture(scope="session")
+def phone_page(browser, site_url):
+    """The run's one phone-sized touch screen (412 px wide, touch events), at ready."""
+    application = booted(browser, site_url, has_touch=True, is_mobile=True, viewport={"width": 412, "height": 900},
+                         device_scale_factor=2)
     yield application
-    application.page.close()
+    application.context.close()
+
+
+@pytest.fixture
+def phone(phone_page, request):
+    """The phone page at its baseline (as `app`)."""
+    return at_baseline(phone_page, request.node.nodeid)
 
 
 @pytest.fixture
@@ -121,23 +135,6 @@ def first_visit(open_site):
 
 @pytest.fixture
 def trained_app(app, cli_model):
-    """A fresh page with `cli_model` loaded (and, like every loaded model, kept in IndexedDB)."""
+    """`app` with `cli_model` loaded through the page's file input (and, like every loaded model, kept in IndexedDB)."""
     app.load_model(cli_model)
     return app
-
-
-@pytest.fixture(scope="module")
-def shared_app(browser, site_url):
-    """One page for a module's tests that leave it as they found it (at ready)."""
-    application = open_app(browser, site_url)
-    application.goto_ready()
-    yield application
-    application.context.close()
-
-
-@pytest.fixture
-def shared_trained_app(shared_app, cli_model):
-    """shared_app with `cli_model` loaded (loaded again only if a test changed the model)."""
-    if shared_app.page.evaluate("document.body.dataset.model") != "loaded":
-        shared_app.load_model(cli_model)
-    return shared_app

@@ -5,7 +5,6 @@ import os
 import shutil
 from pathlib import Path
 
-import sitebuild
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,11 +14,6 @@ LAUNCH_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networkin
                 "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
 ARTIFACTS = ROOT / "test-results"
-
-
-def load_build():
-    """The site build (the sitebuild package that build.py runs): build(), make_server(), Handler ..."""
-    return sitebuild
 
 
 # Installed before any page script: records long main-thread tasks and CSP violations.
@@ -85,6 +79,11 @@ class PageLog:
         self.page_errors = []
         self.requests = []
 
+    def clear(self):
+        """Forget what was seen so far (the lists stay the ones the page's listeners fill)."""
+        for seen in (self.console_errors, self.page_errors, self.requests):
+            seen.clear()
+
     def attach(self, context, page):
         context.on("request", lambda r: self.requests.append(r.url))
         page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
@@ -96,6 +95,7 @@ class App:
 
     def __init__(self, context, page, url, log):
         self.context, self.page, self.url, self.log = context, page, url, log
+        self.saves_at_start = 0  # the page probe's count of models kept, when the test began
 
     def by_id(self, testid):
         return self.page.get_by_test_id(testid)
@@ -134,9 +134,17 @@ class App:
         self.by_id("load-model").set_input_files(str(path))
         self.page.wait_for_selector('body[data-model="loaded"]', state="attached", timeout=60_000)
 
+    def wait_saves(self, count, timeout=TRAIN_TIMEOUT_MS):
+        """Until the page has kept a model in IndexedDB `count` times since the test began."""
+        self.page.wait_for_function("([start, n]) => (window.pycnnProbe.read().saves ?? 0) - start >= n",
+                                    arg=[self.saves_at_start, count], timeout=timeout)
+
     def wait_saved(self, epochs):
-        """Until the model of `epochs` epochs is kept in IndexedDB (a reload before that could lose the write)."""
-        self.page.wait_for_function("(n) => window.pycnnProbe.read().saved_epochs === n", arg=epochs)
+        """Until a model of `epochs` epochs is kept in IndexedDB, since the test began (a reload before
+        that could lose the write)."""
+        self.page.wait_for_function(
+            "([start, n]) => (window.pycnnProbe.read().saves ?? 0) > start && window.pycnnProbe.read().saved_epochs === n",
+            arg=[self.saves_at_start, epochs])
 
     def measurements(self):
         """The page's probe (web/probe.js): its times, counts and memory figures."""
@@ -179,13 +187,110 @@ def open_app(browser, url, init_scripts=(), **context_options):
     return open_page(new_context(browser, init_scripts, **context_options), url)
 
 
-def forget_models(app):
-    """Empty the site's IndexedDB (the kept model) in app's context; the Python snapshot stays."""
-    cdp = app.context.new_cdp_session(app.page)
-    try:
-        cdp.send("Storage.clearDataForOrigin", {"origin": app.url.rstrip("/"), "storageTypes": "indexeddb"})
-    finally:
-        cdp.detach()
+# ---- one booted page per module, brought back to its baseline before each test ----
+# What the baseline is made of, read in one go: the phase, the model, the last run's result, the
+# network's preset, the settings form, your digits, the banner, the prediction, and which of the
+# controls that lead back are on offer.
+PAGE_STATE = """() => {
+  const byId = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const visible = (el) => Boolean(el) && !el.hidden && el.getClientRects().length > 0;
+  const form = Object.fromEntries([...document.querySelectorAll('#train-form input, #train-form select')].map(
+    (f) => [f.dataset.testid, f.type === 'checkbox' ? String(f.checked) : f.value]));
+  return {
+    state: document.body.dataset.state ?? null, model: document.body.dataset.model ?? null,
+    runResult: document.body.dataset.runResult ?? null, preset: byId('arch-preset-select').value, form,
+    digits: byId('my-digits').dataset.count, message: visible(byId('message')),
+    dismissable: visible(document.querySelector('[data-testid="message"] .dismiss')),
+    prediction: byId('prediction').textContent, accuracy: byId('accuracy').dataset.valAccuracy,
+    lossPoints: byId('loss-chart').dataset.points, summary: byId('arch-summary').dataset.state ?? null,
+    stops: ['stop-button', 'fine-tune-stop'].filter((id) => !byId(id).disabled),
+    retry: visible(byId('retry-button')), confirm: visible(byId('arch-confirm')), idle: !byId('reset-button').disabled,
+  };
+}"""
+
+
+class Baseline:
+    """What a page looked like at ready on a first visit, and the way back to it through the page's
+    own controls: Stop, Restart, Reset, the network's preset, the settings, Remove all, Clear."""
+
+    def __init__(self, app):
+        seen = app.page.evaluate(PAGE_STATE)
+        self.form, self.preset, self.viewport = seen["form"], seen["preset"], app.page.viewport_size
+
+    def restore(self, app):
+        page = app.page
+        if page.viewport_size != self.viewport:
+            page.set_viewport_size(self.viewport)
+        seen = page.evaluate(PAGE_STATE)
+        for stop in seen["stops"]:  # a run left going
+            app.by_id(stop).click()
+        if seen["state"] == "error" and seen["retry"]:
+            app.by_id("retry-button").click()  # Retry / Restart: a new worker
+        if seen["confirm"]:
+            app.by_id("arch-revert").click()
+        if not seen["idle"] or seen["stops"] or seen["retry"]:  # until ready and no request in flight
+            app.wait_state("ready")
+            page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled",
+                                   timeout=READY_TIMEOUT_MS)
+            seen = page.evaluate(PAGE_STATE)
+        for testid, value in self.form.items():
+            if seen["form"].get(testid) == value:
+                continue
+            field = app.by_id(testid)
+            if value in ("true", "false"):
+                if field.is_enabled():
+                    field.set_checked(value == "true")
+            elif field.evaluate("f => f.tagName") == "SELECT":
+                field.select_option(value)
+            else:
+                field.fill(value)
+        if seen["model"] != "untrained" or seen["runResult"] is not None or seen["lossPoints"] != "0":
+            app.by_id("reset-button").click()
+            page.wait_for_selector('body[data-model="untrained"]:not([data-run-result])', state="attached")
+        if seen["preset"] != self.preset:
+            app.by_id("arch-preset-select").select_option(self.preset)  # an untrained model changes at once
+        if seen["digits"] != "0":
+            page.once("dialog", lambda dialog: dialog.accept())
+            app.by_id("remove-all-my-digits").click()
+            page.wait_for_selector('[data-testid="my-digits"][data-count="0"]', state="attached")
+        if seen["prediction"]:
+            app.by_id("clear-button").click()
+        if seen["dismissable"]:
+            page.locator('[data-testid="message"] .dismiss').click()
+
+    def differences(self, app):
+        """How the page differs from the baseline: [] when it is there."""
+        page = app.page
+        page.wait_for_function("""() => document.querySelector('[data-testid=prediction]').textContent === ''
+            && document.querySelector('[data-testid=arch-summary]').dataset.state === 'ok'""")
+        seen = page.evaluate(PAGE_STATE)
+        seen["viewport"] = page.viewport_size
+        wanted = {
+            "state": "ready", "model": "untrained", "runResult": None, "preset": self.preset, "form": self.form,
+            "digits": "0", "message": False, "accuracy": "", "lossPoints": "0", "idle": True, "viewport": self.viewport,
+        }
+        return [f"{name}: {seen[name]!r}, not {wanted[name]!r}" for name in wanted if seen[name] != wanted[name]]
+
+
+def booted(browser, url, **context_options):
+    """A first visit that reached ready, with its Baseline (for a module's or a run's one page)."""
+    application = open_app(browser, url, **context_options)
+    application.goto_ready()
+    application.baseline = Baseline(application)
+    application.last_test = "the page's first visit"
+    return application
+
+
+def at_baseline(application, test):
+    """application brought back to its baseline through its own controls and checked there, for `test`
+    (a node id); a page the controls cannot bring back fails naming the test before."""
+    application.baseline.restore(application)
+    differences = application.baseline.differences(application)
+    assert not differences, f"the page did not come back to its baseline after {application.last_test}: {differences}"
+    application.last_test = test
+    application.log.clear()
+    application.saves_at_start = application.measurements().get("saves", 0)
+    return application
 
 
 # ---- digits as pen strokes in unit coordinates, replayed with real mouse events ----
@@ -240,7 +345,7 @@ def touch_digit(page, digit, box, steps=6):
         cdp.detach()
 
 
-def draw_digit(page, digit, box, steps=6):
+def draw_digit(page, digit, box, steps=3):
     """Draw `digit` inside box = (left, top, size) in canvas pixels with mouse down/move/up."""
     for points in _strokes_on_page(page, digit, box):
         page.mouse.move(*points[0])

@@ -2,12 +2,13 @@
 Retry), the worker dying mid-run (an uncaught error, or ending without one), storage unavailable
 or full, a damaged saved model or Python snapshot, a worker script that cannot start.
 
-Each test makes its own page (tests/e2e/conftest.py) and passes alone.
+Faults of the boot get a first visit of their own; faults of a running page use the module's page
+(tests/e2e/conftest.py). Each test passes alone.
 """
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import READY_TIMEOUT_MS, TRAIN_TIMEOUT_MS
+from e2e_support import READY_TIMEOUT_MS
 
 NO_INDEXEDDB = """
 IDBFactory.prototype.open = function () { throw new DOMException("The operation is insecure.", "SecurityError"); };
@@ -109,12 +110,13 @@ def test_a_data_file_whose_sha256_differs_is_refused_and_named(first_visit):
 
 
 def train_until_an_epoch_is_saved(app):
-    """Start CRASH_RUN on a fresh page and return (1, held-out accuracy) of the model saved after its first epoch."""
+    """Start CRASH_RUN and return (1, held-out accuracy) of the model saved after its first epoch."""
     app.fill(CRASH_RUN)
     app.by_id("train-button").click()
     app.wait_state("training", timeout=10_000)
-    app.page.wait_for_function("() => (window.pycnnProbe.read().saves ?? 0) > 0", timeout=TRAIN_TIMEOUT_MS)
+    app.wait_saves(1)
     assert app.measurements()["saved_epochs"] == 1
+    app.page.wait_for_selector('[data-testid="accuracy-chart"][data-points="1"]', state="attached")  # drawn in a frame
     accuracy = app.page.evaluate("document.querySelector('[data-testid=accuracy-chart]').dataset.lastValAccuracy")
     assert app.body("state") == "training", "the run ended before the worker could be killed"
     return 1, float(accuracy)

@@ -1,7 +1,6 @@
-"""The journeys that matter to a learner, in Firefox ESR: tests/e2e/firefox/journeys.test.mjs
-(node's test runner driving Firefox over WebDriver BiDi with puppeteer-core) against the site the
-Chromium tests build and serve. One test here per journey; the journeys selected (`-k draw`)
-run in one `node --test` process, each in its own browser context."""
+"""A learner's journey in Firefox ESR: tests/e2e/firefox/journeys.test.mjs (node's test runner
+driving Firefox over WebDriver BiDi with puppeteer-core) against the site the Chromium tests build
+and serve: one page from the first visit to a reload, its steps reported as node subtests."""
 import os
 import re
 import shutil
@@ -11,19 +10,10 @@ import pytest
 
 from e2e_support import ROOT
 
-JOURNEYS_FILE = ROOT / "tests" / "e2e" / "firefox" / "journeys.test.mjs"
-# pytest id -> the start of the journey's test name in journeys.test.mjs
-JOURNEYS = {
-    "ready": "page reaches ready",
-    "train": "train one short run",
-    "stop": "stop during a run",
-    "stop-in-first-epoch": "stop during the first run",
-    "draw": "draw digits with the mouse",
-    "download": "download the model",
-    "reload": "reload keeps the trained model",
-}
-NODE_TIMEOUT_S = 900  # every journey together takes about a minute here
-TAP_RESULT = re.compile(r"^(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b.*)?$")
+JOURNEY_FILE = ROOT / "tests" / "e2e" / "firefox" / "journeys.test.mjs"
+NODE_TIMEOUT_S = 900  # the journey takes about a minute here
+JOURNEY = "a learner's journey in Firefox"
+TAP_RESULT = re.compile(r"^(\s*)(not )?ok \d+ - (.*)$")  # a test or (indented) a subtest
 
 
 def firefox_path():
@@ -49,27 +39,10 @@ def firefox():
     return path
 
 
-def parse_tap(lines):
-    """Top-level results of node's TAP report: {test name: (ok, SKIP/TODO/None, its lines)}."""
-    results, current = {}, None
-    for line in lines:
-        match = TAP_RESULT.match(line)
-        if match:
-            not_ok, name, directive = match.groups()
-            current = [line]
-            results[name] = (not not_ok, directive, current)
-        elif current is not None and line.startswith("  "):
-            current.append(line)  # the result's YAML block: error, expected, actual, stack
-        else:
-            current = None
-    return results
-
-
-def run_journeys(names, url, firefox, cli_model):
-    """Run the named journeys in one node process, printing its report as it comes; (returncode, lines)."""
-    patterns = [f"--test-name-pattern=^{re.escape(name)}" for name in names]
+def run_journey(url, firefox, cli_model):
+    """Run the journey in one node process, printing its report as it comes; (returncode, lines)."""
     env = {**os.environ, "PYCNN_SITE_URL": url, "PYCNN_CLI_MODEL": str(cli_model), "PYCNN_FIREFOX": firefox}
-    command = ["node", "--test", "--test-reporter=tap", *patterns, str(JOURNEYS_FILE)]
+    command = ["node", "--test", "--test-reporter=tap", str(JOURNEY_FILE)]
     print("$", " ".join(command), flush=True)
     # its own process group, so a timeout ends node and the Firefox it started
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -86,28 +59,12 @@ def run_journeys(names, url, firefox, cli_model):
             process.wait()
 
 
-@pytest.fixture(scope="module")
-def journey_results(request, firefox, site_url, cli_model):
-    """Runs every journey this pytest run selected, once; their TAP results by pytest id."""
-    selected = [item.callspec.params["journey"] for item in request.session.items
-                if item.module.__name__ == request.module.__name__ and hasattr(item, "callspec")]
-    returncode, lines = run_journeys([JOURNEYS[j] for j in selected], site_url, firefox, cli_model)
-    results = parse_tap(lines)
-    by_id = {}
-    for journey in selected:
-        found = [r for name, r in results.items() if name.startswith(JOURNEYS[journey]) and r[1] != "SKIP"]
-        by_id[journey] = found[0] if len(found) == 1 else None
-    return {"returncode": returncode, "lines": lines, "by_id": by_id}
-
-
-@pytest.mark.parametrize("journey", list(JOURNEYS))
-def test_firefox_journey(journey, journey_results):
-    result = journey_results["by_id"][journey]
-    if result is None:
-        tail = "\n".join(journey_results["lines"][-40:])
-        pytest.fail(f"node ran no single test named {JOURNEYS[journey]!r} (exit code "
-                    f"{journey_results['returncode']}):\n{tail}", pytrace=False)
-    ok, _, block = result
-    if not ok:
-        report = "\n".join(block)
-        pytest.fail(f"Firefox journey failed:\n{report}", pytrace=False)
+def test_a_learners_journey_in_firefox(firefox, site_url, cli_model):
+    returncode, lines = run_journey(site_url, firefox, cli_model)
+    results = [TAP_RESULT.match(line).groups() for line in lines if TAP_RESULT.match(line)]
+    steps = [(name, not failed) for indent, failed, name in results if indent]
+    journey = [not failed for indent, failed, name in results if not indent and name == JOURNEY]
+    failed_steps = [name for name, ok in steps if not ok]
+    report = "\n".join(lines[-80:])
+    assert journey == [True] and returncode == 0 and not failed_steps and len(steps) >= 7, (
+        f"Firefox: failed steps {failed_steps} of {len(steps)} (node exit code {returncode}):\n{report}")

@@ -3,20 +3,19 @@ against CPython), the saliency map comes with every reading and answers "why not
 training step on the digit shown can be taken again, undone exactly or kept across a reload, and
 the page shows (and exports) its network and settings as Python.
 
-Every test gets a page of its own (`app`, `trained_app`): the steps change the model.
+The module's page comes back to its baseline before each test (`app`, `trained_app`): the steps
+change the model, Reset brings back the untrained one.
 """
-import sys
 
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import ROOT, draw_digit
+from e2e_support import draw_digit
 from test_accessibility import violations
 
-sys.path.insert(0, str(ROOT))
-from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential  # noqa: E402
-from pycnn.presets import DEFAULT_PRESET, PRESETS, preset  # noqa: E402
-from pycnn.page import Client, Session  # noqa: E402
+from pycnn import Conv2D
+from pycnn.presets import DEFAULT_PRESET, PRESETS, preset
+from pycnn.page import Client, Session
 
 DEFAULT_CONVS = [spec["config"] for spec in PRESETS[DEFAULT_PRESET]["layers"] if spec["class"] == "Conv2D"]
 
@@ -293,9 +292,7 @@ def test_the_python_code_is_the_current_network_and_settings_and_exports_as_a_sc
     assert app.log.page_errors == [] and app.log.console_errors == []
 
 
-def test_on_a_phone_tapping_a_cell_shows_its_arithmetic_within_the_screen(open_site, cli_model):
-    phone = open_site(has_touch=True, is_mobile=True, viewport={"width": 412, "height": 900}, device_scale_factor=2)
-    phone.goto_ready()
+def test_on_a_phone_tapping_a_cell_shows_its_arithmetic_within_the_screen(phone, cli_model):
     phone.load_model(cli_model)
     show_heldout(phone, 7)
     canvas = phone.page.locator(f'{MAPS} .fm-grid canvas[data-kind="relu"][data-filter="4"]')

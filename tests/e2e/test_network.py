@@ -11,9 +11,8 @@ from playwright.sync_api import expect
 
 from e2e_support import ROOT, draw_digit
 
-sys.path.insert(0, str(ROOT))
-import pycnn  # noqa: E402
-from pycnn.presets import PRESETS  # noqa: E402
+import pycnn
+from pycnn.presets import PRESETS
 
 QUICK_RUN = {"epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.01"}
 
@@ -87,8 +86,8 @@ def test_editing_a_layer_updates_the_summary_and_adding_removing_moving_layers_w
     (lambda app: app.by_id("arch-layer-2-down").click(),
      "layer 4 (MaxPool2D) works on images (channels, height, width) but gets the flat (6760,)"),
 ])
-def test_a_network_that_does_not_fit_says_which_layer_and_why_and_train_stays_disabled(shared_app, edit, message):
-    app = shared_app
+def test_a_network_that_does_not_fit_says_which_layer_and_why_and_train_stays_disabled(app, edit, message):
+    app = app
     choose_preset(app, "seed")
     edit(app)
     expect(app.by_id("arch-error")).to_be_visible()
@@ -101,8 +100,8 @@ def test_a_network_that_does_not_fit_says_which_layer_and_why_and_train_stays_di
     expect(app.by_id("train-button")).to_be_enabled()
 
 
-def test_a_network_too_big_for_the_page_is_refused(shared_app):
-    app = shared_app
+def test_a_network_too_big_for_the_page_is_refused(app):
+    app = app
     choose_preset(app, "lenet")
     app.by_id("arch-layer-0-filters").fill("64")
     app.by_id("arch-layer-3-filters").fill("64")

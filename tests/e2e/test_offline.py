@@ -13,9 +13,9 @@ from http.server import ThreadingHTTPServer
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import ROOT, draw_digit, load_build, open_app
+import sitebuild as build
+from e2e_support import ROOT, draw_digit, open_app
 
-build = load_build()
 TINY_RUN = {"epochs-input": "1", "train-size-input": "256", "batch-size-input": "32", "learning-rate-input": "0.01"}
 SW_ALLOWED = {"service_workers": "allow"}
 

@@ -5,18 +5,15 @@ Each test gets its page from a fixture (tests/e2e/conftest.py) and passes alone.
 import builtins
 import os
 import pickle
-import sys
 
 import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import ROOT
 
-sys.path.insert(0, str(ROOT))
-import pycnn  # noqa: E402  (the checkout's library, to craft model files)
-from model_files import npy, npy_with_header, with_config, with_member  # noqa: E402  (tests/, on sys.path via its conftest)
-from pycnn.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+import pycnn  # the checkout's library, to craft model files
+from model_files import npy, npy_with_header, with_config, with_member  # tests/, on the import path (pyproject's pythonpath)
+from pycnn.presets import DEFAULT_PRESET, PRESETS
 
 FIRST_FILTERS = PRESETS[DEFAULT_PRESET]["layers"][0]["config"]["filters"]  # of the page's default network
 
@@ -72,8 +69,8 @@ def test_untrained_model_says_so_and_estimates_an_epoch(app):
     ("learning-rate-input", "-0.1"), ("learning-rate-input", "0"), ("learning-rate-input", "1e6"),
     ("train-size-input", "0"), ("train-size-input", "100000"), ("seed-input", "-1"), ("seed-input", "1.5"),
 ])
-def test_invalid_input_disables_train_with_a_message(shared_app, testid, value):
-    app = shared_app
+def test_invalid_input_disables_train_with_a_message(app, testid, value):
+    app = app
     field = app.by_id(testid)
     error = app.by_id(testid.replace("-input", "-error"))
     good = field.input_value()
@@ -91,10 +88,10 @@ def test_invalid_input_disables_train_with_a_message(shared_app, testid, value):
     expect(error).to_be_hidden()
 
 
-def test_the_form_checks_the_limits_python_publishes(shared_app):
+def test_the_form_checks_the_limits_python_publishes(app):
     """The bounds come from TrainingConfig.limits() (no copy in JavaScript): the largest value
     Python accepts is accepted, one more is refused with Python's bound in the message."""
-    app = shared_app
+    app = app
     limits = pycnn.TrainingConfig.limits()
     for testid, name, label in (("epochs-input", "epochs", "Epochs"), ("batch-size-input", "batch_size", "Batch size")):
         highest = limits[name]["max"]
@@ -108,8 +105,8 @@ def test_the_form_checks_the_limits_python_publishes(shared_app):
         app.fill({testid: good})
 
 
-def test_batch_larger_than_training_set_is_refused(shared_app):
-    app = shared_app
+def test_batch_larger_than_training_set_is_refused(app):
+    app = app
     app.fill({"train-size-input": "20", "batch-size-input": "32"})
     expect(app.by_id("train-button")).to_be_disabled()
     expect(app.by_id("batch-size-error")).to_contain_text("training digits")
@@ -297,8 +294,8 @@ def test_the_pickle_payload_runs_when_unpickled():
 
 
 @pytest.mark.parametrize("name, payload, reason", BAD_FILES, ids=[name for name, _, _ in BAD_FILES])
-def test_bad_model_file_is_refused_with_a_message_and_the_model_kept(shared_trained_app, name, payload, reason, tmp_path):
-    app = shared_trained_app
+def test_bad_model_file_is_refused_with_a_message_and_the_model_kept(trained_app, name, payload, reason, tmp_path):
+    app = trained_app
     accuracy = app.attr("accuracy", "data-val-accuracy")
     if isinstance(payload, int):
         path = tmp_path / name
@@ -319,8 +316,8 @@ def test_bad_model_file_is_refused_with_a_message_and_the_model_kept(shared_trai
     message.locator(".dismiss").click()
 
 
-def test_truncated_model_file_is_refused(shared_trained_app, cli_model):
-    app = shared_trained_app
+def test_truncated_model_file_is_refused(trained_app, cli_model):
+    app = trained_app
     data = cli_model.read_bytes()
     accuracy = app.attr("accuracy", "data-val-accuracy")
     app.by_id("load-model").set_input_files(files=[{"name": "cut.npz", "mimeType": "application/octet-stream", "buffer": data[: len(data) // 2]}])

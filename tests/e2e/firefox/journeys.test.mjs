@@ -1,99 +1,28 @@
-// The journeys that matter to a learner, in Firefox ESR (WebDriver BiDi through puppeteer-core).
-// Each test opens its own browser context (its own storage) and makes what it needs, so any one
-// passes alone:
-//   PYCNN_SITE_URL=http://127.0.0.1:8000/ PYCNN_CLI_MODEL=model.npz \
-//     node --test --test-name-pattern "draw" tests/e2e/firefox/
-// tests/e2e/test_firefox.py builds and serves the site, trains the model file and runs each one.
+// A learner's journey in Firefox ESR (WebDriver BiDi through puppeteer-core): one page of one
+// browser context, from the first visit to a reload, each step a subtest that starts where the
+// one before left the page (a failed step fails the ones after it too):
+//   PYCNN_SITE_URL=http://127.0.0.1:8000/ PYCNN_CLI_MODEL=model.npz node --test tests/e2e/firefox/
+// tests/e2e/test_firefox.py builds and serves the site, trains the model file and runs it.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { App, drawDigit, launchFirefox, required } from "./support.mjs";
 
 // 1 epoch on 2,000 digits, as in the Chromium tests: ~88-90% held-out in CPython over seeds
 const QUICK_RUN = { "epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.01" };
+// 2 epochs of 266 batches: long enough to be stopped part-way through the first
+const LONG_RUN = { "epochs-input": "2", "train-size-input": "8500", "batch-size-input": "32", "learning-rate-input": "0.002" };
 const STAGES = ["python", "numpy", "pycnn", "data", "ready"];
-const TIMEOUT = { timeout: 240_000 };
-// a page bug (every browser): only the epoch message marks the model trained (test_firefox.py marks it xfail)
-
-let browser;
-before(async () => {
-  browser = await launchFirefox();
-});
-after(() => browser?.close());
-
-/** Runs body(app) on a fresh page of the site, then closes its context. */
-async function withApp(body, options) {
-  const app = await App.open(browser, options);
-  try {
-    await body(app);
-  } finally {
-    await app.close();
-  }
-}
-
-async function trainQuickRun(app) {
-  await app.fill(QUICK_RUN);
-  await app.click("train-button");
-  await app.waitRunResult("finished");
-  await app.waitSaved(1);
-  return app.attr("accuracy", "data-val-accuracy");
-}
 
 function assertNoErrors(app) {
   assert.deepEqual(app.log.consoleErrors, [], "console errors");
   assert.deepEqual(app.log.pageErrors, [], "page errors");
 }
 
-test("page reaches ready with every stage done, no errors, only its own origin", TIMEOUT, () =>
-  withApp(async (app) => {
-    await app.gotoReady();
-    const stages = await app.page.$$eval('[data-testid="stages"] li', (ls) => ls.map((l) => [l.dataset.stage, l.dataset.status]));
-    assert.deepEqual(stages, STAGES.map((s) => [s, "done"]));
-    // a first visit starts Python the slow way and keeps a memory snapshot for the next one
-    assert.equal(await app.attr("status", "data-python-snapshot"), "saved");
-    assert.equal(await app.body("model"), "untrained");
-    assertNoErrors(app);
-    const { requests } = app.log;
-    assert.ok(requests.some((u) => u.endsWith("/pyodide/pyodide.asm.wasm")), "the worker's requests are seen");
-    assert.ok(requests.some((u) => u.includes("/wheels/pycnn-")));
-    const foreign = requests.filter((u) => !u.startsWith(app.url) && !/^(data|blob):/.test(u));
-    assert.deepEqual(foreign, []);
-  }));
-
-test("train one short run: the loss falls, held-out accuracy >= 85%, filters change", TIMEOUT, () =>
-  withApp(async (app) => {
-    await app.gotoReady();
-    const before = await app.filterImages();
-    await app.fill(QUICK_RUN);
-    await app.click("train-button");
-    await app.waitRunResult("finished");
-    // the chart draws once per animation frame: wait until it shows every batch
-    await app.waitFor(() => {
-      const chart = document.querySelector('[data-testid="loss-chart"]');
-      return chart.dataset.points === document.querySelector('[data-testid="progress"]').dataset.step;
-    });
-    assert.equal(await app.attr("progress", "data-step"), "125");
-    assert.ok(Number(await app.attr("loss-chart", "data-points")) >= 2);
-    const first = Number(await app.attr("loss-chart", "data-first-loss"));
-    const last = Number(await app.attr("loss-chart", "data-last-loss"));
-    assert.ok(last < first, `loss fell: first ${first}, last ${last}`);
-    const accuracy = Number(await app.attr("accuracy", "data-val-accuracy"));
-    assert.ok(accuracy >= 0.85, `held-out accuracy ${accuracy}`);
-    assert.equal(await app.text("accuracy"), `${(accuracy * 100).toFixed(1)}%`);
-    assert.equal(await app.body("model"), "trained");
-    await app.waitFor(() => document.querySelector('[data-testid="filters"]').dataset.version !== "0");
-    const after = await app.filterImages();
-    assert.ok(after.length >= 8 && after.length === before.length, `${after.length} filters of the first conv layer`);
-    assert.ok(after.filter((a, i) => a !== before[i]).length >= after.length - 2, "filters changed");
-    assertNoErrors(app);
-  }));
-
-const LONG_RUN = { "epochs-input": "2", "train-size-input": "8500", "batch-size-input": "32", "learning-rate-input": "0.002" };
-
-/** Start LONG_RUN, press Stop after batch 20, wait until the page is ready again; the batch it stopped at. */
+/** Start LONG_RUN, press Stop after batch 20, wait until the page shows the stopped run; the batch it stopped at. */
 async function stopPartWay(app) {
   await app.fill(LONG_RUN);
   await app.click("train-button");
@@ -104,60 +33,81 @@ async function stopPartWay(app) {
   const step = Number(await app.attr("progress", "data-step"));
   const perEpoch = Number(await app.attr("progress", "data-batches-per-epoch"));
   assert.ok(step >= 20 && step < perEpoch, `stopped inside the first epoch: batch ${step} of ${perEpoch}`);
+  // counted by the worker: batches that ended after the page sent `stop`
+  assert.ok(Number(await app.attr("progress", "data-batches-after-stop")) <= 1);
   return step;
 }
 
-test("stop during a run lands after at most one batch and keeps the model", TIMEOUT, () =>
-  withApp(async (app) => {
-    await app.gotoReady();
-    const accuracy = Number(await trainQuickRun(app));
-    await stopPartWay(app);
-    // counted by the worker: batches that ended after the page sent `stop`
-    assert.ok(Number(await app.attr("progress", "data-batches-after-stop")) <= 1);
-    assert.equal(await app.body("model"), "trained");
-    assert.ok(Number(await app.attr("accuracy", "data-val-accuracy")) >= accuracy - 0.05, "the model kept what it learned");
-    assert.equal(await app.page.$eval('[data-testid="train-button"]', (b) => b.disabled), false);
-    assertNoErrors(app);
-  }));
-
-test("stop during the first run keeps what it learned", TIMEOUT, () =>
-  withApp(async (app) => {
-    await app.gotoReady();
-    await stopPartWay(app);
-    assert.equal(await app.body("model"), "trained", "the stopped run's weights are the model now");
-    assert.ok(Number(await app.attr("accuracy", "data-val-accuracy")) > 0.5, "its held-out accuracy is shown");
-  }));
-
-test("draw digits with the mouse and a model trained in CPython reads them", TIMEOUT, () =>
-  withApp(async (app) => {
-    const modelFile = required("PYCNN_CLI_MODEL", "a model file from `python -m pycnn train --data subset --epochs 3 -o FILE`");
-    await app.gotoReady();
-    await app.loadModelFile(modelFile);
-    // (digit, [left, top, size]) on the 280x280 canvas: full size, small, off-centre, two strokes
-    for (const [digit, box] of [[0, [20, 20, 240]], [1, [30, 30, 100]], [4, [120, 110, 150]], [7, [70, 40, 200]]]) {
-      await app.click("clear-button");
-      await app.waitFor(() => document.querySelector('[data-testid="prediction"]').textContent === "");
-      await drawDigit(app.page, digit, box);
-      const version = await app.attr("draw-canvas", "data-version");
-      // the answer to the finished drawing, not to a throttled mid-stroke one
-      await app.waitFor((v) => document.querySelector('[data-testid="prediction"]').dataset.answeredVersion === v, version, 10_000);
-      assert.equal(await app.text("prediction"), String(digit), `drew a ${digit}`);
-      assert.equal(await app.attr("prediction", "data-digit"), String(digit));
-    }
-    assertNoErrors(app);
-  }));
-
-test("download the model, Reset, load it back: same held-out accuracy", TIMEOUT, async () => {
+test("a learner's journey in Firefox", { timeout: 600_000 }, async (t) => {
+  const modelFile = required("PYCNN_CLI_MODEL", "a model file from `python -m pycnn train --data subset --epochs 3 -o FILE`");
   const downloadPath = mkdtempSync(join(tmpdir(), "pycnn-firefox-download-"));
+  const browser = await launchFirefox();
+  const app = await App.open(browser, { downloadPath });
+  let accuracy = null; // of the model trained by QUICK_RUN
   try {
-    await withApp(async (app) => {
+    await t.test("the page reaches ready with every stage done, no errors, only its own origin", async () => {
       await app.gotoReady();
-      const accuracy = await trainQuickRun(app);
+      const stages = await app.page.$$eval('[data-testid="stages"] li', (ls) => ls.map((l) => [l.dataset.stage, l.dataset.status]));
+      assert.deepEqual(stages, STAGES.map((s) => [s, "done"]));
+      // a first visit starts Python the slow way and keeps a memory snapshot for the next one
+      assert.equal(await app.attr("status", "data-python-snapshot"), "saved");
+      assert.equal(await app.body("model"), "untrained");
+      assertNoErrors(app);
+      const { requests } = app.log;
+      assert.ok(requests.some((u) => u.endsWith("/pyodide/pyodide.asm.wasm")), "the worker's requests are seen");
+      assert.ok(requests.some((u) => u.includes("/wheels/pycnn-")));
+      const foreign = requests.filter((u) => !u.startsWith(app.url) && !/^(data|blob):/.test(u));
+      assert.deepEqual(foreign, []);
+    });
+
+    await t.test("stop during the first run keeps what it learned", async () => {
+      await stopPartWay(app);
+      assert.equal(await app.body("model"), "trained", "the stopped run's weights are the model now");
+      assert.ok(Number(await app.attr("accuracy", "data-val-accuracy")) > 0.5, "its held-out accuracy is shown");
+      await app.click("reset-button");
+      await app.waitSelector('body[data-model="untrained"]');
+    });
+
+    await t.test("train one short run: the loss falls, held-out accuracy >= 85%, filters change", async () => {
+      const before = await app.filterImages();
+      await app.fill(QUICK_RUN);
+      await app.click("train-button");
+      await app.waitRunResult("finished");
+      // the chart draws once per animation frame: wait until it shows every batch
+      await app.waitFor(() => {
+        const chart = document.querySelector('[data-testid="loss-chart"]');
+        return chart.dataset.points === document.querySelector('[data-testid="progress"]').dataset.step;
+      });
+      assert.equal(await app.attr("progress", "data-step"), "125");
+      const first = Number(await app.attr("loss-chart", "data-first-loss"));
+      const last = Number(await app.attr("loss-chart", "data-last-loss"));
+      assert.ok(last < first, `loss fell: first ${first}, last ${last}`);
+      accuracy = await app.attr("accuracy", "data-val-accuracy");
+      assert.ok(Number(accuracy) >= 0.85, `held-out accuracy ${accuracy}`);
+      assert.equal(await app.text("accuracy"), `${(Number(accuracy) * 100).toFixed(1)}%`);
+      assert.equal(await app.body("model"), "trained");
+      await app.waitFor(() => document.querySelector('[data-testid="filters"]').dataset.version !== "0");
+      const after = await app.filterImages();
+      assert.ok(after.length >= 8 && after.length === before.length, `${after.length} filters of the first conv layer`);
+      assert.ok(after.filter((a, i) => a !== before[i]).length >= after.length - 2, "filters changed");
+      await app.waitSaved(1);
+      assertNoErrors(app);
+    });
+
+    await t.test("reload keeps the trained model", async () => {
+      await app.page.reload();
+      await app.waitState("ready");
+      assert.equal(await app.body("model"), "restored");
+      assert.equal(await app.attr("accuracy", "data-val-accuracy"), accuracy);
+      assert.equal(await app.attr("status", "data-python-snapshot"), "restored");
+      assertNoErrors(app);
+    });
+
+    await t.test("download the model, Reset, load it back: the same held-out accuracy", async () => {
       await app.click("download-model");
       const file = await app.downloaded("pycnn-model.npz");
       assert.ok(file.size > 1000, `downloaded ${file.size} bytes`);
       assert.equal(readFileSync(file.path).subarray(0, 2).toString(), "PK", "a zip (npz) file");
-
       await app.click("reset-button");
       await app.waitSelector('body[data-model="untrained"]');
       assert.equal(await app.attr("accuracy", "data-val-accuracy"), "");
@@ -165,20 +115,34 @@ test("download the model, Reset, load it back: same held-out accuracy", TIMEOUT,
       assert.equal(await app.attr("accuracy", "data-val-accuracy"), accuracy);
       assert.match(await app.text("model-state"), /pycnn-model\.npz/);
       assertNoErrors(app);
-    }, { downloadPath });
+    });
+
+    await t.test("stop during a run lands after at most one batch and keeps the model", async () => {
+      await stopPartWay(app);
+      assert.equal(await app.body("model"), "loaded", "still the loaded model, trained further");
+      assert.ok(Number(await app.attr("accuracy", "data-val-accuracy")) >= Number(accuracy) - 0.05, "the model kept what it learned");
+      assert.equal(await app.page.$eval('[data-testid="train-button"]', (b) => b.disabled), false);
+      assertNoErrors(app);
+    });
+
+    await t.test("draw digits with the mouse and a model trained in CPython reads them", async () => {
+      await app.loadModelFile(modelFile);
+      // (digit, [left, top, size]) on the 280x280 canvas: full size, small, off-centre, two strokes
+      for (const [digit, box] of [[0, [20, 20, 240]], [1, [30, 30, 100]], [4, [120, 110, 150]], [7, [70, 40, 200]]]) {
+        await app.click("clear-button");
+        await app.waitFor(() => document.querySelector('[data-testid="prediction"]').textContent === "");
+        await drawDigit(app.page, digit, box);
+        const version = await app.attr("draw-canvas", "data-version");
+        // the answer to the finished drawing, not to a throttled mid-stroke one
+        await app.waitFor((v) => document.querySelector('[data-testid="prediction"]').dataset.answeredVersion === v, version, 10_000);
+        assert.equal(await app.text("prediction"), String(digit), `drew a ${digit}`);
+        assert.equal(await app.attr("prediction", "data-digit"), String(digit));
+      }
+      assertNoErrors(app);
+    });
   } finally {
+    await app.close();
+    await browser.close();
     rmSync(downloadPath, { recursive: true, force: true });
   }
 });
-
-test("reload keeps the trained model", TIMEOUT, () =>
-  withApp(async (app) => {
-    await app.gotoReady();
-    const accuracy = await trainQuickRun(app);
-    await app.page.reload();
-    await app.waitState("ready");
-    assert.equal(await app.body("model"), "restored");
-    assert.equal(await app.attr("accuracy", "data-val-accuracy"), accuracy);
-    assert.equal(await app.attr("status", "data-python-snapshot"), "restored");
-    assertNoErrors(app);
-  }));
