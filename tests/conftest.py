@@ -2,8 +2,9 @@
 
 - BLAS is pinned to one thread: on this 2-core machine OpenBLAS threads make small
   matrix products ~10x slower, which would blow the suite's time budget.
-- `subset_dir` finds the bundled MNIST subset (dist/data, written by `python build.py`)
-  or builds it into a temp dir, so a fresh clone works.
+- `built_site` is the site built once per test run (whichever pytest-xdist worker asks first);
+  `subset_dir` finds the bundled MNIST subset ($PYCNN_DATA or dist/data, written by
+  `python build.py`), else uses that build's, so a fresh clone works.
 """
 import os
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import sitebuild
+from run_once import once_per_run
 
 try:
     from threadpoolctl import threadpool_limits
@@ -24,19 +26,23 @@ else:
 TEST_SIZE = 2000  # held-out subset digits used by the accuracy tests
 
 
+# ---- made once per run ----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory):
+    """The site of this checkout built once per run (`python build.py` into a temporary dist/)."""
+    return once_per_run(tmp_path_factory, "dist", lambda out: sitebuild.build(str(out), quiet=True))
+
+
 # ---- data ----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def subset_dir(tmp_path_factory):
-    """Folder holding the bundled subset: $PYCNN_DATA or dist/data, else a fresh build into a temp dir."""
+def subset_dir(request):
+    """Folder holding the bundled subset: $PYCNN_DATA or dist/data, else the run's build's."""
     from pycnn import datasets
 
     try:
         return datasets.subset_dir()
     except ValueError:
-        pass
-    out = tmp_path_factory.mktemp("dist")
-    sitebuild.build(out, quiet=True)
-    return out / "data"
+        return request.getfixturevalue("built_site") / "data"
 
 
 @pytest.fixture(scope="session")

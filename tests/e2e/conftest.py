@@ -22,6 +22,7 @@ import pytest
 
 import sitebuild as build
 from e2e_support import LAUNCH_FLAGS, ROOT, at_baseline, booted, chromium_path, open_app
+from run_once import once_per_run
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +35,9 @@ def browser_type_launch_args(browser_type_launch_args):
 
 
 @pytest.fixture(scope="session")
-def site_dir(tmp_path_factory):
-    """The site built into a temporary dist/ (the checkout's dist/ is left alone)."""
-    out = tmp_path_factory.mktemp("dist")
-    build.build(str(out), quiet=True)
-    return out
+def site_dir(built_site):
+    """The site built once per run into a temporary dist/ (the checkout's dist/ is left alone)."""
+    return built_site
 
 
 @pytest.fixture(scope="session")
@@ -55,26 +54,25 @@ def site_url(site_dir):
 
 
 def train_by_cli(site_dir, folder, *args):
-    """`python -m pycnn train --data subset ARGS` on the bundled digits -> the model file it wrote."""
-    path = folder / "model.npz"
+    """`python -m pycnn train --data subset ARGS` on the bundled digits, into folder/model.npz."""
     env = {**os.environ, "PYCNN_DATA": str(site_dir / "data"), "OPENBLAS_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "pycnn", "train", "--data", "subset", *args, "--output", str(path)],
-                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
-    return path
+    subprocess.run([sys.executable, "-m", "pycnn", "train", "--data", "subset", *args, "--output",
+                    str(folder / "model.npz")], cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
 
 
 @pytest.fixture(scope="session")
 def cli_model(site_dir, tmp_path_factory):
     """The page's default network trained in CPython by the command line on the same bundled digits
-    (3 epochs, a few seconds)."""
-    return train_by_cli(site_dir, tmp_path_factory.mktemp("cli"), "--epochs", "3")
+    (3 epochs, a few seconds; once per run)."""
+    return once_per_run(tmp_path_factory, "cli", lambda out: train_by_cli(site_dir, out, "--epochs", "3")) / "model.npz"
 
 
 @pytest.fixture(scope="session")
 def seed_model(site_dir, tmp_path_factory):
     """The seed post's network trained by the command line (3 epochs, about two seconds), for tests whose
     subject is not the network: the page loads it and fine-tunes it faster than the default network."""
-    return train_by_cli(site_dir, tmp_path_factory.mktemp("cli-seed"), "--preset", "seed", "--epochs", "3")
+    return once_per_run(tmp_path_factory, "cli-seed",
+                        lambda out: train_by_cli(site_dir, out, "--preset", "seed", "--epochs", "3")) / "model.npz"
 
 
 @pytest.fixture

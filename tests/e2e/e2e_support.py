@@ -1,15 +1,17 @@
-"""Helpers shared by the end-to-end tests (imported by conftest.py and the test modules):
-the build script, browser launch settings, a page wrapper, and digits drawn as mouse strokes."""
+"""Helpers shared by the end-to-end tests (imported by conftest.py and the test modules): browser
+launch settings, a page wrapper, a page's baseline, and digits drawn as mouse strokes."""
 import math
 import os
 import shutil
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 READY_TIMEOUT_MS = 120_000  # Pyodide boot: ~3-7 s here, far more on a loaded CI machine
 TRAIN_TIMEOUT_MS = 180_000
+SETTLE_TIMEOUT_MS = 30_000  # a page coming back to its baseline: a Reset, a preset, Remove all
 LAUNCH_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
@@ -226,12 +228,19 @@ class Baseline:
             app.by_id(stop).click()
         if seen["state"] == "error" and seen["retry"]:
             app.by_id("retry-button").click()  # Retry / Restart: a new worker
-        if seen["confirm"]:
-            app.by_id("arch-revert").click()
+        if seen["confirm"]:  # "Keep the trained one" (by script: the editor may be scrolled or folded away)
+            app.by_id("arch-revert").dispatch_event("click")
         if not seen["idle"] or seen["stops"] or seen["retry"]:  # until ready and no request in flight
             app.wait_state("ready")
             page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled",
                                    timeout=READY_TIMEOUT_MS)
+            seen = page.evaluate(PAGE_STATE)
+        if seen["model"] != "untrained" or seen["runResult"] is not None or seen["lossPoints"] != "0":
+            app.by_id("reset-button").click()
+            page.wait_for_selector('body[data-model="untrained"]:not([data-run-result])', state="attached")
+        if seen["preset"] != self.preset:  # an untrained model changes at once; the preset brings its settings
+            app.by_id("arch-preset-select").select_option(self.preset)
+            page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled")
             seen = page.evaluate(PAGE_STATE)
         for testid, value in self.form.items():
             if seen["form"].get(testid) == value:
@@ -244,11 +253,6 @@ class Baseline:
                 field.select_option(value)
             else:
                 field.fill(value)
-        if seen["model"] != "untrained" or seen["runResult"] is not None or seen["lossPoints"] != "0":
-            app.by_id("reset-button").click()
-            page.wait_for_selector('body[data-model="untrained"]:not([data-run-result])', state="attached")
-        if seen["preset"] != self.preset:
-            app.by_id("arch-preset-select").select_option(self.preset)  # an untrained model changes at once
         if seen["digits"] != "0":
             page.once("dialog", lambda dialog: dialog.accept())
             app.by_id("remove-all-my-digits").click()
@@ -261,8 +265,12 @@ class Baseline:
     def differences(self, app):
         """How the page differs from the baseline: [] when it is there."""
         page = app.page
-        page.wait_for_function("""() => document.querySelector('[data-testid=prediction]').textContent === ''
-            && document.querySelector('[data-testid=arch-summary]').dataset.state === 'ok'""")
+        try:  # what the controls started has settled: no request in flight, the summary and prediction redrawn
+            page.wait_for_function(f"""() => {{ const seen = ({PAGE_STATE})();
+                return seen.idle && seen.prediction === '' && seen.summary === 'ok' && !seen.runResult; }}""",
+                                   timeout=SETTLE_TIMEOUT_MS)
+        except PlaywrightTimeoutError:
+            pass  # the differences below say what did not
         seen = page.evaluate(PAGE_STATE)
         seen["viewport"] = page.viewport_size
         wanted = {
