@@ -207,6 +207,7 @@ PAGE_STATE = """() => {
     lossPoints: byId('loss-chart').dataset.points, summary: byId('arch-summary').dataset.state ?? null,
     stops: ['stop-button', 'fine-tune-stop'].filter((id) => !byId(id).disabled),
     retry: visible(byId('retry-button')), confirm: visible(byId('arch-confirm')), idle: !byId('reset-button').disabled,
+    status: byId('status').textContent.trim(),  // not compared: says what the page is doing when it differs
   };
 }"""
 
@@ -277,7 +278,8 @@ class Baseline:
             "state": "ready", "model": "untrained", "runResult": None, "preset": self.preset, "form": self.form,
             "digits": "0", "message": False, "accuracy": "", "lossPoints": "0", "idle": True, "viewport": self.viewport,
         }
-        return [f"{name}: {seen[name]!r}, not {wanted[name]!r}" for name in wanted if seen[name] != wanted[name]]
+        differences = [f"{name}: {seen[name]!r}, not {wanted[name]!r}" for name in wanted if seen[name] != wanted[name]]
+        return differences + [f"(status line: {seen['status']!r})"] if differences else []
 
 
 def booted(browser, url, **context_options):
