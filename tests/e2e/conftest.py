@@ -8,7 +8,8 @@ Every test gets what it needs from a fixture and passes alone (`pytest -k NAME`)
 - `trained_app`: `app` with the model `cli_model` loaded through the page's file input;
 - `phone`: the same for the run's one phone-sized touch screen;
 - `first_visit`: a page at ready in a context of its own, nothing stored before, for tests whose
-  subject is the boot;
+  subject is a first visit; `warm_visit`: a page not yet opened in the module page's context
+  (Python from its snapshot), for faults of a later boot;
 - `cli_model` / `seed_model`: the page's default network / the seed post's, trained by the command line;
 - `open_site`: a factory for first visits in contexts of their own, with extra options (touch,
   no IndexedDB, routes, storage quotas...).
@@ -21,7 +22,7 @@ import threading
 import pytest
 
 import sitebuild as build
-from e2e_support import LAUNCH_FLAGS, ROOT, at_baseline, booted, chromium_path, open_app
+from e2e_support import LAUNCH_FLAGS, ROOT, at_baseline, booted, chromium_path, open_app, open_page
 from run_once import once_per_run
 
 
@@ -120,6 +121,17 @@ def phone_page(browser, site_url):
 def phone(phone_page, request):
     """The phone page at its baseline (as `app`)."""
     return at_baseline(phone_page, request.node.nodeid)
+
+
+@pytest.fixture
+def warm_visit(module_app, site_url):
+    """A new page of the site, not yet opened, in the module page's context: Python starts from the
+    snapshot that page's first visit kept. For faults of a boot that are not about a first visit;
+    routes the test adds to the context are removed after it."""
+    application = open_page(module_app.context, site_url)
+    yield application
+    application.page.close()
+    module_app.context.unroute_all(behavior="ignoreErrors")
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 Retry), the worker dying mid-run (an uncaught error, or ending without one), storage unavailable
 or full, a damaged saved model or Python snapshot, a worker script that cannot start.
 
-Faults of the boot get a first visit of their own; faults of a running page use the module's page
-(tests/e2e/conftest.py). Each test passes alone.
+Faults of a first visit (the snapshot, the storage quota) get a context of their own; faults of a
+later boot, a new page beside the module's page (Python from its snapshot); faults of a running
+page, the module's page (tests/e2e/conftest.py). Each test passes alone.
 """
 import pytest
 from playwright.sync_api import expect
@@ -32,8 +33,8 @@ def fulfil_once(**response):
     return handler
 
 
-def test_a_worker_that_cannot_start_is_reported_and_retry_starts_another(open_site):
-    app = open_site()
+def test_a_worker_that_cannot_start_is_reported_and_retry_starts_another(warm_visit):
+    app = warm_visit
     app.context.route("**/worker.js", fulfil_once(status=200, content_type="text/javascript",
                                                   body="throw new Error('simulated worker crash');"))
     app.page.goto(app.url)
@@ -48,8 +49,8 @@ def test_a_worker_that_cannot_start_is_reported_and_retry_starts_another(open_si
     expect(app.by_id("train-button")).to_be_enabled()
 
 
-def test_train_while_python_loads_does_nothing(open_site):
-    app = open_site()
+def test_train_while_python_loads_does_nothing(warm_visit):
+    app = warm_visit
     held = []  # the requests for the digits, held unanswered while the page is still loading
     app.context.route(DATA_FILE, lambda route: held.append(route))
     app.page.goto(app.url)
@@ -72,8 +73,8 @@ def test_train_while_python_loads_does_nothing(open_site):
     assert app.attr("loss-chart", "data-points") == "0"
 
 
-def test_a_failed_download_is_named_and_retry_recovers(open_site):
-    app = open_site()
+def test_a_failed_download_is_named_and_retry_recovers(warm_visit):
+    app = warm_visit
     app.context.route(DATA_FILE, lambda route: route.abort())  # the download fails
     app.page.goto(app.url)
     app.wait_state("error", timeout=READY_TIMEOUT_MS)
@@ -87,11 +88,12 @@ def test_a_failed_download_is_named_and_retry_recovers(open_site):
     expect(app.by_id("message")).to_be_hidden()
 
 
-def test_a_data_file_whose_sha256_differs_is_refused_and_named(first_visit):
+def test_a_data_file_whose_sha256_differs_is_refused_and_named(warm_visit):
     """The page checks the digits against the sha256 in data/manifest.json (written by build.py).
-    The load that fails restored the Python snapshot the first visit saved; a failure behind a
+    The load that fails restored the Python snapshot a first visit saved; a failure behind a
     restored snapshot deletes it, so Retry starts Python afresh."""
-    app = first_visit
+    app = warm_visit
+    app.goto_ready()
     label_file = app.page.evaluate("fetch('data/subset-labels-idx1-ubyte.gz').then(r => r.arrayBuffer())"
                                    ".then(b => Array.from(new Uint8Array(b)))")
     tampered = bytes(label_file[:-1]) + bytes([label_file[-1] ^ 1])
@@ -231,8 +233,9 @@ def test_a_damaged_python_snapshot_is_dropped_and_python_starts_afresh(first_vis
     assert app.attr("status", "data-python-snapshot") == "restored"
 
 
-def test_without_indexeddb_the_page_still_trains_and_says_models_are_not_kept(open_site):
-    app = open_site([NO_INDEXEDDB])
+def test_without_indexeddb_the_page_still_trains_and_says_models_are_not_kept(warm_visit):
+    app = warm_visit
+    app.page.add_init_script(NO_INDEXEDDB)
     app.goto_ready()
     note = app.by_id("storage-note")
     expect(note).to_have_attribute("data-available", "false")
@@ -292,8 +295,8 @@ def test_storage_full_on_save_the_page_still_trains_and_says_models_are_not_kept
     assert app.body("model") == "untrained"
 
 
-def test_a_damaged_pycnn_wheel_is_named_and_retry_installs_the_real_one(open_site):
-    app = open_site()
+def test_a_damaged_pycnn_wheel_is_named_and_retry_installs_the_real_one(warm_visit):
+    app = warm_visit
     app.context.route("**/wheels/pycnn-*.whl", fulfil_once(status=200, content_type="application/octet-stream",
                                                            body=b"PK\x03\x04 not a wheel"))
     app.page.goto(app.url)
