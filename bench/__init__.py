@@ -8,6 +8,8 @@ CPython (results in BENCHMARKS.md):
     python -m bench.handwriting       UNIPEN pen digits replayed on the page's canvas
     python -m bench.recipes           which network and recipe the page should train by default
     python -m bench.teach             fine-tuning on a writer's own drawings
+    python -m bench.shards            data-parallel steps: shards in one process and over helper processes
+    python -m bench.export            ONNX and TensorFlow.js exports: time, size, agreement with pycnn
 In the page, headless Chromium (bench.browser; results in bench/browser/RESULTS.md):
     python -m bench.browser.browser   training vs TensorFlow.js, page load, one click on Train, memory
     python -m bench.browser.editor    the network editor and the largest network it allows
