@@ -14,6 +14,12 @@ The split and the order of the sum are fixed by the run, so the weights after a 
 depend on who computed which shard, or when: in this process (sharded_step), in other
 processes or in the page's helper workers (encode_task -> run_task -> decode_result).
 
+A step can also be taken in two phases (ShardedStep; Trainer.begin_step / finish_step), for a
+caller that hands shards out and gathers them itself (the page's worker, between messages):
+begin with the batch -> each shard's task bytes; then, in any order, compute some shards here
+(compute) and add the others' result bytes (add); finish -> the same optimiser step as
+sharded_step's, bit for bit.
+
 A layer that draws random numbers in training (dropout) declares `uses_rng = True`; before
 each shard's forward pass its `rng` attribute is set to shard_rng(seed, step, shard), so its
 draws too are the same whoever computes the shard.
@@ -159,6 +165,63 @@ def combine(results):
     return grads, loss, sum(result.correct for result in results), sum(result.count for result in results)
 
 
+class ShardedStep:
+    """One sharded step in progress: the batch (x, y) split into shards, whose results are gathered
+    one by one, from anywhere and in any order, then summed in shard order (finish).
+
+    expect: how a wrong or missing result is reported ("expected one result for each of shards 0
+    to 3 of step 5, got shard 2 of step 4").
+    """
+
+    def __init__(self, model, x, y, shards, seed=0, step=0, expect="expected"):
+        self.model, self.x, self.y = model, x, y
+        self.seed, self.step, self.expect = int(seed), int(step), expect
+        self.bounds = shard_bounds(len(x), shards)
+        self.shards = int(shards)
+        self.results = {}  # shard -> ShardResult
+
+    def _wanted(self):
+        return (f"{self.expect} one result for each of shards 0 to {len(self.bounds) - 1} of step {self.step}")
+
+    def tasks(self):
+        """The task bytes of every non-empty shard, in shard order (encode_tasks)."""
+        return encode_tasks(self.model, self.x, self.y, self.shards, self.seed, self.step)
+
+    def compute(self, shard):
+        """Compute shard `shard` here, with the model itself (not yet changed by this step)."""
+        if isinstance(shard, bool) or not isinstance(shard, (int, np.integer)) or not 0 <= shard < len(self.bounds):
+            raise ValueError(f"shard must be an int from 0 to {len(self.bounds) - 1}, got {shard!r}")
+        if shard in self.results:
+            raise ValueError(f"shard {shard} of step {self.step} is computed already")
+        a, b = self.bounds[shard]
+        self.results[int(shard)] = shard_gradients(self.model, self.x[a:b], self.y[a:b], len(self.x),
+                                                   rng=_rng_for(self.model, self.seed, self.step, shard))
+
+    def add(self, data):
+        """A shard's result bytes (run_task's), computed elsewhere -> the shard it is of."""
+        header, result = decode_result(data)
+        shard = header["shard"]
+        if header["step"] != self.step or shard >= len(self.bounds) or shard in self.results:
+            twice = " twice" if header["step"] == self.step and shard in self.results else ""
+            raise ValueError(f"{self._wanted()}, got shard {shard} of step {header['step']}{twice}")
+        self.results[shard] = result
+        return shard
+
+    def missing(self):
+        """The shards without a result yet, in shard order."""
+        return [i for i in range(len(self.bounds)) if i not in self.results]
+
+    def finish(self, optimizer):
+        """Sum the results in shard order and take one optimiser step -> (batch loss, correct predictions).
+        ValueError, and the model left as it was, when a shard has no result."""
+        missing = self.missing()
+        if missing:
+            raise ValueError(f"{self._wanted()}; shard(s) {', '.join(map(str, missing))} missing")
+        grads, loss, correct, _ = combine(self.results[i] for i in range(len(self.bounds)))
+        apply_gradients(self.model, optimizer, grads)
+        return loss, correct
+
+
 def sharded_step(model, optimizer, x, y, shards, seed=0, step=0, compute=None):
     """One optimiser step on the batch (x, y) split into shards -> (batch loss, correct predictions).
 
@@ -167,26 +230,14 @@ def sharded_step(model, optimizer, x, y, shards, seed=0, step=0, compute=None):
     their results' bytes (run_task's) in any order: other processes or workers compute them.
     Either way the results are summed in shard order.
     """
-    bounds = shard_bounds(len(x), shards)
+    work = ShardedStep(model, x, y, shards, seed, step, expect="compute must return")
     if compute is None:
-        results = [shard_gradients(model, x[a:b], y[a:b], len(x), rng=_rng_for(model, seed, step, i))
-                   for i, (a, b) in enumerate(bounds)]
+        for i in range(len(work.bounds)):
+            work.compute(i)
     else:
-        by_shard = {}
-        for data in compute(encode_tasks(model, x, y, shards, seed, step)):
-            header, result = decode_result(data)
-            if header["step"] != step or header["shard"] >= len(bounds) or header["shard"] in by_shard:
-                raise ValueError(f"compute must return one result for each of shards 0 to {len(bounds) - 1} of "
-                                 f"step {step}, got shard {header['shard']} of step {header['step']}")
-            by_shard[header["shard"]] = result
-        if len(by_shard) != len(bounds):
-            missing = sorted(set(range(len(bounds))) - set(by_shard))
-            raise ValueError(f"compute must return one result for each of shards 0 to {len(bounds) - 1}; "
-                             f"shard(s) {', '.join(map(str, missing))} missing")
-        results = [by_shard[i] for i in range(len(bounds))]
-    grads, loss, correct, _ = combine(results)
-    apply_gradients(model, optimizer, grads)
-    return loss, correct
+        for data in compute(work.tasks()):
+            work.add(data)
+    return work.finish(optimizer)
 
 
 def _rng_for(model, seed, step, shard):

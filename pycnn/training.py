@@ -1,5 +1,6 @@
 """Training in steps: a validated config, learning-rate schedules, and a Trainer that can
-run a few batches at a time (the page's worker yields between chunks so Stop is seen)."""
+run a few batches at a time (the page's worker yields between chunks so Stop is seen), or take
+a sharded step in two phases whose shards others compute (begin_step / finish_step)."""
 import collections
 import dataclasses
 import math
@@ -9,7 +10,7 @@ import numpy as np
 from .augment import random_affine
 from .checks import Bool, Choice, Float, Int, Settings
 from .optimizers import OPTIMIZERS, make_optimizer
-from .parallel import MAX_SHARDS, seed_layers, sharded_step
+from .parallel import MAX_SHARDS, ShardedStep, seed_layers, sharded_step
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 # A mean loss above 4 * ln(classes) (9.2 for 10 classes: the true class gets 1e-4 of the
@@ -112,6 +113,7 @@ class Trainer:
         self._recent = collections.deque()  # (loss, images) of the last batches, DIVERGED_WINDOW images
         self._good = self._snapshot()   # weights known to give a healthy loss
         self._pending = None            # an epoch's end state, until a loss computed with it is healthy
+        self._open = None               # the ShardedStep begun by begin_step, until finish_step
 
     @property
     def done(self):
@@ -187,6 +189,7 @@ class Trainer:
         Raises TrainingDiverged (weights restored to the end of the last good epoch) when the
         loss is not finite or exceeds DIVERGED_FACTOR * ln(classes).
         """
+        self._no_open_step("run")
         losses, epoch_results, stopped = [], [], False
         images = 0
         remaining = self.total_steps - self.step
@@ -195,15 +198,9 @@ class Trainer:
             xb, yb = self._batch()
             self.optimizer.lr = learning_rate(self.config.schedule, self.base_lr, self.step, self.total_steps)
             loss, correct = self._train_step(xb, yb)
-            self._check_loss(loss, len(yb))  # the loss of the weights before this step's update
-            self.step += 1
+            ended = self._stepped(loss, correct, len(yb))
             images += len(yb)
             losses.append(loss)
-            self.history["batch_loss"].append(loss)
-            self._epoch_loss += loss * len(yb)
-            self._epoch_correct += correct
-            self._epoch_seen += len(yb)
-            ended = [self._end_epoch()] if self.step % self.batches_per_epoch == 0 else []
             epoch_results += ended
             if callback is not None and callback(self.progress([loss], ended, images)) is False:
                 stopped = True
@@ -211,6 +208,67 @@ class Trainer:
         report = self.progress(losses, epoch_results, images)
         report["stopped"] = stopped
         return report
+
+    def _stepped(self, loss, correct, images):
+        """After a step's update: the divergence check, the counts, the epoch's end -> [its result] or []."""
+        self._check_loss(loss, images)  # the loss of the weights before this step's update
+        self.step += 1
+        self.history["batch_loss"].append(loss)
+        self._epoch_loss += loss * images
+        self._epoch_correct += correct
+        self._epoch_seen += images
+        return [self._end_epoch()] if self.step % self.batches_per_epoch == 0 else []
+
+    # ---- one sharded step in two phases: the shards handed out, gathered, then the update ------------
+    def begin_step(self):
+        """Begin the next step (its batch and learning rate, as run would) -> the task bytes of each
+        non-empty shard, in shard order (pycnn.parallel.encode_tasks). Compute some here
+        (compute_shard), add the others' results (add_result), then finish_step: the same weights as
+        run(max_batches=1), bit for bit, whoever computed which shard."""
+        self._no_open_step("begin_step")
+        if self.done:
+            raise ValueError(f"the run is over: all {self.total_steps} steps are taken")
+        xb, yb = self._batch()
+        self.optimizer.lr = learning_rate(self.config.schedule, self.base_lr, self.step, self.total_steps)
+        if self.config.shards == 1:
+            seed_layers(self.model, self.config.seed, self.step, 0)  # as _train_step's unsharded step
+        self._open = ShardedStep(self.model, xb, yb, self.config.shards, self.config.seed, self.step)
+        return self._open.tasks()
+
+    def compute_shard(self, shard):
+        """Compute shard `shard` of the step begun, here."""
+        self._open_step("compute_shard").compute(shard)
+
+    def add_result(self, data):
+        """A result of the step begun, computed elsewhere (pycnn.parallel.run_task's bytes) -> its shard."""
+        return self._open_step("add_result").add(data)
+
+    def missing_shards(self):
+        """The shards of the step begun that have no result yet."""
+        return self._open_step("missing_shards").missing()
+
+    def finish_step(self, results=()):
+        """Finish the step begun: `results` (result bytes, in any order) join those added, every shard
+        must have one; their sum in shard order makes one optimiser step -> the progress report of
+        run(max_batches=1). A shard without a result: ValueError, and the step stays open."""
+        work = self._open_step("finish_step")
+        for data in results:
+            work.add(data)
+        loss, correct = work.finish(self.optimizer)  # raises, saying which shards are missing; 1 shard: train_step's update
+        self._open = None  # with one shard: train_step's update, bit for bit
+        ended = self._stepped(loss, correct, len(work.y))
+        report = self.progress([loss], ended, len(work.y))
+        report["stopped"] = False
+        return report
+
+    def _open_step(self, name):
+        if self._open is None:
+            raise ValueError(f"{name} needs a step begun with begin_step")
+        return self._open
+
+    def _no_open_step(self, name):
+        if self._open is not None:
+            raise ValueError(f"{name}: step {self._open.step} is begun and not finished (finish_step)")
 
     def _reset_epoch_totals(self):
         self._epoch_loss, self._epoch_correct, self._epoch_seen = 0.0, 0, 0

@@ -250,6 +250,134 @@ def test_a_last_batch_smaller_than_shards_computes_one_shard_per_image(data):
     assert len(parallel.encode_tasks(model, small[0][:3], small[1][:3], 4)) == 3
 
 
+# ---- a step in two phases: shards handed out, gathered, finished ----------------------------------------
+def two_phase(trainer, steps, here=lambda tasks: range(0, len(tasks), 2), order=reversed):
+    """`steps` steps of trainer taken in two phases: the shards `here` picks computed in this process (with
+    the model), the others by run_task as a helper worker would, their results added in `order`."""
+    runner = parallel.TaskRunner()  # a fresh model, as a helper worker has
+    reports = []
+    for _ in range(steps):
+        tasks = trainer.begin_step()
+        local = set(here(tasks))
+        results = [runner(task) for i, task in enumerate(tasks) if i not in local]
+        for i in local:
+            trainer.compute_shard(i)
+        for data in order(results[1:]):
+            trainer.add_result(data)
+        reports.append(trainer.finish_step(results[:1]))
+    return reports
+
+
+@pytest.mark.parametrize("shards", [1, 2, 4])
+def test_a_step_in_two_phases_trains_as_run_does_bit_for_bit(data, shards):
+    """begin_step / compute_shard / add_result / finish_step, whoever computes which shard and in whatever
+    order the results come: the weights, optimiser state, history and reports of run(), to the bit."""
+    reference, by_run = train(data, steps=12, shards=shards)
+    for here in (lambda tasks: range(len(tasks)), lambda tasks: (), lambda tasks: range(0, len(tasks), 2)):
+        model = pycnn.preset("two-conv-dense", seed=0)
+        trainer = Trainer(model, *data, TrainingConfig(epochs=3, batch_size=64, lr=0.01, shards=shards))
+        reports = two_phase(trainer, 12, here)
+        assert same_weights(model.get_weights(), reference)
+        assert trainer.history == by_run.history and trainer.step == by_run.step == 12
+        assert all(np.array_equal(a, b) for key in by_run.optimizer.state
+                   for a, b in zip(trainer.optimizer.state[key], by_run.optimizer.state[key]))
+    assert [r["step"] for r in reports] == list(range(1, 13)) and all(len(r["losses"]) == 1 for r in reports)
+    assert [len(r["epoch_results"]) for r in reports] == [0, 0, 0, 0, 1] * 2 + [0, 0]  # 5 batches an epoch
+    assert reports[-1].keys() == by_run.run(max_batches=0).keys()
+
+
+def test_two_phase_steps_give_the_weights_of_sharded_step_with_helper_processes(data, pool):
+    """The same run as Trainer(compute_shards=...) whose shards all go to other processes."""
+    elsewhere, _ = train(data, steps=7, shards=4, compute_shards=lambda tasks: list(pool.map(parallel.run_task, tasks)))
+    model = pycnn.preset("two-conv-dense", seed=0)
+    trainer = Trainer(model, *data, TrainingConfig(epochs=3, batch_size=64, lr=0.01, shards=4))
+    for _ in range(7):
+        tasks = trainer.begin_step()
+        trainer.compute_shard(0)
+        trainer.finish_step(list(pool.map(parallel.run_task, tasks[1:])))
+    assert same_weights(model.get_weights(), elsewhere)
+
+
+def test_a_last_batch_smaller_than_shards_hands_out_one_task_per_image(data):
+    small = (data[0][:130], data[1][:130])
+    trainer = Trainer(pycnn.preset("seed", seed=0), *small, TrainingConfig(epochs=1, batch_size=64, shards=4))
+    sizes = []
+    while not trainer.done:
+        tasks = trainer.begin_step()
+        sizes.append([len(parallel.decode_task(task)[3]) for task in tasks])
+        trainer.finish_step([parallel.run_task(task) for task in tasks])
+    assert sizes == [[16, 16, 16, 16], [16, 16, 16, 16], [1, 1]]
+
+
+def test_finishing_with_a_shard_missing_is_refused_and_the_step_stays_open(data):
+    model = pycnn.preset("seed", seed=0)
+    trainer = Trainer(model, *data, TrainingConfig(epochs=1, batch_size=64, shards=4))
+    before = model.get_weights()
+    tasks = trainer.begin_step()
+    results = [parallel.run_task(task) for task in tasks]
+    trainer.compute_shard(1)
+    with pytest.raises(ValueError, match=r"^expected one result for each of shards 0 to 3 of step 0; shard\(s\) 0, 2 "
+                                         r"missing$"):
+        trainer.finish_step([results[3]])  # (added: it waits with shard 1 for the others)
+    assert same_weights(model.get_weights(), before) and trainer.step == 0  # nothing was applied
+    assert trainer.missing_shards() == [0, 2]
+    with pytest.raises(ValueError, match="^begin_step: step 0 is begun and not finished"):
+        trainer.begin_step()
+    with pytest.raises(ValueError, match="^run: step 0 is begun and not finished"):
+        trainer.run(max_batches=1)
+    trainer.finish_step([results[0], results[2]])
+    assert trainer.step == 1 and not same_weights(model.get_weights(), before)
+
+
+@pytest.mark.parametrize("act, message", [
+    (lambda t, results, stale: t.compute_shard(4), "shard must be an int from 0 to 3, got 4"),
+    (lambda t, results, stale: t.compute_shard(True), "shard must be an int from 0 to 3, got True"),
+    (lambda t, results, stale: t.compute_shard(2), "shard 2 of step 1 is computed already"),
+    (lambda t, results, stale: t.add_result(results[2]), "expected one result for each of shards 0 to 3 of step 1, got "
+                                                          "shard 2 of step 1 twice"),
+    (lambda t, results, stale: t.add_result(stale), "expected one result for each of shards 0 to 3 of step 1, got "
+                                                     "shard 0 of step 0"),
+    (lambda t, results, stale: t.add_result(b"nonsense"), "not a pycnn result"),
+], ids=["out of range", "a bool", "computed twice", "a result twice", "another step's", "not a result"])
+def test_a_wrong_shard_or_result_is_refused_saying_which(data, act, message):
+    trainer = Trainer(pycnn.preset("seed", seed=0), *data, TrainingConfig(epochs=1, batch_size=64, shards=4))
+    first = [parallel.run_task(task) for task in trainer.begin_step()]
+    stale = first[0]
+    trainer.finish_step(first)
+    results = [parallel.run_task(task) for task in trainer.begin_step()]
+    trainer.compute_shard(2)
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        act(trainer, results, stale)
+
+
+def test_the_phases_need_a_step_begun_and_a_run_not_over(data):
+    trainer = Trainer(pycnn.preset("seed", seed=0), *data[:2], TrainingConfig(epochs=1, batch_size=150, train_size=150))
+    for name, call in [("compute_shard", lambda: trainer.compute_shard(0)), ("add_result", lambda: trainer.add_result(b"")),
+                       ("finish_step", trainer.finish_step), ("missing_shards", trainer.missing_shards)]:
+        with pytest.raises(ValueError, match=f"^{name} needs a step begun with begin_step$"):
+            call()
+    trainer.run()
+    with pytest.raises(ValueError, match="^the run is over: all 1 steps are taken$"):
+        trainer.begin_step()
+
+
+def test_a_run_that_diverges_in_two_phases_restores_the_weights_as_run_does(data):
+    """A huge learning rate: both ways raise TrainingDiverged at the same step, weights back at the start."""
+    outcomes = []
+    for phases in (False, True):
+        model = pycnn.preset("seed", seed=0)
+        trainer = Trainer(model, *data, TrainingConfig(epochs=3, batch_size=64, lr=10.0, schedule="constant", shards=2))
+        with pytest.raises(pycnn.TrainingDiverged):
+            for _ in range(15):
+                if phases:
+                    two_phase(trainer, 1)
+                else:
+                    trainer.run(max_batches=1)
+        outcomes.append((trainer.step, model.get_weights()))
+    assert outcomes[0][0] == outcomes[1][0] and same_weights(outcomes[0][1], outcomes[1][1])
+    assert same_weights(outcomes[0][1], pycnn.preset("seed", seed=0).get_weights())
+
+
 # ---- settings -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [0, -1, 65, 2.5, "4", True, None, 10 ** 400])
 def test_a_bad_shards_value_is_refused_naming_the_setting(value):
