@@ -1,7 +1,8 @@
 """pycnn: a small, fast, pure-numpy convolutional network library (CPython and Pyodide)."""
 from . import datasets, export, parallel, preprocess
 from .compat import cnn
-from .layers import LAYERS, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, layer_specs, register
+from .layers import (LAYERS, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPool2D, ReLU,
+                     Sigmoid, Tanh, layer_specs, register)
 from .losses import softmax, softmax_cross_entropy
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
@@ -14,8 +15,8 @@ __version__ = "0.1.0"
 
 
 __all__ = [
-    "Adam", "Conv2D", "Dense", "Flatten", "LAYERS", "Layer", "MaxPool2D", "Optimizer", "PRESETS", "ReLU", "SGD",
-    "Sequential", "Trainer", "TrainingConfig", "TrainingDiverged", "cnn", "datasets", "export", "from_bytes",
+    "Adam", "AvgPool2D", "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "LAYERS", "Layer", "LeakyReLU",
+    "MaxPool2D", "Optimizer", "PRESETS", "ReLU", "SGD", "Sequential", "Sigmoid", "Tanh", "Trainer", "TrainingConfig", "TrainingDiverged", "cnn", "datasets", "export", "from_bytes",
     "layer_specs", "load", "parallel", "preprocess", "preset", "register", "seed_model", "softmax",
     "softmax_cross_entropy",
 ]

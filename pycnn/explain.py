@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from .checks import number
-from .layers import Conv2D, MaxPool2D, ReLU, conv_block
+from .layers import ELEMENTWISE, POOLS, AvgPool2D, Conv2D, ReLU, conv_block
 from .losses import softmax, softmax_cross_entropy
 
 
@@ -67,16 +67,17 @@ def _window(model, first, last, rows, cols):
     (top, bottom), (left, right) = rows, cols
     for i in range(last, first, -1):
         item = model.layers[i]
-        if isinstance(item, ReLU):
-            continue  # elementwise: the same cells
-        if not isinstance(item, (Conv2D, MaxPool2D)):
-            raise ValueError(f"layer {i} ({type(item).__name__}) has no receptive field: only Conv2D, ReLU and "
-                             f"MaxPool2D layers may come before layer {last}")
+        if isinstance(item, ELEMENTWISE):
+            continue  # the same cells (BatchNorm: per channel)
+        if not isinstance(item, (Conv2D, *POOLS)):
+            raise ValueError(f"layer {i} ({type(item).__name__}) has no receptive field: only Conv2D, pooling and "
+                             f"elementwise layers ({', '.join(cls.__name__ for cls in ELEMENTWISE)}) may come "
+                             f"before layer {last}")
         h, w = shapes[i][1:]  # layer i's input
         if isinstance(item, Conv2D):
             (pad_top, _), (pad_left, _) = item.pads(h, w)
             size, stride = item.kernel_size, item.stride
-        elif isinstance(item, MaxPool2D):
+        else:
             (pad_top, pad_left), size, stride = (0, 0), item.pool_size, item.stride
         # output cells [a, b) read the padded input's [a * stride, (b - 1) * stride + size)
         top, bottom = max(top * stride - pad_top, 0), min((bottom - 1) * stride - pad_top + size, h)
@@ -107,7 +108,8 @@ def conv_arithmetic(model, x, layer, channel, row, col, grid="activated"):
 
     grid "activated": (row, col) is a cell of the conv's output; "pooled": a cell of the block's
     pooled map (conv_block), and the cell explained is the conv cell that won its pool window
-    (the largest conv value; ties go to the first, as in MaxPool2D). -> {
+    (the largest value the pool compares; ties go to the first, as in MaxPool2D), or for an
+    average pool the window's first cell. -> {
       "layer", "channel", "row", "col": the conv cell explained,
       "patch": (C, k, k) the layer's input under the filter, 0 where it reads zero padding,
       "in_image": (k, k) 1 where a tap reads the input, 0 where it reads padding,
@@ -115,12 +117,19 @@ def conv_arithmetic(model, x, layer, channel, row, col, grid="activated"):
       "weights": (C, k, k) the filter, "products": (C, k, k) patch * weights,
       "sum": the products' sum, "bias", "conv": sum + bias (in float64 from the float32 numbers:
         the layer's own output agrees to float32 rounding),
-      "relu": max(conv, 0), or None when the block has no ReLU,
+      "batchnorm": None, or when a BatchNorm follows the conv, its inference arithmetic {"mean",
+        "var" (its running statistics for the channel), "eps", "gamma", "beta", "value": (conv - mean) /
+        sqrt(var + eps) * gamma + beta},
+      "activation": None, or {"kind": "ReLU", "LeakyReLU", "Tanh" or "Sigmoid", "value": it applied to
+        the conv (or BatchNorm) value},
+      "relu": max(conv, 0) (the activation's value when it is a ReLU), or None when the block has no ReLU,
+      "pool": "max", "average", or None without a pool,
       "pooled": the value of the block's pooled map this cell feeds, or None (no pool, or a last
         odd row or column the pool drops),
       "pooled_cell": [row, col] of it, "pool_window": [top, left, bottom, right] (half-open) of the
-        conv cells it is the max of, "pool_values": those cells as the "activated" map has them
-        (after the ReLU, if any), "pool_argmax": [row, col] of the winner; None without a pool,
+        conv cells it pools, "pool_values": those cells as the "activated" map has them (after the
+        BatchNorm and activation, if any), "pool_argmax": [row, col] of the winner of a max pool;
+        None without a pool (pool_argmax: and for an average pool),
       "receptive_field": [top, left, bottom, right] (half-open) of the input pixels the cell reads,
       "pooled_receptive_field": the same for the pooled value, or None}
     """
@@ -132,26 +141,32 @@ def conv_arithmetic(model, x, layer, channel, row, col, grid="activated"):
     batch = _image(model, x)
     outputs = model.activations(batch)
     inputs = batch if layer == 0 else outputs[layer - 1]
-    relu, pools, end = conv_block(model.layers, layer)
-    conv_map = outputs[layer][0, channel]
+    block = conv_block(model.layers, layer)
+    norm = model.layers[block.norm] if block.norm is not None else None
+    activation = model.layers[block.activation] if block.activation is not None else None
+    pools = block.pools
+    average = bool(pools) and isinstance(model.layers[pools[-1]], AvgPool2D)
+    # what the pool compares: the conv output after the BatchNorm (an activation keeps the order)
+    compared = outputs[layer if norm is None else block.norm][0, channel]
 
     if grid == "pooled":
         if not pools:
-            raise ValueError(f"layer {layer} has no pooled map: no MaxPool2D follows it")
-        pooled_h, pooled_w = outputs[end - 1].shape[2:]
+            raise ValueError(f"layer {layer} has no pooled map: no pooling layer follows it")
+        pooled_h, pooled_w = outputs[block.end - 1].shape[2:]
         pooled_cell = [_index("row", row, pooled_h), _index("col", col, pooled_w)]
     else:
-        row, col = _index("row", row, conv_map.shape[0]), _index("col", col, conv_map.shape[1])
+        row, col = _index("row", row, compared.shape[0]), _index("col", col, compared.shape[1])
         pooled_cell = _pooled_cell(model, pools, row, col) if pools else None
     window = argmax = None
     if pooled_cell is not None:
         pr, pc = pooled_cell
         window = _window(model, layer, pools[-1], (pr, pr + 1), (pc, pc + 1))  # in the conv's output
         top, left, bottom, right = window
-        r, c = np.unravel_index(int(np.argmax(conv_map[top:bottom, left:right])), (bottom - top, right - left))
-        argmax = [top + int(r), left + int(c)]
+        if not average:
+            r, c = np.unravel_index(int(np.argmax(compared[top:bottom, left:right])), (bottom - top, right - left))
+            argmax = [top + int(r), left + int(c)]
         if grid == "pooled":
-            row, col = argmax
+            row, col = argmax if argmax is not None else [top, left]
 
     # the patch: the padded input under the filter, with the layer's stride and padding
     k, stride = conv.kernel_size, conv.stride
@@ -170,11 +185,29 @@ def conv_arithmetic(model, x, layer, channel, row, col, grid="activated"):
     bias = float(conv.params["b"][channel])
     value = total + bias
 
+    batchnorm = None
+    if norm is not None:
+        numbers = {"mean": float(norm.state["running_mean"][channel]), "var": float(norm.state["running_var"][channel]),
+                   "eps": norm.eps, "gamma": float(norm.params["gamma"][channel]),
+                   "beta": float(norm.params["beta"][channel])}
+        normalised = (value - numbers["mean"]) / math.sqrt(numbers["var"] + numbers["eps"]) * numbers["gamma"] \
+            + numbers["beta"]
+        batchnorm = {**numbers, "value": normalised}
+        value_in = normalised
+    else:
+        value_in = value
+    activated = None
+    if activation is not None:
+        activated = {"kind": type(activation).__name__,
+                     "value": float(activation.forward(np.array([value_in]), training=False)[0])}
+
     reply = {
         "layer": layer, "channel": channel, "row": row, "col": col,
         "patch": patch, "in_image": in_image, "patch_origin": [int(r0), int(c0)],
         "weights": weights, "products": products, "sum": total, "bias": bias, "conv": value,
-        "relu": max(value, 0.0) if relu is not None else None,
+        "batchnorm": batchnorm, "activation": activated,
+        "relu": activated["value"] if isinstance(activation, ReLU) else None,
+        "pool": None if not pools else "average" if average else "max",
         "pooled": None, "pooled_cell": pooled_cell, "pool_window": window, "pool_values": None,
         "pool_argmax": argmax,
         "receptive_field": receptive_field(model, layer, (row, row + 1), (col, col + 1)),
@@ -182,10 +215,10 @@ def conv_arithmetic(model, x, layer, channel, row, col, grid="activated"):
     }
     if pooled_cell is not None:
         top, left, bottom, right = window
-        values = conv_map[top:bottom, left:right]
+        values = compared[top:bottom, left:right]
         reply.update({
-            "pooled": float(outputs[end - 1][0, channel, pooled_cell[0], pooled_cell[1]]),
-            "pool_values": np.maximum(values, 0) if relu is not None else values.copy(),
+            "pooled": float(outputs[block.end - 1][0, channel, pooled_cell[0], pooled_cell[1]]),
+            "pool_values": activation.forward(values, training=False) if activation is not None else values.copy(),
             "pooled_receptive_field": receptive_field(model, layer, (top, bottom), (left, right)),
         })
     return reply
@@ -204,27 +237,30 @@ def saliency(model, x, digit):
     own score: positive where more ink raises it, negative where ink lowers it. It is exact
     (backpropagation through the model's own layers, as training does it).
 
-    Runs the model's forward and backward on a batch of one: it overwrites the layers' grads
-    and caches (scratch; the next training step overwrites them again), never the weights.
+    Runs the model's forward and backward on a batch of one (Sequential.frozen: what inference
+    computes): it overwrites the layers' grads and caches (scratch; the next training step
+    overwrites them again), never the weights or the state.
     """
     batch = _image(model, x)
     digit = _index("digit", digit, model.n_classes())
-    logits = model.forward(batch, training=True)
-    dlogits = np.zeros_like(logits)
-    dlogits[0, digit] = 1
-    gradient = model.backward(dlogits, input_gradient=True)[0]
+    with model.frozen():  # the function predict computes: BatchNorm's running statistics, no dropout
+        logits = model.forward(batch, training=True)
+        dlogits = np.zeros_like(logits)
+        dlogits[0, digit] = 1
+        gradient = model.backward(dlogits, input_gradient=True)[0]
     return {"digit": digit, "logit": float(logits[0, digit]), "probability": float(softmax(logits)[0, digit]),
             "gradient": gradient[0].copy() if gradient.shape[0] == 1 else gradient.copy()}
 
 
 # ---- one training step on one digit ---------------------------------------------------------------
 class Snapshot:
-    """A model's weights and an optimiser's whole state at one moment (restore puts them back)."""
+    """A model's weights and state (BatchNorm's running statistics) and an optimiser's whole state at
+    one moment (restore puts them back)."""
 
     def __init__(self, model, optimizer):
         self.model, self.optimizer = model, optimizer
-        self.weights = [(layer.params, name, array.copy()) for layer in model.layers
-                        for name, array in layer.params.items()]
+        self.weights = [(arrays, name, array.copy()) for layer in model.layers
+                        for arrays in (layer.params, layer.state) for name, array in arrays.items()]
         # every attribute: Adam's moments and step count t, the learning rate, SGD's velocities
         self.state = copy.deepcopy(vars(optimizer))
 
@@ -235,11 +271,11 @@ def snapshot(model, optimizer):
 
 
 def restore(model, optimizer, saved):
-    """Put back the weights and optimiser state of snapshot `saved`, bit for bit (weights in place)."""
+    """Put back the weights, model state and optimiser state of snapshot `saved`, bit for bit (in place)."""
     if not isinstance(saved, Snapshot) or saved.model is not model or saved.optimizer is not optimizer:
         raise ValueError("restore needs a snapshot taken of this model and this optimizer")
-    for params, name, array in saved.weights:
-        np.copyto(params[name], array)
+    for arrays, name, array in saved.weights:
+        np.copyto(arrays[name], array)
     state = vars(optimizer)
     state.clear()
     state.update(copy.deepcopy(saved.state))  # a copy: the snapshot can be restored again

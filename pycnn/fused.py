@@ -1,6 +1,6 @@
-"""The fast common path: Conv2D(stride 1) + ReLU + MaxPool2D(2) computed as one block.
+"""The fast common path: Conv2D(stride 1) [+ BatchNorm] + ReLU + MaxPool2D(2) computed as one block.
 
-Sequential uses this block instead of the three layers whenever they appear in that
+Sequential uses this block instead of the three (or four) layers whenever they appear in that
 order (or with the pool before the ReLU), anywhere in the network. The result is the
 same; the work is less:
 - max-pool and ReLU commute, so the ReLU sees 4x fewer elements;
@@ -12,14 +12,19 @@ same; the work is less:
 - in Pyodide, 3x3 kernels on 4+ channels go through Winograd's F(2x2, 3x3);
 - the 1-4 MB temporaries are kept between steps (allocating them afresh cost 3.6x in
   page faults);
-- no input gradient when the block is the first layer.
+- no input gradient when the block is the first layer;
+- a BatchNorm is folded into the conv's weights and bias at inference (a fixed per-channel
+  scale and shift), so the block costs what it costs without one; in training it normalises
+  the conv output in the block's own layout (the batch's statistics over every conv output
+  cell, so only when that output has an even height and width: with an odd one, which the pool
+  drops a row or column of, and in Sequential.frozen(), the block runs its plain layers).
 """
 import dataclasses
 import sys
 
 import numpy as np
 
-from .layers import Conv2D, Layer, conv_block
+from .layers import BatchNorm, Conv2D, Layer, MaxPool2D, ReLU, conv_block
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,20 +152,25 @@ def _wino_output_grad(dy, out):
 
 
 def fusable(layers, i):
-    """True when layers[i:i + 3] are Conv2D (stride 1), ReLU and a 2x2 MaxPool2D, in either order."""
+    """How many layers from layers[i] run as one fused block: 3 for a Conv2D (stride 1), a ReLU and a 2x2
+    MaxPool2D in either order, 4 with a BatchNorm between the conv and them; 0 when they do not."""
     if not (isinstance(layers[i], Conv2D) and layers[i].stride == 1):
-        return False
-    relu, pools, end = conv_block(layers, i)
-    return end == i + 3 and relu is not None and len(pools) == 1 and (layers[pools[0]].pool_size,
-                                                                        layers[pools[0]].stride) == (2, 2)
+        return 0
+    block = conv_block(layers, i)
+    start = i + 1 if block.norm is None else i + 2
+    pools = [layers[j] for j in block.pools]
+    fits = (block.end == start + 2 and block.activation is not None and type(layers[block.activation]) is ReLU
+            and len(pools) == 1 and type(pools[0]) is MaxPool2D and (pools[0].pool_size, pools[0].stride) == (2, 2))
+    return block.end - i if fits else 0
 
 
 class ConvPoolReLU(Layer):
-    """Conv2D (stride 1) -> 2x2 max-pool -> ReLU. x: (N, C, H, W) -> (N, F, oh // 2, ow // 2).
+    """Conv2D (stride 1) [-> BatchNorm] -> 2x2 max-pool -> ReLU. x: (N, C, H, W) -> (N, F, oh // 2, ow // 2).
 
     The block owns its conv: its params and grads ARE the conv's dicts, so optimisers and
-    model files, which walk the model's layers, see the same arrays. kernels picks the
-    numpy ops (CPYTHON_KERNELS or PYODIDE_KERNELS; None: the module's KERNELS).
+    model files, which walk the model's layers, see the same arrays; norm (a BatchNorm, or
+    None) keeps its own weights, grads and state, which the block reads and writes. kernels
+    picks the numpy ops (CPYTHON_KERNELS or PYODIDE_KERNELS; None: the module's KERNELS).
 
     Columns are (4, C*k*k, P*N): pool offset, kernel tap, then output position p = (i, j)
     and sample n with the sample fastest, so one gather builds them and each of the four
@@ -169,18 +179,27 @@ class ConvPoolReLU(Layer):
 
     summary_name = "conv_pool_re_lu"
 
-    def __init__(self, conv, kernels=None):
+    def __init__(self, conv, kernels=None, norm=None):
         if not isinstance(conv, Conv2D) or conv.stride != 1:
             raise ValueError(f"ConvPoolReLU needs a Conv2D with stride 1, got {conv!r}")
+        if norm is not None and not (isinstance(norm, BatchNorm) and norm.features == conv.filters):
+            raise ValueError(f"ConvPoolReLU's norm must be a BatchNorm of the conv's {conv.filters} channels, "
+                             f"got {norm!r}")
         super().__init__()
         self.conv = conv
+        self.norm = norm
         self.params = conv.params
         self.grads = conv.grads
         self.kernels = kernels
         self._buffers = {}
+        # what the block computes, as plain layers (training with a BatchNorm it cannot normalise fused)
+        self._plain = [conv, *([norm] if norm is not None else []), ReLU(), MaxPool2D(2)]
 
     def get_config(self):
-        return {"conv": self.conv.get_config()}
+        config = {"conv": self.conv.get_config()}
+        if self.norm is not None:
+            config["norm"] = self.norm.get_config()
+        return config
 
     def output_shape(self, input_shape):
         f, out_h, out_w = self.conv.output_shape(input_shape)
@@ -218,10 +237,16 @@ class ConvPoolReLU(Layer):
         return index
 
     def forward(self, x, training=True):
-        conv = self.conv
+        conv, norm = self.conv, self.norm
         f = conv.filters
         n, c, h, w = x.shape
         _, out_h, out_w = conv.output_shape(x.shape[1:])
+        batch_norm = norm is not None and training
+        if batch_norm and (norm.frozen or out_h % 2 or out_w % 2):
+            for layer in self._plain:
+                x = layer.forward(x, training=True)
+            self._cache = ("plain",)
+            return x
         ph, pw = out_h // 2, out_w // 2  # the pool floors: an odd last row or column is dropped
         (top, bottom), (left, right) = conv.pads(h, w)
         hp, wp = h + top + bottom, w + left + right
@@ -233,7 +258,10 @@ class ConvPoolReLU(Layer):
             x_t = padded
         m = ph * pw * n
         kernels = self._kernels()
-        w = conv.params["W"]
+        w, b = conv.params["W"], conv.params["b"]
+        if norm is not None and not training:  # inference: y = conv(x) * scale + shift is a conv
+            scale, shift = norm.scale_shift()
+            w, b = w * scale[:, None, None, None], b * scale + shift
         winograd = (conv.kernel_size == 3 and kernels.winograd_channels is not None
                     and c >= kernels.winograd_channels)
         if winograd:  # cols: the transformed tiles (16, C, M)
@@ -247,22 +275,46 @@ class ConvPoolReLU(Layer):
                            out=self._buffer("cols", (index.size, n), x.dtype, keep=training))
             cols = cols.reshape(4, -1, m)
             z4 = _product(kernels, w.reshape(f, -1), cols, self._buffer("z4", (4, f, m), x.dtype, keep=training))
+        normalised = None
+        if batch_norm:  # the batch's statistics of the conv output, every cell (the four offsets) counted
+            z4, normalised = self._normalise(z4, b)
         # which offset wins each 2x2 max; ties go to the first, as in MaxPool2D's argmax
         right, lower_right = z4[1] > z4[0], z4[3] > z4[2]
         top_max, bottom_max = _larger(kernels, z4[0], z4[1], right), _larger(kernels, z4[2], z4[3], lower_right)
         lower = bottom_max > top_max
         z = _larger(kernels, top_max, bottom_max, lower)
-        # the bias is the same for all four pool offsets, so it can be added after the max
-        z += conv.params["b"][:, None]
+        if not batch_norm:
+            # the bias is the same for all four pool offsets, so it can be added after the max
+            z += b[:, None]
         if training:
-            self._cache = (x.shape, (ph, pw), winograd, cols, (right, lower_right, lower), z > 0)
+            self._cache = (x.shape, (ph, pw), winograd, cols, (right, lower_right, lower), z > 0, normalised)
         else:
             self._cache = None
         np.maximum(z, 0, out=z)
         return z.reshape(f, ph, pw, n).transpose(3, 0, 1, 2)
 
+    def _normalise(self, z4, b):
+        """The conv output z4 (4, F, M) without its bias -> (the BatchNorm's output (4, F, M), (xhat, 1 / std))
+        with the batch's statistics; the norm's state moves toward them."""
+        norm = self.norm
+        count = z4.shape[0] * z4.shape[2]
+        mean = z4.mean(axis=(0, 2))  # the bias shifts the mean only, and the normalisation takes it away
+        xhat = np.subtract(z4, mean[:, None], out=self._buffer("xhat", z4.shape, z4.dtype))
+        var = np.einsum("qfm,qfm->f", xhat, xhat) / count
+        inv_std = 1 / np.sqrt(var + z4.dtype.type(norm.eps))
+        xhat *= inv_std[:, None]
+        y4 = np.multiply(xhat, norm.params["gamma"][:, None], out=self._buffer("y4", z4.shape, z4.dtype))
+        y4 += norm.params["beta"][:, None]
+        norm.measured({"mean": mean + b, "var": var * (count / (count - 1))})
+        return y4, (xhat, inv_std)
+
     def backward(self, dout, need_dx=True):
-        x_shape, (ph, pw), winograd, cols, (right, lower_right, lower), positive = self._cached()
+        cache = self._cached()
+        if cache[0] == "plain":
+            for i in range(len(self._plain) - 1, -1, -1):
+                dout = self._plain[i].backward(dout, need_dx=i > 0 or need_dx)
+            return dout
+        x_shape, (ph, pw), winograd, cols, (right, lower_right, lower), positive, normalised = cache
         kernels = self._kernels()
         conv = self.conv
         f, k = conv.filters, conv.kernel_size
@@ -277,11 +329,22 @@ class ConvPoolReLU(Layer):
         np.subtract(d_top, dconv[1], out=dconv[0])
         np.multiply(d_bottom, lower_right, out=dconv[3])
         np.subtract(d_bottom, dconv[3], out=dconv[2])
+        if normalised is None:
+            self.grads["b"] = dz.sum(axis=1)
+        else:  # through the BatchNorm: its weights' gradients, then the conv output's
+            xhat, inv_std = normalised
+            norm, count = self.norm, 4 * m
+            dbeta = dconv.sum(axis=(0, 2))
+            dgamma = np.einsum("qfm,qfm->f", dconv, xhat)
+            norm.grads["gamma"], norm.grads["beta"] = dgamma, dbeta
+            dconv -= (dbeta / count)[:, None]
+            dconv -= xhat * (dgamma / count)[:, None]
+            dconv *= (norm.params["gamma"] * inv_std)[:, None]
+            self.grads["b"] = dconv.sum(axis=(0, 2))
         w = conv.params["W"]
         c, h, w_in = x_shape[1:]
         (top, bottom), (left, right_pad) = conv.pads(h, w_in)
         hp, wp = h + top + bottom, w_in + left + right_pad
-        self.grads["b"] = dz.sum(axis=1)
         if winograd:
             dprod = _wino_output_grad(dconv, self._buffer("dprod", (4, 4, f, m), dz.dtype)).reshape(16, f, m)
             g = WINO_G.astype(w.dtype)

@@ -1,4 +1,5 @@
 """Sequential: a stack of layers with training, evaluation, prediction and a summary."""
+import contextlib
 import json
 import math
 
@@ -56,9 +57,11 @@ class Sequential:
         """The steps forward/backward run: single layers, or fused conv-pool-ReLU blocks."""
         plan, i = [], 0
         while i < len(self.layers):
-            if fusable(self.layers, i):
-                plan.append(ConvPoolReLU(self.layers[i]))
-                i += 3
+            size = fusable(self.layers, i)
+            if size:
+                norm = self.layers[i + 1] if size == 4 else None
+                plan.append(ConvPoolReLU(self.layers[i], norm=norm))
+                i += size
             else:
                 plan.append(self.layers[i])
                 i += 1
@@ -85,8 +88,12 @@ class Sequential:
             shapes.append(tuple(shape))
         return shapes
 
-    def count_params(self):
-        return sum(int(p.size) for layer in self.layers for p in layer.params.values())
+    def count_params(self, trainable=None):
+        """How many numbers the model holds (Keras' Total params): True counts the trained weights only,
+        False only the state (BatchNorm's running statistics), None both."""
+        return sum(int(p.size) for layer in self.layers
+                   for p in (*(layer.params.values() if trainable is not False else ()),
+                             *(layer.state.values() if trainable is not True else ())))
 
     def work(self):
         """Multiply-adds per image of a forward pass (layers without weights: values touched), for estimates."""
@@ -136,7 +143,8 @@ class Sequential:
             except ValueError as err:
                 raise ValueError(f"layer {i} ({spec['class']}): {err}") from None
         # count every layer's weights before building any, so no absurd array is ever allocated
-        planned = sum(math.prod(s) for layer in layers for s in layer.weight_shapes().values())
+        planned = sum(math.prod(s) for layer in layers
+                      for s in (*layer.weight_shapes().values(), *layer.state_shapes().values()))
         if planned > MAX_PARAMS:
             raise ValueError(f"the model would have {planned:,} parameters; at most {MAX_PARAMS:,} are allowed")
         shapes = [shape]  # each layer's input shape, checked for all layers before their work
@@ -162,45 +170,61 @@ class Sequential:
         for layer, in_shape, shape in zip(self.layers, [self.input_shape] + shapes[:-1], shapes):
             base = layer.summary_name
             rows.append({"name": base if base not in seen else f"{base}_{seen[base]}", "class": type(layer).__name__,
-                         "output_shape": list(shape), "params": sum(int(p.size) for p in layer.params.values()),
+                         "output_shape": list(shape),
+                         "params": sum(int(p.size) for p in (*layer.params.values(), *layer.state.values())),
                          "work": layer.work(in_shape)})
             seen[base] = seen.get(base, 0) + 1
         return rows
 
     def summary(self):
         """The Keras-style table: Layer (type), Output Shape, Param #, and totals."""
-        line = "_" * 65
-        rows = [line, f"{'Layer (type)':<29}{'Output Shape':<26}{'Param #':<10}", "=" * 65]
         layer_rows = self.summary_rows()
-        for i, row in enumerate(layer_rows):
+        names = [f"{row['name']} ({row['class']})" for row in layer_rows]
+        width = max([29] + [len(name) + 1 for name in names])  # a long name widens its column
+        line = "_" * (width + 36)
+        rows = [line, f"{'Layer (type)':<{width}}{'Output Shape':<26}{'Param #':<10}", "=" * len(line)]
+        for i, (name, row) in enumerate(zip(names, layer_rows)):
             shape_text = "(None, " + ", ".join(str(d) for d in row["output_shape"]) + ")"
-            rows.append(f"{row['name'] + ' (' + row['class'] + ')':<29}{shape_text:<26}{row['params']:<10}".rstrip())
-            rows.append("=" * 65 if i == len(layer_rows) - 1 else line)
-        total = self.count_params()
-        rows += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", line]
+            rows.append(f"{name:<{width}}{shape_text:<26}{row['params']:<10}".rstrip())
+            rows.append("=" * len(line) if i == len(layer_rows) - 1 else line)
+        total, trained = self.count_params(), self.count_params(trainable=True)
+        rows += [f"Total params: {total:,}", f"Trainable params: {trained:,}",
+                 f"Non-trainable params: {total - trained:,}", line]
         return "\n".join(rows)
 
     # ---- weights ------------------------------------------------------------------------
+    def _slots(self, trainable=False):
+        """(layer, dict, name) of every array: each layer's weights (W, then b), then its state."""
+        return [(layer, arrays, name) for layer in self.layers
+                for arrays in ((layer.params,) if trainable else (layer.params, layer.state)) for name in arrays]
+
     def get_weights(self):
-        """Copies of every weight array, in layer order (each layer's W, then its b)."""
-        return [layer.params[name].copy() for layer in self.layers for name in layer.params]
+        """Copies of every array of the model, in layer order: each layer's weights (W, then b), then its
+        state (BatchNorm's gamma, beta, then running_mean, running_var), as Keras orders them."""
+        return [arrays[name].copy() for _, arrays, name in self._slots()]
 
     def set_weights(self, weights):
-        """Replace every weight array; shapes must match get_weights() entry for entry."""
+        """Replace the arrays get_weights() lists, entry for entry, shapes matching; or, given one array per
+        trained weight only (get_weights() without the state), those, the state kept."""
         weights = list(weights)
-        slots = [(layer, name) for layer in self.layers for name in layer.params]
+        slots = self._slots()
         if len(weights) != len(slots):
-            raise ValueError(f"set_weights expects {len(slots)} arrays, got {len(weights)}")
+            trained = self._slots(trainable=True)
+            if len(weights) != len(trained):
+                other = f" (or {len(trained)}, the trained ones only)" if len(trained) != len(slots) else ""
+                raise ValueError(f"set_weights expects {len(slots)} arrays{other}, got {len(weights)}")
+            slots = trained
         new = []
-        for (layer, name), w in zip(slots, weights):
+        for (layer, arrays, name), w in zip(slots, weights):
             w = np.asarray(w)
-            if w.shape != layer.params[name].shape:
-                raise ValueError(f"{type(layer).__name__}.{name} must have shape {layer.params[name].shape}, got {w.shape}")
+            if w.shape != arrays[name].shape:
+                raise ValueError(f"{type(layer).__name__}.{name} must have shape {arrays[name].shape}, got {w.shape}")
             if not np.issubdtype(w.dtype, np.number) or not np.all(np.isfinite(w)):
                 raise ValueError(f"{type(layer).__name__}.{name} must hold finite numbers")
+            layer.check_array(name, w)
             new.append(w.astype(self.dtype))  # a copy: the caller's array stays theirs
-        for (layer, name), w in zip(slots, new):
-            layer.params[name] = w
+        for (layer, arrays, name), w in zip(slots, new):
+            arrays[name] = w
 
     # ---- forward and backward -----------------------------------------------------------
     def as_input(self, x):
@@ -237,7 +261,7 @@ class Sequential:
         return dout if input_gradient else None
 
     def compute_gradients(self, x, y):
-        """(mean cross-entropy over the batch, grads matching get_weights() entry for entry)."""
+        """(mean cross-entropy over the batch, grads of the trained weights: get_weights() without the state)."""
         x, y = self.as_input(x), self.as_labels(y, len(x))
         loss, dlogits = softmax_cross_entropy(self.forward(x, training=True), y)
         self.backward(dlogits)
@@ -250,6 +274,45 @@ class Sequential:
         self.backward(dlogits)
         optimizer.step(self.layers)
         return loss, int(np.count_nonzero(logits.argmax(axis=1) == y))
+
+    @contextlib.contextmanager
+    def frozen(self):
+        """Within it, forward(training=True) computes what inference computes (BatchNorm's running
+        statistics, no dropout) and backward its gradients; no state changes (saliency maps)."""
+        for layer in self.layers:
+            layer.frozen = True
+        try:
+            yield self
+        finally:
+            for layer in self.layers:
+                layer.frozen = False
+
+    @contextlib.contextmanager
+    def deferred_statistics(self):
+        """Within it, training forward passes measure their statistics (batch_statistics()) but leave the state
+        as it is: update_statistics applies them later (pycnn.parallel: each shard's, in shard order, whoever
+        computed it and when)."""
+        for layer in self.layers:
+            layer.defer_statistics = True
+        try:
+            yield self
+        finally:
+            for layer in self.layers:
+                layer.defer_statistics = False
+
+    def batch_statistics(self):
+        """{"3.mean": array, ...}: what each layer with state (BatchNorm) measured in the last training forward
+        pass; update_statistics(that) on another model of the same network moves its state the same way."""
+        return {f"{i}.{name}": value for i, layer in enumerate(self.layers) for name, value in layer.statistics.items()}
+
+    def update_statistics(self, statistics):
+        """Move each layer's state toward batch_statistics() of a training forward pass (made elsewhere)."""
+        per_layer = {}
+        for key, value in statistics.items():
+            index, _, name = key.partition(".")
+            per_layer.setdefault(int(index), {})[name] = value
+        for index, values in sorted(per_layer.items()):
+            self.layers[index].update_statistics(values)
 
     def activations(self, x):
         """Each layer's output for x, layer by layer (for feature-map views)."""
@@ -322,7 +385,7 @@ class Sequential:
         config = {"format": FILE_FORMAT, "version": FILE_VERSION, **self.get_config(), "metadata": self.metadata}
         members = {"config.json": json.dumps(config, indent=1, allow_nan=False).encode()}
         for i, layer in enumerate(self.layers):
-            for name, value in layer.params.items():
+            for name, value in (*layer.params.items(), *layer.state.items()):
                 members[f"{i}.{name}.npy"] = npzfile.npy_bytes(value)
         return npzfile.archive(members)
 

@@ -3,6 +3,12 @@ config.json and one .npy per weight.
 
     config.json   {"format": "pycnn", "version": 1, "dtype", "input_shape", "layers": [...], "metadata"}
     0.W.npy, 0.b.npy, 4.W.npy, ...   weights keyed "layer_index.param"
+    1.gamma.npy, 1.beta.npy, 1.running_mean.npy, 1.running_var.npy   a BatchNorm's weights, then its
+                  state (running statistics: saved and loaded like the weights, trained by no optimiser)
+
+Every layer kind says which arrays it has (weight_shapes, state_shapes), so a file holds exactly
+those of its layers: a file of a network without state is the same as before layers had any, and
+version 1 reads both.
 
 Loading never unpickles and never trusts a size it has not checked: every header is read
 and validated before any array data is, and every problem becomes a ValueError that says
@@ -39,8 +45,8 @@ def _load(data):
         # checks the architecture before allocating its weights
         model = Sequential.from_config({key: config.get(key) for key in ("input_shape", "dtype", "layers")})
         model.metadata = config.get("metadata", {})
-        expected = {f"{i}.{name}.npy": (layer, name) for i, layer in enumerate(model.layers)
-                    for name in layer.params}
+        expected = {f"{i}.{name}.npy": (layer, arrays, name) for i, layer in enumerate(model.layers)
+                    for arrays in (layer.params, layer.state) for name in arrays}
         extra = sorted(set(infos) - set(expected) - {"config.json"})
         if extra:
             raise ValueError(f"the model file has unexpected members: {', '.join(extra[:5])}")
@@ -48,8 +54,8 @@ def _load(data):
         if missing:
             raise ValueError(f"the model file is missing weights: {', '.join(missing[:5])}")
         weights = []
-        for member, (layer, name) in expected.items():
-            array = npzfile.read_npy(zf, infos[member], layer.params[name].shape, model.dtype)
+        for member, (layer, arrays, name) in expected.items():
+            array = npzfile.read_npy(zf, infos[member], arrays[name].shape, model.dtype)
             if not np.all(np.isfinite(array)):
                 raise ValueError(f"{member}: weights contain NaN or infinity")
             weights.append(array)

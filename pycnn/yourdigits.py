@@ -199,7 +199,7 @@ def split_head(model):
     if model.input_shape is None:
         raise ValueError("fine-tuning needs a model that knows its input shape (a trained or loaded one)")
     config, weights = model.get_config(), model.get_weights()
-    n_body = sum(len(layer.params) for layer in model.layers[:at])
+    n_body = sum(len(layer.params) + len(layer.state) for layer in model.layers[:at])  # get_weights() order
     body = None
     if at:
         body = Sequential.from_config({**config, "layers": config["layers"][:at]})

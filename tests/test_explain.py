@@ -200,7 +200,7 @@ def test_the_receptive_field_is_every_pixel_the_cell_reads_and_no_other(name):
         assert cell["receptive_field"] == explain.receptive_field(model, layer, (row, row + 1), (col, col + 1))
         regions[id(cell), "conv"] = (layer, 0, (row, row + 1), (col, col + 1))
         if cell["pooled"] is not None:
-            _, _, end = explain.conv_block(model.layers, layer)
+            end = explain.conv_block(model.layers, layer).end
             (pr, pc), (top, left, bottom, right) = cell["pooled_cell"], cell["pool_window"]
             regions[id(cell), "pooled"] = (end - 1, 0, (pr, pr + 1), (pc, pc + 1))
             regions[id(cell), "window"] = (layer, 0, (top, bottom), (left, right))

@@ -297,3 +297,154 @@ def test_tiny_deep_model_overfits_32_samples(subset, kernels):
     assert [type(s).__name__ for s in model._plan][:2] == ["ConvPoolReLU", "ConvPoolReLU"]
     model.fit(x[idx], y[idx], epochs=60, batch_size=8, optimizer=Adam(3e-3))
     assert model.evaluate(x[idx], y[idx])["accuracy"] == 1.0
+
+
+# ---- conv + BatchNorm + ReLU + pool --------------------------------------------------------------
+def _norm_stack(padding="same", order="relu_then_pool", shape=(2, 8, 10), dtype="float64", seed=0):
+    """conv -> BatchNorm -> ReLU/pool (either order) -> conv -> BatchNorm -> ReLU -> pool -> Dense, with weights,
+    biases and running statistics away from their starting values; a 'same' first conv keeps its map even."""
+    from pycnn import BatchNorm
+
+    tail = [ReLU(), MaxPool2D(2)] if order == "relu_then_pool" else [MaxPool2D(2), ReLU()]
+    layers = [Conv2D(shape[0], 3, 3, padding=padding), BatchNorm(3), *tail,
+              Conv2D(3, 4, 3, padding="same"), BatchNorm(4), ReLU(), MaxPool2D(2), Flatten()]
+    probe = Sequential(list(layers), input_shape=shape, dtype=dtype)
+    model = Sequential(layers + [Dense(probe.output_shapes()[-1][0], 5)], seed=seed, dtype=dtype, input_shape=shape)
+    rng = np.random.default_rng(7)
+    for layer in model.layers:
+        for name in ("b", "beta", "running_mean"):
+            if name in layer.params or name in layer.state:
+                arrays = layer.params if name in layer.params else layer.state
+                arrays[name] = (rng.standard_normal(arrays[name].shape) * 0.3).astype(dtype)
+        if "gamma" in layer.params:  # one negative gamma: the pool's winner is then the smallest conv value
+            layer.params["gamma"] = rng.uniform(0.5, 1.5, layer.params["gamma"].shape) * np.where(
+                np.arange(layer.params["gamma"].size) == 1, -1, 1)
+            layer.state["running_var"] = rng.uniform(0.5, 2, layer.state["running_var"].shape).astype(dtype)
+    return model
+
+
+def _states(model):
+    return [array.copy() for layer in model.layers for array in layer.state.values()]
+
+
+@pytest.mark.parametrize("order", ["relu_then_pool", "pool_then_relu"])
+def test_sequential_fuses_conv_batchnorm_relu_pool_blocks(order):
+    assert _plan_names(_norm_stack(order=order)) == ["ConvPoolReLU", "ConvPoolReLU", "Flatten", "Dense"]
+    from pycnn import BatchNorm, LeakyReLU
+
+    unfused = Sequential([Conv2D(1, 2, 3), BatchNorm(2), LeakyReLU(), MaxPool2D(2), Flatten(), Dense(2 * 13 * 13, 3)],
+                         input_shape=(1, 28, 28))
+    assert _plan_names(unfused)[:4] == ["Conv2D", "BatchNorm", "LeakyReLU", "MaxPool2D"]
+
+
+@pytest.mark.parametrize("padding, shape", [("same", (2, 8, 10)),   # even conv maps: normalised in the block
+                                            ("valid", (2, 9, 11)),  # a 7x9 map: the plain layers in training
+                                            (1, (1, 6, 7))])
+@pytest.mark.parametrize("order", ["relu_then_pool", "pool_then_relu"])
+def test_fused_batchnorm_blocks_match_the_plain_layers_in_training_and_inference(padding, shape, order, rng, kernels):
+    model = _norm_stack(padding, order, shape)
+    x = rng.standard_normal((4, *shape))
+    y = rng.integers(0, 5, 4)
+    start = model.get_weights()
+    fused_out = model.forward(x, training=True)
+    fused_loss, fused_grads = model.compute_gradients(x, y)
+    fused_state = _states(model)
+    fused_proba = model.predict_proba(x)
+
+    model.set_weights(start)
+    model._plan = list(model.layers)  # the plain layer-by-layer path
+    np.testing.assert_allclose(model.forward(x, training=True), fused_out, rtol=1e-11, atol=1e-12)
+    plain_loss, plain_grads = model.compute_gradients(x, y)
+    assert fused_loss == pytest.approx(plain_loss, rel=1e-11)
+    for fused_grad, plain_grad in zip(fused_grads, plain_grads):
+        np.testing.assert_allclose(fused_grad, plain_grad, rtol=1e-9, atol=1e-11)
+    for a, b in zip(fused_state, _states(model)):  # the running statistics moved the same way
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(model.predict_proba(x), fused_proba, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("order", ["relu_then_pool", "pool_then_relu"])
+def test_fused_batchnorm_block_matches_the_loop_reference_in_training(order, rng, kernels):
+    from pycnn import BatchNorm
+    from test_layers import batchnorm_loop
+
+    conv, norm = Conv2D(2, 3, 3, padding="same", rng=rng), BatchNorm(3)
+    conv.params["b"] = rng.standard_normal(3)
+    norm.params["gamma"], norm.params["beta"] = np.array([1.2, -0.7, 0.4]), rng.standard_normal(3)
+    x = rng.standard_normal((3, 2, 6, 8))
+    expected = maxpool_loop(relu_loop(batchnorm_loop(conv_loop(x, conv.params["W"], conv.params["b"], 1, "same"),
+                                                     norm.params["gamma"], norm.params["beta"], norm.eps)), 2, 2)
+    np.testing.assert_allclose(ConvPoolReLU(conv, norm=norm).forward(x, training=True), expected, rtol=1e-11,
+                               atol=1e-12)
+
+
+def _normalised_biases(model):
+    """Which weights are the bias of a conv a BatchNorm follows: the batch mean takes it away, its gradient is 0."""
+    return [isinstance(layer, Conv2D) and name == "b" and type(after).__name__ == "BatchNorm"
+            for layer, after in zip(model.layers, model.layers[1:] + [None]) for name in layer.params]
+
+
+def _check_training_gradients(model, x, y):
+    """Every weight gradient against central differences of the training loss (BatchNorm: batch statistics)."""
+    _, grads = model.compute_gradients(x, y)
+    slots = [layer.params[name] for layer in model.layers for name in layer.params]
+
+    def mean_loss():
+        return softmax_cross_entropy(model.forward(x, training=True), y)[0]
+
+    for grad, param, zero in zip(grads, slots, _normalised_biases(model)):
+        numeric = numeric_grad(mean_loss, param)
+        if zero:  # both are rounding: float64's in the sums, and the differences' (loss ~1, step 1e-6)
+            assert np.abs(grad).max() < 1e-12 and np.abs(numeric).max() < 1e-8
+            continue
+        err = max_rel_error(grad, numeric)
+        assert err < TOL, f"relative error {err:.2e} for a {param.shape} weight"
+
+
+@pytest.mark.parametrize("order", ["relu_then_pool", "pool_then_relu"])
+def test_fused_batchnorm_model_gradients_match_numeric_gradients_of_the_training_loss(order, rng, kernels):
+    model = _norm_stack(order=order, shape=(1, 6, 8))
+    assert _plan_names(model)[:2] == ["ConvPoolReLU", "ConvPoolReLU"]
+    _check_training_gradients(model, rng.standard_normal((3, 1, 6, 8)), rng.integers(0, 5, 3))
+
+
+def test_fused_batchnorm_inference_folds_into_the_conv_and_frozen_runs_the_plain_layers(rng, kernels):
+    model = _norm_stack()
+    x = rng.standard_normal((5, *model.input_shape))
+    fused = model.forward(x)
+    before = _states(model)
+    with model.frozen():
+        frozen = model.forward(x, training=True)
+        dx = model.backward(np.ones((5, 5)), input_gradient=True)
+    assert all(np.array_equal(a, b) for a, b in zip(before, _states(model)))
+    model._plan = list(model.layers)
+    np.testing.assert_allclose(model.forward(x), fused, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(frozen, fused, rtol=1e-11, atol=1e-12)
+    with model.frozen():
+        model.forward(x, training=True)
+        np.testing.assert_allclose(model.backward(np.ones((5, 5)), input_gradient=True), dx, rtol=1e-11, atol=1e-12)
+
+
+def test_float32_batchnorm_preset_like_network_matches_the_plain_layers(rng, kernels):
+    from pycnn import BatchNorm
+
+    model = Sequential([Conv2D(1, 16, 3, padding="same"), BatchNorm(16), ReLU(), MaxPool2D(2),
+                        Conv2D(16, 32, 3, padding="same"), BatchNorm(32), ReLU(), MaxPool2D(2), Flatten(),
+                        Dense(32 * 7 * 7, 10)], seed=3, input_shape=(1, 28, 28))
+    assert _plan_names(model)[:2] == ["ConvPoolReLU", "ConvPoolReLU"]
+    x = rng.random((16, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 16)
+    start = model.get_weights()
+    _, grads = model.compute_gradients(x, y)
+    state = _states(model)
+    model.set_weights(start)
+    model._plan = list(model.layers)
+    _, plain = model.compute_gradients(x, y)
+    for a, b, zero in zip(grads, plain, _normalised_biases(model)):
+        if zero:  # 0 but for float32 rounding, next to weight gradients of order 1e-2
+            assert max(np.abs(a).max(), np.abs(b).max()) < 1e-5
+            continue
+        # float32: sums in other orders, through the batch statistics
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * np.abs(b).max())
+    for a, b in zip(state, _states(model)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -7,13 +7,16 @@ max|a - b| / max(1e-8, max|a| + max|b|); every check must be below 1e-6.
 import inspect
 import io
 import json
+import math
+import re
 import zipfile
 
 import numpy as np
 import pytest
 
 import pycnn
-from pycnn import LAYERS, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential, softmax, softmax_cross_entropy
+from pycnn import (LAYERS, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPool2D, ReLU,
+                   Sequential, Sigmoid, Tanh, softmax, softmax_cross_entropy)
 from pycnn.checks import Int
 
 TOL = 1e-6
@@ -126,15 +129,22 @@ def dense_loop(x, W, b):
 
 
 # ---- gradient-check helper -----------------------------------------------------------------
-def check_layer_gradients(layer, x, rng):
-    """Analytic dx and param grads vs central differences of L = sum(forward(x) * dout)."""
+def check_layer_gradients(layer, x, rng, training=False, before=lambda: None):
+    """Analytic dx and param grads vs central differences of L = sum(forward(x) * dout).
+
+    training: the function differentiated numerically is the training forward pass (BatchNorm's
+    batch statistics, dropout's mask) rather than inference's; before() runs before every
+    forward pass (dropout: the same draws each time).
+    """
+    before()
     out = layer.forward(x, training=True)
     dout = rng.standard_normal(out.shape)
     dx = layer.backward(dout)
     analytic = {"x": dx, **{name: g.copy() for name, g in layer.grads.items()}}
 
     def loss():
-        return float(np.sum(layer.forward(x, training=False) * dout))
+        before()
+        return float(np.sum(layer.forward(x, training=training) * dout))
 
     numeric = {"x": numeric_grad(loss, x)}
     for name in layer.params:
@@ -390,6 +400,304 @@ def test_dense_refuses_bad_sizes_and_mismatched_inputs():
         Dense(4, 3).output_shape((5,))
 
 
+# ---- BatchNorm -------------------------------------------------------------------------------
+def batchnorm_loop(x, gamma, beta, eps, mean=None, var=None):
+    """Per channel (axis 1) of (N, C, H, W) or (N, F): the batch's mean and biased variance unless given."""
+    out = np.zeros_like(x)
+    for ch in range(x.shape[1]):
+        values = [x[(i, ch, *rest)] for i in range(x.shape[0]) for rest in np.ndindex(x.shape[2:])]
+        m = sum(values) / len(values) if mean is None else mean[ch]
+        v = sum((value - m) ** 2 for value in values) / len(values) if var is None else var[ch]
+        for i in range(x.shape[0]):
+            for rest in np.ndindex(x.shape[2:]):
+                out[(i, ch, *rest)] = gamma[ch] * (x[(i, ch, *rest)] - m) / np.sqrt(v + eps) + beta[ch]
+    return out
+
+
+def random_batchnorm(features, rng, momentum=0.1, eps=1e-5):
+    """A BatchNorm with weights and running statistics away from their starting values."""
+    layer = BatchNorm(features, momentum=momentum, eps=eps)
+    layer.params["gamma"] = rng.uniform(0.5, 1.5, features) * rng.choice([-1, 1], features)
+    layer.params["beta"] = rng.standard_normal(features)
+    layer.state["running_mean"] = rng.standard_normal(features)
+    layer.state["running_var"] = rng.uniform(0.5, 2, features)
+    return layer
+
+
+BATCHNORM_SHAPES = [(2, 3, 4, 5), (5, 1, 3, 3), (1, 2, 3, 4), (6, 4), (2, 7)]
+
+
+@pytest.mark.parametrize("x_shape", BATCHNORM_SHAPES)
+def test_batchnorm_training_normalises_with_the_batch_statistics_like_the_loop_reference(x_shape, rng):
+    layer = random_batchnorm(x_shape[1], rng)
+    x = rng.standard_normal(x_shape) * 3 + 2
+    out = layer.forward(x, training=True)
+    assert out.shape == x_shape and layer.output_shape(x_shape[1:]) == x_shape[1:]
+    gamma, beta = layer.params["gamma"], layer.params["beta"]
+    np.testing.assert_allclose(out, batchnorm_loop(x, gamma, beta, 1e-5), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape", BATCHNORM_SHAPES)
+def test_batchnorm_inference_uses_the_running_statistics_like_the_loop_reference(x_shape, rng):
+    layer = random_batchnorm(x_shape[1], rng, eps=1e-3)
+    x = rng.standard_normal(x_shape)
+    state = {name: array.copy() for name, array in layer.state.items()}
+    expected = batchnorm_loop(x, layer.params["gamma"], layer.params["beta"], 1e-3,
+                              state["running_mean"], state["running_var"])
+    np.testing.assert_allclose(layer.forward(x, training=False), expected, rtol=1e-12, atol=1e-12)
+    for name, array in layer.state.items():  # inference changes nothing
+        np.testing.assert_array_equal(array, state[name])
+
+
+@pytest.mark.parametrize("x_shape", [(4, 3, 2, 5), (8, 6)])
+def test_batchnorm_running_statistics_move_by_momentum_toward_the_batch_with_unbiased_variance(x_shape, rng):
+    layer = random_batchnorm(x_shape[1], rng, momentum=0.25)
+    before = {name: array.copy() for name, array in layer.state.items()}
+    x = rng.standard_normal(x_shape) * 2 + 1
+    layer.forward(x, training=True)
+    axes = (0, 2, 3) if len(x_shape) == 4 else (0,)
+    mean, var = x.mean(axis=axes), x.var(axis=axes, ddof=1)
+    np.testing.assert_allclose(layer.state["running_mean"], 0.75 * before["running_mean"] + 0.25 * mean, rtol=1e-13)
+    np.testing.assert_allclose(layer.state["running_var"], 0.75 * before["running_var"] + 0.25 * var, rtol=1e-13)
+    np.testing.assert_allclose(layer.statistics["var"], var, rtol=1e-13)
+
+
+def test_batchnorm_of_one_vector_outputs_beta_and_keeps_its_state(rng):
+    layer = random_batchnorm(4, rng)
+    before = {name: array.copy() for name, array in layer.state.items()}
+    np.testing.assert_allclose(layer.forward(rng.standard_normal((1, 4)), training=True)[0], layer.params["beta"],
+                               atol=1e-12)
+    assert layer.statistics == {}
+    for name, array in layer.state.items():
+        np.testing.assert_array_equal(array, before[name])
+
+
+def test_batchnorm_deferred_statistics_leave_the_state_until_applied(rng):
+    layer = random_batchnorm(3, rng)
+    before = {name: array.copy() for name, array in layer.state.items()}
+    x = rng.standard_normal((4, 3, 2, 2))
+    layer.defer_statistics = True
+    out = layer.forward(x, training=True)
+    for name, array in layer.state.items():
+        np.testing.assert_array_equal(array, before[name])
+    layer.defer_statistics = False
+    layer.update_statistics(layer.statistics)
+    deferred = {name: array.copy() for name, array in layer.state.items()}
+    layer.set_state({name: array.copy() for name, array in before.items()})
+    np.testing.assert_array_equal(layer.forward(x, training=True), out)
+    for name, array in layer.state.items():
+        np.testing.assert_array_equal(array, deferred[name])  # the same update, bit for bit
+
+
+# three values per channel at least: two are normalised to about -1 and 1 whatever they are, so
+# their gradient is of the order of eps and finite differences only see their own rounding
+@pytest.mark.parametrize("x_shape", [(3, 2, 3, 4), (3, 3, 1, 1), (5, 4), (3, 2)])
+def test_batchnorm_training_backward_matches_numeric_gradient(x_shape, rng):
+    layer = random_batchnorm(x_shape[1], rng)
+    check_layer_gradients(layer, rng.standard_normal(x_shape) * 2 + 0.5, rng, training=True)
+
+
+@pytest.mark.parametrize("x_shape", [(3, 2, 3, 4), (4, 5)])
+def test_batchnorm_frozen_backward_is_the_gradient_of_inference(x_shape, rng):
+    layer = random_batchnorm(x_shape[1], rng)
+    layer.frozen = True
+    before = {name: array.copy() for name, array in layer.state.items()}
+    check_layer_gradients(layer, rng.standard_normal(x_shape), rng, training=False)
+    for name, array in layer.state.items():
+        np.testing.assert_array_equal(array, before[name])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"features": 0}, "features must be an int from 1 to 10000000, got 0"),
+    ({"momentum": 1.5}, "momentum must be a number from 0 to 1, got 1.5"),
+    ({"eps": 0}, "eps must be a number from 1e-10 to 1, got 0"),
+    ({"eps": "small"}, "eps must be a number from 1e-10 to 1, got 'small'"),
+])
+def test_batchnorm_bad_arguments_raise_a_message_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        BatchNorm(**{"features": 3, **kwargs})
+
+
+def test_batchnorm_refuses_inputs_of_another_width_or_rank():
+    with pytest.raises(ValueError, match="BatchNorm expects 3 channels, got 4"):
+        BatchNorm(3).output_shape((4, 5, 5))
+    with pytest.raises(ValueError, match="BatchNorm expects 3 features, got 2"):
+        BatchNorm(3).output_shape((2,))
+    with pytest.raises(ValueError, match=r"expects \(channels, height, width\) maps or \(features,\) vectors, got \(3, 4\)"):
+        BatchNorm(3).output_shape((3, 4))
+
+
+# ---- Dropout ---------------------------------------------------------------------------------
+def dropout_loop(x, draws, rate):
+    out = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        out[idx] = x[idx] / (1 - rate) if draws[idx] >= rate else 0.0
+    return out
+
+
+@pytest.mark.parametrize("rate, x_shape", [(0.5, (3, 2, 4, 4)), (0.25, (5, 7)), (0.9, (2, 30))])
+def test_dropout_zeroes_with_probability_rate_and_scales_the_rest_like_the_loop_reference(rate, x_shape, rng):
+    layer = Dropout(rate)
+    assert layer.uses_rng
+    layer.rng = np.random.default_rng(11)
+    x = rng.standard_normal(x_shape)
+    out = layer.forward(x, training=True)
+    draws = np.random.default_rng(11).random(x_shape)  # the same stream the layer drew from
+    np.testing.assert_allclose(out, dropout_loop(x, draws, rate), rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(layer.backward(np.ones(x_shape)), dropout_loop(np.ones(x_shape), draws, rate))
+
+
+def test_dropout_keeps_the_expected_value_and_is_the_identity_in_inference(rng):
+    layer = Dropout(0.3)
+    layer.rng = np.random.default_rng(0)
+    x = np.ones((1000, 1000), dtype=np.float32)
+    out = layer.forward(x, training=True)
+    assert out.dtype == np.float32
+    assert abs(float(out.mean(dtype=np.float64)) - 1) < 0.005  # 1e6 draws: the standard error is 0.0007
+    assert abs(np.count_nonzero(out) / out.size - 0.7) < 0.003
+    assert layer.forward(x, training=False) is x
+    layer.frozen = True
+    assert layer.forward(x, training=True) is x
+    np.testing.assert_array_equal(layer.backward(x), x)
+    assert Dropout(0).forward(x, training=True) is x
+
+
+def test_dropout_backward_matches_numeric_gradient_with_the_same_draws(rng):
+    layer = Dropout(0.4)
+
+    def same_draws():
+        layer.rng = np.random.default_rng(3)
+
+    check_layer_gradients(layer, rng.standard_normal((3, 2, 4, 5)), rng, training=True, before=same_draws)
+
+
+@pytest.mark.parametrize("rate, message", [(1.5, "rate must be a number from 0 to 0.9, got 1.5"),
+                                           (-0.1, "rate must be a number from 0 to 0.9, got -0.1"),
+                                           (0.95, "rate must be a number from 0 to 0.9, got 0.95"),
+                                           ("0.5", "rate must be a number from 0 to 0.9, got '0.5'")])
+def test_dropout_bad_rate_raises_a_message_naming_it(rate, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Dropout(rate)
+
+
+# ---- AvgPool2D -------------------------------------------------------------------------------
+def avgpool_loop(x, pool, stride):
+    n, c, h, w = x.shape
+    out_h, out_w = (h - pool) // stride + 1, (w - pool) // stride + 1
+    out = np.zeros((n, c, out_h, out_w))
+    for i in range(n):
+        for ch in range(c):
+            for r in range(out_h):
+                for q in range(out_w):
+                    total = 0.0
+                    for di in range(pool):
+                        for dj in range(pool):
+                            total += x[i, ch, r * stride + di, q * stride + dj]
+                    out[i, ch, r, q] = total / (pool * pool)
+    return out
+
+
+@pytest.mark.parametrize("pool, stride, x_shape, expected", POOL_SHAPES)
+@pytest.mark.parametrize("training", [True, False])
+def test_avgpool_shapes_and_forward_match_loop_reference(pool, stride, x_shape, expected, training, rng):
+    layer = AvgPool2D(pool, stride)
+    x = rng.standard_normal(x_shape)
+    out = layer.forward(x, training=training)
+    assert out.shape == expected and layer.output_shape(x_shape[1:]) == expected[1:]
+    np.testing.assert_allclose(out, avgpool_loop(x, pool, stride if stride else pool), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("pool, stride, x_shape", [
+    (2, None, (2, 3, 7, 9)), (3, 2, (2, 2, 7, 8)), (2, 1, (2, 2, 5, 4)), (3, None, (1, 2, 10, 9)),
+])
+def test_avgpool_backward_matches_numeric_gradient(pool, stride, x_shape, rng):
+    check_layer_gradients(AvgPool2D(pool, stride), rng.standard_normal(x_shape), rng)
+
+
+def test_avgpool_spreads_the_gradient_evenly_and_sums_overlapping_windows():
+    layer = AvgPool2D(2, stride=1)
+    layer.forward(np.zeros((1, 1, 3, 3)))
+    dx = layer.backward(np.ones((1, 1, 2, 2)))
+    np.testing.assert_array_equal(dx[0, 0], [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]])
+
+
+def test_avgpool_refuses_flat_or_too_small_input(rng):
+    with pytest.raises(ValueError, match="AvgPool2D pool_size 3 is larger than its 2x5 input"):
+        AvgPool2D(3).forward(rng.standard_normal((1, 1, 2, 5)))
+    with pytest.raises(ValueError, match=r"AvgPool2D expects \(channels, height, width\) maps, got \(10,\)"):
+        AvgPool2D(2).output_shape((10,))
+    with pytest.raises(ValueError, match="stride must be an int from 1 to 4096, got 0"):
+        AvgPool2D(2, stride=0)
+
+
+# ---- LeakyReLU, Tanh, Sigmoid -----------------------------------------------------------------
+def leaky_relu_loop(x, slope):
+    out = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        out[idx] = x[idx] if x[idx] > 0 else slope * x[idx]
+    return out
+
+
+def tanh_loop(x):
+    out = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        out[idx] = math.tanh(x[idx])
+    return out
+
+
+def sigmoid_loop(x):
+    out = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        v = float(x[idx])
+        out[idx] = 1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v))
+    return out
+
+
+ACTIVATION_REFERENCES = {
+    "LeakyReLU": (lambda: LeakyReLU(0.2), lambda x: leaky_relu_loop(x, 0.2)),
+    "LeakyReLU default": (lambda: LeakyReLU(), lambda x: leaky_relu_loop(x, 0.01)),
+    "Tanh": (Tanh, tanh_loop),
+    "Sigmoid": (Sigmoid, sigmoid_loop),
+}
+
+
+@pytest.mark.parametrize("name", list(ACTIVATION_REFERENCES))
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (4, 10)])
+def test_activations_keep_shape_and_match_loop_reference(name, shape, rng):
+    make, reference = ACTIVATION_REFERENCES[name]
+    x = rng.standard_normal(shape) * 4
+    out = make().forward(x)
+    assert out.shape == shape
+    np.testing.assert_allclose(out, reference(x), rtol=1e-14, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATION_REFERENCES))
+def test_activations_backward_match_numeric_gradient(name, rng):
+    x = rng.standard_normal((3, 2, 5, 4)) * 2
+    x[np.abs(x) < 1e-3] = 0.5  # keep finite differences away from LeakyReLU's kink at 0
+    check_layer_gradients(ACTIVATION_REFERENCES[name][0](), x, rng)
+
+
+def test_sigmoid_and_tanh_saturate_without_overflow_and_keep_float32():
+    x = np.array([[-1e4, -100.0, -20.0, 0.0, 20.0, 100.0, 1e4]], dtype=np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        sig = Sigmoid().forward(x)
+        tanh = Tanh().forward(x)
+    assert sig.dtype == np.float32 and tanh.dtype == np.float32
+    np.testing.assert_array_equal(sig[0, [0, 3, 6]], [0.0, 0.5, 1.0])
+    assert 0 < sig[0, 2] < 3e-9  # exp(-20): small but not cancelled to zero
+    np.testing.assert_array_equal(tanh[0, [0, 3, 6]], [-1.0, 0.0, 1.0])
+
+
+def test_leaky_relu_gradient_is_one_above_zero_and_the_slope_below():
+    layer = LeakyReLU(0.1)
+    out = layer.forward(np.array([[-2.0, 0.0, 3.0]]))
+    np.testing.assert_allclose(out, [[-0.2, 0.0, 3.0]])
+    np.testing.assert_allclose(layer.backward(np.array([[5.0, 5.0, 5.0]])), [[0.5, 0.5, 5.0]])
+    with pytest.raises(ValueError, match=re.escape("negative_slope must be a number from 0 to 1, got 2")):
+        LeakyReLU(2)
+
+
 # ---- the layer contract ----------------------------------------------------------------------
 @pytest.mark.parametrize("make, x_shape", [
     (lambda r: Conv2D(1, 2, 3, rng=r), (1, 1, 5, 5)),
@@ -397,6 +705,12 @@ def test_dense_refuses_bad_sizes_and_mismatched_inputs():
     (lambda r: MaxPool2D(2), (1, 1, 4, 4)),
     (lambda r: Flatten(), (1, 2, 2, 2)),
     (lambda r: Dense(3, 2, rng=r), (1, 3)),
+    (lambda r: BatchNorm(2), (3, 2, 2, 2)),
+    (lambda r: Dropout(0.5), (2, 3)),
+    (lambda r: AvgPool2D(2), (1, 1, 4, 4)),
+    (lambda r: LeakyReLU(), (1, 3)),
+    (lambda r: Tanh(), (1, 3)),
+    (lambda r: Sigmoid(), (1, 3)),
 ])
 def test_inference_forward_keeps_no_cache_so_backward_refuses(make, x_shape, rng):
     layer = make(rng)
@@ -420,21 +734,31 @@ def test_backward_overwrites_grads_instead_of_accumulating(rng):
 # ---- what a layer kind declares: specs, weight shapes, work -------------------------------------
 def test_layer_specs_describe_every_kind_with_its_arguments_and_bounds():
     specs = pycnn.layer_specs()
-    assert list(specs) == ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"]
+    assert list(specs) == ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense", "BatchNorm", "Dropout", "AvgPool2D",
+                           "LeakyReLU", "Tanh", "Sigmoid"]
     assert {name: spec["summary_name"] for name, spec in specs.items()} == {
-        "Conv2D": "conv2d", "ReLU": "re_lu", "MaxPool2D": "max_pool2d", "Flatten": "flatten", "Dense": "dense"}
+        "Conv2D": "conv2d", "ReLU": "re_lu", "MaxPool2D": "max_pool2d", "Flatten": "flatten", "Dense": "dense",
+        "BatchNorm": "batch_normalization", "Dropout": "dropout", "AvgPool2D": "average_pooling2d",
+        "LeakyReLU": "leaky_re_lu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
     assert specs["Conv2D"]["args"] == {
         "in_channels": {"type": "int", "min": 1, "max": 10 ** 7}, "filters": {"type": "int", "min": 1, "max": 10 ** 7},
         "kernel_size": {"type": "int", "min": 1, "max": 4096},
         "stride": {"type": "int", "min": 1, "max": 4096, "default": 1},
         "padding": {"type": "padding", "choices": ["valid", "same"], "min": 0, "max": 4096, "default": "valid"}}
-    assert specs["MaxPool2D"]["args"]["stride"] == {"type": "int", "min": 1, "max": 4096, "optional": True,
-                                                    "default": None}
-    assert specs["ReLU"]["args"] == {} and specs["Flatten"]["args"] == {}
+    for pool in ("MaxPool2D", "AvgPool2D"):
+        assert specs[pool]["args"]["stride"] == {"type": "int", "min": 1, "max": 4096, "optional": True,
+                                                 "default": None}
+    assert specs["BatchNorm"]["args"] == {"features": {"type": "int", "min": 1, "max": 10 ** 7},
+                                          "momentum": {"type": "float", "min": 0, "max": 1, "default": 0.1},
+                                          "eps": {"type": "float", "min": 1e-10, "max": 1, "default": 1e-5}}
+    assert specs["Dropout"]["args"] == {"rate": {"type": "float", "min": 0, "max": 0.9, "default": 0.5}}
+    assert specs["LeakyReLU"]["args"] == {"negative_slope": {"type": "float", "min": 0, "max": 1, "default": 0.01}}
+    for name in ("ReLU", "Flatten", "Tanh", "Sigmoid"):
+        assert specs[name]["args"] == {}
     assert json.loads(json.dumps(specs)) == specs
 
 
-@pytest.mark.parametrize("name", ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"])
+@pytest.mark.parametrize("name", list(LAYERS))
 def test_constructor_defaults_are_the_spec_defaults(name):
     cls = LAYERS[name]
     signature = inspect.signature(cls).parameters
@@ -448,12 +772,19 @@ def test_constructor_defaults_are_the_spec_defaults(name):
     ("Dense", {"in_features": 7, "out_features": 2}),
     ("MaxPool2D", {"pool_size": 3}),
     ("ReLU", {}),
+    ("BatchNorm", {"features": 6, "momentum": 0.2}),
+    ("Dropout", {"rate": 0.25}),
+    ("AvgPool2D", {"pool_size": 3, "stride": 1}),
+    ("LeakyReLU", {"negative_slope": 0.3}),
+    ("Tanh", {}),
+    ("Sigmoid", {}),
 ])
 def test_from_config_builds_without_weights_and_init_draws_them(name, config):
     layer = LAYERS[name].from_config(config)
-    assert layer.params == {}
+    assert layer.params == {} and layer.state == {}
     layer.init(np.random.default_rng(0))
     assert {k: v.shape for k, v in layer.params.items()} == layer.weight_shapes()
+    assert {k: v.shape for k, v in layer.state.items()} == layer.state_shapes()
     assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
 
 
@@ -477,6 +808,10 @@ def test_work_counts_multiply_adds_and_the_padded_input():
     assert Dense(20, 3).work((20,)) == 60
     assert MaxPool2D(2).work((2, 5, 5)) == 50
     assert MaxPool2D(3, stride=1).work((1, 4, 4)) == 4 * 9  # overlapping windows read values twice
+    assert AvgPool2D(2).work((2, 5, 5)) == 50 and AvgPool2D(3, stride=1).work((1, 4, 4)) == 36
+    assert BatchNorm(3).work((3, 4, 4)) == Dropout().work((3, 4, 4)) == Sigmoid().work((48,)) == 48
+    assert BatchNorm(3).weight_shapes() == {"gamma": (3,), "beta": (3,)}
+    assert BatchNorm(3).state_shapes() == {"running_mean": (3,), "running_var": (3,)}
     assert ReLU().work((3, 4, 4)) == Flatten().work((3, 4, 4)) == 48
 
 

@@ -124,7 +124,7 @@ def _seed_config(**changes):
     (_seed_config(input_shape=[1, 28]), r"input_shape must be 3 ints from 1 to 4096, got \[1, 28\]"),
     (_seed_config(extra=1), r"unknown model config key\(s\): extra"),
     ({**_seed_config(), "layers": []}, "layers must be a list of 1 to 256 layers"),
-    ({**_seed_config(), "layers": [{"class": "Dropout", "config": {}}]}, "layer 0 is not a known pycnn layer"),
+    ({**_seed_config(), "layers": [{"class": "GaussianNoise", "config": {}}]}, "layer 0 is not a known pycnn layer"),
     ("seed", "a model config must be a dict, got str"),
 ])
 def test_from_config_refuses_what_cannot_be_built_naming_the_layer(config, message):
@@ -481,3 +481,111 @@ def test_seed_cnn_takes_other_image_sizes_and_channels(rng):
 def test_seed_cnn_with_stride_2_builds_the_matching_dense_layer():
     net = pycnn.cnn(stride=2)
     assert net.model.output_shapes()[3] == (360,)  # 13x13 -> pool 6x6 -> 10 * 36
+
+
+# ---- layers with state (BatchNorm) and training-only behaviour (Dropout) ------------------------
+def norm_model(seed=0, dtype="float32"):
+    """Every new layer kind in one network: BatchNorm after a conv (the fused block) and after Flatten."""
+    from pycnn import AvgPool2D, BatchNorm, Dropout, LeakyReLU, Sigmoid, Tanh
+
+    return Sequential([Conv2D(1, 4, 3), BatchNorm(4), ReLU(), MaxPool2D(2), Conv2D(4, 6, 3, stride=2), LeakyReLU(0.1),
+                       AvgPool2D(2), Tanh(), Flatten(), BatchNorm(54), Dropout(0.25), Dense(54, 16), Sigmoid(),
+                       Dense(16, 10)], seed=seed, dtype=dtype, input_shape=(1, 28, 28))
+
+
+def test_batchnorm_weights_and_running_statistics_are_counted_as_keras_counts_them():
+    model = norm_model()
+    rows = {row["name"]: row["params"] for row in model.summary_rows()}
+    assert rows["batch_normalization"] == 4 * 4 and rows["batch_normalization_1"] == 4 * 54
+    trained = 40 + 2 * 4 + 6 * 4 * 9 + 6 + 2 * 54 + 54 * 16 + 16 + 16 * 10 + 10
+    assert model.count_params(trainable=True) == trained
+    assert model.count_params(trainable=False) == 2 * 4 + 2 * 54
+    assert model.count_params() == trained + 2 * 4 + 2 * 54
+    text = model.summary()
+    assert f"Total params: {model.count_params():,}\nTrainable params: {trained:,}\nNon-trainable params: 116" in text
+    assert "batch_normalization_1 (BatchNorm) (None, 54)" in text  # a long name widens its column
+    shapes = [w.shape for w in model.get_weights()]
+    assert shapes[2:6] == [(4,), (4,), (4,), (4,)]  # gamma, beta, running_mean, running_var
+
+
+def test_set_weights_takes_every_array_or_the_trained_ones_and_checks_the_running_variance(rng):
+    model, other = norm_model(seed=0), norm_model(seed=1)
+    other.layers[1].state["running_var"][:] = 2.0
+    model.set_weights(other.get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), other.get_weights()))
+    trained = [layer.params[name] for layer in norm_model(seed=2).layers for name in layer.params]
+    model.set_weights(trained)  # the trained weights only: the state stays
+    np.testing.assert_array_equal(model.layers[1].state["running_var"], 2.0)
+    np.testing.assert_array_equal(model.layers[0].params["W"], trained[0])
+    with pytest.raises(ValueError, match=r"set_weights expects 16 arrays \(or 12, the trained ones only\), got 3"):
+        model.set_weights(trained[:3])
+    bad = model.get_weights()
+    bad[5] = -np.ones(4)
+    with pytest.raises(ValueError, match="BatchNorm.running_var must be non-negative, got -1"):
+        model.set_weights(bad)
+
+
+@pytest.mark.parametrize("optimizer", [lambda: Adam(1e-2), lambda: pycnn.SGD(0.1, momentum=0.9)])
+def test_optimisers_train_gamma_and_beta_while_the_running_statistics_follow_the_batches(optimizer, rng):
+    model = norm_model()
+    opt = optimizer()
+    x, y = rng.random((8, 1, 28, 28)), rng.integers(0, 10, 8)
+    for _ in range(3):
+        state = {i: {k: v.copy() for k, v in model.layers[i].state.items()} for i in (1, 9)}
+        gamma = model.layers[1].params["gamma"].copy()
+        model.train_step(model.as_input(x), y, opt)
+        for i in (1, 9):
+            stats = model.layers[i].statistics
+            np.testing.assert_allclose(model.layers[i].state["running_mean"],
+                                       0.9 * state[i]["running_mean"] + 0.1 * stats["mean"], rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(model.layers[i].state["running_var"],
+                                       0.9 * state[i]["running_var"] + 0.1 * stats["var"], rtol=1e-6)
+        assert not np.array_equal(model.layers[1].params["gamma"], gamma)
+    assert not any("running" in key for key in opt.state)
+    assert {"1.gamma", "1.beta", "9.gamma", "9.beta"} <= set(opt.state) or not opt.state  # SGD without state
+
+
+def test_a_diverged_run_restores_the_running_statistics_with_the_weights(subset):
+    model = norm_model()
+    x, y = mixed_sample(subset, 512)
+    before = model.get_weights()
+    trainer = pycnn.Trainer(model, x, y, pycnn.TrainingConfig(epochs=1, batch_size=32, lr=10.0, schedule="constant",
+                                                              augment=False, optimizer="adam"))
+    with pytest.raises(pycnn.TrainingDiverged):
+        trainer.run()
+    assert model.layers[1].statistics  # training batches moved the running statistics before the blow-up
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+
+
+def test_frozen_forward_and_backward_are_the_gradient_of_predict_and_change_nothing(rng):
+    model = norm_model(dtype="float64")
+    model.fit(rng.random((64, 1, 28, 28)), rng.integers(0, 10, 64), epochs=1, batch_size=16)  # statistics != 0, 1
+    x = rng.random((2, 1, 28, 28))
+    before = model.get_weights()
+    with model.frozen():
+        logits = model.forward(model.as_input(x), training=True)
+        dx = model.backward(np.eye(10)[[3, 7]], input_gradient=True)
+    np.testing.assert_allclose(logits, model.forward(model.as_input(x)), rtol=1e-12, atol=1e-12)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    assert not any(layer.frozen for layer in model.layers)
+    h = 1e-6
+    for index in [(0, 0, 10, 10), (1, 0, 14, 5), (0, 0, 20, 17)]:
+        up, down = x.copy(), x.copy()
+        up[index] += h
+        down[index] -= h
+        row, digit = index[0], [3, 7][index[0]]
+        numeric = (model.forward(model.as_input(up))[row, digit] - model.forward(model.as_input(down))[row, digit]) / (2 * h)
+        assert dx[index] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
+def test_deferred_statistics_measured_here_move_another_copy_of_the_network_alike(rng):
+    model, copy = norm_model(), norm_model()
+    x = model.as_input(rng.random((6, 1, 28, 28)))
+    with model.deferred_statistics():
+        model.forward(x, training=True)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), copy.get_weights()))
+    statistics = model.batch_statistics()
+    assert sorted(statistics) == ["1.mean", "1.var", "9.mean", "9.var"]
+    copy.update_statistics(statistics)
+    model.forward(x, training=True)  # not deferred: the state moves at once, the same way
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), copy.get_weights()))

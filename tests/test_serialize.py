@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import pycnn
-from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, seed_model
+from pycnn import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential, seed_model
 
 from model_files import members, npy, npy_with_header, rezip, with_config, with_member
 
@@ -103,6 +103,55 @@ def test_model_file_is_an_npz_that_numpy_reads_without_pickle(model_bytes):
     config = config_of(model_bytes)
     assert config["format"] == "pycnn" and config["version"] == 1 and config["dtype"] == "float32"
     assert [layer["class"] for layer in config["layers"]] == ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"]
+
+
+# ---- layers with state: BatchNorm's running statistics --------------------------------------------
+@pytest.fixture(scope="module")
+def norm_bytes():
+    """A network with a BatchNorm after a conv and one after Flatten, a few steps trained (statistics not 0 and 1)."""
+    model = Sequential([Conv2D(1, 3, 3), BatchNorm(3), ReLU(), MaxPool2D(2), Flatten(), BatchNorm(507), Dropout(0.2),
+                        Dense(507, 10)], seed=0, input_shape=(1, 28, 28))
+    rng = np.random.default_rng(0)
+    model.fit(rng.random((64, 1, 28, 28)), rng.integers(0, 10, 64), epochs=1, batch_size=16)
+    return model.to_bytes()
+
+
+def test_running_statistics_are_saved_and_loaded_bit_for_bit(norm_bytes, rng):
+    model = pycnn.from_bytes(norm_bytes)
+    assert [name for name in members(norm_bytes) if name.startswith("1.")] == [
+        "1.gamma.npy", "1.beta.npy", "1.running_mean.npy", "1.running_var.npy"]
+    running = model.layers[1].state["running_mean"]
+    assert running.dtype == np.float32 and np.abs(running).min() > 0  # trained: not the starting zeros
+    again = pycnn.from_bytes(model.to_bytes())
+    for a, b in zip(again.get_weights(), model.get_weights()):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    x = rng.random((20, 1, 28, 28))
+    np.testing.assert_array_equal(again.predict_proba(x), model.predict_proba(x))
+    assert model.to_bytes() == norm_bytes
+
+
+def test_a_file_written_before_layers_had_state_still_loads(model_bytes, rng):
+    """Version 1 as it was first written: config.json and each layer's weights, nothing else."""
+    model = pycnn.from_bytes(model_bytes)
+    old = {"config.json": json.dumps({"format": "pycnn", "version": 1, **model.get_config(), "metadata": {}}).encode(),
+           **{f"{i}.{name}.npy": npy(model.layers[i].params[name]) for i, name in
+              [(0, "W"), (0, "b"), (4, "W"), (4, "b")]}}
+    loaded = pycnn.from_bytes(rezip(old))
+    x = rng.random((5, 1, 28, 28))
+    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    assert list(members(model_bytes)) == list(old)  # and the file of such a network is still written so
+
+
+def test_a_file_missing_a_running_statistic_or_with_a_negative_variance_is_refused(norm_bytes):
+    files = members(norm_bytes)
+    del files["5.running_var.npy"]
+    refused(rezip(files), "missing weights: 5.running_var.npy")
+    refused(with_member(norm_bytes, "1.running_var.npy", npy(np.array([1, -0.5, 1], np.float32))),
+            "BatchNorm.running_var must be non-negative, got -0.5")
+    refused(with_member(norm_bytes, "1.running_mean.npy", npy(np.array([1, np.nan, 1], np.float32))),
+            "1.running_mean.npy: weights contain NaN or infinity")
+    refused(with_member(norm_bytes, "1.running_mean.npy", npy(np.zeros(4, np.float32))),
+            r"1.running_mean.npy: shape must be \(3,\)")
 
 
 # ---- bad files -------------------------------------------------------------------------------
@@ -224,7 +273,7 @@ def test_missing_and_extra_members_are_refused(model_bytes):
     refused(with_member(model_bytes, "5.W.npy", npy(np.zeros(3, np.float32))), "unexpected members: 5.W.npy")
 
 
-@pytest.mark.parametrize("kind", ["Dropout", "Lambda", "os.system", "__import__", "Sequential", "Layer", None, 3])
+@pytest.mark.parametrize("kind", ["GaussianNoise", "Lambda", "os.system", "__import__", "Sequential", "Layer", None, 3])
 def test_unknown_layer_classes_are_refused(model_bytes, kind):
     def change(config):
         config["layers"][1]["class"] = kind

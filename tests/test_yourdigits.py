@@ -285,6 +285,19 @@ def test_the_head_is_everything_from_the_flatten_on_and_the_body_is_left_alone(b
     assert body is None and len(head.layers) == 2
 
 
+def test_a_network_with_batchnorm_splits_with_its_running_statistics(page_digits):
+    x_b = page_digits[0][:64]
+    model = pycnn.Sequential([pycnn.Conv2D(1, 4, 3), pycnn.BatchNorm(4), pycnn.ReLU(), pycnn.MaxPool2D(2),
+                              pycnn.Flatten(), pycnn.BatchNorm(676), pycnn.Dense(676, 10)], seed=0,
+                             input_shape=(1, 28, 28))
+    model.fit(x_b, page_digits[1][:64], epochs=1, batch_size=16)  # running statistics away from 0 and 1
+    body, head = yourdigits.split_head(model)
+    assert [type(layer).__name__ for layer in head.layers] == ["Flatten", "BatchNorm", "Dense"]
+    np.testing.assert_array_equal(body.layers[1].state["running_var"], model.layers[1].state["running_var"])
+    np.testing.assert_array_equal(head.layers[1].state["running_mean"], model.layers[5].state["running_mean"])
+    assert np.allclose(head.forward(body.forward(x_b)), model.forward(x_b), atol=1e-5)
+
+
 def test_fine_tuning_is_deterministic_given_the_seed(base_model, page_digits):
     x_b, y_b, x_h, y_h = page_digits
     own, own_y = a_hand(x_b[:20]), y_b[:20]

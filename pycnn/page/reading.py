@@ -140,18 +140,22 @@ class Reader:
 def conv_blocks(layers, outputs):
     """Feature maps of each conv block: [{"layer": i, "activated": (F, H, W), "pooled": (F, h, w) or None}].
 
-    A block is a Conv2D and the ReLU and MaxPool2D layers right after it (layers.conv_block);
-    "activated" is the conv output after the ReLU (the conv output itself without one) and
-    "pooled" the block's output after its pool. outputs: each layer's output for one image.
+    A block is a Conv2D, the BatchNorm right after it if any, and the activation and pooling layers
+    after that (layers.conv_block); "activated" is the conv output after the BatchNorm and the
+    activation (the conv output itself without them) and "pooled" the block's output after its
+    pool. outputs: each layer's output for one image.
     """
     blocks = []
     for i, layer in enumerate(layers):
         if not isinstance(layer, Conv2D):
             continue
-        relu, pools, end = conv_block(layers, i)
+        block = conv_block(layers, i)
+        activated = outputs[i if block.norm is None else block.norm]
+        if block.activation is not None:
+            activated = layers[block.activation].forward(activated, training=False)
         blocks.append({
             "layer": i,
-            "activated": np.maximum(outputs[i], 0) if relu is not None else outputs[i],
-            "pooled": outputs[end - 1] if pools else None,
+            "activated": activated,
+            "pooled": outputs[block.end - 1] if block.pools else None,
         })
     return blocks
