@@ -554,6 +554,10 @@ class BatchNorm(Layer):
         """Move running_mean and running_var toward a training batch's {"mean", "var" (unbiased)}, in place."""
         if not statistics:
             return
+        if sorted(statistics) != ["mean", "var"] or any(np.shape(v) != (self.features,) for v in statistics.values()):
+            shapes = {name: np.shape(value) for name, value in statistics.items()}
+            raise ValueError(f"BatchNorm statistics must be a mean and a var of shape ({self.features},), "
+                             f"got {str(shapes)[:80]}")
         m = self.momentum
         for name, key in (("running_mean", "mean"), ("running_var", "var")):
             running = self.state[name]

@@ -309,7 +309,9 @@ class Sequential:
         """Move each layer's state toward batch_statistics() of a training forward pass (made elsewhere)."""
         per_layer = {}
         for key, value in statistics.items():
-            index, _, name = key.partition(".")
+            index, _, name = str(key).partition(".")
+            if not (index.isdigit() and int(index) < len(self.layers) and name):
+                raise ValueError(f"statistics are keyed 'layer index.name' of this model's layers, got {key!r}")
             per_layer.setdefault(int(index), {})[name] = value
         for index, values in sorted(per_layer.items()):
             self.layers[index].update_statistics(values)

@@ -22,7 +22,9 @@ sharded_step's, bit for bit.
 
 A layer that draws random numbers in training (dropout) declares `uses_rng = True`; before
 each shard's forward pass its `rng` attribute is set to shard_rng(seed, step, shard), so its
-draws too are the same whoever computes the shard.
+draws too are the same whoever computes the shard. A layer with state that training moves
+(BatchNorm's running statistics) only measures in a shard's forward pass; the measurements
+travel with the result and move the state after the update, shard after shard in shard order.
 
 Tasks and results cross process and worker boundaries as bytes (encode_task, encode_result):
     MAGIC (8 bytes) | header length (uint32, little-endian) | header (UTF-8 JSON) | arrays
@@ -87,12 +89,14 @@ def seed_layers(model, seed, step, shard):
 class ShardResult:
     """What one shard contributes to a step: grads {"0.W": array, ...} (the sum over the shards is the
     batch-mean gradient), loss (its share of the batch-mean loss: its images' summed loss / batch
-    size), correct (its images predicted right) and count (its images)."""
+    size), correct (its images predicted right), count (its images) and statistics (what its
+    forward pass measured for the model's state: Sequential.batch_statistics(), {} for most models)."""
 
-    __slots__ = ("grads", "loss", "correct", "count")
+    __slots__ = ("grads", "loss", "correct", "count", "statistics")
 
-    def __init__(self, grads, loss, correct, count):
+    def __init__(self, grads, loss, correct, count, statistics=None):
         self.grads, self.loss, self.correct, self.count = grads, loss, correct, count
+        self.statistics = {} if statistics is None else statistics
 
 
 def shard_gradients(model, x, y, batch_size, rng=None):
@@ -112,7 +116,8 @@ def shard_gradients(model, x, y, batch_size, rng=None):
     if rng is not None:
         for layer in _random_layers(model):
             layer.rng = rng
-    logits = model.forward(x, training=True)
+    with model.deferred_statistics():  # the state moves when the step is finished, in shard order
+        logits = model.forward(x, training=True)
     loss, dlogits = softmax_cross_entropy(logits, y)  # dlogits of the shard's mean loss
     if n != batch_size:
         dlogits *= n / batch_size  # of the shard's share of the batch's mean loss
@@ -120,7 +125,7 @@ def shard_gradients(model, x, y, batch_size, rng=None):
     grads = {key: layer.grads[name].copy() for key, layer, name in trainable(model.layers)}
     correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
     share = loss if n == batch_size else loss * n / batch_size  # x * n / n is not always x
-    return ShardResult(grads, share, correct, n)
+    return ShardResult(grads, share, correct, n, model.batch_statistics())
 
 
 def sum_gradients(grads):
@@ -219,6 +224,8 @@ class ShardedStep:
             raise ValueError(f"{self._wanted()}; shard(s) {', '.join(map(str, missing))} missing")
         grads, loss, correct, _ = combine(self.results[i] for i in range(len(self.bounds)))
         apply_gradients(self.model, optimizer, grads)
+        for i in range(len(self.bounds)):  # BatchNorm's running statistics, as unsharded training moves them
+            self.model.update_statistics(self.results[i].statistics)
         return loss, correct
 
 
@@ -335,13 +342,20 @@ def decode_task(data):
 def encode_result(result, step=0, shard=0):
     """A ShardResult as bytes, with the step and shard it is of."""
     header = {"kind": "result", "step": int(step), "shard": int(shard), "loss": float(result.loss),
-              "correct": int(result.correct), "count": int(result.count), "keys": list(result.grads)}
-    return _pack(header, list(result.grads.items()))
+              "correct": int(result.correct), "count": int(result.count), "keys": list(result.grads),
+              "statistics": list(result.statistics)}
+    return _pack(header, [*result.grads.items(), *((f"statistics {key}", value)
+                                                   for key, value in result.statistics.items())])
 
 
 def decode_result(data):
     """Result bytes -> (header: {"step", "shard", ...}, ShardResult)."""
     header, arrays = _unpack(data, "result")
+    names = header.get("statistics", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) and f"statistics {name}" in arrays
+                                              for name in names):
+        raise ValueError(f"the result's statistics must name its statistics arrays, got {str(names)[:80]}")
+    statistics = {name: arrays.pop(f"statistics {name}") for name in names}
     keys = header.get("keys")
     if not isinstance(keys, list) or keys != list(arrays):
         raise ValueError(f"the result's keys must name its arrays ({', '.join(arrays)}), got {keys!r}")
@@ -350,7 +364,7 @@ def decode_result(data):
             raise ValueError(f"the result's {name} must be a non-negative int, got {header.get(name)!r}")
     if not isinstance(header.get("loss"), (int, float)) or isinstance(header["loss"], bool):
         raise ValueError(f"the result's loss must be a number, got {header.get('loss')!r}")
-    return header, ShardResult(arrays, float(header["loss"]), header["correct"], header["count"])
+    return header, ShardResult(arrays, float(header["loss"]), header["correct"], header["count"], statistics)
 
 
 class TaskRunner:

@@ -589,3 +589,70 @@ def test_deferred_statistics_measured_here_move_another_copy_of_the_network_alik
     copy.update_statistics(statistics)
     model.forward(x, training=True)  # not deferred: the state moves at once, the same way
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), copy.get_weights()))
+
+
+# ---- sharded training (pycnn.parallel) of a network with state and dropout --------------------------
+def _sharded(model, optimizer, x, y, shards, order=None, elsewhere=False):
+    """One sharded step: the shards computed here in `order`, or elsewhere (task and result bytes)."""
+    from pycnn import parallel
+
+    work = parallel.ShardedStep(model, x, y, shards, seed=5, step=3)
+    if elsewhere:
+        runner = parallel.TaskRunner()
+        for data in reversed(work.tasks()):
+            work.add(runner(data))
+    else:
+        for shard in order or range(len(work.bounds)):
+            work.compute(shard)
+    return work.finish(optimizer)
+
+
+def test_a_sharded_step_moves_the_running_statistics_the_same_whoever_computes_the_shards(rng):
+    x, y = rng.random((10, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 10)
+    runs = []
+    for how in ({}, {"order": [2, 0, 1]}, {"elsewhere": True}):
+        model, optimizer = norm_model(), Adam(1e-2)
+        _sharded(model, optimizer, x, y, 3, **how)
+        runs.append(model.get_weights())
+    for other in runs[1:]:
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(runs[0], other))
+    # each shard's own statistics, applied in shard order after the update
+    model, expected = norm_model(), norm_model()
+    from pycnn import parallel
+
+    for i, (a, b) in enumerate(parallel.shard_bounds(10, 3)):
+        parallel.seed_layers(expected, 5, 3, i)
+        expected.forward(expected.as_input(x[a:b]), training=True)
+    _sharded(model, Adam(1e-2), x, y, 3)
+    for i in (1, 9):
+        for name in ("running_mean", "running_var"):
+            assert model.layers[i].state[name].tobytes() == expected.layers[i].state[name].tobytes()
+
+
+def test_one_shard_is_train_step_bit_for_bit_with_batchnorm_and_dropout(rng):
+    from pycnn import parallel
+
+    x, y = rng.random((8, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 8)
+    model, plain = norm_model(), norm_model()
+    _sharded(model, Adam(1e-2), x, y, 1)
+    parallel.seed_layers(plain, 5, 3, 0)
+    plain.train_step(plain.as_input(x), y, Adam(1e-2))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(model.get_weights(), plain.get_weights()))
+
+
+def test_a_result_with_statistics_that_do_not_fit_is_refused(rng):
+    from pycnn import parallel
+
+    model = norm_model()
+    x, y = rng.random((4, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 4)
+    work = parallel.ShardedStep(model, x, y, 1)
+    result = parallel.shard_gradients(norm_model(), x, y, 4)
+    assert sorted(result.statistics) == ["1.mean", "1.var", "9.mean", "9.var"]
+    header, decoded = parallel.decode_result(parallel.encode_result(result))
+    assert all(decoded.statistics[k].tobytes() == v.tobytes() for k, v in result.statistics.items())
+    result.statistics["1.mean"] = np.zeros(5, np.float32)
+    work.add(parallel.encode_result(result))
+    with pytest.raises(ValueError, match=r"BatchNorm statistics must be a mean and a var of shape \(4,\)"):
+        work.finish(Adam())
+    with pytest.raises(ValueError, match="statistics are keyed 'layer index.name' of this model's layers, got '99.mean'"):
+        model.update_statistics({"99.mean": np.zeros(4)})

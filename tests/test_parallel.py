@@ -11,8 +11,6 @@ import pytest
 import pycnn
 from pycnn import Adam, Trainer, TrainingConfig, parallel
 from pycnn.augment import random_affine
-from pycnn.checks import Float
-from pycnn.layers import LAYERS, Layer
 from pycnn.training import learning_rate
 
 # Tolerances for a sharded run against the unsharded one. A shard's gradient is a sum over
@@ -395,35 +393,11 @@ def test_more_shards_than_the_batch_size_is_refused():
 
 
 # ---- randomness in training: from (seed, step, shard) ----------------------------------------------
-class Dropout(Layer):
-    """Inverted dropout, for these tests: the kind of layer that draws random numbers in training."""
-
-    summary_name = "dropout"
-    uses_rng = True
-    ARGS = {"rate": Float(0, 0.9, default=0.5)}
-
-    def __init__(self, rate=0.5):
-        self.set_config({"rate": rate})
-        self.rng = None
-
-    def forward(self, x, training=True):
-        if not training:
-            return x
-        self._cache = (self.rng.random(x.shape) >= self.rate) / (1 - self.rate)
-        return x * self._cache.astype(x.dtype)
-
-    def backward(self, dout, need_dx=True):
-        return dout * self._cached().astype(dout.dtype) if need_dx else None
-
-
 @pytest.fixture
 def dropout_model():
-    pycnn.register(Dropout)
-    try:
-        yield lambda: pycnn.Sequential([pycnn.Flatten(), pycnn.Dense(784, 32, rng=0), pycnn.ReLU(), Dropout(0.5),
-                                        pycnn.Dense(32, 10, rng=1)], input_shape=(1, 28, 28))
-    finally:
-        del LAYERS["Dropout"]
+    """A network with pycnn's Dropout: the kind of layer that draws random numbers in training."""
+    return lambda: pycnn.Sequential([pycnn.Flatten(), pycnn.Dense(784, 32, rng=0), pycnn.ReLU(), pycnn.Dropout(0.5),
+                                     pycnn.Dense(32, 10, rng=1)], input_shape=(1, 28, 28))
 
 
 def test_a_layer_that_draws_random_numbers_gets_the_rng_of_its_seed_step_and_shard(data, dropout_model):
