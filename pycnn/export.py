@@ -7,6 +7,11 @@ Both compute what `model.predict_proba` computes: the class probabilities (a sof
 last layer's scores) of images scaled as predict_proba takes them, float32 in [0, 1] for the
 MNIST models (ink 1, paper 0: the grey levels / 255, as pycnn.datasets.scale gives them).
 
+Every layer kind of pycnn.layers is exported as inference computes it: BatchNorm with its running
+statistics (ONNX BatchNormalization, Keras BatchNormalization), Dropout as the identity (no ONNX
+node; a Keras Dropout layer, inactive in predict), AvgPool2D, LeakyReLU, Tanh and Sigmoid as the
+runtimes' own ops.
+
 ONNX: input "input" float32 (N, C, H, W), NCHW like pycnn, the batch size free ("N"); output
 "probabilities" (N, classes). The class names are the model's metadata_props "class_names"
 (a JSON list). Written by hand in protobuf's wire format (a varint and length-delimited
@@ -21,17 +26,19 @@ pycnn's NCHW flatten fed it. The class names are in model.json's "userDefinedMet
 (`model.getUserDefinedMetadata()`).
 """
 import json
+import struct
 
 import numpy as np
 
 from . import npzfile
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from .layers import AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh
 
 ONNX_OPSET = 13
 ONNX_IR_VERSION = 7      # the IR version of opset 13 (ONNX 1.8): every runtime of the last years reads it
 INPUT_NAME, OUTPUT_NAME = "input", "probabilities"
 TFJS_WEIGHTS = "model.weights.bin"
-EXPORTABLE = (Conv2D, ReLU, MaxPool2D, Flatten, Dense)
+EXPORTABLE = (Conv2D, ReLU, MaxPool2D, Flatten, Dense, BatchNorm, Dropout, AvgPool2D, LeakyReLU, Tanh, Sigmoid)
+ONNX_ACTIVATIONS = {ReLU: "Relu", Tanh: "Tanh", Sigmoid: "Sigmoid"}  # ops without attributes
 INPUT_NOTE = ("float32 images scaled as pycnn's predict_proba takes them: grey levels / 255 in [0, 1], "
               "ink 1, paper 0 (MNIST's convention)")
 
@@ -83,6 +90,11 @@ def _int(field, value):
     return _varint(field << 3) + _varint(value)
 
 
+def _float(field, value):
+    """A float field (wire type 5: little-endian float32)."""
+    return _varint(field << 3 | 5) + struct.pack("<f", value)
+
+
 def _bytes(field, data):
     """A length-delimited field (wire type 2): bytes, a string or an embedded message."""
     if isinstance(data, str):
@@ -91,11 +103,13 @@ def _bytes(field, data):
 
 
 # ---- the ONNX messages (field numbers from onnx.proto) -------------------------------------
-FLOAT, ATTR_INT, ATTR_INTS = 1, 2, 7   # TensorProto.FLOAT; AttributeProto.INT, .INTS
+FLOAT, ATTR_FLOAT, ATTR_INT, ATTR_INTS = 1, 1, 2, 7   # TensorProto.FLOAT; AttributeProto.FLOAT, .INT, .INTS
 
 
 def _attribute(name, value):
-    """AttributeProto: an int or a list of ints."""
+    """AttributeProto: a float, an int or a list of ints."""
+    if isinstance(value, float):
+        return _bytes(1, name) + _int(20, ATTR_FLOAT) + _float(2, value)
     if isinstance(value, int):
         return _bytes(1, name) + _int(20, ATTR_INT) + _int(3, value)
     return _bytes(1, name) + _int(20, ATTR_INTS) + b"".join(_int(8, v) for v in value)
@@ -144,11 +158,22 @@ def to_onnx(model, class_names=None):
             nodes.append(_node("Conv", [x, f"{i}.W", f"{i}.b"], out, f"layer{i}",
                                kernel_shape=[layer.kernel_size] * 2, strides=[layer.stride] * 2,
                                pads=[top, left, bottom, right]))
-        elif isinstance(layer, ReLU):
-            nodes.append(_node("Relu", [x], out, f"layer{i}"))
-        elif isinstance(layer, MaxPool2D):
-            nodes.append(_node("MaxPool", [x], out, f"layer{i}", kernel_shape=[layer.pool_size] * 2,
+        elif type(layer) in ONNX_ACTIVATIONS:
+            nodes.append(_node(ONNX_ACTIVATIONS[type(layer)], [x], out, f"layer{i}"))
+        elif isinstance(layer, LeakyReLU):
+            nodes.append(_node("LeakyRelu", [x], out, f"layer{i}", alpha=float(layer.negative_slope)))
+        elif isinstance(layer, (MaxPool2D, AvgPool2D)):
+            op = "MaxPool" if isinstance(layer, MaxPool2D) else "AveragePool"  # no padding: every window is full
+            nodes.append(_node(op, [x], out, f"layer{i}", kernel_shape=[layer.pool_size] * 2,
                                strides=[layer.stride] * 2))
+        elif isinstance(layer, BatchNorm):  # inference: the running statistics; (N, C, H, W) or (N, C)
+            arrays = [layer.params["gamma"], layer.params["beta"], layer.state["running_mean"],
+                      layer.state["running_var"]]
+            names = [f"{i}.{name}" for name in ("gamma", "beta", "running_mean", "running_var")]
+            weights += [_tensor(name, array) for name, array in zip(names, arrays)]
+            nodes.append(_node("BatchNormalization", [x, *names], out, f"layer{i}", epsilon=float(layer.eps)))
+        elif isinstance(layer, Dropout):
+            continue  # the identity in inference: no node, the next layer reads x
         elif isinstance(layer, Flatten):
             # NCHW -> (N, C*H*W) in C order: the same order as pycnn's reshape
             nodes.append(_node("Flatten", [x], out, f"layer{i}", axis=1))
@@ -220,11 +245,27 @@ def to_tfjs(model, class_names=None, weights_name=TFJS_WEIGHTS):
                 padding=padding, data_format="channels_last", dilation_rate=[1, 1])))
             weight(conv, "kernel", layer.params["W"].transpose(2, 3, 1, 0))  # (F, C, kh, kw) -> (kh, kw, C, F)
             weight(conv, "bias", layer.params["b"])
-        elif isinstance(layer, ReLU):
-            layers.append(_keras("Activation", name("activation"), activation="relu"))
-        elif isinstance(layer, MaxPool2D):
-            layers.append(_keras("MaxPooling2D", name("max_pooling2d"), pool_size=[layer.pool_size] * 2,
-                                 strides=[layer.stride] * 2, padding="valid", data_format="channels_last"))
+        elif isinstance(layer, (ReLU, Tanh, Sigmoid)):
+            layers.append(_keras("Activation", name("activation"), activation=type(layer).__name__.lower()))
+        elif isinstance(layer, LeakyReLU):
+            layers.append(_keras("LeakyReLU", name("leaky_re_lu"), alpha=layer.negative_slope))
+        elif isinstance(layer, (MaxPool2D, AvgPool2D)):
+            kind, base = ("MaxPooling2D", "max_pooling2d") if isinstance(layer, MaxPool2D) else \
+                ("AveragePooling2D", "average_pooling2d")
+            layers.append(_keras(kind, name(base), pool_size=[layer.pool_size] * 2, strides=[layer.stride] * 2,
+                                 padding="valid", data_format="channels_last"))
+        elif isinstance(layer, BatchNorm):
+            norm = name("batch_normalization")
+            # Keras' momentum is the share the running statistics keep (training only: it does not change predictions)
+            layers.append(_keras("BatchNormalization", norm, axis=-1, momentum=1 - layer.momentum, epsilon=layer.eps,
+                                 center=True, scale=True))
+            for kind, array in (("gamma", layer.params["gamma"]), ("beta", layer.params["beta"]),
+                                ("moving_mean", layer.state["running_mean"]),
+                                ("moving_variance", layer.state["running_var"])):
+                # after a Flatten the features are in NHWC order: each takes its pycnn feature's numbers
+                weight(norm, kind, array if order is None or len(shape) != 1 else array[order])
+        elif isinstance(layer, Dropout):
+            layers.append(_keras("Dropout", name("dropout"), rate=layer.rate))
         elif isinstance(layer, Flatten):
             if len(shape) == 3:
                 order = np.arange(int(np.prod(shape))).reshape(shape).transpose(1, 2, 0).ravel()

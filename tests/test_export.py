@@ -2,7 +2,8 @@
 (tests/export_tfjs_check.mjs, pure JavaScript on the cpu backend) give pycnn's probabilities, for every
 preset briefly trained and for networks using every option of the layers (stride, int and asymmetric
 "same" padding, overlapping pools, a ReLU after Flatten, several channels, a non-square input,
-float64). Also the CLI (`python -m pycnn export`) through a subprocess, the page's request, bad input."""
+float64), and for a briefly trained network of every other layer kind (BatchNorm after a conv, a
+Flatten and a Dense; Dropout; AvgPool2D; LeakyReLU; Tanh; Sigmoid). Also the CLI (`python -m pycnn export`) through a subprocess, the page's request, bad input."""
 import io
 import json
 import shutil
@@ -15,7 +16,8 @@ import onnxruntime as ort
 import pytest
 
 import pycnn
-from pycnn import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential, export
+from pycnn import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPool2D, ReLU, Sequential,
+                   Sigmoid, Tanh, export)
 from pycnn.layers import LAYERS, register
 from pycnn.page import Client, Session
 from sitebuild import ROOT, outside
@@ -40,6 +42,15 @@ def colour_network():
                       seed=4, dtype="float64", input_shape=(3, 12, 10))
 
 
+def new_layers_network():
+    """Every layer kind beyond the first five: BatchNorm after a conv (the fused block), after Flatten (whose
+    features TensorFlow.js orders otherwise) and after a Dense; Dropout; a strided conv; AvgPool2D; LeakyReLU;
+    Tanh; Sigmoid."""
+    return Sequential([Conv2D(1, 8, 3, padding="same"), BatchNorm(8), ReLU(), MaxPool2D(2), Conv2D(8, 8, 3, stride=2),
+                       LeakyReLU(0.1), AvgPool2D(2), Tanh(), Flatten(), BatchNorm(72), Dropout(0.3), Dense(72, 32),
+                       BatchNorm(32), Sigmoid(), Dense(32, 10)], seed=5, input_shape=(1, 28, 28))
+
+
 @pytest.fixture(scope="module")
 def networks(split):
     """{name: (model, inputs)}: every preset after one short epoch (so the probabilities are far from
@@ -52,11 +63,14 @@ def networks(split):
         model.fit(x_train[:2000], y_train[:2000], epochs=1, batch_size=32, optimizer=pycnn.Adam(2e-3))
         out[name] = (model, digits)
     out["options"] = (options_network(), digits)
+    model = new_layers_network()
+    model.fit(x_train[:2000], y_train[:2000], epochs=1, batch_size=32, optimizer=pycnn.Adam(2e-3))
+    out["new_layers"] = (model, digits)
     out["colour"] = (colour_network(), np.random.default_rng(0).uniform(0, 1, (200, 3, 12, 10)).astype(np.float32))
     return out
 
 
-NAMES = [*pycnn.PRESETS, "options", "colour"]
+NAMES = [*pycnn.PRESETS, "options", "colour", "new_layers"]
 
 
 def onnx_probabilities(data, x):
@@ -77,6 +91,14 @@ def test_onnxruntime_gives_pycnns_probabilities(networks, name, record_property)
     assert (got.argmax(axis=1) == want.argmax(axis=1)).mean() > 0.99
     if name in pycnn.PRESETS:  # trained: the check is about confident, distinct probabilities
         assert np.median(want.max(axis=1)) > 0.5
+
+
+def test_the_batchnorm_statistics_exported_are_trained_ones(networks):
+    """An epoch of training moved them away from 0 and 1 (the runtimes' check above is then not of the identity)."""
+    model, _ = networks["new_layers"]
+    for i in (1, 9, 12):
+        state = model.layers[i].state
+        assert np.abs(state["running_mean"]).max() > 0.05 and np.abs(state["running_var"] - 1).max() > 0.05
 
 
 def test_onnx_declares_input_output_and_a_free_batch(networks):
