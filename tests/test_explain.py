@@ -36,17 +36,36 @@ def odd_network(dtype="float32"):
                       seed=3, dtype=dtype, input_shape=(1, 28, 28))
 
 
+def norm_network(dtype="float32"):
+    """BatchNorm in conv blocks (the first one fused), a stride-2 conv, LeakyReLU, an average pool and a Tanh
+    after it (not part of the block), a Sigmoid, a Dropout."""
+    return Sequential([Conv2D(1, 3, 3, padding="same"), pycnn.BatchNorm(3), ReLU(), MaxPool2D(2),
+                       Conv2D(3, 4, 3, stride=2, padding=1), pycnn.BatchNorm(4), pycnn.LeakyReLU(0.1),
+                       pycnn.AvgPool2D(2), pycnn.Tanh(), Conv2D(4, 2, 2), pycnn.Sigmoid(), Flatten(),
+                       pycnn.Dropout(0.3), Dense(2 * 2 * 2, 10)], seed=3, dtype=dtype, input_shape=(1, 28, 28))
+
+
 NETWORKS = {"seed": lambda dtype: pycnn.preset("seed", seed=1, dtype=dtype),
             "two-conv": lambda dtype: pycnn.preset("two-conv", seed=1, dtype=dtype),
             "lenet": lambda dtype: pycnn.preset("lenet", seed=1, dtype=dtype),
-            "odd": odd_network}
+            "odd": odd_network, "norm": norm_network}
 
 
 def network(name, dtype="float32", seed=0):
-    """The network with non-zero biases (a zero bias puts blank patches exactly on the ReLU's kink)."""
+    """The network with non-zero biases (a zero bias puts blank patches exactly on the ReLU's kink), and
+    BatchNorm weights and running statistics away from their starting values (one gamma negative)."""
     model = NETWORKS[name](dtype)
     rng = np.random.default_rng(seed)
-    model.set_weights([w if w.ndim > 1 else rng.normal(0, 0.1, w.shape) for w in model.get_weights()])
+    for layer in model.layers:
+        if "b" in layer.params:
+            layer.params["b"] = rng.normal(0, 0.1, layer.params["b"].shape).astype(model.dtype)
+        if isinstance(layer, pycnn.BatchNorm):
+            n = layer.features
+            values = {"gamma": rng.uniform(0.5, 1.5, n) * np.where(np.arange(n) == 1, -1, 1),
+                      "beta": rng.normal(0, 0.3, n), "running_mean": rng.normal(0, 0.3, n),
+                      "running_var": rng.uniform(0.2, 2, n)}
+            for name, value in values.items():
+                (layer.params if name in layer.params else layer.state)[name] = value.astype(model.dtype)
     return model
 
 
@@ -86,15 +105,34 @@ def test_the_arithmetic_of_a_cell_is_the_layers_output_there_for_every_conv_laye
                 assert cell["conv"] == cell["sum"] + cell["bias"]
                 assert cell["conv"] == pytest.approx(reference[channel, row, col], abs=1e-12)  # float64 loop
                 assert cell["conv"] == pytest.approx(outputs[layer][channel, row, col], abs=2e-6)  # the float32 layer
-                if any(isinstance(model.layers[i], ReLU) for i in (layer + 1, layer + 2)):
-                    assert cell["relu"] == max(cell["conv"], 0)
+                block = explain.conv_block(model.layers, layer)
+                value = cell["conv"]
+                if block.norm is not None:
+                    bn = cell["batchnorm"]
+                    value = (cell["conv"] - bn["mean"]) / np.sqrt(bn["var"] + bn["eps"]) * bn["gamma"] + bn["beta"]
+                    assert bn["value"] == pytest.approx(value, abs=1e-12)
+                    assert value == pytest.approx(outputs[block.norm][channel, row, col], abs=1e-5)
+                else:
+                    assert cell["batchnorm"] is None
+                activation = None if block.activation is None else model.layers[block.activation]
+                if activation is not None:
+                    assert cell["activation"]["kind"] == type(activation).__name__
+                    expected = activation.forward(np.array([value]), training=False)[0]
+                    assert cell["activation"]["value"] == pytest.approx(expected, abs=1e-12)
+                    assert cell["activation"]["value"] == pytest.approx(blocks[layer]["activated"][channel, row, col],
+                                                                        abs=1e-5)
+                else:
+                    assert cell["activation"] is None
+                if isinstance(activation, ReLU):
+                    assert cell["relu"] == max(value, 0)
                     assert cell["relu"] == pytest.approx(blocks[layer]["activated"][channel, row, col], abs=2e-6)
                 else:
                     assert cell["relu"] is None
                 if cell["pooled"] is not None:
                     pr, pc = cell["pooled_cell"]
                     assert cell["pooled"] == blocks[layer]["pooled"][channel, pr, pc]
-                    assert cell["pooled"] == pytest.approx(cell["pool_values"].max(), abs=2e-6)
+                    pooled = cell["pool_values"].mean() if cell["pool"] == "average" else cell["pool_values"].max()
+                    assert cell["pooled"] == pytest.approx(pooled, abs=2e-6)
                     top, left, bottom, right = cell["pool_window"]
                     assert top <= row < bottom and left <= col < right
 
@@ -124,6 +162,23 @@ def test_pointing_at_a_pooled_cell_explains_the_conv_cell_that_won_its_window():
         assert cell["pool_window"] == [2 * pr, 2 * pc, 2 * pr + 2, 2 * pc + 2]
         pooled = outputs[layer + 2][0, 1, pr, pc]
         assert cell["pooled"] == pooled and max(cell["conv"], 0) == pytest.approx(pooled, abs=2e-6)
+
+
+def test_a_pooled_cell_of_an_average_pool_explains_its_windows_first_cell():
+    model = network("norm")
+    x = image()
+    outputs = model.activations(x[None])
+    cell = explain.conv_arithmetic(model, x, 4, 1, 2, 1, grid="pooled")
+    assert cell["pool"] == "average" and cell["pool_argmax"] is None
+    assert cell["pool_window"] == [4, 2, 6, 4] and [cell["row"], cell["col"]] == [4, 2]
+    np.testing.assert_allclose(cell["pool_values"], outputs[6][0, 1, 4:6, 2:4], rtol=1e-6)  # after the LeakyReLU
+    assert cell["pooled"] == pytest.approx(outputs[7][0, 1, 2, 1], abs=0) == pytest.approx(
+        cell["pool_values"].mean(), abs=1e-6)
+    fused = explain.conv_arithmetic(model, x, 0, 1, 3, 5, grid="pooled")  # channel 1: gamma < 0
+    assert model.layers[1].params["gamma"][1] < 0
+    conv_window, normalised = outputs[0][0, 1, 6:8, 10:12], outputs[1][0, 1, 6:8, 10:12]
+    assert fused["pool"] == "max" and fused["pooled"] == pytest.approx(max(normalised.max(), 0), abs=1e-6)
+    assert fused["conv"] == pytest.approx(conv_window.min(), abs=1e-6)  # the smallest conv value wins the max
 
 
 def test_a_cell_the_pool_drops_has_no_pooled_value():
@@ -480,6 +535,24 @@ def test_the_page_code_runs_and_trains_the_network(subset_dir, monkeypatch, caps
     assert namespace["model"].get_config() == config
     assert len(namespace["y_heldout"]) == 1500 and len(namespace["trainer"].x) == 320
     assert namespace["trainer"].done
+    assert "'accuracy'" in capsys.readouterr().out
+
+
+def test_the_code_of_a_network_of_every_layer_kind_builds_it_and_trains(subset_dir, monkeypatch, capsys):
+    monkeypatch.setenv("PYCNN_DATA", str(subset_dir))
+    layers = [Conv2D(1, 8, 3, padding="same"), pycnn.BatchNorm(8), ReLU(), MaxPool2D(2), Conv2D(8, 8, 3, stride=2),
+              pycnn.LeakyReLU(0.1), pycnn.AvgPool2D(2), pycnn.Tanh(), Flatten(), pycnn.Dropout(0.25), Dense(72, 32),
+              pycnn.BatchNorm(32, momentum=0.2), pycnn.Sigmoid(), Dense(32, 10)]
+    config = Sequential(layers, input_shape=(1, 28, 28)).get_config()
+    code = codegen.python_code(config, {"epochs": 1, "train_size": 320}, seed=3, heldout=1500)
+    assert "BatchNorm(features=8),\n" in code and "BatchNorm(features=32, momentum=0.2)," in code
+    assert "Dropout(rate=0.25)," in code and "AvgPool2D()," in code and "Conv2D(in_channels=8, filters=8, " \
+        "kernel_size=3, stride=2)," in code
+    namespace = {}
+    exec(code, namespace)
+    model = namespace["model"]
+    assert model.get_config() == config and namespace["trainer"].done
+    assert np.abs(model.layers[1].state["running_mean"]).max() > 0  # trained: the statistics moved
     assert "'accuracy'" in capsys.readouterr().out
 
 

@@ -221,6 +221,17 @@ def test_conv_blocks_without_relu_or_pool_report_the_conv_output():
     assert first["pooled"] is None and np.array_equal(first["activated"], outputs[0])
     assert first["activated"].min() < 0  # no ReLU: the raw conv output
     assert second["pooled"] is None and np.array_equal(second["activated"], np.maximum(outputs[1], 0))
+    assert (first["what"], second["what"]) == ("conv", "conv + ReLU")
+
+
+def test_conv_blocks_with_batchnorm_and_another_activation_report_their_output():
+    model = Sequential([Conv2D(1, 2, 3), pycnn.BatchNorm(2), pycnn.Tanh(), pycnn.AvgPool2D(2), Flatten(),
+                        Dense(2 * 13 * 13, 10)], seed=0, input_shape=(1, 28, 28))
+    model.layers[1].state["running_mean"][:] = 0.3
+    outputs = [o[0] for o in model.activations(np.random.default_rng(0).random((1, 1, 28, 28)))]
+    (block,) = conv_blocks(model.layers, outputs)
+    assert block["what"] == "conv + batch norm + tanh"
+    assert np.array_equal(block["activated"], outputs[2]) and np.array_equal(block["pooled"], outputs[3])
 
 
 def test_an_empty_drawing_is_not_read(client):
@@ -337,8 +348,14 @@ def test_the_editor_fills_in_what_follows_from_the_layer_before():
      "layer 1 (Conv2D): kernel_size must be one of 3, 5, got 4"),
     ([{"class": "Conv2D", "config": {"filters": 65, "kernel_size": 3, "padding": "valid"}}, FLAT, dense(10)],
      "layer 1 (Conv2D): filters must be an int from 1 to 64, got 65"),
-    ([{"class": "Conv2D", "config": {"filters": 4, "kernel_size": 3, "padding": "valid", "stride": 2}}, FLAT, dense(10)],
-     "layer 1 (Conv2D): unexpected argument 'stride'"),
+    ([{"class": "Conv2D", "config": {"filters": 4, "kernel_size": 3, "padding": "valid", "stride": 3}}, FLAT, dense(10)],
+     "layer 1 (Conv2D): stride must be one of 1, 2, got 3"),
+    ([FLAT, {"class": "Dropout", "config": {"rate": 1.5}}, dense(10)], "layer 2 (Dropout): rate must be a number from 0 "
+                                                                       "to 0.9, got 1.5"),
+    ([FLAT, {"class": "BatchNorm", "config": {"momentum": 0.5}}, dense(10)],
+     "layer 2 (BatchNorm): unexpected argument 'momentum' (takes no arguments)"),
+    ([FLAT, {"class": "AvgPool2D", "config": {}}, dense(10)], "layer 2 (AvgPool2D) works on images (channels, height, "
+                                                              "width) but gets the flat (784,)"),
     ([{"class": "Softmax", "config": {}}], "layer 1: the editor has no layer kind 'Softmax'"),
     ([FLAT, dense(512), dense(512), dense(512), dense(512), dense(10)], "layer 2 (Dense) has 401,920 of the network's"),
     ([{"class": "Conv2D", "config": {"filters": 64, "kernel_size": 5, "padding": "same"}}] * 2 + [FLAT, dense(10)],
@@ -385,12 +402,37 @@ def test_set_network_replaces_the_model_with_fresh_weights_and_network_describes
 
 
 def test_a_loaded_network_the_editor_cannot_make_is_shown_but_not_editable(client):
-    model = Sequential([Conv2D(1, 4, 3, stride=2), ReLU(), Flatten(), Dense(4 * 13 * 13, 10)], seed=0, input_shape=(1, 28, 28))
+    model = Sequential([Conv2D(1, 4, 3, stride=3), ReLU(), Flatten(), Dense(4 * 9 * 9, 10)], seed=0, input_shape=(1, 28, 28))
     client("load", model.to_bytes())
     network = client("network")
     assert not network["editable"] and network["preset"] is None
     assert [layer["class"] for layer in network["layers"]] == ["Conv2D", "ReLU", "Flatten", "Dense"]
-    assert network["rows"][0]["output_shape"] == [4, 13, 13]
+    assert network["rows"][0]["output_shape"] == [4, 9, 9]
+    other_momentum = Sequential([Flatten(), pycnn.BatchNorm(784, momentum=0.5), Dense(784, 10)], seed=0,
+                                input_shape=(1, 28, 28))
+    client("load", other_momentum.to_bytes())
+    assert not client("network")["editable"]
+
+
+def test_the_editor_builds_every_layer_kind_and_leaves_arguments_at_their_default_out(client):
+    layers = [{"class": "Conv2D", "config": {"filters": 8, "kernel_size": 3, "padding": "same"}},
+              {"class": "BatchNorm", "config": {}}, {"class": "ReLU", "config": {}}, POOL,
+              {"class": "Conv2D", "config": {"filters": 8, "kernel_size": 3, "padding": "valid", "stride": 2}},
+              {"class": "LeakyReLU", "config": {"negative_slope": 0.1}}, {"class": "AvgPool2D", "config": {}},
+              {"class": "Tanh", "config": {}}, FLAT, {"class": "Dropout", "config": {"rate": 0.25}}, dense(32),
+              {"class": "BatchNorm", "config": {}}, {"class": "Sigmoid", "config": {}}, dense(10)]
+    reply = client("set_network", layers=layers, seed=1)
+    assert reply["layers"] == layers and reply["editable"]
+    config = client.model.get_config()["layers"]
+    assert config[1]["config"] == {"features": 8, "momentum": 0.1, "eps": 1e-5}
+    assert config[4]["config"]["stride"] == 2 and config[6]["config"] == {"pool_size": 2, "stride": 2}
+    assert config[9]["config"] == {"rate": 0.25} and config[11]["config"]["features"] == 32
+    assert [row["output_shape"] for row in reply["rows"]][4:9] == [[8, 6, 6]] * 2 + [[8, 3, 3]] * 2 + [[72]]
+    defaults = client("set_network", layers=[FLAT, {"class": "Dropout", "config": {"rate": 0.5}},
+                                             {"class": "LeakyReLU", "config": {"negative_slope": 0.01}}, dense(10)])
+    assert [layer["config"] for layer in defaults["layers"][1:3]] == [{}, {}]
+    conv = editor_spec()["kinds"]["Conv2D"]["args"]["stride"]
+    assert conv == {"type": "choice", "choices": [1, 2], "default": 1}
 
 
 def test_info_publishes_the_editor_and_the_current_network(client):

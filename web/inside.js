@@ -56,6 +56,8 @@ function numberTable(values, rows, caption, inImage = null, mark = null, cols = 
 }
 
 // ---------------------------------------------------------------- one cell's arithmetic
+const ACTIVATION_LABELS = { ReLU: "ReLU", LeakyReLU: "Leaky ReLU", Tanh: "tanh", Sigmoid: "sigmoid" };
+
 class CellArithmetic {
   /** el: {maps: the feature maps, box: [data-testid=conv-arithmetic], field: the receptive field over the 28x28 input}. */
   constructor({ client, state, frame, probe, el }) {
@@ -195,7 +197,8 @@ class CellArithmetic {
     this.shown = null;
     this.marker.hidden = true;
     this.el.field.hidden = true;
-    for (const key of ["layer", "channel", "row", "col", "grid", "sum", "bias", "conv", "relu", "pooled"]) delete this.el.box.dataset[key];
+    for (const key of ["layer", "channel", "row", "col", "grid", "sum", "bias", "conv", "normalised", "activated", "relu",
+      "pooled"]) delete this.el.box.dataset[key];
     this.summary.textContent = "Draw a digit (or show a held-out one), then point at a cell of a feature map.";
     this.detail.replaceChildren();
   }
@@ -214,21 +217,31 @@ class CellArithmetic {
     Object.assign(box.dataset, {
       layer: String(a.layer), channel: String(a.channel), row: String(a.row), col: String(a.col),
       grid: this.pointed?.grid ?? "activated", sum: String(a.sum), bias: String(a.bias), conv: String(a.conv),
+      normalised: a.batchnorm === null ? "" : String(a.batchnorm.value),
+      activated: a.activation === null ? "" : String(a.activation.value),
       relu: a.relu === null ? "" : String(a.relu), pooled: a.pooled === null ? "" : String(a.pooled),
       receptiveField: a.receptive_field.join(","), version: String(Number(box.dataset.version) + 1),
     });
     const n = this.#convNumber(a.layer);
     const [channels, k] = a.weights.shape;
+    const bn = a.batchnorm;
+    const before = bn === null ? a.conv : bn.value; // what the activation reads
+    const activation = a.activation === null ? "" : ACTIVATION_LABELS[a.activation.kind] ?? a.activation.kind;
     let text = `Conv layer ${n}, map ${a.channel + 1}, row ${a.row + 1}, column ${a.col + 1}: ` +
       `sum of products ${fmt(a.sum)} + bias ${fmt(a.bias)} = ${fmt(a.conv)}`;
-    if (a.relu !== null) text += `; ReLU keeps ${a.conv > 0 ? "it" : "0 (it is negative)"}: ${fmt(a.relu)}`;
-    if (a.pooled !== null) text += `; max pooling gives ${fmt(a.pooled)}`;
+    if (bn !== null) text += `; batch norm gives ${fmt(bn.value)}`;
+    if (a.relu !== null) text += `; ReLU keeps ${before > 0 ? "it" : "0 (it is negative)"}: ${fmt(a.relu)}`;
+    else if (a.activation !== null) text += `; ${activation} gives ${fmt(a.activation.value)}`;
+    if (a.pooled !== null) text += `; ${a.pool} pooling gives ${fmt(a.pooled)}`;
     this.summary.textContent = `${text}.`;
 
     const parts = [];
     if (this.pointed?.grid === "pooled") {
-      parts.push(element("p", "hint", "You pointed at a pooled cell: it is the largest of a window of conv cells, " +
-        `and this is the one that won (row ${a.row + 1}, column ${a.col + 1}).`));
+      parts.push(element("p", "hint", a.pool === "average"
+        ? "You pointed at a pooled cell: it is the average of a window of conv cells; this is the window's first " +
+          `cell (row ${a.row + 1}, column ${a.col + 1}).`
+        : "You pointed at a pooled cell: it is the largest of a window of conv cells, " +
+          `and this is the one that won (row ${a.row + 1}, column ${a.col + 1}).`));
     }
     // the numbers of one input map (the only one for the first layer)
     const size = k * k;
@@ -267,12 +280,25 @@ class CellArithmetic {
     const steps = element("ol", "arith-steps");
     steps.append(element("li", "", `Sum of the ${channels * size} products: ${fmt(a.sum)}`));
     steps.append(element("li", "", `+ bias ${fmt(a.bias)} = ${fmt(a.conv)} (the conv's output)`));
-    if (a.relu !== null) steps.append(element("li", "", `ReLU: max(0, ${fmt(a.conv)}) = ${fmt(a.relu)}`));
+    if (bn !== null) {
+      steps.append(element("li", "", `Batch norm, with the running mean and variance of this map: ` +
+        `(${fmt(a.conv)} − ${fmt(bn.mean)}) / √(${fmt(bn.var)} + ${fmt(bn.eps)}) × ${fmt(bn.gamma)} + ${fmt(bn.beta)} ` +
+        `= ${fmt(bn.value)}`));
+    }
+    if (a.relu !== null) steps.append(element("li", "", `ReLU: max(0, ${fmt(before)}) = ${fmt(a.relu)}`));
+    else if (a.activation !== null) steps.append(element("li", "", `${activation}(${fmt(before)}) = ${fmt(a.activation.value)}`));
     if (a.pooled !== null) {
-      const li = element("li", "", `Max pooling: the largest of these ${a.pool_values.shape.join("×")} cells is ${fmt(a.pooled)}`);
       const [ph, pw] = a.pool_values.shape;
-      const win = [a.pool_argmax[0] - a.pool_window[0], a.pool_argmax[1] - a.pool_window[1]];
-      li.append(numberTable(a.pool_values.data, ph, "pool window (the winner marked)", null, win, pw));
+      const cells = `${a.pool_values.shape.join("×")} cells`;
+      let li;
+      if (a.pool === "average") {
+        li = element("li", "", `Average pooling: the mean of these ${cells} is ${fmt(a.pooled)}`);
+        li.append(numberTable(a.pool_values.data, ph, "pool window", null, null, pw));
+      } else {
+        li = element("li", "", `Max pooling: the largest of these ${cells} is ${fmt(a.pooled)}`);
+        const win = [a.pool_argmax[0] - a.pool_window[0], a.pool_argmax[1] - a.pool_window[1]];
+        li.append(numberTable(a.pool_values.data, ph, "pool window (the winner marked)", null, win, pw));
+      }
       steps.append(li);
     }
     parts.push(steps);

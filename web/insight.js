@@ -129,6 +129,7 @@ export class FeatureMapsView {
     const [first, ...rest] = blocks;
     this.#ensure(first.activated.shape[0]);
     this.grid.dataset.layer = String(first.layer); // the conv layer of these maps, for pointing at a cell
+    this.#name(first.what);
     const maps = { relu: first.activated, pool: first.pooled };
     for (const key of ["relu", "pool"]) {
       if (maps[key]) drawMaps(maps[key], this.cells.map((cell) => cell[key]));
@@ -138,6 +139,15 @@ export class FeatureMapsView {
     this.container.dataset.shown = "true";
     this.container.dataset.blocks = String(blocks.length);
     this.container.dataset.version = String(Number(this.container.dataset.version ?? 0) + 1);
+  }
+
+  /** What the first block's maps are after ("conv + batch norm + ReLU"): in the grid's head and each map's name. */
+  #name(what) {
+    const head = this.grid.querySelectorAll(".fm-head")[1];
+    if (!head || head.dataset.what === what) return;
+    head.dataset.what = what;
+    head.textContent = `after ${what}`;
+    this.cells.forEach((cell, k) => cell.relu.setAttribute("aria-label", `map ${k + 1} of conv layer 1 after ${what}; arrow keys point at its cells`));
   }
 
   #ensure(count) {
@@ -169,23 +179,24 @@ export class FeatureMapsView {
   #ensureDeeper(blocks) {
     const rows = this.deeper.children;
     if (rows.length === blocks.length && blocks.every((b, i) => rows[i].dataset.shape === String(b.activated.shape)
-      && rows[i].dataset.layer === String(b.layer))) return;
+      && rows[i].dataset.layer === String(b.layer) && rows[i].dataset.what === b.what)) return;
     this.deeper.replaceChildren(...blocks.map((block, i) => {
       const [count, h, w] = block.activated.shape;
       const row = document.createElement("div");
       row.className = "fm-block";
       row.dataset.layer = String(block.layer);
       row.dataset.shape = String(block.activated.shape);
+      row.dataset.what = block.what;
       const label = document.createElement("span");
       label.className = "fm-head";
-      label.textContent = `conv layer ${i + 2} + ReLU: ${count} maps of ${h}×${w}`;
+      label.textContent = `conv layer ${i + 2}, after ${block.what}: ${count} maps of ${h}×${w}`;
       const maps = document.createElement("div");
       maps.className = "fm-maps";
       for (let k = 0; k < count; k++) {
         const canvas = document.createElement("canvas");
         canvas.dataset.filter = String(k);
         canvas.dataset.kind = "deeper";
-        pointable(canvas, k, `map ${k + 1} of conv layer ${i + 2} after conv + ReLU`);
+        pointable(canvas, k, `map ${k + 1} of conv layer ${i + 2} after ${block.what}`);
         maps.append(canvas);
       }
       row.append(label, maps);

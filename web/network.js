@@ -16,8 +16,16 @@ const NEW_LAYER = { // what "Add layer" inserts (before the output layer)
   Conv2D: { filters: 8, kernel_size: 3, padding: "same" },
   Dense: { out_features: 64 },
 };
-const ARG_LABELS = { filters: "filters", kernel_size: "kernel", padding: "padding", out_features: "units" };
-const KIND_LABELS = { Conv2D: "Conv", ReLU: "ReLU", MaxPool2D: "Max pool 2×2", Flatten: "Flatten", Dense: "Dense" };
+const ARG_LABELS = {
+  filters: "filters", kernel_size: "kernel", padding: "padding", stride: "stride", out_features: "units",
+  rate: "rate", negative_slope: "slope",
+};
+const KIND_LABELS = {
+  Conv2D: "Conv", ReLU: "ReLU", MaxPool2D: "Max pool 2×2", Flatten: "Flatten", Dense: "Dense",
+  BatchNorm: "Batch norm", Dropout: "Dropout", AvgPool2D: "Average pool 2×2", LeakyReLU: "Leaky ReLU",
+  Tanh: "Tanh", Sigmoid: "Sigmoid",
+};
+const NUMBER = /^(\d+\.?\d*|\.\d+)$/; // what a float field reads as a number
 const copy = (layers) => layers.map((layer) => ({ class: layer.class, config: { ...layer.config } }));
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -131,10 +139,13 @@ export class NetworkEditor {
     if (!name || !this.draft[index]) return;
     const arg = this.spec.kinds[this.draft[index].class].args[name];
     const text = target.value.trim();
-    // an int field keeps what was typed when it is not a whole number: Python says what is wrong with it
+    // a number field keeps what was typed when it is not a number of its kind: Python says what is wrong with it
     const value = arg.type === "int" ? (/^\d+$/.test(text) ? Number(text) : text)
-      : arg.choices.find((choice) => String(choice) === text) ?? text;
-    this.draft[index].config[name] = value;
+      : arg.type === "float" ? (NUMBER.test(text) ? Number(text) : text)
+        : arg.choices.find((choice) => String(choice) === text) ?? text;
+    // an argument at its default is left out, as Python's description of the network leaves it out
+    if ("default" in arg && value === arg.default) delete this.draft[index].config[name];
+    else this.draft[index].config[name] = value;
     this.#changed({ rerender: false });
   }
 
@@ -285,12 +296,12 @@ export class NetworkEditor {
     } else {
       input = document.createElement("input");
       input.type = "number";
-      input.inputMode = "numeric";
+      input.inputMode = arg.type === "float" ? "decimal" : "numeric";
       input.min = String(arg.min);
       input.max = String(arg.max);
-      input.step = "1";
+      input.step = arg.type === "float" ? "any" : "1";
     }
-    input.value = String(value ?? "");
+    input.value = String(value ?? arg.default ?? "");
     input.dataset.index = String(index);
     input.dataset.arg = name;
     input.dataset.testid = `arch-layer-${index}-${name}`;

@@ -6,7 +6,7 @@ refuses, naming the layer and why, a network that does not fit or that the page 
 """
 import math
 
-from ..checks import Choice, Int, check_args, number
+from ..checks import REQUIRED, Choice, Float, Int, check_args, number
 from ..layers import LAYERS
 from ..model import Sequential
 from ..presets import DEFAULT_PRESET, PRESETS
@@ -21,15 +21,26 @@ PRESET_LABELS = {
 }
 # What the editor offers of each layer kind: narrower than the library's bounds, so that whatever
 # can be built fits the page and trains in reasonable time. Arguments not listed are fixed
-# (stride 1, 2x2 pooling) or follow from the layer before (in_channels, in_features).
+# (2x2 pooling, BatchNorm's momentum and eps) or follow from the layer before (in_channels,
+# in_features, features). An argument with a default is left out of the editor's layers while it
+# has that value (the presets are written without a conv stride).
 EDITOR_ARGS = {
-    "Conv2D": {"filters": Int(1, 64), "kernel_size": Choice((3, 5)), "padding": Choice(("valid", "same"))},
+    "Conv2D": {"filters": Int(1, 64), "kernel_size": Choice((3, 5)), "padding": Choice(("valid", "same")),
+               "stride": Choice((1, 2), default=1)},
     "ReLU": {},
     "MaxPool2D": {},
     "Flatten": {},
     "Dense": {"out_features": Int(1, 512)},
+    "BatchNorm": {},
+    "Dropout": {"rate": Float(0, 0.9, default=0.5)},
+    "AvgPool2D": {},
+    "LeakyReLU": {"negative_slope": Float(0, 1, default=0.01)},
+    "Tanh": {},
+    "Sigmoid": {},
 }
-FIXED_ARGS = {"Conv2D": {"stride": 1}, "MaxPool2D": {"pool_size": 2, "stride": 2}}
+FIXED_ARGS = {"MaxPool2D": {"pool_size": 2, "stride": 2}, "AvgPool2D": {"pool_size": 2, "stride": 2},
+              "BatchNorm": {"momentum": 0.1, "eps": 1e-5}}
+POOLING = ("MaxPool2D", "AvgPool2D")
 MAX_LAYERS = 16
 MAX_PARAMS = 1_000_000
 # forward multiply-adds per digit: the two-conv preset needs 0.7 M; 5 M trains at about a minute per
@@ -91,7 +102,8 @@ def editor_layers(config):
     for spec in config["layers"]:
         kind, full = spec["class"], spec["config"]
         args = EDITOR_ARGS.get(kind, {})
-        layers.append({"class": kind, "config": {name: full[name] for name in args if name in full}})
+        layers.append({"class": kind, "config": {name: full[name] for name, arg in args.items()
+                                                 if name in full and not _is_default(arg, full[name])}})
         try:
             check_args(args, layers[-1]["config"])
             fixed = FIXED_ARGS.get(kind, {})
@@ -118,7 +130,7 @@ def network_config(layers):
         where = f"layer {position} ({kind})"
         if kind == "Dense" and len(shape) != 1:
             raise ValueError(f"{where} needs a flat input but gets {_shape(shape)}: add a Flatten layer before it")
-        if kind in ("Conv2D", "MaxPool2D") and len(shape) != 3:
+        if kind in ("Conv2D", *POOLING) and len(shape) != 3:
             raise ValueError(f"{where} works on images (channels, height, width) but gets the flat {_shape(shape)}: "
                              f"move it before the Flatten layer")
         try:
@@ -147,6 +159,11 @@ def network_config(layers):
                          f"({full[position - 1]['class']}) alone needs {sizes[position - 1][1] / 1e6:.1f} M: give it "
                          f"fewer filters, or pool before it")
     return {"input_shape": list(INPUT_SHAPE), "dtype": "float32", "layers": full}
+
+
+def _is_default(arg, value):
+    """True when value is arg's default (of the same type: a stride of 1.0 is not the default 1)."""
+    return arg.default is not REQUIRED and type(value) is type(arg.default) and value == arg.default
 
 
 def _shape(shape):

@@ -137,8 +137,13 @@ class Reader:
         return {"seed": 0 if seed is None else seed, "heldout": split["heldout"], "split_seed": split["seed"]}
 
 
+BLOCK_NAMES = {"Conv2D": "conv", "BatchNorm": "batch norm", "ReLU": "ReLU", "LeakyReLU": "leaky ReLU", "Tanh": "tanh",
+               "Sigmoid": "sigmoid"}
+
+
 def conv_blocks(layers, outputs):
-    """Feature maps of each conv block: [{"layer": i, "activated": (F, H, W), "pooled": (F, h, w) or None}].
+    """Feature maps of each conv block: [{"layer": i, "activated": (F, H, W), "pooled": (F, h, w) or None,
+    "what": what "activated" is after, "conv + batch norm + ReLU"}].
 
     A block is a Conv2D, the BatchNorm right after it if any, and the activation and pooling layers
     after that (layers.conv_block); "activated" is the conv output after the BatchNorm and the
@@ -153,9 +158,11 @@ def conv_blocks(layers, outputs):
         activated = outputs[i if block.norm is None else block.norm]
         if block.activation is not None:
             activated = layers[block.activation].forward(activated, training=False)
+        parts = [i, block.norm, block.activation]
         blocks.append({
             "layer": i,
             "activated": activated,
             "pooled": outputs[block.end - 1] if block.pools else None,
+            "what": " + ".join(BLOCK_NAMES[type(layers[j]).__name__] for j in parts if j is not None),
         })
     return blocks
