@@ -15,9 +15,9 @@ same; the work is less:
 - no input gradient when the block is the first layer;
 - a BatchNorm is folded into the conv's weights and bias at inference (a fixed per-channel
   scale and shift), so the block costs what it costs without one; in training it normalises
-  the conv output in the block's own layout (the batch's statistics over every conv output
-  cell, so only when that output has an even height and width: with an odd one, which the pool
-  drops a row or column of, and in Sequential.frozen(), the block runs its plain layers).
+  the conv output in the block's own layout, with the batch's statistics over every conv output
+  cell: a last odd row or column, which the pool drops, is computed apart (a small im2col) for
+  them, and gets their gradient. In Sequential.frozen() the block runs its plain layers.
 """
 import dataclasses
 import sys
@@ -242,7 +242,7 @@ class ConvPoolReLU(Layer):
         n, c, h, w = x.shape
         _, out_h, out_w = conv.output_shape(x.shape[1:])
         batch_norm = norm is not None and training
-        if batch_norm and (norm.frozen or out_h % 2 or out_w % 2):
+        if batch_norm and norm.frozen:
             for layer in self._plain:
                 x = layer.forward(x, training=True)
             self._cache = ("plain",)
@@ -277,7 +277,12 @@ class ConvPoolReLU(Layer):
             z4 = _product(kernels, w.reshape(f, -1), cols, self._buffer("z4", (4, f, m), x.dtype, keep=training))
         normalised = None
         if batch_norm:  # the batch's statistics of the conv output, every cell (the four offsets) counted
-            z4, normalised = self._normalise(z4, b)
+            edges = None
+            if out_h % 2 or out_w % 2:  # cells the pool drops count in the statistics too
+                index = self._edge_index(c, hp, wp, out_h, out_w)
+                edge_cols = x_t.reshape(-1, n)[index].reshape(c * conv.kernel_size ** 2, -1)  # (C*k*k, E*N)
+                edges = (index, edge_cols, w.reshape(f, -1) @ edge_cols)
+            z4, normalised = self._normalise(z4, b, edges)
         # which offset wins each 2x2 max; ties go to the first, as in MaxPool2D's argmax
         right, lower_right = z4[1] > z4[0], z4[3] > z4[2]
         top_max, bottom_max = _larger(kernels, z4[0], z4[1], right), _larger(kernels, z4[2], z4[3], lower_right)
@@ -293,20 +298,47 @@ class ConvPoolReLU(Layer):
         np.maximum(z, 0, out=z)
         return z.reshape(f, ph, pw, n).transpose(3, 0, 1, 2)
 
-    def _normalise(self, z4, b):
-        """The conv output z4 (4, F, M) without its bias -> (the BatchNorm's output (4, F, M), (xhat, 1 / std))
-        with the batch's statistics; the norm's state moves toward them."""
+    def _edge_index(self, c, hp, wp, out_h, out_w):
+        """Flat input index (C*k*k*E,) of every (channel, tap, edge cell): the conv output cells outside the
+        pool's 2x2 windows, a last odd row (every column) and a last odd column (the rows above it)."""
+        key = ("edges", c, hp, wp, out_h, out_w)
+        index = self._buffers.get(key)
+        if index is None:
+            k = self.conv.kernel_size
+            last_row, last_col = 2 * (out_h // 2), 2 * (out_w // 2)
+            cells = ([(last_row, j) for j in range(out_w)] if out_h % 2 else []) + \
+                    ([(i, last_col) for i in range(last_row)] if out_w % 2 else [])
+            i, j = np.array(cells).T
+            ch, ki, kj = (a[..., None] for a in np.ogrid[0:c, 0:k, 0:k])
+            index = self._buffers[key] = (ch * (hp * wp) + (ki + i) * wp + (kj + j)).reshape(-1)
+        return index
+
+    def _normalise(self, z4, b, edges=None):
+        """The conv output z4 (4, F, M) without its bias, and edges (index, columns, conv output (F, E*N)) of
+        the cells the pool drops or None -> (the BatchNorm's output (4, F, M), (xhat, 1 / std, edges, their
+        xhat)) with the batch's statistics over all of them; the norm's state moves toward them."""
         norm = self.norm
         count = z4.shape[0] * z4.shape[2]
-        mean = z4.mean(axis=(0, 2))  # the bias shifts the mean only, and the normalisation takes it away
+        total = z4.sum(axis=(0, 2))  # the bias shifts the mean only, and the normalisation takes it away
+        if edges is not None:
+            count += edges[2].shape[1]
+            total += edges[2].sum(axis=1)
+        mean = total / count
         xhat = np.subtract(z4, mean[:, None], out=self._buffer("xhat", z4.shape, z4.dtype))
-        var = np.einsum("qfm,qfm->f", xhat, xhat) / count
+        squares = np.einsum("qfm,qfm->f", xhat, xhat)
+        edge_xhat = None
+        if edges is not None:
+            edge_xhat = edges[2] - mean[:, None]
+            squares += np.einsum("fe,fe->f", edge_xhat, edge_xhat)
+        var = squares / count
         inv_std = 1 / np.sqrt(var + z4.dtype.type(norm.eps))
         xhat *= inv_std[:, None]
+        if edges is not None:
+            edge_xhat *= inv_std[:, None]
         y4 = np.multiply(xhat, norm.params["gamma"][:, None], out=self._buffer("y4", z4.shape, z4.dtype))
         y4 += norm.params["beta"][:, None]
         norm.measured({"mean": mean + b, "var": var * (count / (count - 1))})
-        return y4, (xhat, inv_std)
+        return y4, (xhat, inv_std, edges, edge_xhat)
 
     def backward(self, dout, need_dx=True):
         cache = self._cached()
@@ -332,30 +364,40 @@ class ConvPoolReLU(Layer):
         if normalised is None:
             self.grads["b"] = dz.sum(axis=1)
         else:  # through the BatchNorm: its weights' gradients, then the conv output's
-            xhat, inv_std = normalised
-            norm, count = self.norm, 4 * m
-            dbeta = dconv.sum(axis=(0, 2))
+            xhat, inv_std, edges, edge_xhat = normalised
+            norm = self.norm
+            count = 4 * m + (0 if edges is None else edges[2].shape[1])
+            dbeta = dconv.sum(axis=(0, 2))  # the cells the pool drops have no gradient of their own
             dgamma = np.einsum("qfm,qfm->f", dconv, xhat)
             norm.grads["gamma"], norm.grads["beta"] = dgamma, dbeta
+            scale = (norm.params["gamma"] * inv_std)[:, None]
             dconv -= (dbeta / count)[:, None]
             dconv -= xhat * (dgamma / count)[:, None]
-            dconv *= (norm.params["gamma"] * inv_std)[:, None]
+            dconv *= scale
             self.grads["b"] = dconv.sum(axis=(0, 2))
+            if edges is not None:  # but the statistics depend on them: their share of dW, db and dx
+                d_edges = -(edge_xhat * (dgamma / count)[:, None] + (dbeta / count)[:, None]) * scale
+                self.grads["b"] += d_edges.sum(axis=1)
         w = conv.params["W"]
         c, h, w_in = x_shape[1:]
         (top, bottom), (left, right_pad) = conv.pads(h, w_in)
         hp, wp = h + top + bottom, w_in + left + right_pad
+        edges = None if normalised is None else normalised[2]
         if winograd:
             dprod = _wino_output_grad(dconv, self._buffer("dprod", (4, 4, f, m), dz.dtype)).reshape(16, f, m)
             g = WINO_G.astype(w.dtype)
             du = _product_bt(kernels, dprod, cols).reshape(4, 4, f, c)
             self.grads["W"] = np.einsum("ai,abfc,bj->fcij", g, du, g)
+            if edges is not None:
+                self.grads["W"] += (d_edges @ edges[1].T).reshape(w.shape)
             if not need_dx:
                 return None
             dtiles = _product_at(kernels, _wino_filter(w), dprod, self._buffer("dtiles", (16, c, m), dz.dtype))
             dx_t = _wino_input_grad(dtiles.reshape(4, 4, c, ph, pw, n), (c, hp, wp, n))
         else:
             self.grads["W"] = _product_bt(kernels, dconv, cols).sum(axis=0).reshape(w.shape)
+            if edges is not None:
+                self.grads["W"] += (d_edges @ edges[1].T).reshape(w.shape)
             if not need_dx:
                 return None
             # the input gradient without a scatter: first the conv output's gradient on the
@@ -375,4 +417,6 @@ class ConvPoolReLU(Layer):
             for ki in range(k):
                 for kj in range(k):
                     dx_t[:, ki:ki + oh, kj:kj + ow] += dcols[:, ki, kj]
+        if edges is not None:  # each edge cell's taps: an index may repeat (neighbouring cells share pixels)
+            np.add.at(dx_t.reshape(-1, n), edges[0], (w.reshape(f, -1).T @ d_edges).reshape(len(edges[0]), n))
         return dx_t[:, top:top + h, left:left + w_in].transpose(3, 0, 1, 2)

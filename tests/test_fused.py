@@ -337,9 +337,9 @@ def test_sequential_fuses_conv_batchnorm_relu_pool_blocks(order):
     assert _plan_names(unfused)[:4] == ["Conv2D", "BatchNorm", "LeakyReLU", "MaxPool2D"]
 
 
-@pytest.mark.parametrize("padding, shape", [("same", (2, 8, 10)),   # even conv maps: normalised in the block
-                                            ("valid", (2, 9, 11)),  # a 7x9 map: the plain layers in training
-                                            (1, (1, 6, 7))])
+@pytest.mark.parametrize("padding, shape", [("same", (2, 8, 10)),   # even conv maps
+                                            ("valid", (2, 9, 11)),  # a 7x9 map: a last row and column apart
+                                            (1, (1, 6, 7))])        # a 6x7 map: a last column apart
 @pytest.mark.parametrize("order", ["relu_then_pool", "pool_then_relu"])
 def test_fused_batchnorm_blocks_match_the_plain_layers_in_training_and_inference(padding, shape, order, rng, kernels):
     model = _norm_stack(padding, order, shape)
@@ -368,14 +368,19 @@ def test_fused_batchnorm_block_matches_the_loop_reference_in_training(order, rng
     from pycnn import BatchNorm
     from test_layers import batchnorm_loop
 
-    conv, norm = Conv2D(2, 3, 3, padding="same", rng=rng), BatchNorm(3)
-    conv.params["b"] = rng.standard_normal(3)
-    norm.params["gamma"], norm.params["beta"] = np.array([1.2, -0.7, 0.4]), rng.standard_normal(3)
-    x = rng.standard_normal((3, 2, 6, 8))
-    expected = maxpool_loop(relu_loop(batchnorm_loop(conv_loop(x, conv.params["W"], conv.params["b"], 1, "same"),
-                                                     norm.params["gamma"], norm.params["beta"], norm.eps)), 2, 2)
-    np.testing.assert_allclose(ConvPoolReLU(conv, norm=norm).forward(x, training=True), expected, rtol=1e-11,
-                               atol=1e-12)
+    for padding, x_shape in (("same", (3, 2, 6, 8)), ("valid", (3, 2, 9, 8))):  # conv maps 6x8, 7x6 (odd)
+        conv, norm = Conv2D(2, 3, 3, padding=padding, rng=rng), BatchNorm(3)
+        conv.params["b"] = rng.standard_normal(3)
+        norm.params["gamma"], norm.params["beta"] = np.array([1.2, -0.7, 0.4]), rng.standard_normal(3)
+        x = rng.standard_normal(x_shape)
+        normalised = batchnorm_loop(conv_loop(x, conv.params["W"], conv.params["b"], 1, padding),
+                                    norm.params["gamma"], norm.params["beta"], norm.eps)
+        np.testing.assert_allclose(ConvPoolReLU(conv, norm=norm).forward(x, training=True),
+                                   maxpool_loop(relu_loop(normalised), 2, 2), rtol=1e-11, atol=1e-12)
+        axes = (0, 2, 3)  # the state moved by the statistics of every conv cell, the dropped row too
+        conv_out = conv_loop(x, conv.params["W"], conv.params["b"], 1, padding)
+        np.testing.assert_allclose(norm.statistics["mean"], conv_out.mean(axis=axes), rtol=1e-12)
+        np.testing.assert_allclose(norm.statistics["var"], conv_out.var(axis=axes, ddof=1), rtol=1e-11)
 
 
 def _normalised_biases(model):
@@ -401,11 +406,13 @@ def _check_training_gradients(model, x, y):
         assert err < TOL, f"relative error {err:.2e} for a {param.shape} weight"
 
 
+@pytest.mark.parametrize("padding, shape", [("same", (1, 6, 8)), ("valid", (1, 7, 9)), (1, (1, 5, 6))])
 @pytest.mark.parametrize("order", ["relu_then_pool", "pool_then_relu"])
-def test_fused_batchnorm_model_gradients_match_numeric_gradients_of_the_training_loss(order, rng, kernels):
-    model = _norm_stack(order=order, shape=(1, 6, 8))
+def test_fused_batchnorm_model_gradients_match_numeric_gradients_of_the_training_loss(order, padding, shape, rng,
+                                                                                     kernels):
+    model = _norm_stack(padding, order, shape)  # valid 7x9: a 5x7 map; padding 1 on 5x6: 5x6, an odd height
     assert _plan_names(model)[:2] == ["ConvPoolReLU", "ConvPoolReLU"]
-    _check_training_gradients(model, rng.standard_normal((3, 1, 6, 8)), rng.integers(0, 5, 3))
+    _check_training_gradients(model, rng.standard_normal((3, *shape)), rng.integers(0, 5, 3))
 
 
 def test_fused_batchnorm_inference_folds_into_the_conv_and_frozen_runs_the_plain_layers(rng, kernels):
@@ -425,12 +432,14 @@ def test_fused_batchnorm_inference_folds_into_the_conv_and_frozen_runs_the_plain
         np.testing.assert_allclose(model.backward(np.ones((5, 5)), input_gradient=True), dx, rtol=1e-11, atol=1e-12)
 
 
-def test_float32_batchnorm_preset_like_network_matches_the_plain_layers(rng, kernels):
+@pytest.mark.parametrize("padding", ["same", "valid"])  # valid: the page's network, its second map 11x11
+def test_float32_batchnorm_preset_like_network_matches_the_plain_layers(padding, rng, kernels):
     from pycnn import BatchNorm
 
-    model = Sequential([Conv2D(1, 16, 3, padding="same"), BatchNorm(16), ReLU(), MaxPool2D(2),
-                        Conv2D(16, 32, 3, padding="same"), BatchNorm(32), ReLU(), MaxPool2D(2), Flatten(),
-                        Dense(32 * 7 * 7, 10)], seed=3, input_shape=(1, 28, 28))
+    side = 7 if padding == "same" else 5
+    model = Sequential([Conv2D(1, 16, 3, padding=padding), BatchNorm(16), ReLU(), MaxPool2D(2),
+                        Conv2D(16, 32, 3, padding=padding), BatchNorm(32), ReLU(), MaxPool2D(2), Flatten(),
+                        Dense(32 * side * side, 10)], seed=3, input_shape=(1, 28, 28))
     assert _plan_names(model)[:2] == ["ConvPoolReLU", "ConvPoolReLU"]
     x = rng.random((16, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, 16)
