@@ -417,6 +417,10 @@ class ConvPoolReLU(Layer):
             for ki in range(k):
                 for kj in range(k):
                     dx_t[:, ki:ki + oh, kj:kj + ow] += dcols[:, ki, kj]
-        if edges is not None:  # each edge cell's taps: an index may repeat (neighbouring cells share pixels)
-            np.add.at(dx_t.reshape(-1, n), edges[0], (w.reshape(f, -1).T @ d_edges).reshape(len(edges[0]), n))
+        if edges is not None:  # each tap's pixels are distinct, so one fancy-indexed add per tap (no np.add.at)
+            flat, cells = dx_t.reshape(-1, n), edges[2].shape[1] // n
+            index = edges[0].reshape(c, k * k, cells)
+            dcols = (w.reshape(f, -1).T @ d_edges).reshape(c, k * k, cells, n)
+            for tap in range(k * k):
+                flat[index[:, tap].reshape(-1)] += dcols[:, tap].reshape(-1, n)
         return dx_t[:, top:top + h, left:left + w_in].transpose(3, 0, 1, 2)
