@@ -2,9 +2,9 @@
 drive the system Chromium.
 
 Every test gets what it needs from a fixture and passes alone (`pytest -k NAME`):
-- `app`: the module's one page (booted once, a first visit), brought back before each test to the
-  baseline it had at ready through the page's own controls, and checked there (see `Baseline` in
-  e2e_support.py): booting Python is most of a page's setup;
+- `app`: the module's one page (booted once, in a context the modules share), brought back before
+  each test to the baseline of a first visit through the page's own controls, and checked there
+  (see `Baseline` in e2e_support.py): booting Python is most of a page's setup;
 - `trained_app`: `app` with the model `cli_model` loaded through the page's file input;
 - `phone`: the same for the run's one phone-sized touch screen;
 - `first_visit`: a page at ready in a context of its own, nothing stored before, for tests whose
@@ -22,7 +22,7 @@ import threading
 import pytest
 
 import sitebuild as build
-from e2e_support import LAUNCH_FLAGS, ROOT, at_baseline, booted, chromium_path, open_app, open_page
+from e2e_support import LAUNCH_FLAGS, ROOT, at_baseline, booted, chromium_path, new_context, open_app, open_page
 from run_once import once_per_run
 
 
@@ -91,12 +91,24 @@ def open_site(browser, site_url):
         application.context.close()
 
 
+@pytest.fixture(scope="session")
+def pages_context(browser):
+    """The browser context of the modules' pages (one per pytest-xdist worker): after the first
+    module's first visit, each module's page starts Python from the snapshot it kept."""
+    context = new_context(browser)
+    context.baseline = None  # the first visit's Baseline, which every module's page comes back to
+    yield context
+    context.close()
+
+
 @pytest.fixture(scope="module")
-def module_app(browser, site_url):
-    """The module's one page: a first visit (a context of its own) that reached ready."""
-    application = booted(browser, site_url)
+def module_app(pages_context, site_url):
+    """The module's one page, at ready (what an earlier module kept is still kept: the baseline
+    restores the first visit's state before each test)."""
+    application = booted(pages_context, site_url, pages_context.baseline)
+    pages_context.baseline = application.baseline
     yield application
-    application.context.close()
+    application.page.close()
 
 
 @pytest.fixture
@@ -111,10 +123,11 @@ def app(module_app, request):
 @pytest.fixture(scope="session")
 def phone_page(browser, site_url):
     """The run's one phone-sized touch screen (412 px wide, touch events), at ready."""
-    application = booted(browser, site_url, has_touch=True, is_mobile=True, viewport={"width": 412, "height": 900},
-                         device_scale_factor=2)
+    context = new_context(browser, has_touch=True, is_mobile=True, viewport={"width": 412, "height": 900},
+                          device_scale_factor=2)
+    application = booted(context, site_url)
     yield application
-    application.context.close()
+    context.close()
 
 
 @pytest.fixture

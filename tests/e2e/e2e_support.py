@@ -282,12 +282,13 @@ class Baseline:
         return differences + [f"(status line: {seen['status']!r})"] if differences else []
 
 
-def booted(browser, url, **context_options):
-    """A first visit that reached ready, with its Baseline (for a module's or a run's one page)."""
-    application = open_app(browser, url, **context_options)
+def booted(context, url, baseline=None):
+    """A page of the site in `context` that reached ready, and its Baseline: `baseline`, or what this
+    page shows now (which must then be a first visit: nothing kept yet)."""
+    application = open_page(context, url)
     application.goto_ready()
-    application.baseline = Baseline(application)
-    application.last_test = "the page's first visit"
+    application.baseline = baseline or Baseline(application)
+    application.last_test = "the page's boot"
     return application
 
 
