@@ -13,6 +13,7 @@ import pycnn
 from pycnn import datasets
 
 from e2e_support import draw_digit, touch_digit
+from test_accessibility import violations
 
 # (digit, (left, top, size)) on the 280x280 canvas: full size, a quarter, off-centre, small
 DRAWINGS = [
@@ -90,6 +91,7 @@ def test_on_a_phone_the_page_fits_and_a_digit_drawn_with_a_finger_is_read_withou
         expect(phone.by_id("prediction")).to_have_text(str(digit), timeout=5_000)
         assert phone.page.evaluate("scrollY") == scroll, "drawing scrolled the page"
     assert set(phone.page.evaluate("window.__pointerTypes")) == {"touch"}
+    assert violations(phone) == [], "on a phone"  # targets of at least 24 px among them
     assert phone.log.console_errors == [] and phone.log.page_errors == []
 
 
