@@ -1,15 +1,22 @@
 """Training in steps: a validated config, learning-rate schedules, and a Trainer that can
 run a few batches at a time (the page's worker yields between chunks so Stop is seen), or take
-a sharded step in two phases whose shards others compute (begin_step / finish_step)."""
+a sharded step in two phases whose shards others compute (begin_step / finish_step).
+
+A run stops and continues: Trainer.run_state() is what it takes to continue (a dict of JSON-able
+values plus {"arrays": {name: ndarray}}), Trainer.resume(model, x, y, state) a Trainer that
+continues it; the stopped and resumed run ends with the same weights and history, bit for bit,
+as the run never stopped. Sequential.save(path, run_state=...) keeps it in the model file.
+"""
 import collections
 import dataclasses
+import hashlib
 import math
 
 import numpy as np
 
 from .augment import random_affine
-from .checks import Bool, Choice, Float, Int, Settings
-from .optimizers import OPTIMIZERS, make_optimizer
+from .checks import Bool, Choice, Float, Int, Settings, number
+from .optimizers import OPTIMIZERS, SGD, Adam, make_optimizer, trainable
 from .parallel import MAX_SHARDS, ShardedStep, seed_layers, sharded_step
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -20,6 +27,8 @@ SCHEDULES = ("onecycle", "cosine", "constant")
 # digit in a batch of 1 from looking like a blow-up; a non-finite loss counts at once.
 DIVERGED_FACTOR = 4.0
 DIVERGED_WINDOW = 32
+RUN_STATE_VERSION = 1  # of Trainer.run_state(); check_run_state reads it
+MAX_HISTORY = 10 ** 7  # batch losses a run state may hold
 
 
 class TrainingDiverged(ValueError):
@@ -139,6 +148,98 @@ class Trainer:
         self.step = step
         self.history["epochs"] = [e for e in self.history["epochs"] if e["epoch"] <= step // self.batches_per_epoch]
         self._reset_epoch_totals()
+
+    # ---- stop and continue -------------------------------------------------------------
+    def run_state(self):
+        """What it takes to continue this run -> {"version", "config", "step", "rng", "optimizer", "lr",
+        "epoch_totals", "history", "recent", "good", "pending", "data", "validation", "weights",
+        "arrays": {name: ndarray}}: JSON-able values, and the arrays (the epoch's order, the batch losses,
+        the optimiser's state, the divergence check's last good state when it is not the current one).
+        The model's weights are not in it: they are the model's (save both: model.save(path, run_state=...))."""
+        self._no_open_step("run_state")
+        optimizer = self.optimizer
+        if type(optimizer) not in (Adam, SGD):
+            raise ValueError(f"run_state supports the Adam and SGD optimisers, got {type(optimizer).__name__}")
+        arrays = {}
+        state = {
+            "version": RUN_STATE_VERSION, "config": self.config.to_dict(), "step": self.step,
+            "rng": _rng_to_json(self.rng),
+            "optimizer": {**_optimizer_settings(optimizer, self.base_lr),
+                          **_put_snapshot_arrays(arrays, "optimizer", optimizer.state,
+                                                 getattr(optimizer, "t", None))},
+            "lr": float(optimizer.lr),
+            "epoch_totals": {"loss": float(self._epoch_loss), "correct": int(self._epoch_correct),
+                             "seen": int(self._epoch_seen)},
+            "history": {"epochs": [dict(e) for e in self.history["epochs"]],
+                        "batch_losses": len(self.history["batch_loss"])},
+            "recent": [[float(loss), int(n)] for loss, n in self._recent],
+            "good": self._snapshot_json(arrays, "good", self._good),
+            "pending": None if self._pending is None else self._snapshot_json(arrays, "pending", self._pending),
+            "data": fingerprint(self.x, self.y),
+            "validation": None if self.validation is None else fingerprint(*self.validation),
+            "weights": weights_fingerprint(self.model),
+        }
+        arrays["history.batch_loss"] = np.array(self.history["batch_loss"], dtype=np.float64)
+        if self.step % self.batches_per_epoch:  # inside an epoch: the rest of its order
+            arrays["order"] = np.asarray(self._order, dtype=np.int64)
+        state["arrays"] = arrays
+        return state
+
+    def _snapshot_json(self, arrays, prefix, snapshot):
+        """A divergence snapshot: "current" when it is the state now (same step), else its arrays."""
+        weights, opt_state, t, step = snapshot
+        if step == self.step:
+            return "current"
+        for i, w in enumerate(weights):
+            arrays[f"{prefix}.weights.{i}"] = w
+        return {"step": step, **_put_snapshot_arrays(arrays, f"{prefix}.optimizer", opt_state, t)}
+
+    @classmethod
+    def resume(cls, model, x, y, run_state, validation_data=None, compute_shards=None):
+        """A Trainer that continues the run run_state() described, on the model holding that run's weights
+        and the same training (and validation) data: checked by their fingerprints. ValueError naming
+        what does not fit."""
+        state = check_run_state(model, run_state)
+        settings = state["optimizer"]
+        optimizer = (Adam(settings["lr"], settings["beta1"], settings["beta2"], settings["eps"])
+                     if settings["class"] == "Adam" else SGD(settings["lr"], settings["momentum"]))
+        config = TrainingConfig.from_dict(state["config"])
+        trainer = cls(model, x, y, config, validation_data=validation_data, optimizer=optimizer,
+                      compute_shards=compute_shards)
+        for name, have, want in (("training data", fingerprint(trainer.x, trainer.y), state["data"]),
+                                 ("validation data", None if trainer.validation is None
+                                  else fingerprint(*trainer.validation), state["validation"])):
+            if have != want:
+                raise ValueError(f"the {name} is not the run's: the run had {_describe(want)}, got {_describe(have)}")
+        if trainer.total_steps < state["step"]:
+            raise ValueError(f"run state step must be at most the run's {trainer.total_steps} steps, got {state['step']}")
+        if state["step"] % trainer.batches_per_epoch and "order" not in state["arrays"]:
+            raise ValueError(f"run state: step {state['step']} is inside an epoch but the state has no order")
+        arrays = state["arrays"]
+        trainer.rng.bit_generator.state = _rng_from_json(state["rng"])
+        trainer.step = state["step"]
+        trainer._order = arrays.get("order", None)
+        if trainer._order is not None:
+            trainer._order = trainer._order.astype(np.intp)
+        totals = state["epoch_totals"]
+        trainer._epoch_loss, trainer._epoch_correct, trainer._epoch_seen = totals["loss"], totals["correct"], totals["seen"]
+        trainer.history = {"batch_loss": [float(v) for v in arrays["history.batch_loss"]],
+                           "epochs": [dict(e) for e in state["history"]["epochs"]]}
+        trainer._recent = collections.deque((float(loss), int(n)) for loss, n in state["recent"])
+        optimizer.state = _take_snapshot_arrays(arrays, "optimizer", settings["keys"], model, optimizer)
+        if settings["t"] is not None:
+            optimizer.t = settings["t"]
+        optimizer.lr = state["lr"]
+        trainer._good = trainer._snapshot_from(arrays, "good", state["good"])
+        trainer._pending = None if state["pending"] is None else trainer._snapshot_from(arrays, "pending", state["pending"])
+        return trainer
+
+    def _snapshot_from(self, arrays, prefix, entry):
+        if entry == "current":
+            return self._snapshot()
+        weights = [arrays[f"{prefix}.weights.{i}"].copy() for i in range(len(self.model.get_weights()))]
+        opt_state = _take_snapshot_arrays(arrays, f"{prefix}.optimizer", entry["keys"], self.model, self.optimizer)
+        return weights, opt_state, entry["t"], entry["step"]
 
     def _recent_loss(self, loss, images):
         """Mean loss over the last batches that add up to DIVERGED_WINDOW images, this one included."""
@@ -300,3 +401,256 @@ class Trainer:
             "lr": self.optimizer.lr,
             "done": self.done,
         }
+
+
+# ---- run states: what Trainer.run_state() holds, and checking one before it is used -----------------
+def fingerprint(x, y):
+    """{"size": N, "sha256": hex} of a data set (images as the model reads them, labels as int64)."""
+    digest = hashlib.sha256()
+    digest.update(repr((x.shape, x.dtype.str)).encode())
+    digest.update(np.ascontiguousarray(x).view(np.uint8).reshape(-1))
+    digest.update(np.ascontiguousarray(y, dtype="<i8").view(np.uint8).reshape(-1))
+    return {"size": int(len(y)), "sha256": digest.hexdigest()}
+
+
+def weights_fingerprint(model):
+    """sha256 hex of every array of the model (get_weights), their shapes and dtypes."""
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(repr((w.shape, w.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(w).view(np.uint8).reshape(-1))
+    return digest.hexdigest()
+
+
+def _describe(data):
+    return "no validation data" if data is None else f"{data['size']:,} samples (sha256 {data['sha256'][:12]}...)"
+
+
+def _rng_to_json(rng):
+    state = rng.bit_generator.state
+    if state["bit_generator"] != "PCG64":
+        raise ValueError(f"run_state supports the PCG64 generator, got {state['bit_generator']}")
+    return {"bit_generator": "PCG64", "state": str(state["state"]["state"]), "inc": str(state["state"]["inc"]),
+            "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"])}
+
+
+def _rng_from_json(state):
+    return {"bit_generator": "PCG64", "state": {"state": int(state["state"]), "inc": int(state["inc"])},
+            "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
+
+
+def _optimizer_settings(optimizer, base_lr):
+    if isinstance(optimizer, Adam):
+        return {"class": "Adam", "lr": float(base_lr), "beta1": optimizer.beta1, "beta2": optimizer.beta2,
+                "eps": optimizer.eps}
+    return {"class": "SGD", "lr": float(base_lr), "momentum": optimizer.momentum}
+
+
+def _slots(optimizer_class):
+    """The arrays kept per weight: Adam's m and v (its third is scratch), SGD's velocity."""
+    return 2 if optimizer_class in ("Adam", Adam) else 1
+
+
+def _put_snapshot_arrays(arrays, prefix, opt_state, t):
+    """Add an optimiser state's arrays as "prefix.key.j" -> {"keys": [...], "t": t}."""
+    for key, value in opt_state.items():
+        for j, array in enumerate(value[:2] if isinstance(value, tuple) else (value,)):  # Adam: m, v (not scratch)
+            arrays[f"{prefix}.{key}.{j}"] = array
+    return {"keys": list(opt_state), "t": t}
+
+
+def _take_snapshot_arrays(arrays, prefix, keys, model, optimizer):
+    """The optimiser state _put_snapshot_arrays stored, as the optimiser keeps it (copies)."""
+    out = {}
+    for key in keys:
+        if isinstance(optimizer, Adam):
+            m, v = (arrays[f"{prefix}.{key}.{j}"].copy() for j in range(2))
+            out[key] = (m, v, np.empty_like(m))
+        else:
+            out[key] = arrays[f"{prefix}.{key}.0"].copy()
+    return out
+
+
+RUN_STATE_KEYS = ("version", "config", "step", "rng", "optimizer", "lr", "epoch_totals", "history", "recent",
+                  "good", "pending", "data", "validation", "weights")
+
+
+def _int(name, value, low=0, high=2 ** 63 - 1):
+    return number(f"run state {name}", value, low, high, integer=True)
+
+
+def _float(name, value, low=0.0):
+    return number(f"run state {name}", value, low)
+
+
+def _need(name, value, kind, what):
+    if not isinstance(value, kind):
+        raise ValueError(f"run state {name} must be {what}, got {str(value)[:60]!r}")
+    return value
+
+
+def _hex(name, value):
+    if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
+        raise ValueError(f"run state {name} must be a sha256 hex digest, got {str(value)[:70]!r}")
+
+
+def _data_print(name, value, optional=False):
+    if value is None and optional:
+        return
+    _need(name, value, dict, "{\"size\", \"sha256\"}")
+    if set(value) != {"size", "sha256"}:
+        raise ValueError(f"run state {name} must have the keys size, sha256, got {', '.join(map(str, value))}")
+    _int(f"{name} size", value["size"], 1)
+    _hex(f"{name} sha256", value["sha256"])
+
+
+def _keys(name, keys, weight_keys):
+    _need(name, keys, list, "a list of weight keys")
+    unknown = [k for k in keys if k not in weight_keys]
+    if unknown or len(set(keys)) != len(keys):
+        raise ValueError(f"run state {name} must name distinct weights of the model ({', '.join(weight_keys)}), "
+                         f"got {str(unknown or keys)[:80]}")
+    return keys
+
+
+def run_state_arrays(model, state):
+    """Check the JSON-able part of a run state against the model -> {array name: (shape, dtype)} it must come
+    with. ValueError naming the first thing that is wrong ("run state step must be ...")."""
+    _need("", state, dict, "a dict")
+    keys = set(state) - {"arrays"}
+    if keys != set(RUN_STATE_KEYS):
+        missing, extra = sorted(set(RUN_STATE_KEYS) - keys), sorted(map(str, keys - set(RUN_STATE_KEYS)))
+        raise ValueError("run state keys are wrong: " + "; ".join(
+            part for part in (f"missing {', '.join(missing)}" if missing else "",
+                              f"unknown {', '.join(extra)}" if extra else "") if part))
+    if state["version"] != RUN_STATE_VERSION:
+        raise ValueError(f"unsupported run state version {state['version']!r}; this pycnn reads version "
+                         f"{RUN_STATE_VERSION}")
+    try:
+        config = TrainingConfig.from_dict(state["config"])
+    except ValueError as err:
+        raise ValueError(f"run state config: {err}") from None
+    _data_print("data", state["data"])
+    _data_print("validation", state["validation"], optional=True)
+    _hex("weights", state["weights"])
+    size = state["data"]["size"]
+    batches = -(-size // config.batch_size)
+    step = _int("step", state["step"], 0, config.epochs * batches)
+    rng = _need("rng", state["rng"], dict, "a PCG64 state")
+    if set(rng) != {"bit_generator", "state", "inc", "has_uint32", "uinteger"} or rng["bit_generator"] != "PCG64":
+        raise ValueError("run state rng must be a PCG64 state {bit_generator, state, inc, has_uint32, uinteger}")
+    for part in ("state", "inc"):
+        value = rng[part]
+        if not (isinstance(value, str) and value.isdigit() and len(value) <= 39 and int(value) < 2 ** 128):
+            raise ValueError(f"run state rng {part} must be a decimal integer below 2**128, got {str(value)[:50]!r}")
+    if int(rng["inc"]) % 2 != 1:
+        raise ValueError("run state rng inc must be odd (a PCG64 increment)")
+    _int("rng has_uint32", rng["has_uint32"], 0, 1)
+    _int("rng uinteger", rng["uinteger"], 0, 2 ** 32 - 1)
+
+    weight_keys = [key for key, _, _ in trainable(model.layers)]
+    shapes = {key: layer.params[name].shape for key, layer, name in trainable(model.layers)}
+    settings = _need("optimizer", state["optimizer"], dict, "a dict")
+    kind = settings.get("class")
+    fields = {"Adam": {"class", "lr", "beta1", "beta2", "eps", "keys", "t"},
+              "SGD": {"class", "lr", "momentum", "keys", "t"}}
+    if kind not in fields or set(settings) != fields[kind]:
+        raise ValueError(f"run state optimizer must be Adam (lr, beta1, beta2, eps, keys, t) or SGD (lr, momentum, "
+                         f"keys, t), got {str(settings)[:80]}")
+    try:
+        if kind == "Adam":
+            Adam(settings["lr"], settings["beta1"], settings["beta2"], settings["eps"])
+        else:
+            SGD(settings["lr"], settings["momentum"])
+    except ValueError as err:
+        raise ValueError(f"run state optimizer: {err}") from None
+    _float("lr", state["lr"])
+
+    def t_of(name, value):
+        if kind == "SGD":
+            if value is not None:
+                raise ValueError(f"run state {name} t must be null for SGD, got {value!r}")
+            return
+        _int(f"{name} t", value)
+
+    dtype = model.dtype
+    specs = {"history.batch_loss": ((_int("history batch_losses", state["history"].get("batch_losses")
+                                         if isinstance(state["history"], dict) else None, 0, MAX_HISTORY),),
+                                    np.dtype(np.float64))}
+
+    def optimizer_arrays(prefix, entry):
+        t_of(prefix, entry["t"])
+        for key in _keys(f"{prefix} keys", entry["keys"], weight_keys):
+            for j in range(_slots(kind)):
+                specs[f"{prefix}.{key}.{j}"] = (shapes[key], dtype)
+
+    optimizer_arrays("optimizer", settings)
+    for name in ("good", "pending"):
+        entry = state[name]
+        if entry == "current" or (entry is None and name == "pending"):
+            continue
+        _need(name, entry, dict, '"current" or {"step", "t", "keys"}')
+        if set(entry) != {"step", "t", "keys"}:
+            raise ValueError(f"run state {name} must be \"current\" or have the keys step, t, keys")
+        _int(f"{name} step", entry["step"], 0, step)
+        for i, w in enumerate(model.get_weights()):
+            specs[f"{name}.weights.{i}"] = (w.shape, dtype)
+        optimizer_arrays(f"{name}.optimizer", entry)
+    if step % batches:
+        specs["order"] = ((size,), np.dtype(np.int64))
+
+    totals = _need("epoch_totals", state["epoch_totals"], dict, "a dict")
+    if set(totals) != {"loss", "correct", "seen"}:
+        raise ValueError("run state epoch_totals must have the keys loss, correct, seen")
+    _float("epoch_totals loss", totals["loss"])
+    seen = _int("epoch_totals seen", totals["seen"], 0, size)
+    _int("epoch_totals correct", totals["correct"], 0, seen)
+    history = state["history"]
+    if set(history) != {"epochs", "batch_losses"}:
+        raise ValueError("run state history must have the keys epochs, batch_losses")
+    epochs = _need("history epochs", history["epochs"], list, "a list")
+    if len(epochs) != step // batches:
+        raise ValueError(f"run state history must hold the {step // batches} finished epochs of step {step}, "
+                         f"got {len(epochs)}")
+    for i, entry in enumerate(epochs):
+        _need(f"history epoch {i + 1}", entry, dict, "a dict")
+        if not {"epoch", "loss", "accuracy"} <= set(entry) <= {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}:
+            raise ValueError(f"run state history epoch {i + 1} must have epoch, loss, accuracy (val_loss, "
+                             f"val_accuracy), got {', '.join(map(str, entry))}")
+        if entry["epoch"] != i + 1:
+            raise ValueError(f"run state history epoch {i + 1} is numbered {entry['epoch']!r}")
+        for field in set(entry) - {"epoch"}:
+            _float(f"history epoch {i + 1} {field}", entry[field])
+    recent = _need("recent", state["recent"], list, "a list")
+    if len(recent) > 100 * DIVERGED_WINDOW:
+        raise ValueError(f"run state recent holds {len(recent)} losses; at most {100 * DIVERGED_WINDOW}")
+    for entry in recent:
+        if not (isinstance(entry, list) and len(entry) == 2):
+            raise ValueError(f"run state recent must hold [loss, images] pairs, got {str(entry)[:40]}")
+        _float("recent loss", entry[0])
+        _int("recent images", entry[1], 1)
+    return specs
+
+
+def check_run_state(model, state):
+    """Check a whole run state (its JSON-able part and its arrays) against the model holding the run's
+    weights -> the state. ValueError naming what is wrong; nothing in it is executed."""
+    specs = run_state_arrays(model, state)
+    arrays = _need("arrays", state.get("arrays"), dict, "a dict of arrays")
+    missing, extra = sorted(set(specs) - set(arrays)), sorted(map(str, set(arrays) - set(specs)))
+    if missing or extra:
+        raise ValueError("run state arrays do not fit its step and optimiser: " + "; ".join(
+            part for part in (f"missing {', '.join(missing[:5])}" if missing else "",
+                              f"unexpected {', '.join(extra[:5])}" if extra else "") if part))
+    for name, (shape, dtype) in specs.items():
+        array = arrays[name]
+        if not isinstance(array, np.ndarray) or array.shape != tuple(shape) or array.dtype != dtype:
+            got = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
+            raise ValueError(f"run state array {name} must be {np.dtype(dtype).name} {tuple(shape)}, got {got}")
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise ValueError(f"run state array {name} contains NaN or infinity")
+    if "order" in arrays and not np.array_equal(np.sort(arrays["order"]), np.arange(len(arrays["order"]))):
+        raise ValueError("run state array order must be a permutation of the training samples' indices")
+    if weights_fingerprint(model) != state["weights"]:
+        raise ValueError("the model's weights are not those of the run state (the model changed after it was saved)")
+    return state
