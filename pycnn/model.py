@@ -10,10 +10,12 @@ from .fused import ConvPoolReLU, fusable
 from .layers import LAYERS, MAX_SIZE, Dense, Layer
 from .losses import softmax, softmax_cross_entropy
 from .optimizers import Adam
-from .training import Trainer, TrainingConfig
+from .training import Trainer, TrainingConfig, check_run_state
 
 DTYPES = ("float32", "float64")
-FILE_FORMAT, FILE_VERSION = "pycnn", 1  # of the model file (to_bytes writes it, pycnn.serialize reads it)
+# of the model file (to_bytes writes it, pycnn.serialize reads it): version 1 without a run state,
+# RUN_FILE_VERSION with one (so a pycnn that cannot continue a run says so instead of misreading it)
+FILE_FORMAT, FILE_VERSION, RUN_FILE_VERSION = "pycnn", 1, 2
 PREDICT_CHUNK = 256  # rows per forward pass in predict/evaluate: bounds memory (~13 MB for the seed model)
 # what from_config (and so the model-file loader) accepts
 MAX_LAYERS = 256
@@ -382,19 +384,30 @@ class Sequential:
         return trainer.history
 
     # ---- persistence --------------------------------------------------------------------
-    def to_bytes(self):
-        """The model file (format version, architecture, weights) as bytes; pycnn.serialize reads it."""
-        config = {"format": FILE_FORMAT, "version": FILE_VERSION, **self.get_config(), "metadata": self.metadata}
+    def to_bytes(self, run_state=None):
+        """The model file (format version, architecture, weights) as bytes; pycnn.serialize reads it.
+
+        run_state: Trainer.run_state() of the run these weights are from, kept in the file so the run can
+        continue (pycnn.serialize.load_run): its JSON-able part as config.json's "run_state", its arrays as
+        members "run.NAME.npy"; checked against this model first. Such a file is format version 2."""
+        version = FILE_VERSION if run_state is None else RUN_FILE_VERSION
+        config = {"format": FILE_FORMAT, "version": version, **self.get_config(), "metadata": self.metadata}
+        if run_state is not None:
+            check_run_state(self, run_state)
+            config["run_state"] = {k: v for k, v in run_state.items() if k != "arrays"}
         members = {"config.json": json.dumps(config, indent=1, allow_nan=False).encode()}
         for i, layer in enumerate(self.layers):
             for name, value in (*layer.params.items(), *layer.state.items()):
                 members[f"{i}.{name}.npy"] = npzfile.npy_bytes(value)
+        for name, value in ({} if run_state is None else run_state["arrays"]).items():
+            members[f"run.{name}.npy"] = npzfile.npy_bytes(value)
         return npzfile.archive(members)
 
-    def save(self, path):
-        """Write the model file to path (conventionally *.npz)."""
+    def save(self, path, run_state=None):
+        """Write the model file to path (conventionally *.npz); with run_state, see to_bytes."""
+        data = self.to_bytes(run_state)
         with open(path, "wb") as f:
-            f.write(self.to_bytes())
+            f.write(data)
 
     def __repr__(self):
         return f"Sequential([{', '.join(map(repr, self.layers))}], dtype='{self.dtype}')"

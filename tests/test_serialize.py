@@ -184,7 +184,7 @@ def test_a_zip_that_is_not_a_model_is_refused():
     refused(rezip({"config.json": json.dumps({"format": "keras"}).encode()}), "format is not 'pycnn'")
 
 
-@pytest.mark.parametrize("version, shown", [(2, "2"), (0, "0"), ("1", "'1'"), (None, "None")])
+@pytest.mark.parametrize("version, shown", [(3, "3"), (0, "0"), ("1", "'1'"), (None, "None"), (True, "True")])
 def test_other_format_versions_are_refused(model_bytes, version, shown):
     def change(config):
         config["version"] = version
