@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,8 @@ import numpy as np
 from . import datasets, export, yourdigits
 from .model import Sequential
 from .presets import DEFAULT_PRESET, PRESETS, preset
-from .serialize import load_file
+from .checks import number
+from .serialize import load_file, load_run
 from .training import Trainer, TrainingConfig, TrainingDiverged
 
 DEFAULTS = TrainingConfig.defaults()
@@ -78,50 +80,144 @@ class Progress:
         self.stream.flush()
 
 
-def cmd_train(args):
-    config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                            schedule=args.schedule, augment=args.augment, train_size=args.train_size, seed=args.seed,
-                            shards=args.shards)
-    folder = Path(args.output).resolve().parent
+# the options that fix what a run computes: --resume takes them from the file and refuses others
+RUN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
+               "schedule": "--schedule", "augment": "--augment", "train_size": "--train-size", "seed": "--seed",
+               "shards": "--shards"}
+
+
+def _check_output(output):
+    folder = Path(output).resolve().parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise ValueError(f"cannot write the model to {args.output}: {folder} is not a writable folder")
-    x, y = _load_data(args.data, "train")
+        raise ValueError(f"cannot write the model to {output}: {folder} is not a writable folder")
+
+
+def _training_data(data, extra, extra_repeat, config):
+    """(x, y, validation or None, {"file", "digits", "repeat"} of the joined digits or None) of a run."""
+    x, y = _load_data(data, "train")
     validation = None
-    if args.data == "subset" or _has_mnist_test(args.data):
-        validation = _load_data(args.data, "test")
-    joined = ""
-    if args.extra:
-        x_extra, y_extra = _extra_digits(args.extra)
+    if data == "subset" or _has_mnist_test(data):
+        validation = _load_data(data, "test")
+    joined = None
+    if extra:
+        x_extra, y_extra = _extra_digits(extra)
         if config.train_size is not None:  # --train-size counts the training digits: all of the learner's join them
             if config.train_size > len(y):
                 raise ValueError(f"train_size must be at most the {len(y)} training samples, got {config.train_size}")
             keep = np.sort(np.random.default_rng(config.seed).permutation(len(y))[:config.train_size])
             x, y = x[keep], y[keep]
-        repeat = yourdigits.auto_repeat(len(y), len(y_extra)) if args.extra_repeat is None else args.extra_repeat
+        repeat = yourdigits.auto_repeat(len(y), len(y_extra)) if extra_repeat is None else extra_repeat
         x, y = yourdigits.join(x, y, x_extra, y_extra, repeat)
-        joined = f" (with the {len(y_extra)} digits of {args.extra}, {repeat}x)"
-    model, network = _network(args, seed=args.seed)
-    trainer = Trainer(model, x, y, dataclasses.replace(config, train_size=None) if args.extra else config,
+        joined = {"file": Path(extra).name, "digits": len(y_extra), "repeat": repeat}
+    return x, y, validation, joined
+
+
+def cmd_train(args):
+    if args.resume:
+        return _resume(args)
+    config = TrainingConfig(**{name: DEFAULTS[name] if getattr(args, name) is None else getattr(args, name)
+                               for name in RUN_OPTIONS})
+    output = args.output or "model.npz"
+    _check_output(output)
+    data = args.data or "subset"
+    x, y, validation, joined = _training_data(data, args.extra, args.extra_repeat, config)
+    model, network = _network(args, seed=config.seed)
+    trainer = Trainer(model, x, y, dataclasses.replace(config, train_size=None) if joined else config,
                       validation_data=validation)
-    progress = Progress(config.batch_size)
-    print(f"training {network} ({model.count_params():,} params) on {len(trainer.x):,} digits{joined}: "
+    with_extra = f" (with the {joined['digits']} digits of {args.extra}, {joined['repeat']}x)" if joined else ""
+    print(f"training {network} ({model.count_params():,} params) on {len(trainer.x):,} digits{with_extra}: "
           f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} ({config.schedule})"
           f"{', augmented' if config.augment else ''}{f', {config.shards} shards' if config.shards > 1 else ''}",
           file=sys.stderr)
+    return _train(args, trainer, output, {"trained_with": config.to_dict(), "data": data}, joined, 0.0)
+
+
+def _resume(args):
+    """train --resume MODEL: the rest of the run the file's run state describes, with its settings."""
+    model, state = load_run(args.resume)
+    if state is None:
+        raise ValueError(f"{args.resume} holds no run state to continue: train saves one only when a run stops "
+                         f"before its end (Ctrl-C, --max-steps); a finished run has nothing left")
+    meta = model.metadata
+    try:
+        config = TrainingConfig.from_dict(meta["trained_with"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{args.resume}: its metadata has no valid trained_with settings ({err})") from None
+    stored = meta.get("extra")
+    changed = [f"{flag} {getattr(args, name)!r} (the run's: {getattr(config, name)!r})"
+               for name, flag in RUN_OPTIONS.items()
+               if getattr(args, name) is not None and getattr(args, name) != getattr(config, name)]
+    changed += [f"--{option} (the network is the file's)" for option in ("preset", "arch") if getattr(args, option)]
+    if stored and args.extra_repeat is not None and args.extra_repeat != stored.get("repeat"):
+        changed.append(f"--extra-repeat {args.extra_repeat} (the run's: {stored.get('repeat')})")
+    if changed:
+        raise ValueError(f"--resume continues the run with the settings stored in {args.resume}; these would "
+                         f"change it: {', '.join(changed)}")
+    if stored and not args.extra:
+        raise ValueError(f"the run joined the digits of {stored.get('file')}: pass --extra FILE to continue it")
+    if args.extra and not stored:
+        raise ValueError("the run joined no digits file: leave out --extra to continue it")
+    data = args.data or meta.get("data", "subset")
+    x, y, validation, joined = _training_data(data, args.extra, stored and stored.get("repeat"), config)
+    try:
+        trainer = Trainer.resume(model, x, y, state, validation_data=validation)
+    except ValueError as err:
+        raise ValueError(f"cannot continue the run of {args.resume}: {err}") from None
+    output = args.output or args.resume
+    _check_output(output)
+    print(f"continuing the run of {args.resume} at step {trainer.step} of {trainer.total_steps} (epoch "
+          f"{trainer.step // trainer.batches_per_epoch + 1} of {config.epochs})", file=sys.stderr)
+    return _train(args, trainer, output, {"trained_with": config.to_dict(), "data": data}, joined,
+                  float(meta.get("seconds", 0.0)))
+
+
+def _train(args, trainer, output, metadata, joined, seconds_before):
+    """Run the trainer (at most --max-steps steps; the first Ctrl-C stops after the batch in flight) and save
+    the model: with its run state when the run stopped before its end."""
+    max_steps = None if args.max_steps is None else number("--max-steps", args.max_steps, 1, integer=True)
+    progress = Progress(trainer.config.batch_size)
+    interrupted = []
+
+    def on_interrupt(signum, frame):
+        if interrupted:  # a second Ctrl-C: stop at once, nothing saved
+            raise KeyboardInterrupt
+        interrupted.append(signum)
+        print("\npycnn: stopping after this batch to save the run (Ctrl-C again quits without saving)",
+              file=sys.stderr)
+
+    def callback(p):
+        progress(p)
+        return not interrupted
+
+    first = trainer.step
+    try:
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread: Ctrl-C stays a KeyboardInterrupt
+        previous = None
     start = time.perf_counter()
-    with _limit_threads(args.threads) or contextlib.nullcontext():
-        trainer.run(callback=progress)
+    try:
+        with _limit_threads(args.threads) or contextlib.nullcontext():
+            trainer.run(max_batches=max_steps, callback=callback)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     elapsed = time.perf_counter() - start
+    model = trainer.model
+    model.metadata = {**metadata, "history": trainer.history["epochs"], "seconds": round(seconds_before + elapsed, 2)}
+    if joined:
+        model.metadata["extra"] = joined
+    model.save(output, run_state=None if trainer.done else trainer.run_state())
+    rate = (trainer.step - first) * trainer.config.batch_size / elapsed if elapsed else 0.0
+    if not trainer.done:
+        batch = trainer.step % trainer.batches_per_epoch or trainer.batches_per_epoch
+        print(f"stopped at step {trainer.step} of {trainer.total_steps} (epoch {trainer.epoch}, batch {batch} of "
+              f"{trainer.batches_per_epoch}) after {elapsed:.1f} s; saved {output} with its run state: continue "
+              f"with python -m pycnn train --resume {output}")
+        return 0
     last = trainer.history["epochs"][-1]
-    model.metadata = {"trained_with": config.to_dict(), "data": args.data, "history": trainer.history["epochs"],
-                      "seconds": round(elapsed, 2)}
-    if args.extra:
-        model.metadata["extra"] = {"file": Path(args.extra).name, "digits": len(y_extra), "repeat": repeat}
-    model.save(args.output)
     summary = f"held-out accuracy {last['val_accuracy']:.2%}" if "val_accuracy" in last else \
         f"train accuracy {last['accuracy']:.2%}"
-    print(f"done in {elapsed:.1f} s ({len(trainer.x) * config.epochs / elapsed:,.0f} images/s), {summary}; "
-          f"saved {args.output}")
+    print(f"done in {elapsed:.1f} s ({rate:,.0f} images/s), {summary}; saved {output}")
     return 0
 
 
@@ -223,21 +319,27 @@ def build_parser():
                  "(train-images-idx3-ubyte[.gz], ..., t10k-labels-idx1-ubyte[.gz])")
 
     train = sub.add_parser("train", help="train a network (the page's by default) and save it")
-    train.add_argument("--data", default="subset", help=data_help)
-    train.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    train.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="peak learning rate")
-    train.add_argument("--optimizer", choices=["adam", "sgd"], default=DEFAULTS["optimizer"])
-    train.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=DEFAULTS["schedule"])
-    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=DEFAULTS["augment"],
-                       help="random small shifts/rotations/scalings of each batch")
+    train.add_argument("--data", default=None, help=data_help + " (default subset; with --resume, the run's)")
+    # the run's settings default to None, so --resume can tell which were given
+    train.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}")
+    train.add_argument("--batch-size", type=int, help=f"default {DEFAULTS['batch_size']}")
+    train.add_argument("--lr", type=float, help=f"peak learning rate (default {DEFAULTS['lr']:g})")
+    train.add_argument("--optimizer", choices=["adam", "sgd"], help=f"default {DEFAULTS['optimizer']}")
+    train.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], help=f"default {DEFAULTS['schedule']}")
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                       help="random small shifts/rotations/scalings of each batch (default on)")
     train.add_argument("--train-size", type=int, default=None, help="use only this many training digits")
-    train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    train.add_argument("--shards", type=int, default=DEFAULTS["shards"],
+    train.add_argument("--seed", type=int, help=f"default {DEFAULTS['seed']}")
+    train.add_argument("--shards", type=int,
                        help="each batch's gradient as the sum of N shards' (what helper workers compute); "
-                            "the same run whoever computes them")
+                            f"the same run whoever computes them (default {DEFAULTS['shards']})")
+    train.add_argument("--max-steps", type=int, metavar="N",
+                       help="stop after N steps (batches) and save the run state, to continue with --resume")
+    train.add_argument("--resume", metavar="MODEL.npz",
+                       help="continue the run saved in MODEL.npz (stopped by Ctrl-C or --max-steps) with its "
+                            "settings; -o defaults to MODEL.npz")
     train.add_argument("--threads", type=int, default=1, help="BLAS threads (needs threadpoolctl; default 1)")
-    train.add_argument("--output", "-o", default="model.npz")
+    train.add_argument("--output", "-o", default=None, help="the model file (default model.npz)")
     train.add_argument("--extra", metavar="FILE",
                        help="a digits file (the page's Your digits) to join to the training digits")
     train.add_argument("--extra-repeat", type=int, default=None,

@@ -100,8 +100,8 @@ def _parse_config(raw):
         raise ValueError(f"unsupported model format version {version!r}; this pycnn reads version {VERSION} "
                          f"(and {RUN_FILE_VERSION}: with a run state)")
     if ("run_state" in config) != (version == RUN_FILE_VERSION):
-        raise ValueError(f"a model file of version {RUN_FILE_VERSION} carries a run state and only it does; "
-                         f"this one is version {version} {'with' if 'run_state' in config else 'without'} one")
+        raise ValueError(f"unsupported model format version {version!r} {'with' if 'run_state' in config else 'without'}"
+                         f" a run state: a model file of version {RUN_FILE_VERSION} carries one, and only it does")
     if not isinstance(config.get("metadata", {}), dict):
         raise ValueError("metadata must be a JSON object")
     return config

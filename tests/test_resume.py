@@ -174,8 +174,8 @@ DAMAGED_STATES = {
     "negative totals": (_state(lambda s: s["epoch_totals"].update(seen=-1)), r"run state epoch_totals seen must be"),
     "bad fingerprint": (_state(lambda s: s["data"].update(sha256="x")), r"run state data sha256 must be a sha256"),
     "good from the future": (_state(lambda s: s["good"].update(step=99)), r"run state good step must be an int"),
-    "no run state in version 2": (lambda c: c.pop("run_state"), r"a model file of version 2 carries a run state"),
-    "run state in version 1": (lambda c: c.update(version=1), r"this one is version 1 with one"),
+    "no run state in version 2": (lambda c: c.pop("run_state"), r"unsupported model format version 2 without a run state"),
+    "run state in version 1": (lambda c: c.update(version=1), r"unsupported model format version 1 with a run state"),
 }
 
 
