@@ -125,11 +125,11 @@ def cmd_train(args):
     trainer = Trainer(model, x, y, dataclasses.replace(config, train_size=None) if joined else config,
                       validation_data=validation)
     with_extra = f" (with the {joined['digits']} digits of {args.extra}, {joined['repeat']}x)" if joined else ""
-    print(f"training {network} ({model.count_params():,} params) on {len(trainer.x):,} digits{with_extra}: "
-          f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} ({config.schedule})"
-          f"{', augmented' if config.augment else ''}{f', {config.shards} shards' if config.shards > 1 else ''}",
-          file=sys.stderr)
-    return _train(args, trainer, output, {"trained_with": config.to_dict(), "data": data}, joined, 0.0)
+    announce = (f"training {network} ({model.count_params():,} params) on {len(trainer.x):,} digits{with_extra}: "
+                f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} "
+                f"({config.schedule}){', augmented' if config.augment else ''}"
+                f"{f', {config.shards} shards' if config.shards > 1 else ''}")
+    return _train(args, trainer, output, {"trained_with": config.to_dict(), "data": data}, joined, 0.0, announce)
 
 
 def _resume(args):
@@ -165,15 +165,15 @@ def _resume(args):
         raise ValueError(f"cannot continue the run of {args.resume}: {err}") from None
     output = args.output or args.resume
     _check_output(output)
-    print(f"continuing the run of {args.resume} at step {trainer.step} of {trainer.total_steps} (epoch "
-          f"{trainer.step // trainer.batches_per_epoch + 1} of {config.epochs})", file=sys.stderr)
+    announce = (f"continuing the run of {args.resume} at step {trainer.step} of {trainer.total_steps} (epoch "
+                f"{trainer.step // trainer.batches_per_epoch + 1} of {config.epochs})")
     return _train(args, trainer, output, {"trained_with": config.to_dict(), "data": data}, joined,
-                  float(meta.get("seconds", 0.0)))
+                  float(meta.get("seconds", 0.0)), announce)
 
 
-def _train(args, trainer, output, metadata, joined, seconds_before):
-    """Run the trainer (at most --max-steps steps; the first Ctrl-C stops after the batch in flight) and save
-    the model: with its run state when the run stopped before its end."""
+def _train(args, trainer, output, metadata, joined, seconds_before, announce):
+    """Say announce, run the trainer (at most --max-steps steps; the first Ctrl-C stops after the batch in
+    flight) and save the model: with its run state when the run stopped before its end."""
     max_steps = None if args.max_steps is None else number("--max-steps", args.max_steps, 1, integer=True)
     progress = Progress(trainer.config.batch_size)
     interrupted = []
@@ -194,6 +194,7 @@ def _train(args, trainer, output, metadata, joined, seconds_before):
         previous = signal.signal(signal.SIGINT, on_interrupt)
     except ValueError:  # not the main thread: Ctrl-C stays a KeyboardInterrupt
         previous = None
+    print(announce, file=sys.stderr, flush=True)  # after the handler: from now on Ctrl-C saves the run
     start = time.perf_counter()
     try:
         with _limit_threads(args.threads) or contextlib.nullcontext():

@@ -7,6 +7,7 @@ import builtins
 import gzip
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -409,3 +410,106 @@ def test_python_m_pycnn_train_refuses_a_bad_shards_value_end_to_end(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr == "pycnn: error: shards must be an int from 1 to 64, got -3\n" and result.stdout == ""
+
+
+# ---- stopping a run and continuing it: --max-steps, Ctrl-C, --resume ----------------------------------
+RUN = ["--preset", "seed", "--epochs", "2", "--train-size", "300", "--batch-size", "32", "--seed", "3"]
+
+
+def pycnn_train(args, subset_dir, **kwargs):
+    return subprocess.run([sys.executable, "-m", "pycnn", "train", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180, env={**os.environ, "PYCNN_DATA": str(subset_dir)}, **kwargs)
+
+
+def same_run(a, b):
+    """The same weights, bit for bit, and the same metadata but for the seconds taken."""
+    a, b = pycnn.load(str(a)), pycnn.load(str(b))
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+    assert {k: v for k, v in a.metadata.items() if k != "seconds"} == \
+        {k: v for k, v in b.metadata.items() if k != "seconds"}
+    return True
+
+
+@pytest.fixture(scope="module")
+def never_stopped(subset_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("never_stopped") / "full.npz"
+    result = pycnn_train([*RUN, "--shards", "2", "-o", out], subset_dir)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_python_m_pycnn_train_stopped_by_max_steps_and_resumed_makes_the_run_never_stopped(never_stopped, subset_dir,
+                                                                                            tmp_path):
+    part = tmp_path / "part.npz"
+    result = pycnn_train([*RUN, "--shards", "2", "--max-steps", 5, "-o", part], subset_dir)
+    assert result.returncode == 0, result.stderr
+    assert f"stopped at step 5 of 20 (epoch 1, batch 5 of 10)" in result.stdout
+    assert f"continue with python -m pycnn train --resume {part}" in result.stdout
+    assert pycnn.serialize.load_run(part)[1]["step"] == 5
+    result = pycnn_train(["--resume", part, "--max-steps", 8], subset_dir)  # into epoch 2, in place
+    assert result.returncode == 0, result.stderr
+    assert "continuing the run of" in result.stderr and "stopped at step 13 of 20" in result.stdout
+    done = tmp_path / "done.npz"
+    result = pycnn_train(["--resume", part, "--seed", 3, "--data", "subset", "-o", done], subset_dir)  # same values
+    assert result.returncode == 0, result.stderr
+    assert pycnn.serialize.load_run(done)[1] is None  # finished: nothing left to continue
+    assert same_run(done, never_stopped)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_python_m_pycnn_train_interrupted_by_ctrl_c_saves_the_run_and_resumes_it(subset_dir, tmp_path):
+    run = ["--preset", "seed", "--epochs", "40", "--train-size", "400", "--batch-size", "16", "--no-augment"]
+    part, full = tmp_path / "part.npz", tmp_path / "full.npz"
+    child = subprocess.Popen([sys.executable, "-m", "pycnn", "train", *run, "-o", str(part)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYCNN_DATA": str(subset_dir)})
+    assert child.stderr.readline().startswith("training the seed network")  # the handler is in place
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=180)
+    assert child.returncode == 0, err
+    assert "stopping after this batch" in err and "stopped at step" in out
+    assert not pycnn.serialize.load_run(part)[1] is None
+    result = pycnn_train(["--resume", part], subset_dir)
+    assert result.returncode == 0, result.stderr
+    result = pycnn_train([*run, "-o", full], subset_dir)
+    assert result.returncode == 0, result.stderr
+    assert same_run(part, full)
+
+
+@pytest.fixture
+def stopped_file(tmp_path, capsys):
+    out = tmp_path / "part.npz"
+    status, _, err = run_main(["train", "--preset", "seed", "--epochs", 2, "--batch-size", 4, "--max-steps", 3,
+                               "--no-augment", "-o", out], capsys)
+    assert status == 0, err
+    return out
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--lr", "0.5", "--epochs", "3"], ["these would change it: --epochs 3 (the run's: 2), --lr 0.5 (the run's: 0.02)"]),
+    (["--augment"], ["--augment True (the run's: False)"]),
+    (["--preset", "lenet"], ["--preset (the network is the file's)"]),
+    (["--extra", "digits.npz"], ["the run joined no digits file: leave out --extra"]),
+], ids=["settings", "augment", "network", "extra"])
+def test_resume_refuses_options_that_would_change_the_run_naming_them(stopped_file, args, needles, capsys):
+    status, _, err = run_main(["train", "--resume", stopped_file, *args], capsys)
+    assert_refused(status, err, *needles)
+
+
+def test_resume_refuses_other_data_by_its_fingerprint(stopped_file, tmp_path, capsys):
+    mnist_folder(tmp_path / "other", "train", good_images(), good_labels())
+    status, _, err = run_main(["train", "--resume", stopped_file, "--data", tmp_path / "other"], capsys)
+    assert_refused(status, err, f"cannot continue the run of {stopped_file}: the training data is not the run's: "
+                                "the run had 8,500 samples", "got 8 samples")
+
+
+def test_resume_refuses_a_finished_run_and_a_file_without_a_run(tmp_path, capsys):
+    plain = tmp_path / "plain.npz"
+    plain.write_bytes(GOOD)
+    status, _, err = run_main(["train", "--resume", plain], capsys)
+    assert_refused(status, err, "holds no run state to continue", "a finished run has nothing left")
+
+
+def test_max_steps_must_be_positive(capsys, tmp_path):
+    status, _, err = run_main(["train", "--max-steps", 0, "-o", tmp_path / "m.npz"], capsys)
+    assert_refused(status, err, "--max-steps must be a positive int, got 0")
