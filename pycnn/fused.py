@@ -1,9 +1,9 @@
 """The fast common path: Conv2D(stride 1) [+ BatchNorm] + ReLU + MaxPool2D(2) computed as one block.
 
 Sequential uses this block instead of the three (or four) layers whenever they appear in that
-order (or with the pool before the ReLU), anywhere in the network. The result is the
-same; the work is less:
-- max-pool and ReLU commute, so the ReLU sees 4x fewer elements;
+order (or with the pool before the ReLU), anywhere in the network, and with LeakyReLU, Tanh or
+Sigmoid in place of the ReLU. The result is the same; the work is less:
+- max-pool and a non-decreasing activation commute, so the activation sees 4x fewer elements;
 - im2col is laid out by pool offset, (4, C*k*k, N*H'*W'), so the 2x2 pool is an
   elementwise max of four contiguous blocks of the conv output;
 - activations are (channel, row, column, sample) inside the block, and a block hands the
@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from .layers import BatchNorm, Conv2D, Layer, MaxPool2D, ReLU, conv_block
+from .layers import ACTIVATIONS, BatchNorm, Conv2D, Layer, MaxPool2D, ReLU, conv_block
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,16 +152,28 @@ def _wino_output_grad(dy, out):
 
 
 def fusable(layers, i):
-    """How many layers from layers[i] run as one fused block: 3 for a Conv2D (stride 1), a ReLU and a 2x2
-    MaxPool2D in either order, 4 with a BatchNorm between the conv and them; 0 when they do not."""
+    """How many layers from layers[i] run as one fused block: 3 for a Conv2D (stride 1), an activation (ReLU,
+    LeakyReLU, Tanh, Sigmoid) and a 2x2 MaxPool2D in either order, 4 with a BatchNorm between the conv and
+    them; 0 when they do not."""
     if not (isinstance(layers[i], Conv2D) and layers[i].stride == 1):
         return 0
     block = conv_block(layers, i)
     start = i + 1 if block.norm is None else i + 2
     pools = [layers[j] for j in block.pools]
-    fits = (block.end == start + 2 and block.activation is not None and type(layers[block.activation]) is ReLU
+    fits = (block.end == start + 2 and block.activation is not None and type(layers[block.activation]) in ACTIVATIONS
             and len(pools) == 1 and type(pools[0]) is MaxPool2D and (pools[0].pool_size, pools[0].stride) == (2, 2))
     return block.end - i if fits else 0
+
+
+def fuse(layers, i):
+    """(the fused block of the layers from layers[i], how many layers it runs), or (None, 0) (see fusable)."""
+    size = fusable(layers, i)
+    if not size:
+        return None, 0
+    block = conv_block(layers, i)
+    activation = layers[block.activation]
+    return ConvPoolReLU(layers[i], norm=None if block.norm is None else layers[block.norm],
+                        activation=None if type(activation) is ReLU else activation), size
 
 
 class ConvPoolReLU(Layer):
@@ -169,8 +181,10 @@ class ConvPoolReLU(Layer):
 
     The block owns its conv: its params and grads ARE the conv's dicts, so optimisers and
     model files, which walk the model's layers, see the same arrays; norm (a BatchNorm, or
-    None) keeps its own weights, grads and state, which the block reads and writes. kernels
-    picks the numpy ops (CPYTHON_KERNELS or PYODIDE_KERNELS; None: the module's KERNELS).
+    None) keeps its own weights, grads and state, which the block reads and writes. activation:
+    a LeakyReLU, Tanh or Sigmoid layer applied (forward and backward) to the pooled map instead
+    of the ReLU; None: the ReLU. kernels picks the numpy ops (CPYTHON_KERNELS or PYODIDE_KERNELS;
+    None: the module's KERNELS).
 
     Columns are (4, C*k*k, P*N): pool offset, kernel tap, then output position p = (i, j)
     and sample n with the sample fastest, so one gather builds them and each of the four
@@ -179,26 +193,32 @@ class ConvPoolReLU(Layer):
 
     summary_name = "conv_pool_re_lu"
 
-    def __init__(self, conv, kernels=None, norm=None):
+    def __init__(self, conv, kernels=None, norm=None, activation=None):
         if not isinstance(conv, Conv2D) or conv.stride != 1:
             raise ValueError(f"ConvPoolReLU needs a Conv2D with stride 1, got {conv!r}")
         if norm is not None and not (isinstance(norm, BatchNorm) and norm.features == conv.filters):
             raise ValueError(f"ConvPoolReLU's norm must be a BatchNorm of the conv's {conv.filters} channels, "
                              f"got {norm!r}")
+        if activation is not None and type(activation) not in ACTIVATIONS:
+            raise ValueError(f"ConvPoolReLU's activation must be one of "
+                             f"{', '.join(cls.__name__ for cls in ACTIVATIONS)}, got {activation!r}")
         super().__init__()
         self.conv = conv
         self.norm = norm
+        self.activation = activation
         self.params = conv.params
         self.grads = conv.grads
         self.kernels = kernels
         self._buffers = {}
         # what the block computes, as plain layers (training with a BatchNorm it cannot normalise fused)
-        self._plain = [conv, *([norm] if norm is not None else []), ReLU(), MaxPool2D(2)]
+        self._plain = [conv, *([norm] if norm is not None else []), activation or ReLU(), MaxPool2D(2)]
 
     def get_config(self):
         config = {"conv": self.conv.get_config()}
         if self.norm is not None:
             config["norm"] = self.norm.get_config()
+        if self.activation is not None:
+            config["activation"] = {"class": type(self.activation).__name__, "config": self.activation.get_config()}
         return config
 
     def output_shape(self, input_shape):
@@ -291,11 +311,14 @@ class ConvPoolReLU(Layer):
         if not batch_norm:
             # the bias is the same for all four pool offsets, so it can be added after the max
             z += b[:, None]
-        if training:
-            self._cache = (x.shape, (ph, pw), winograd, cols, (right, lower_right, lower), z > 0, normalised)
+        positive = None
+        if self.activation is not None:  # it keeps what its backward needs itself
+            z = self.activation.forward(z, training)
         else:
-            self._cache = None
-        np.maximum(z, 0, out=z)
+            positive = z > 0 if training else None
+            np.maximum(z, 0, out=z)
+        self._cache = (x.shape, (ph, pw), winograd, cols, (right, lower_right, lower), positive, normalised) \
+            if training else None
         return z.reshape(f, ph, pw, n).transpose(3, 0, 1, 2)
 
     def _edge_index(self, c, hp, wp, out_h, out_w):
@@ -352,7 +375,8 @@ class ConvPoolReLU(Layer):
         f, k = conv.filters, conv.kernel_size
         n = dout.shape[0]
         m = cols.shape[2]
-        dz = dout.transpose(1, 2, 3, 0).reshape(f, m) * positive
+        dz = dout.transpose(1, 2, 3, 0).reshape(f, m)
+        dz = dz * positive if self.activation is None else self.activation.backward(dz)
         # route each pooled gradient to the offset that won its max
         dconv = self._buffer("dconv", (4, f, m), dz.dtype)
         d_bottom = dz * lower

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from . import npzfile
-from .fused import ConvPoolReLU, fusable
+from .fused import fuse
 from .layers import LAYERS, MAX_SIZE, Dense, Layer
 from .losses import softmax, softmax_cross_entropy
 from .optimizers import Adam
@@ -59,10 +59,9 @@ class Sequential:
         """The steps forward/backward run: single layers, or fused conv-pool-ReLU blocks."""
         plan, i = [], 0
         while i < len(self.layers):
-            size = fusable(self.layers, i)
-            if size:
-                norm = self.layers[i + 1] if size == 4 else None
-                plan.append(ConvPoolReLU(self.layers[i], norm=norm))
+            block, size = fuse(self.layers, i)
+            if block is not None:
+                plan.append(block)
                 i += size
             else:
                 plan.append(self.layers[i])

@@ -330,11 +330,11 @@ def _states(model):
 @pytest.mark.parametrize("order", ["relu_then_pool", "pool_then_relu"])
 def test_sequential_fuses_conv_batchnorm_relu_pool_blocks(order):
     assert _plan_names(_norm_stack(order=order)) == ["ConvPoolReLU", "ConvPoolReLU", "Flatten", "Dense"]
-    from pycnn import BatchNorm, LeakyReLU
+    from pycnn import AvgPool2D, BatchNorm, LeakyReLU
 
-    unfused = Sequential([Conv2D(1, 2, 3), BatchNorm(2), LeakyReLU(), MaxPool2D(2), Flatten(), Dense(2 * 13 * 13, 3)],
+    unfused = Sequential([Conv2D(1, 2, 3), BatchNorm(2), LeakyReLU(), AvgPool2D(2), Flatten(), Dense(2 * 13 * 13, 3)],
                          input_shape=(1, 28, 28))
-    assert _plan_names(unfused)[:4] == ["Conv2D", "BatchNorm", "LeakyReLU", "MaxPool2D"]
+    assert _plan_names(unfused)[:4] == ["Conv2D", "BatchNorm", "LeakyReLU", "AvgPool2D"]
 
 
 @pytest.mark.parametrize("padding, shape", [("same", (2, 8, 10)),   # even conv maps
@@ -457,3 +457,69 @@ def test_float32_batchnorm_preset_like_network_matches_the_plain_layers(padding,
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * np.abs(b).max())
     for a, b in zip(state, _states(model)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+# ---- other activations in the block: LeakyReLU, Tanh, Sigmoid ----------------------------------------
+def _activation(name):
+    from pycnn import LeakyReLU, Sigmoid, Tanh
+
+    return {"leaky": lambda: LeakyReLU(0.2), "flat-leaky": lambda: LeakyReLU(0.0), "tanh": Tanh,
+            "sigmoid": Sigmoid}[name]()
+
+
+def _activation_stack(name, order, norm, padding="valid", shape=(2, 9, 10)):
+    from pycnn import BatchNorm
+
+    def block(c_in, c_out):
+        act, pool = _activation(name), MaxPool2D(2)
+        return [Conv2D(c_in, c_out, 3, padding=padding), *([BatchNorm(c_out)] if norm else []),
+                *((act, pool) if order == "act_then_pool" else (pool, act))]
+
+    layers = [*block(shape[0], 3), *block(3, 4), Flatten()]
+    probe = Sequential(list(layers), input_shape=shape, dtype="float64")
+    model = Sequential(layers + [Dense(probe.output_shapes()[-1][0], 5)], seed=2, dtype="float64", input_shape=shape)
+    rng = np.random.default_rng(4)
+    for layer in model.layers:
+        if "b" in layer.params:
+            layer.params["b"] = rng.standard_normal(layer.params["b"].shape) * 0.3
+    return model
+
+
+ACTIVATION_CASES = [(name, order, norm) for name in ("leaky", "flat-leaky", "tanh", "sigmoid")
+                    for order in ("act_then_pool", "pool_then_act") for norm in (False, True)]
+
+
+@pytest.mark.parametrize("name, order, norm", ACTIVATION_CASES)
+def test_blocks_with_other_activations_are_fused_and_match_the_plain_layers(name, order, norm, rng, kernels):
+    model = _activation_stack(name, order, norm, padding="same", shape=(2, 8, 11))  # an odd width: edge cells
+    assert _plan_names(model)[:2] == ["ConvPoolReLU", "ConvPoolReLU"]
+    x = rng.standard_normal((4, *model.input_shape))
+    y = rng.integers(0, 5, 4)
+    start = model.get_weights()
+    fused_out = model.forward(x, training=True)
+    _, fused_grads = model.compute_gradients(x, y)
+    fused_proba = model.predict_proba(x)
+    model.set_weights(start)
+    model._plan = list(model.layers)
+    np.testing.assert_allclose(model.forward(x, training=True), fused_out, rtol=1e-11, atol=1e-12)
+    _, plain_grads = model.compute_gradients(x, y)
+    for a, b, zero in zip(fused_grads, plain_grads, _normalised_biases(model)):
+        if not zero:
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(model.predict_proba(x), fused_proba, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("name, order, norm", [case for case in ACTIVATION_CASES if case[0] != "flat-leaky"])
+def test_blocks_with_other_activations_match_numeric_gradients(name, order, norm, rng, kernels):
+    model = _activation_stack(name, order, norm, shape=(1, 10, 11))  # an 8x9 conv map: an odd width
+    x = rng.standard_normal((3, 1, 10, 11))
+    y = rng.integers(0, 5, 3)
+    if norm:
+        _check_training_gradients(model, x, y)
+    else:
+        _check_model_gradients(model, x, y)
+
+
+def test_a_block_refuses_an_activation_that_is_not_one_it_knows():
+    with pytest.raises(ValueError, match="activation must be one of ReLU, LeakyReLU, Tanh, Sigmoid, got Dense"):
+        ConvPoolReLU(Conv2D(1, 2, 3), activation=Dense(2, 2))
