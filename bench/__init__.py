@@ -2,6 +2,7 @@
 
 CPython (results in BENCHMARKS.md):
     python -m bench.cpython           training vs PyTorch and the seed post's code, predict latency, memory
+    python -m bench.layers            what each newer layer kind costs (BatchNorm, Dropout, ...), vs PyTorch
     python -m bench.explain           looking inside one step (pycnn.explain, codegen), CPython and Pyodide
     python -m bench.real_mnist        the page recipe on the real MNIST test set
     python -m bench.drawn_digits      held-out digits replayed as pen strokes

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import handwriting, heavy_lock, real_mnist
-from pycnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, datasets
+from pycnn import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential, datasets
 from pycnn.augment import random_affine
 from pycnn.training import Trainer, TrainingConfig
 
@@ -55,6 +55,17 @@ NETWORKS = {
                                    Flatten(), Dense(5 * 5 * 32, 64), ReLU(), Dense(64, 10)],
     "lenet": lambda: [Conv2D(1, 6, 5, padding="same"), ReLU(), MaxPool2D(2), Conv2D(6, 16, 5), ReLU(), MaxPool2D(2),
                       Flatten(), Dense(5 * 5 * 16, 120), ReLU(), Dense(120, 84), ReLU(), Dense(84, 10)],
+    # the page's default with a BatchNorm after each conv, with Dropout before the output layer, or both:
+    # does a preset of the newer layers earn its place?
+    "two-conv-16-32-d64-bn": lambda: [Conv2D(1, 16, 3), BatchNorm(16), ReLU(), MaxPool2D(2), Conv2D(16, 32, 3),
+                                      BatchNorm(32), ReLU(), MaxPool2D(2), Flatten(), Dense(5 * 5 * 32, 64), ReLU(),
+                                      Dense(64, 10)],
+    "two-conv-16-32-d64-drop": lambda: [Conv2D(1, 16, 3), ReLU(), MaxPool2D(2), Conv2D(16, 32, 3), ReLU(),
+                                        MaxPool2D(2), Flatten(), Dense(5 * 5 * 32, 64), ReLU(), Dropout(0.25),
+                                        Dense(64, 10)],
+    "two-conv-16-32-d64-bn-drop": lambda: [Conv2D(1, 16, 3), BatchNorm(16), ReLU(), MaxPool2D(2), Conv2D(16, 32, 3),
+                                           BatchNorm(32), ReLU(), MaxPool2D(2), Flatten(), Dense(5 * 5 * 32, 64),
+                                           ReLU(), Dropout(0.25), Dense(64, 10)],
 }
 
 # Random affine maps per batch (pycnn.augment.random_affine's arguments). "page" is what
@@ -88,7 +99,7 @@ class AffineTrainer(Trainer):
 
 
 # the networks pycnn.presets names (when the library has it): built from there, as the page builds them
-PRESET_NAMES = {"seed": "seed", "two-conv-16-32": "two-conv", "lenet": "lenet"}
+PRESET_NAMES = {"seed": "seed", "two-conv-16-32": "two-conv", "two-conv-16-32-d64": "two-conv-dense", "lenet": "lenet"}
 
 
 def build(net, seed):
