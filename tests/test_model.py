@@ -656,3 +656,22 @@ def test_a_result_with_statistics_that_do_not_fit_is_refused(rng):
         work.finish(Adam())
     with pytest.raises(ValueError, match="statistics are keyed 'layer index.name' of this model's layers, got '99.mean'"):
         model.update_statistics({"99.mean": np.zeros(4)})
+
+
+@pytest.mark.parametrize("shards", [1, 4])
+def test_a_run_with_batchnorm_and_dropout_stopped_and_resumed_from_its_file_ends_as_never_stopped(split, shards):
+    from pycnn.serialize import run_from_bytes
+
+    x_train, y_train, x_test, y_test = split
+    data = (x_train[:300], y_train[:300])
+    validation = (x_test[::20], y_test[::20])
+    config = pycnn.TrainingConfig(epochs=2, batch_size=32, lr=0.01, augment=True, shards=shards)
+    never_stopped = pycnn.Trainer(norm_model(), *data, config, validation_data=validation)
+    never_stopped.run()
+    first = pycnn.Trainer(norm_model(), *data, config, validation_data=validation)
+    first.run(max_batches=13)  # inside the second epoch: the running statistics have moved
+    model, state = run_from_bytes(first.model.to_bytes(run_state=first.run_state()))
+    resumed = pycnn.Trainer.resume(model, *data, state, validation_data=validation)
+    resumed.run()
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(model.get_weights(), never_stopped.model.get_weights()))
+    assert resumed.history == never_stopped.history
