@@ -22,17 +22,18 @@ function assertNoErrors(app) {
   assert.deepEqual(app.log.pageErrors, [], "page errors");
 }
 
-/** Start LONG_RUN, press Stop after batch 20, wait until the page shows the stopped run; the batch it stopped at. */
+/** Start LONG_RUN, press Stop after batch 50 (held-out accuracy ~0.78 there in CPython, 0.33 at batch 20), wait
+ * until the page shows the stopped run; the batch it stopped at. */
 async function stopPartWay(app) {
   await app.fill(LONG_RUN);
   await app.click("train-button");
   await app.waitState("training", 10_000);
-  await app.waitFor(() => Number(document.querySelector('[data-testid="progress"]').dataset.step) >= 20, undefined, 60_000);
+  await app.waitFor(() => Number(document.querySelector('[data-testid="progress"]').dataset.step) >= 50, undefined, 60_000);
   await app.click("stop-button");
   await app.waitRunResult("stopped", 30_000);
   const step = Number(await app.attr("progress", "data-step"));
   const perEpoch = Number(await app.attr("progress", "data-batches-per-epoch"));
-  assert.ok(step >= 20 && step < perEpoch, `stopped inside the first epoch: batch ${step} of ${perEpoch}`);
+  assert.ok(step >= 50 && step < perEpoch, `stopped inside the first epoch: batch ${step} of ${perEpoch}`);
   // counted by the worker: batches that ended after the page sent `stop`
   assert.ok(Number(await app.attr("progress", "data-batches-after-stop")) <= 1);
   return step;
