@@ -87,7 +87,8 @@ def conv_loop(x, W, b, stride, padding):
     return out
 
 
-def maxpool_loop(x, pool, stride):
+def pool_loop(x, pool, stride, reduce):
+    """Plain pooling: reduce (max, or the mean) of each pool x pool window, stride apart."""
     n, c, h, w = x.shape
     out_h, out_w = (h - pool) // stride + 1, (w - pool) // stride + 1
     out = np.zeros((n, c, out_h, out_w))
@@ -95,12 +96,13 @@ def maxpool_loop(x, pool, stride):
         for ch in range(c):
             for r in range(out_h):
                 for q in range(out_w):
-                    best = -np.inf
-                    for di in range(pool):
-                        for dj in range(pool):
-                            best = max(best, x[i, ch, r * stride + di, q * stride + dj])
-                    out[i, ch, r, q] = best
+                    window = [x[i, ch, r * stride + di, q * stride + dj] for di in range(pool) for dj in range(pool)]
+                    out[i, ch, r, q] = reduce(window)
     return out
+
+
+def maxpool_loop(x, pool, stride):
+    return pool_loop(x, pool, stride, max)
 
 
 def relu_loop(x):
@@ -582,19 +584,7 @@ def test_dropout_bad_rate_raises_a_message_naming_it(rate, message):
 
 # ---- AvgPool2D -------------------------------------------------------------------------------
 def avgpool_loop(x, pool, stride):
-    n, c, h, w = x.shape
-    out_h, out_w = (h - pool) // stride + 1, (w - pool) // stride + 1
-    out = np.zeros((n, c, out_h, out_w))
-    for i in range(n):
-        for ch in range(c):
-            for r in range(out_h):
-                for q in range(out_w):
-                    total = 0.0
-                    for di in range(pool):
-                        for dj in range(pool):
-                            total += x[i, ch, r * stride + di, q * stride + dj]
-                    out[i, ch, r, q] = total / (pool * pool)
-    return out
+    return pool_loop(x, pool, stride, lambda window: sum(window) / len(window))
 
 
 @pytest.mark.parametrize("pool, stride, x_shape, expected", POOL_SHAPES)
