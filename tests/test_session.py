@@ -77,7 +77,7 @@ def test_from_files_reads_the_bundled_idx_files(subset_dir):
 
 def test_a_run_starts_steps_one_batch_at_a_time_and_ends_with_an_epoch(client):
     started, steps = client.run("train", config=TINY_RUN)
-    assert started == {"total_steps": 8, "batches_per_epoch": 8}
+    assert started == {"total_steps": 8, "batches_per_epoch": 8, "shards": 1}  # (TrainingConfig's default)
     assert [r["step"] for r in steps] == list(range(1, 9))
     assert all(len(r["losses"]) == 1 and r["run"] == "train" for r in steps)
     assert [r["ended"] for r in steps] == [False] * 7 + [True]
@@ -128,6 +128,86 @@ def test_while_a_run_trains_the_page_can_read_and_teach_but_not_change_the_model
     assert predict_seven(client)["prediction"] in range(10)  # answered between batches
     assert client("add_digit", label=7)["count"] == 1
     assert client("step")["step"] == 2  # the run goes on
+
+
+def sharded_run(client, config, helper_shards=(1, 3), stop_after=None):
+    """A run stepped as the worker steps it with helpers up: begin_step, the shards in `helper_shards` computed
+    by run_task as a helper worker would (their results handed in last-first), the others by compute_shard,
+    then finish_step -> the replies of every finish (and, last, of the begin_step that ended the run)."""
+    from pycnn import parallel
+    client("train", config=config)
+    runner, replies = parallel.TaskRunner(), []
+    while True:
+        if stop_after is not None and len(replies) == stop_after:
+            client("stop", sent_at=None)
+        begun = client("begin_step")
+        if begun["ended"]:
+            return replies + [begun]
+        tasks = begun["tasks"]
+        assert begun["step"] == len(replies) and all(isinstance(task, bytes) for task in tasks)
+        results = [runner(task) for i, task in enumerate(tasks) if i in helper_shards]
+        for i in range(len(tasks)):
+            if i not in helper_shards:
+                assert client("compute_shard", shard=i) == {"shard": i}
+        for data in reversed(results):
+            assert client("shard_result", data)["shard"] in helper_shards
+        replies.append(client("finish_step"))
+        if replies[-1]["ended"]:
+            return replies
+
+
+def test_info_says_how_the_page_splits_a_runs_batches_into_shards(client):
+    assert client("info")["shards"] == {"max": 4, "shard_images": 16}
+    started = client("train", config={**TINY_RUN, "batch_size": 64, "shards": 4})
+    assert started["shards"] == 4
+    client("stop")
+    client("step")
+
+
+def test_a_run_taken_in_shards_by_helpers_is_the_run_step_takes_bit_for_bit(digits):
+    """The worker's two ways of stepping a run (step; or begin_step, shards computed here and by helpers,
+    finish_step) give the same weights, replies and events: 1 or 4 workers make the same run."""
+    config = {**TINY_RUN, "epochs": 2, "batch_size": 64, "train_size": 300, "augment": True, "seed": 5, "shards": 4}
+    by_step = PageClient.of(*digits, heldout=200, seed=0)
+    _, steps = by_step.run("train", config=config)
+    sharded = PageClient.of(*digits, heldout=200, seed=0)
+    replies = sharded_run(sharded, config)
+    assert same_weights(sharded.model.get_weights(), by_step.model.get_weights())
+    assert replies == steps and len(replies) == 10 and replies[-1]["ended"]
+    strip = lambda events: [{k: v for k, v in e.items() if k != "bytes"} for e in events if e["type"] != "filters"]  # noqa: E731
+    assert strip(sharded.told) == strip(by_step.told)
+    assert by_step.events_of("done")[0]["reason"] == "finished"
+
+
+def test_a_run_taken_in_shards_stops_after_the_batch_in_flight(client):
+    replies = sharded_run(client, {**TINY_RUN, "epochs": 3, "shards": 2}, stop_after=3)
+    assert [r["ended"] for r in replies] == [False, False, False, True] and replies[-1]["step"] == 3
+    assert client.events_of("done")[-1]["reason"] == "stopped" and not client.session.running()
+
+
+def test_the_phases_of_a_step_refuse_what_does_not_belong_to_it(client):
+    from pycnn import parallel
+    assert client.error("begin_step") == "no training run: start one first"
+    client("train", config={**TINY_RUN, "batch_size": 64, "shards": 4})
+    tasks = client("begin_step")["tasks"]
+    assert len(tasks) == 4
+    assert client.error("begin_step") == "begin_step: step 0 is begun and not finished (finish_step)"
+    assert client.error("compute_shard", shard=4) == "shard must be an int from 0 to 3, got 4"
+    assert client.error("shard_result", b"garbage") == "not a pycnn result (it does not start with b'PYCNNSH1')"
+    client("compute_shard", shard=0)
+    assert client("shard_result", parallel.run_task(tasks[2])) == {"shard": 2, "missing": [1, 3]}
+    assert client.error("finish_step") == ("expected one result for each of shards 0 to 3 of step 0; shard(s) 1, 3 "
+                                           "missing")
+    assert client.error("shard_result", parallel.run_task(tasks[2])).endswith("got shard 2 of step 0 twice")
+    client("compute_shard", shard=1)
+    client("compute_shard", shard=3)
+    assert client("finish_step")["step"] == 1
+    client("stop")
+    client("step")  # ends the run
+    client("inspect_heldout", index=0)
+    client("add_digit", label=int(client.data.y_heldout[0]))
+    client("fine_tune", config={"steps": 2, "batch_size": 8, "own_pool": 100, "bundled_pool": 256})
+    assert client.error("begin_step") == "begin_step: a fine tune run is not taken in shards; step it instead"
 
 
 def test_invalid_settings_are_refused_and_no_run_starts(client):

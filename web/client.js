@@ -1,5 +1,6 @@
 // The page's side of the worker protocol (see PROTOCOL.md): one worker, one listener,
-// replies matched to requests by id, events emitted to subscribers. Knows nothing about
+// replies matched to requests by id, events emitted to subscribers; and the worker's helper
+// workers, which it starts and ends when the worker asks (see helpers.js). Knows nothing about
 // Python's requests or the DOM.
 
 const WORKER_URL = new URL("./worker.js", import.meta.url);
@@ -12,6 +13,7 @@ export class WorkerClient {
     this.pending = new Map(); // id -> {resolve, reject}
     this.nextId = 1;
     this.heapBytes = null; // the size of Python's WebAssembly memory, as of the worker's last message
+    this.helpers = new Map(); // name -> the Worker of a helper the worker asked for
   }
 
   /** Start (or restart) the worker. Pending requests of an old worker are rejected. */
@@ -33,6 +35,8 @@ export class WorkerClient {
   terminate(reason = "the worker was stopped") {
     if (this.worker) this.worker.terminate();
     this.worker = null;
+    for (const helper of this.helpers.values()) helper.terminate();
+    this.helpers.clear();
     for (const { reject } of this.pending.values()) reject(new Error(reason));
     this.pending.clear();
   }
@@ -59,6 +63,11 @@ export class WorkerClient {
     });
   }
 
+  /** How many workers may train, the worker itself included: it keeps that many less one helper workers. */
+  setWorkers(count) {
+    this.worker?.postMessage({ workers: count });
+  }
+
   /** request(method, args) -> just the result. */
   async call(method, args = {}) {
     return (await this.request(method, args)).result;
@@ -75,8 +84,35 @@ export class WorkerClient {
     }
     for (const event of message.events ?? []) {
       if (event.type === "lifeline") this.#watch(worker, lock);
+      else if (event.type === "helper_start") this.#startHelper(worker, event.name);
+      else if (event.type === "helper_end") this.#endHelper(event.name);
       else this.#emit(event.type, event);
     }
+  }
+
+  /**
+   * A helper worker for `worker`: worker.js in its helper mode (its name says so), joined to the worker by
+   * a MessageChannel whose ends both are handed over; its uncaught errors go to the worker, which ends it.
+   */
+  #startHelper(worker, name) {
+    const helper = new Worker(this.url, { type: "module", name });
+    this.helpers.set(name, helper);
+    const channel = new MessageChannel();
+    const failed = (message) => {
+      if (this.helpers.get(name) === helper) worker.postMessage({ helper: name, error: message });
+    };
+    helper.addEventListener("error", (event) => {
+      event.preventDefault(); // a helper's crash is the helper's end, not the page's error
+      failed(event.message || "unknown error");
+    });
+    helper.addEventListener("messageerror", () => failed("it sent a message that could not be read"));
+    helper.postMessage({ port: channel.port2 }, [channel.port2]);
+    worker.postMessage({ helper: name, port: channel.port1 }, [channel.port1]);
+  }
+
+  #endHelper(name) {
+    this.helpers.get(name)?.terminate();
+    this.helpers.delete(name);
   }
 
   /**

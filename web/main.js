@@ -3,6 +3,7 @@
 // gets what it needs here, explicitly.
 import { Analysis } from "./analysis.js";
 import { WorkerClient } from "./client.js";
+import { Cores } from "./cores.js";
 import { Frame } from "./frame.js";
 import { Inside } from "./inside.js";
 import { Loading } from "./loading.js";
@@ -70,6 +71,8 @@ const training = new TrainingPanel({
     joinDigits: byTestId("join-my-digits"),
   },
 });
+
+new Cores({ ...common, el: { select: byTestId("cores-select"), note: byTestId("workers-note") } });
 
 new NetworkEditor({
   ...common,

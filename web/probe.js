@@ -3,6 +3,9 @@
 // `pycnnProbe.read()` (a plain copy). What it holds:
 //   load_ms               navigation to ready (the last worker start)
 //   worker_heap_bytes     Python's WebAssembly memory in the worker (at ready and after each run)
+//   workers               {count, wanted, helpers}: the workers that work on the next batch (the Python worker
+//                         included), how many the Workers setting asks for, and each helper worker's
+//                         {state, boot_ms, heap_bytes (its WebAssembly memory), tasks, timings} (cores.js)
 //   stop_latency_ms       Stop clicked to the run's `done` message
 //   saves, saved_epochs   models kept in IndexedDB, and the epochs of the last one kept
 //   predictions           {requested, sent, answered, stale, worker_ms}: drawings asked to be read,

@@ -89,7 +89,7 @@ export class TrainingPanel {
     const info = this.state.info;
     if (!info) return { config: null, errors: {} }; // the limits come with the session's info
     const raw = Object.fromEntries(Object.entries(this.el.inputs).map(([name, input]) => [name, input.value]));
-    return validateSettings(raw, info.limits, info.train_count);
+    return validateSettings(raw, info.limits, info.train_count, info.shards);
   }
 
   /** Show every field's message now; Train must never look enabled while a field is invalid. */
@@ -183,7 +183,7 @@ export class TrainingPanel {
   #progress(p) {
     const run = this.run;
     if (!run) return;
-    for (const key of ["step", "total_steps", "epoch", "epochs", "batch", "batches_per_epoch"]) run[key] = p[key];
+    for (const key of ["step", "total_steps", "epoch", "epochs", "batch", "batches_per_epoch", "workers"]) run[key] = p[key];
     // images/s: smoothed over progress messages so the time left does not jump around
     if (p.images_per_second > 0) {
       run.images_per_second = run.images_per_second ? 0.7 * run.images_per_second + 0.3 * p.images_per_second : p.images_per_second;
@@ -291,6 +291,7 @@ export class TrainingPanel {
     this.el.progressBar.value = run.step;
     const parts = [`Epoch ${run.epoch} of ${run.epochs}`, `batch ${fmtInt(run.batch)} of ${fmtInt(run.batches_per_epoch)}`];
     if (run.images_per_second > 0) parts.push(`${fmtInt(run.images_per_second)} images/s`);
+    if (run.workers) parts.push(`${run.workers} worker${run.workers === 1 ? "" : "s"}`);
     if (this.state.phase === "training") {
       if (run.images_per_second > 0) {
         const left = ((run.total_steps - run.step) * run.config.batch_size) / run.images_per_second;

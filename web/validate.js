@@ -49,10 +49,12 @@ function parseField(raw, label, limit) {
 /**
  * Validate raw form values {epochs, batch_size, lr, optimizer, train_size, seed} (strings).
  * limits: TrainingConfig.limits() as Python sent it; trainCount: digits in the training part
- * (the most train_size can be). Returns {config, errors}: config (TrainingConfig's fields) is
- * null when any field is invalid; errors maps field -> message.
+ * (the most train_size can be); shards: how the page splits a batch ({max, shard_images}, the
+ * session's info), when given. Returns {config, errors}: config (TrainingConfig's fields, shards
+ * too: min(max, batch_size / shard_images), at least 1, whatever the number of workers) is null
+ * when any field is invalid; errors maps field -> message.
  */
-export function validateSettings(raw, limits, trainCount) {
+export function validateSettings(raw, limits, trainCount, shards = null) {
   const errors = {};
   const config = {};
   for (const [name, label] of Object.entries(FIELDS)) {
@@ -64,6 +66,9 @@ export function validateSettings(raw, limits, trainCount) {
   }
   if (!errors.batch_size && !errors.train_size && config.batch_size > config.train_size) {
     errors.batch_size = `Batch size must not exceed the number of training digits (${fmt(config.train_size)})`;
+  }
+  if (shards && !errors.batch_size) {
+    config.shards = Math.max(1, Math.min(shards.max, Math.floor(config.batch_size / shards.shard_images)));
   }
   return { config: Object.keys(errors).length ? null : config, errors };
 }

@@ -4,11 +4,16 @@
 // (one batch per call of Python's `step`, so `stop` and other requests are seen between
 // batches). Which requests there are, what they do during a run and what the page is told
 // after them is Python's (the registry in pycnn/page/protocol.py): no request has code here.
+// With more cores, it keeps helper workers (helpers.js; the page starts them for it): this same file
+// in its helper mode, which boots Python and pycnn only and computes the shards of a batch
+// (pycnn.parallel.run_task), talking to this worker over a MessagePort.
 // Message protocol: see PROTOCOL.md.
+import { HELPER_PREFIX, HelperPool } from "./helpers.js";
 import { loadPyodide, version as pyodideVersion } from "./pyodide/pyodide.mjs";
 import { dropSnapshots, readSnapshot, saveSnapshot, sha256Hex } from "./snapshot.js";
 
 const BASE_URL = new URL("./", import.meta.url);
+const HELPER = self.name?.startsWith(HELPER_PREFIX) ?? false; // this worker is a helper (see helpers.js)
 const PROGRESS_EVERY_MS = 50; // progress messages while training (plus with every event and at the end)
 // Requests answered while a run trains (predictions while the learner draws) may take at most
 // 1 / (1 + TRAIN_PER_SERVED_MS) of the worker's time: after answering for p ms, training runs for
@@ -23,6 +28,10 @@ let requests = null; // the registry of requests, from the session's info: name 
 let running = null; // the name of the request whose run is in flight, or null
 let owedMs = 0; // training time owed for requests answered during this run
 let deferred = []; // requests waiting until that time is trained
+let helpers = null; // the helper workers (a HelperPool), in the worker that holds the session
+let shardMs = 0; // what one shard of a batch takes this worker (smoothed), for how long a helper may take
+let stepWorkers = 1; // the workers that computed the latest step (this one included)
+let runTakesShards = false; // the run in flight is split into shards that helpers can compute
 
 /** Tell the page events [{type, ...}] (with the size of Python's memory, for the memory figures). */
 function postEvents(events, transfer = []) {
@@ -31,12 +40,15 @@ function postEvents(events, transfer = []) {
 
 const post = (type, payload = {}) => postEvents([{ type, ...payload }]);
 
-// Lifeline: hold a Web Lock named after this worker until it ends, so the page learns of an
-// end that raises no error event (self.close(), killed by the browser). See client.js #watch.
+// Lifeline: hold a Web Lock named after this worker until it ends, so the page (or, for a helper,
+// the worker it helps) learns of an end that raises no error event (self.close(), killed by the
+// browser). See client.js #watch and helpers.js.
+let lifeline = false; // the lock is held
 if (self.name && self.navigator?.locks) {
   navigator.locks
     .request(self.name, () => {
-      post("lifeline");
+      lifeline = true;
+      if (!HELPER) post("lifeline");
       return new Promise(() => {}); // held for the worker's lifetime
     })
     .catch(() => {});
@@ -217,6 +229,7 @@ async function boot() {
     timings.total = Math.round(performance.now() - t0);
     postEvents([{ type: "ready", info: info.result, timings }], info.transfer);
     postEvents(info.events, info.eventsTransfer);
+    helpers.start(); // after ready: helpers never delay it
   } catch (error) {
     console.error(error);
     if (timings.snapshot === "restored") await dropSnapshots(); // Retry then starts Python afresh
@@ -230,7 +243,7 @@ async function boot() {
  * runs. snapshot: "restored", "saved" or "none" (no Cache Storage here, or it could not be taken or
  * stored: the console says why).
  */
-async function startPython() {
+async function startPython({ helper = false } = {}) {
   const options = {
     indexURL: new URL("pyodide/", BASE_URL).href,
     stdout: () => {},
@@ -245,9 +258,10 @@ async function startPython() {
     } catch (error) {
       if (wasmError) throw wasmError; // not the snapshot's fault: keep it
       console.warn(`the saved Python snapshot could not be used (${describe(error)}); starting Python afresh`);
-      await dropSnapshots();
+      if (!helper) await dropSnapshots(); // the main worker decides about the snapshot
     }
   }
+  if (helper) return { pyodide: await startPyodide(options), snapshot: "none" };
   const pyodide = await startPyodide({ ...options, _makeSnapshot: true });
   let bytes = null;
   try {
@@ -334,12 +348,18 @@ const yieldToEventLoop = () =>
   });
 
 /**
- * The run started by request `name`: Python's `step` until a step says the run ended. Python
- * decides what the page is told (epochs, filters, checkpoints, done); this loop adds `progress`,
- * the batches' losses and the training speed by the wall clock, at most every PROGRESS_EVERY_MS.
+ * The run started by request `name` (its start's reply: `started`): Python's `step` until a step
+ * says the run ended, or, for a run split into shards while helpers are up, the step in phases
+ * (shardedStep). Python decides what the page is told (epochs, filters, checkpoints, done); this
+ * loop adds `progress`, the batches' losses, the training speed by the wall clock and how many
+ * workers computed the latest batch, at most every PROGRESS_EVERY_MS.
  */
-async function runLoop(name) {
+async function runLoop(name, started) {
   running = name;
+  runTakesShards = (started?.shards ?? 1) > 1;
+  helpers.fill(); // helpers that left an earlier run come back for this one
+  stepWorkers = 1;
+  tellWorkers();
   let pending = { losses: [], images: 0, from: performance.now() }; // batches not yet reported
   let batchMs = 0; // the latest batch's time without an epoch's held-out evaluation
   let last = null; // the latest step's report
@@ -347,7 +367,7 @@ async function runLoop(name) {
     // training speed: wall time of the window without held-out evaluations; 0 (unknown) for a sliver
     const trainMs = performance.now() - pending.from;
     const { losses, images, ended, ...where } = last;
-    const progress = { type: "progress", ...where, losses: pending.losses,
+    const progress = { type: "progress", ...where, losses: pending.losses, workers: stepWorkers,
       images_per_second: trainMs >= 20 && pending.images ? (pending.images * 1000) / trainMs : 0 };
     postEvents([progress, ...events], transfer);
     pending = { losses: [], images: 0, from: performance.now() };
@@ -355,7 +375,10 @@ async function runLoop(name) {
   try {
     for (;;) {
       const t0 = performance.now();
-      const reply = call("step"); // one batch: a `stop` lands after the batch in flight
+      const free = runTakesShards ? helpers.ready() : [];
+      // one batch: a `stop` lands after the batch in flight
+      const reply = free.length ? await shardedStep(free) : call("step");
+      if (!free.length) stepWorkers = 1;
       const ms = performance.now() - t0;
       if (reply.error) throw new Error(reply.error);
       owedMs = Math.max(0, owedMs - ms);
@@ -377,9 +400,78 @@ async function runLoop(name) {
     postEvents([{ type: "done", run: name, reason: "failed", message: describe(error) }]);
   } finally {
     running = null;
+    runTakesShards = false;
     owedMs = 0;
+    tellWorkers();
     await answerDeferred();
   }
+}
+
+/**
+ * One batch of the run taken in shards (Python's begin_step, compute_shard, shard_result,
+ * finish_step): the helpers in `free` get a share of its shards, this worker computes the rest
+ * meanwhile, then each helper's results are handed to Python as they come. A helper that fails
+ * leaves the pool, and this worker computes the shards it held: the batch is neither lost nor
+ * repeated, and the sum in shard order makes its weights the same whoever computed what.
+ * -> finish_step's reply (step's), or begin_step's when the run ended there (stopped).
+ */
+async function shardedStep(free) {
+  const begun = call("begin_step");
+  if (begun.error || begun.result.ended) return begun;
+  const tasks = begun.result.tasks; // one per non-empty shard, in shard order
+  const workers = [null, ...free].slice(0, tasks.length); // null: this worker
+  const mine = [];
+  const given = new Map(); // helper -> its shards
+  // this worker starts at the second turn: it also chose the batch and will sum the results
+  tasks.forEach((_, shard) => {
+    const worker = workers[(shard + 1) % workers.length];
+    if (worker === null) mine.push(shard);
+    else given.set(worker, [...(given.get(worker) ?? []), shard]);
+  });
+  const answers = [...given].map(([helper, shards]) => helpers.compute(helper, shards.map((i) => tasks[i]), shardMs)
+    .then((results) => ({ helper, shards, results }), (error) => ({ helper, shards, error })));
+  const t0 = performance.now();
+  for (const shard of mine) check(call("compute_shard", { shard }));
+  if (mine.length) {
+    const ms = (performance.now() - t0) / mine.length;
+    shardMs = shardMs ? 0.8 * shardMs + 0.2 * ms : ms;
+  }
+  let computed = 1;
+  for (const answer of answers) {
+    const { helper, shards, results, error } = await answer;
+    let failure = error;
+    const handed = new Set();
+    for (const [i, result] of (results ?? []).entries()) {
+      const reply = call("shard_result", {}, result);
+      if (reply.error) {
+        failure = new Error(`its result was refused: ${reply.error}`);
+        helpers.end(helper, failure.message);
+        break;
+      }
+      handed.add(shards[i]);
+    }
+    if (!failure) computed += 1;
+    for (const shard of shards) if (!handed.has(shard)) check(call("compute_shard", { shard }));
+  }
+  stepWorkers = computed;
+  return call("finish_step");
+}
+
+/** A reply of Python that must not fail (the run is broken otherwise): its error thrown. */
+function check(reply) {
+  if (reply.error) throw new Error(reply.error);
+  return reply;
+}
+
+/**
+ * Tell the page how many workers work on the next batch (this one included), how many are wanted, the
+ * helpers (HelperPool.describe) and, when one just left, why and whether a run was going.
+ */
+function tellWorkers(left = null) {
+  if (!helpers || !requests) return;
+  const count = running && !runTakesShards ? 1 : 1 + helpers.ready().length;
+  post("workers", { count, wanted: 1 + helpers.wanted, helpers: helpers.describe(),
+    ...(left ? { left: { reason: left.reason, during_run: Boolean(running) } } : {}) });
 }
 
 /** Answer the requests that waited while training was owed time (one may wait again). */
@@ -392,6 +484,12 @@ async function answerDeferred() {
 /** A request from the page, {id, method, args}: relayed to Python, its reply and events posted back. */
 async function handle(message) {
   const { id, method, args = {} } = message;
+  if (method === undefined) { // not a request: the workers setting, or a helper the page started or saw fail
+    if (message.workers !== undefined) helpers.want(Number(message.workers) - 1);
+    else if (message.port) helpers.connect(message.helper, message.port);
+    else if (message.error !== undefined) helpers.failed(message.helper, String(message.error));
+    return;
+  }
   if (!requests) {
     self.postMessage({ id, error: "Python is still loading" });
     return;
@@ -413,11 +511,87 @@ async function handle(message) {
   const { result, error, ms, transfer = [], events, eventsTransfer } = reply;
   self.postMessage(error === undefined ? { id, result, ms, heap_bytes: heapBytes() } : { id, error }, transfer);
   if (events.length) postEvents(events, eventsTransfer);
-  if (spec?.starts_run && error === undefined) await runLoop(method);
+  if (spec?.starts_run && error === undefined) await runLoop(method, result);
 }
 
-self.addEventListener("message", (event) => {
-  handle(event.data ?? {});
-});
+// ---- helper mode: Python and pycnn only, computing the shard tasks the main worker sends ----------
+let runTask = null; // pycnn.parallel.run_task, once loaded
+let taskPort = null; // the channel to the worker this one helps
 
-boot();
+/** Boot as a helper: Python (from the snapshot when there is one), numpy and the pycnn wheel; no digits, no
+ * session. Then say so over the channel the page hands over (`{port}`): {helper: "ready", timings, lifeline}. */
+async function bootHelper(port) {
+  const t0 = performance.now();
+  const timings = {};
+  const timed = async (stage, work) => {
+    const s = performance.now();
+    const result = await work();
+    timings[stage] = Math.round(performance.now() - s);
+    return result;
+  };
+  let reply;
+  try {
+    const wheel = fetchJson(new URL("manifest.json", BASE_URL), "the site manifest").then(async (manifest) => {
+      if (!manifest.pycnn_wheel) throw new Error("manifest.json names no pycnn_wheel");
+      return fetchBytes(new URL(manifest.pycnn_wheel, BASE_URL), "the pycnn wheel");
+    });
+    wheel.catch(() => {});
+    py = await timed("python", async () => {
+      const { pyodide, snapshot } = await startPython({ helper: true });
+      timings.snapshot = snapshot;
+      return pyodide;
+    });
+    await timed("numpy", async () => {
+      await py.loadPackage(["numpy"], { messageCallback: () => {}, errorCallback: (m) => console.warn(m) });
+      py.runPython("import numpy");
+    });
+    await timed("pycnn", async () => {
+      py.unpackArchive(await wheel, "wheel"); // the main worker installed and checked this very wheel
+      runTask = py.pyimport("pycnn.parallel").run_task;
+    });
+    timings.total = Math.round(performance.now() - t0);
+    reply = { helper: "ready", timings, lifeline, heap_bytes: heapBytes() };
+  } catch (error) {
+    reply = { helper: "failed", message: describe(error) };
+  }
+  taskPort = await port;
+  taskPort.addEventListener("message", (event) => computeTasks(event.data ?? {}));
+  taskPort.start();
+  taskPort.postMessage(reply);
+}
+
+/** A task message {id, tasks: [Uint8Array]} -> {id, results: [Uint8Array], ms} (transferred) or {id, error}. */
+function computeTasks({ id, tasks }) {
+  if (!runTask) {
+    taskPort.postMessage({ id, error: "the helper could not start" });
+    return;
+  }
+  const t0 = performance.now();
+  try {
+    const results = tasks.map((task) => {
+      const data = py.toPy(task); // a memoryview of a copy in Python's memory
+      try {
+        return bytesOf(runTask(data));
+      } finally {
+        data.destroy();
+      }
+    });
+    taskPort.postMessage({ id, results, ms: performance.now() - t0, heap_bytes: heapBytes() }, results.map((r) => r.buffer));
+  } catch (error) {
+    taskPort.postMessage({ id, error: describe(error) });
+  }
+}
+
+if (HELPER) {
+  // the page hands over this helper's end of its channel to the worker it helps
+  const port = new Promise((resolve) => {
+    self.addEventListener("message", (event) => event.data?.port && resolve(event.data.port));
+  });
+  bootHelper(port);
+} else {
+  helpers = new HelperPool(({ left }) => tellWorkers(left), ({ type, name }) => post(type, { name }));
+  self.addEventListener("message", (event) => {
+    handle(event.data ?? {});
+  });
+  boot();
+}

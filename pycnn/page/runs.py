@@ -5,6 +5,13 @@ and reports its progress with the same fields. The worker calls `step` until a s
 ended; between steps it answers the page (a `stop` lands after the batch in flight). What the
 page is told along the way is decided here: each epoch's result, the filters now and then and at
 each epoch, the model to keep at each epoch and on stop, and the run's end (`done`).
+
+The page splits a training run's batches into shards (TrainingConfig.shards, pycnn.parallel; how
+many follows from the batch size, PAGE_SHARDS) however many workers there are, so that one worker
+or several make the same run bit for bit. With
+helper workers up, the worker takes a step in phases instead of `step`: `begin_step` hands out the
+shards' tasks, `compute_shard` computes one here, `shard_result` takes a helper's result, and
+`finish_step` sums them in shard order and reports as `step` does.
 """
 import collections
 import math
@@ -22,6 +29,19 @@ FILTERS_EVERY_S = 0.25  # the filters the page draws while a run trains (also at
 ESTIMATE_EVAL_IMAGES = 600  # held-out digits timed for the evaluation part of an epoch estimate
 ESTIMATE_BATCHES = 12  # batches timed, after 8 of warm-up: within ~1% of 40 of them, and the worker is free sooner
 TRAIN_WORK_FACTOR = 3  # a training step costs about three forward passes (forward, two products back)
+# How the page splits a training run's batches (info's "shards"; the page sends TrainingConfig.shards =
+# min(max, batch_size // shard_images), at least 1): at most 4 shards (so up to 4 workers share a batch), of
+# at least 16 images. Measured in one Pyodide worker (python -m bench.browser.cores), the default network at
+# batch 64 trains 0.93x as fast in 2 shards and 0.79x in 4 as in one piece, at batch 32 0.84x in 2 and 0.65x
+# in 4 (shards of 8).
+PAGE_SHARDS = {"max": 4, "shard_images": 16}
+
+
+def page_shards(batch_size):
+    """The shards the page splits a batch of batch_size into (web/validate.js computes the same from info)."""
+    return max(1, min(PAGE_SHARDS["max"], batch_size // PAGE_SHARDS["shard_images"]))
+
+
 PROGRESS_FIELDS = ("step", "total_steps", "epoch", "epochs", "batch", "batches_per_epoch", "losses", "accuracy",
                    "images", "phase")  # what a step reports of a job's progress (phase: a fine-tune's)
 
@@ -48,8 +68,8 @@ class Runs:
     @request(starts_run=True)
     def train(self, config, join_digits=False):
         """Start a run of the current model with `config` (TrainingConfig's fields; missing ones take the
-        defaults) -> {"total_steps", "batches_per_epoch", "joined"?}. join_digits: your digits join the
-        training digits (pycnn.yourdigits.join, repeated auto_repeat times). Invalid settings: ValueError."""
+        defaults) -> {"total_steps", "batches_per_epoch", "shards", "joined"?}. join_digits: your digits join
+        the training digits (pycnn.yourdigits.join, repeated auto_repeat times). Invalid settings: ValueError."""
         data, digits = self.session.data, self.session.digits
         try:
             cfg = TrainingConfig.from_dict(config)
@@ -74,7 +94,8 @@ class Runs:
             raise ValueError(f"Invalid settings: {err}") from None
         current.optimizer, current.undo = trainer.optimizer, None  # the model moves on: no fine-tune to undo
         self.active = Run("train", trainer, changes_filters=True)
-        started = {"total_steps": trainer.total_steps, "batches_per_epoch": trainer.batches_per_epoch}
+        started = {"total_steps": trainer.total_steps, "batches_per_epoch": trainer.batches_per_epoch,
+                   "shards": cfg.shards}
         return {**started, "joined": {"digits": len(digits.y), "repeat": repeat}} if join_digits else started
 
     @request(starts_run=True)
@@ -112,13 +133,56 @@ class Runs:
         epochs, batch, batches_per_epoch, losses, accuracy, images, phase for a fine-tune) plus "run" and
         "ended". The page is told each epoch's result, the filters (every FILTERS_EVERY_S and each epoch),
         the model to keep (each epoch, on stop) and, last, `done` {run, reason, evaluation, ...}."""
-        run = self.active
-        if run is None:
-            raise ValueError("no training run: start one first")
+        run = self._in_flight()
         if run.stop_sent_at is not None:
             return self._stopped(run)
+        return self._stepped(run, lambda: run.job.run(max_batches=1))
+
+    @request(during_run="now")
+    def begin_step(self):
+        """Begin the next batch of a training run as shards that helper workers may compute -> {"tasks": each
+        non-empty shard's task bytes, in shard order (pycnn.parallel.run_task computes one), "step", "run",
+        "ended": False}; or, when the run is stopping, what `step` replies as it ends the run. Then
+        compute_shard and shard_result, one per shard in any order, and finish_step."""
+        run = self._in_flight()
+        if run.stop_sent_at is not None:
+            return self._stopped(run)
+        if not isinstance(run.job, Trainer):
+            raise ValueError(f"begin_step: a {run.name.replace('_', ' ')} run is not taken in shards; step it instead")
+        tasks = run.job.begin_step()
+        return {"tasks": tasks, "step": run.job.step, "run": run.name, "ended": False}
+
+    @request(during_run="now")
+    def compute_shard(self, shard):
+        """Compute shard `shard` of the batch begun (begin_step) in this worker -> {"shard"}."""
+        self._in_flight().job.compute_shard(shard)
+        return {"shard": shard}
+
+    @request(during_run="now")
+    def shard_result(self, data):
+        """A helper's result (pycnn.parallel.run_task's bytes) for the batch begun -> {"shard", "missing": the
+        shards still without a result}. Bytes that are not a result of one of its shards still open:
+        ValueError (the worker then computes that helper's shards itself)."""
+        job = self._in_flight().job
+        shard = job.add_result(data)
+        return {"shard": shard, "missing": job.missing_shards()}
+
+    @request(during_run="now")
+    def finish_step(self):
+        """Finish the batch begun once each of its shards has a result: their gradients summed in shard order,
+        one optimiser step -> what `step` replies (the same weights, bit for bit)."""
+        run = self._in_flight()
+        return self._stepped(run, run.job.finish_step)
+
+    def _in_flight(self):
+        if self.active is None:
+            raise ValueError("no training run: start one first")
+        return self.active
+
+    def _stepped(self, run, train):
+        """One batch of the run by train() -> the step's reply; what the page is told about it."""
         try:
-            report = run.job.run(max_batches=1)
+            report = train()
         except TrainingDiverged as err:
             return {**_progress(run.job.progress()),
                     **self._end(run, "diverged", {"message": str(err), "evaluation": self.session.current.evaluate()},

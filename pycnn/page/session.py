@@ -21,7 +21,7 @@ from .editor import Editor, editor_spec
 from .mydigits import YourDigits
 from .protocol import request
 from .reading import Reader
-from .runs import Runs
+from .runs import PAGE_SHARDS, Runs
 
 
 @dataclasses.dataclass
@@ -66,13 +66,15 @@ class Session:
 
     @request(then=("filters",))
     def info(self):
-        """Counts, the training defaults and the limits the page validates its form against, the editor, your
-        digits' limits, the largest model file, the requests (this registry) and the versions."""
+        """Counts, the training defaults and the limits the page validates its form against, how it splits a
+        run's batches into shards, the editor, your digits' limits, the largest model file, the requests (this
+        registry) and the versions."""
         return {
             "train_count": len(self.data.y_train),
             "heldout_count": len(self.data.y_heldout),
             "defaults": TrainingConfig.defaults(),
             "limits": TrainingConfig.limits(),
+            "shards": PAGE_SHARDS,
             "editor": editor_spec(),
             "network": self.editor.network(),
             "my_digits": self.digits.limits(),

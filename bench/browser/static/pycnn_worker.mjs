@@ -47,7 +47,7 @@ const commands = {
     if (bootOnly) return { ...t, wasm_heap_bytes: py._module.HEAP8.length };
     // the bench package's step loop and profiler, installed into site-packages as a wheel would be
     const site = py.runPython("import sysconfig; sysconfig.get_path('purelib')");
-    for (const rel of ["__init__.py", "browser/__init__.py", "browser/steploop.py", "browser/profile_step.py"]) {
+    for (const rel of ["__init__.py", "browser/__init__.py", "browser/steploop.py", "browser/profile_step.py", "browser/shardrate.py"]) {
       const dest = `${site}/bench/${rel}`;
       py.FS.mkdirTree(dest.slice(0, dest.lastIndexOf("/")));
       py.FS.writeFile(dest, new Uint8Array(await (await fetchOk(`/bench-py/${rel}`)).arrayBuffer()));
@@ -66,6 +66,7 @@ from bench.browser import steploop
 x_bytes, y_bytes = x_js.to_bytes(), y_js.to_bytes()
 runners = {name: steploop.make_runner(x_bytes, y_bytes, model=name) for name in json.loads(models_json)}
 runner = next(iter(runners.values()))
+runner.data_bytes = (x_bytes, y_bytes)
 del x_js, y_js, x_bytes, y_bytes
 `);
     t.setup_ms = performance.now() - t0;
@@ -88,6 +89,15 @@ del x_js, y_js, x_bytes, y_bytes
       wasm_heap_bytes: py._module.HEAP8.length,
       python_tracemalloc: null,
     };
+  },
+  shards({ shardCounts = [1, 2, 4], rounds = 5, seconds = 3, preset = null, batchSize = 64 }) {
+    // the page's recipe with TrainingConfig(shards=k) in this one worker, alternate rounds (bench/browser/shardrate.py)
+    py.globals.set("shard_args", JSON.stringify({ shard_counts: shardCounts, rounds, seconds, batch_size: batchSize,
+      ...(preset ? { preset } : {}) }));
+    return JSON.parse(py.runPython(`
+from bench.browser import shardrate
+json.dumps(shardrate.rates(runner.data_bytes[0], runner.data_bytes[1], **json.loads(shard_args)))
+`));
   },
   alternatives({ rounds }) {
     return JSON.parse(py.runPython(`

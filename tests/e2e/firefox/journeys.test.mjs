@@ -9,12 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { App, drawDigit, launchFirefox, required } from "./support.mjs";
+import { App, READY_TIMEOUT_MS, drawDigit, launchFirefox, required } from "./support.mjs";
 
 // 1 epoch on 2,000 digits, as in the Chromium tests: ~88-90% held-out in CPython over seeds
 const QUICK_RUN = { "epochs-input": "1", "train-size-input": "2000", "batch-size-input": "16", "learning-rate-input": "0.01" };
 // 2 epochs of 266 batches: long enough to be stopped part-way through the first
 const LONG_RUN = { "epochs-input": "2", "train-size-input": "8500", "batch-size-input": "32", "learning-rate-input": "0.002" };
+// 32 batches of 64: the page splits each into 4 shards, which a helper worker shares
+const SHARED_RUN = { "epochs-input": "1", "train-size-input": "2000", "batch-size-input": "64", "learning-rate-input": "0.005" };
 const STAGES = ["python", "numpy", "pycnn", "data", "ready"];
 
 function assertNoErrors(app) {
@@ -123,6 +125,19 @@ test("a learner's journey in Firefox", { timeout: 600_000 }, async (t) => {
       assert.equal(await app.body("model"), "loaded", "still the loaded model, trained further");
       assert.ok(Number(await app.attr("accuracy", "data-val-accuracy")) >= Number(accuracy) - 0.05, "the model kept what it learned");
       assert.equal(await app.page.$eval('[data-testid="train-button"]', (b) => b.disabled), false);
+      assertNoErrors(app);
+    });
+
+    await t.test("two workers: a helper worker (a nested worker) computes shards of each batch", async () => {
+      await app.page.select(app.sel("cores-select"), "2");
+      await app.waitSelector('body[data-workers="2"]', READY_TIMEOUT_MS);
+      await app.fill(SHARED_RUN);
+      await app.click("train-button");
+      await app.waitRunResult("finished");
+      assert.match(await app.text("progress"), /2 workers/);
+      const { helpers } = await app.page.evaluate(() => window.pycnnProbe.read().workers);
+      assert.equal(helpers.length, 1);
+      assert.ok(helpers[0].tasks >= 25, `the helper answered ${helpers[0].tasks} of the 32 batches' tasks`);
       assertNoErrors(app);
     });
 
