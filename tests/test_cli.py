@@ -237,8 +237,8 @@ def test_train_refuses_bad_settings(args, message, tmp_path, capsys):
     assert not output.exists()
 
 
-@pytest.mark.parametrize("args", [["--lr", "abc"], ["--epochs", "two"], ["--batch-size", ""]],
-                         ids=["lr abc", "epochs two", "batch-size empty"])
+@pytest.mark.parametrize("args", [["--lr", "abc"], ["--epochs", "two"], ["--batch-size", ""], ["--max-steps", "2.5"]],
+                         ids=["lr abc", "epochs two", "batch-size empty", "max-steps 2.5"])
 def test_non_numeric_settings_are_refused_by_the_argument_parser(args, capsys):
     status, _, err = run_main(["train", *args], capsys)
     assert status == 2
@@ -489,8 +489,9 @@ def stopped_file(tmp_path, capsys):
     (["--lr", "0.5", "--epochs", "3"], ["these would change it: --epochs 3 (the run's: 2), --lr 0.5 (the run's: 0.02)"]),
     (["--augment"], ["--augment True (the run's: False)"]),
     (["--preset", "lenet"], ["--preset (the network is the file's)"]),
+    (["--arch", "network.json"], ["--arch (the network is the file's)"]),
     (["--extra", "digits.npz"], ["the run joined no digits file: leave out --extra"]),
-], ids=["settings", "augment", "network", "extra"])
+], ids=["settings", "augment", "network", "arch", "extra"])
 def test_resume_refuses_options_that_would_change_the_run_naming_them(stopped_file, args, needles, capsys):
     status, _, err = run_main(["train", "--resume", stopped_file, *args], capsys)
     assert_refused(status, err, *needles)
@@ -510,6 +511,8 @@ def test_resume_refuses_a_finished_run_and_a_file_without_a_run(tmp_path, capsys
     assert_refused(status, err, "holds no run state to continue", "a finished run has nothing left")
 
 
-def test_max_steps_must_be_positive(capsys, tmp_path):
-    status, _, err = run_main(["train", "--max-steps", 0, "-o", tmp_path / "m.npz"], capsys)
-    assert_refused(status, err, "--max-steps must be a positive int, got 0")
+@pytest.mark.parametrize("steps", [0, -3])
+def test_max_steps_must_be_positive(steps, capsys, tmp_path):
+    status, _, err = run_main(["train", "--max-steps", steps, "-o", tmp_path / "m.npz"], capsys)
+    assert_refused(status, err, f"--max-steps must be a positive int, got {steps}")
+    assert not (tmp_path / "m.npz").exists()
