@@ -99,8 +99,8 @@ def test_stopping_between_batches_keeps_a_usable_model_and_train_continues_from_
     assert client("stop", sent_at=None) == {"stopping": True}
     stopped = client("step")  # the next step ends the run instead of training
     assert stopped["ended"] and stopped["step"] == 5 and stopped["losses"] == []
-    assert [e["type"] for e in client.events] == ["filters", "checkpoint", "done"]
-    checkpoint, done = client.events[1:]
+    assert [e["type"] for e in client.events] == ["filters", "resumable", "checkpoint", "done"]
+    checkpoint, done = client.events[2:]
     assert checkpoint["reason"] == "stopped" and checkpoint["partial_epoch"]
     assert done["reason"] == "stopped" and done["step"] == 5 and 0 <= done["evaluation"]["accuracy"] <= 1
     weights = client.model.get_weights()

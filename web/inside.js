@@ -470,11 +470,12 @@ class OneStep {
   }
 
   #keep() {
+    const stopped = Boolean(this.state.resumable); // a kept step moves the weights on from the stopped run's
     return whileBusy(this.state, this.messages, async () => {
       const reply = await this.client.call("keep_step");
       this.#forget(null);
       this.el.loss.textContent = `Kept ${reply.steps} step${reply.steps === 1 ? "" : "s"}: the model is saved with ${reply.steps === 1 ? "it" : "them"}. ` +
-        `Held-out accuracy now ${pct(reply.evaluation.accuracy)}.`;
+        `Held-out accuracy now ${pct(reply.evaluation.accuracy)}.` + (stopped ? " The stopped run cannot be continued now." : "");
       this.forgotten = true;
       this.state.describeModel({ stepsKept: (this.state.model.stepsKept ?? 0) + reply.steps }, reply.evaluation);
       this.announcer.announce(this.el.loss.textContent);

@@ -53,6 +53,8 @@ const training = new TrainingPanel({
     inputs,
     errors: Object.fromEntries(Object.keys(inputs).map((name) => [name, document.getElementById(`${inputs[name].id}-error`)])),
     train: byTestId("train-button"),
+    continue: byTestId("continue-button"),
+    continueNote: byTestId("continue-note"),
     stop: byTestId("stop-button"),
     reset: byTestId("reset-button"),
     estimate: byTestId("estimate"),

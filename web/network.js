@@ -327,7 +327,8 @@ export class NetworkEditor {
     el.confirm.hidden = !pending;
     if (pending) {
       el.confirmText.textContent = this.state.model.kind === "untrained" ? "This network starts from fresh weights."
-        : "This network starts from fresh weights and replaces your trained model. Download model first if you want to keep it.";
+        : "This network starts from fresh weights and replaces your trained model" +
+          (this.state.resumable ? " and the stopped run Continue would finish" : "") + ". Download model first if you want to keep it.";
     }
     el.apply.disabled = locked;
     el.revert.disabled = locked;

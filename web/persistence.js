@@ -1,4 +1,5 @@
-// Keeping the model: in IndexedDB after every epoch and on Stop (restored on the next visit),
+// Keeping the model: in IndexedDB after every epoch and on Stop (restored on the next visit; a run
+// stopped before its end is in the model file, so Continue is offered again after a reload),
 // and as a file (Download model / Load model…), or exported for ONNX runtimes and TensorFlow.js
 // (Python writes the files: pycnn.export). When the browser's storage is full, the
 // Python snapshot (a speed-up of later visits) is deleted first to make room for the model.
@@ -149,7 +150,10 @@ export class Persistence {
       }
       this.messages.clear();
       this.state.replaceModel({ kind: "loaded", fileName: file.name }, reply.evaluation);
-      this.status.say(`Loaded ${file.name}: held-out accuracy ${fmtPct(reply.evaluation.accuracy)}`);
+      // a model file saved from a stopped run carries it (Continue); one of other held-out digits cannot go on here
+      const run = { continues: ". It holds a stopped run: Continue finishes it",
+        "other digits": ". It holds a stopped run on other held-out digits than the page's, so it cannot be continued here" }[reply.run] ?? "";
+      this.status.say(`Loaded ${file.name}: held-out accuracy ${fmtPct(reply.evaluation.accuracy)}${run}`);
       const saved = await this.client.call("save").catch(() => null);
       if (saved) await this.#save(saved.bytes, reply.evaluation);
     });

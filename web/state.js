@@ -7,7 +7,8 @@
 // "history" (replaced), "losses" (new per-batch losses), "epoch" (an epoch result was added),
 // "weights" (the weights changed: predictions and the analysis are out of date; detail "step" for a tried step),
 // "inspected" (the digit the page shows the network's reading of, in full: what "See inside one step" explains),
-// "reading" (the predictor shows another answer: what "It's a ..." adds), "my-digits" (your digits changed).
+// "reading" (the predictor shows another answer: what "It's a ..." adds), "my-digits" (your digits changed),
+// "resumable" (the current model's stopped run that Continue finishes appeared or ended).
 
 export const UNTRAINED = Object.freeze({ kind: "untrained", epochs: 0, digits: 0, partial: false });
 
@@ -26,6 +27,9 @@ export class AppState {
     this.inspection = null;
     this.reading = null; // the answer the predictor shows: {source: "drawing" | "heldout", prediction}, or null
     this.myDigits = { count: 0, counts: new Array(10).fill(0) }; // your digits: how many, of each digit
+    // the run the current model's weights are from, when it stopped before its end (Python's `resumable` event):
+    // {step, total_steps, epoch, epochs, batch, batches_per_epoch, config, joined}; null when there is none
+    this.resumable = null;
     this.listeners = new Map();
   }
 
@@ -63,6 +67,11 @@ export class AppState {
   setMyDigits(myDigits) {
     this.myDigits = myDigits;
     this.emit("my-digits");
+  }
+
+  setResumable(run) {
+    this.resumable = run ?? null;
+    this.emit("resumable");
   }
 
   setBusy(busy) {

@@ -1,6 +1,8 @@
-// The training panel: the settings form and its validation, Train / Stop / Reset, the progress
-// bar, the epoch-time estimate, the loss and accuracy charts, the first layer's filters, and
-// what is said about the model (its state and held-out accuracy).
+// The training panel: the settings form and its validation, Train / Continue / Stop / Reset, the
+// progress bar, the epoch-time estimate, the loss and accuracy charts, the first layer's filters,
+// and what is said about the model (its state and held-out accuracy). Continue finishes the run
+// the model's weights are from when it stopped before its end (Python's `resume`): the rest of its
+// schedule with its own settings, as if it had never stopped.
 import { AccuracyChart, LossChart } from "./chart.js";
 import { FiltersView } from "./filters.js";
 import { epochSeconds, fmtInt, fmtPct, fmtSeconds } from "./format.js";
@@ -32,6 +34,7 @@ export class TrainingPanel {
       progress: () => this.#renderProgress(),
       accuracy: () => this.#renderAccuracy(),
       controls: () => this.#renderControls(),
+      resumable: () => this.#renderResumable(),
       model: () => this.#renderModelState(),
       estimate: () => this.#renderEstimate(),
     };
@@ -47,6 +50,7 @@ export class TrainingPanel {
       event.preventDefault();
       this.#train();
     });
+    el.continue.addEventListener("click", () => this.#continue());
     el.stop.addEventListener("click", () => this.#stop());
     el.reset.addEventListener("click", () => this.#reset());
 
@@ -57,6 +61,9 @@ export class TrainingPanel {
       frame.request("filters", () => this.filters.render());
     });
     runs.watch("train", { progress: (p) => this.#progress(p), done: (d) => this.#done(d) });
+    // what Continue would finish: told by Python whenever it appears (a stop, a model kept with one) or ends
+    client.on("resumable", ({ run }) => state.setResumable(run));
+    state.on("resumable", () => this.#render("controls", "resumable"));
 
     state.on("phase", () => {
       if (state.phase === "error") this.run = null;
@@ -81,7 +88,7 @@ export class TrainingPanel {
       this.accuracyChart.append(result);
       this.#render("charts");
     });
-    this.#render("model", "accuracy", "progress", "charts", "controls");
+    this.#render("model", "accuracy", "progress", "charts", "controls", "resumable");
   }
 
   // ---------- settings ----------
@@ -172,6 +179,46 @@ export class TrainingPanel {
     this.announcer.announce(`Training started: ${config.epochs} epoch${config.epochs === 1 ? "" : "s"} of ${fmtInt(config.train_size)} digits.`);
   }
 
+  /** Continue: the rest of the stopped run, with its own settings (the form shows them while it trains). */
+  async #continue() {
+    const stopped = this.state.resumable;
+    if (!stopped || !this.state.idle || !this.state.networkReady) return;
+    this.messages.clear();
+    const { config } = stopped;
+    this.#showSettings(config);
+    this.run = {
+      config, step: stopped.step, total_steps: stopped.total_steps, epoch: stopped.epoch, epochs: stopped.epochs,
+      batch: stopped.batch, batches_per_epoch: stopped.batches_per_epoch, images_per_second: 0, result: "",
+    };
+    // the run's epochs are numbered from its start: those it finished before the stop are in the history
+    this.epochsBeforeRun = Math.max(0, this.state.history.epochs.length - Math.floor(stopped.step / stopped.batches_per_epoch));
+    delete this.el.progress.dataset.batchesAfterStop;
+    delete document.body.dataset.runResult;
+    const started = this.runs.start("resume", {});
+    this.status.say("Continuing the stopped run…");
+    this.#renderProgress();
+    try {
+      await started;
+    } catch (error) { // refused (your digits it joined changed since): the stopped run is still there
+      this.run = null;
+      this.messages.show(error.message, "error");
+      this.status.say("The run did not continue");
+      this.#renderProgress();
+      return;
+    }
+    this.announcer.announce(`Continuing the run at epoch ${stopped.epoch} of ${stopped.epochs}, batch ${fmtInt(stopped.batch)} of ${fmtInt(stopped.batches_per_epoch)}.`);
+  }
+
+  /** The settings of the run being continued, in the form (where it has a field for them). */
+  #showSettings(config) {
+    for (const [name, input] of Object.entries(this.el.inputs)) {
+      if (!(name in config) || config[name] === null) continue;
+      input.value = String(config[name]);
+      input.dataset.edited = "true";
+    }
+    this.showValidation();
+  }
+
   #stop() {
     if (this.state.phase !== "training") return;
     this.el.stop.disabled = true;
@@ -223,7 +270,11 @@ export class TrainingPanel {
     if (reason === "finished") {
       this.status.say(`Finished: held-out accuracy ${evaluation ? fmtPct(evaluation.accuracy) : "–"}`);
     } else if (reason === "stopped") {
-      this.status.say("Stopped. The model keeps what it learned so far; Train continues from here.");
+      const stopped = this.state.resumable; // told before done
+      this.status.say(stopped
+        ? `Stopped at epoch ${stopped.epoch} of ${stopped.epochs}, batch ${fmtInt(stopped.batch)} of ${fmtInt(stopped.batches_per_epoch)}. ` +
+          "Continue finishes this run as if it had never stopped; Train starts a new run from these weights."
+        : "Stopped. The model keeps what it learned so far; Train starts a new run from here.");
     } else if (reason === "diverged") {
       this.status.say("Training stopped: the loss diverged");
       this.messages.show(
@@ -248,13 +299,14 @@ export class TrainingPanel {
   async #reset() {
     if (!this.state.idle) return;
     const seed = this.readSettings().config?.seed ?? 0;
+    const stopped = Boolean(this.state.resumable);
     await whileBusy(this.state, this.messages, async () => {
       await this.client.call("reset", { seed });
       this.run = null;
       delete document.body.dataset.runResult;
       await this.persistence.forget();
       this.state.replaceModel(UNTRAINED, null);
-      this.status.say("Fresh random weights: the model is untrained again.");
+      this.status.say(`Fresh random weights: the model is untrained again${stopped ? ", and the stopped run cannot be continued" : ""}.`);
     });
     this.#render("progress");
   }
@@ -269,9 +321,33 @@ export class TrainingPanel {
     const idle = this.state.idle;
     const el = this.el;
     el.train.disabled = !(idle && config && this.state.networkReady);
+    // Continue takes the run's own settings: the form need not be valid
+    const stopped = this.state.resumable;
+    el.continue.hidden = !stopped;
+    el.continue.disabled = !(idle && stopped && this.state.networkReady);
+    el.continue.classList.toggle("primary", Boolean(stopped)); // the first choice after a stop
+    el.train.classList.toggle("primary", !stopped);
     el.stop.disabled = this.state.phase !== "training";
     el.reset.disabled = !idle;
     for (const input of Object.values(el.inputs)) input.disabled = this.state.phase === "training";
+  }
+
+  /** What Continue would do, by the buttons while it is on offer. */
+  #renderResumable() {
+    const stopped = this.state.resumable;
+    const note = this.el.continueNote;
+    note.hidden = !stopped;
+    for (const key of ["step", "totalSteps"]) delete this.el.continue.dataset[key];
+    if (!stopped) {
+      note.textContent = "";
+      return;
+    }
+    Object.assign(this.el.continue.dataset, { step: stopped.step, totalSteps: stopped.total_steps });
+    const left = stopped.total_steps - stopped.step;
+    note.textContent =
+      `Continue: the stopped run goes on from epoch ${stopped.epoch} of ${stopped.epochs}, batch ${fmtInt(stopped.batch)} of ` +
+      `${fmtInt(stopped.batches_per_epoch)} (${fmtInt(left)} batch${left === 1 ? "" : "es"} left) with its own settings, ` +
+      "as if it had never stopped. Train starts a new run from these weights.";
   }
 
   #renderProgress() {

@@ -191,7 +191,7 @@ export class YourDigits {
     this.messages.clear();
     this.run = {
       step: 0, total_steps: 0, epoch: 0, epochs: 0, phase: "preparing", method: "", count: this.digits.count,
-      startedAt: performance.now(),
+      startedAt: performance.now(), endsStoppedRun: Boolean(this.state.resumable),
     };
     delete this.el.progress.dataset.result;
     const started = this.runs.start("fine_tune", { config: {} });
@@ -239,7 +239,8 @@ export class YourDigits {
       this.canUndo = true;
       this.#showResult(result);
       this.state.describeModel({ fineTuned: result.digits.n }, evaluation);
-      this.status.say(`Fine-tuned on your ${plural(result.digits.n, "digit")}.`);
+      this.status.say(`Fine-tuned on your ${plural(result.digits.n, "digit")}.` +
+        (run?.endsStoppedRun ? " The stopped run cannot be continued now (Undo fine-tune brings it back)." : ""));
     } else if (reason === "stopped") {
       this.status.say("Fine-tune stopped: the model is as it was before.");
     } else if (reason === "diverged") {

@@ -6,6 +6,12 @@ ended; between steps it answers the page (a `stop` lands after the batch in flig
 page is told along the way is decided here: each epoch's result, the filters now and then and at
 each epoch, the model to keep at each epoch and on stop, and the run's end (`done`).
 
+A training run stopped before its end can be continued (`resume`): the current model keeps the
+run's state (Trainer.run_state(): its step, data order, optimiser state, history) and how its
+training digits were made (the settings asked for, your digits joined), and the model file the page
+keeps carries both (the metadata as `python -m pycnn train` writes it), so a reload keeps them
+too. The continued run ends with the same weights, bit for bit, as the run never stopped.
+
 The page splits a training run's batches into shards (TrainingConfig.shards, pycnn.parallel; how
 many follows from the batch size, PAGE_SHARDS) however many workers there are, so that one worker
 or several make the same run bit for bit. With
@@ -21,7 +27,7 @@ import numpy as np
 
 from .. import yourdigits
 from ..model import Sequential
-from ..training import Trainer, TrainingConfig, TrainingDiverged
+from ..training import Trainer, TrainingConfig, TrainingDiverged, fingerprint
 from ..yourdigits import FineTuneConfig, FineTuneJob
 from .protocol import request
 
@@ -53,6 +59,7 @@ class Run:
     def __init__(self, name, job, changes_filters):
         self.name, self.job, self.changes_filters = name, job, changes_filters
         self.stop_sent_at = None  # once the page asked to stop: when (ms since the epoch), or inf
+        self.recipe = None  # a training run's: how its digits were made (CurrentModel.keep_run)
         self.batch_ends = collections.deque(maxlen=16)  # when the latest batches ended (ms since the epoch)
         self.filters_at = time.perf_counter()
 
@@ -72,20 +79,15 @@ class Runs:
         the training digits (pycnn.yourdigits.join, repeated auto_repeat times). Invalid settings: ValueError."""
         data, digits = self.session.data, self.session.digits
         try:
-            cfg = TrainingConfig.from_dict(config)
+            asked = TrainingConfig.from_dict(config)
         except ValueError as err:
             raise ValueError(f"Invalid settings: {err}") from None
-        x, y, repeat = data.x_train, data.y_train, 0
-        if join_digits:
-            if not len(digits.y):
-                raise ValueError("Invalid settings: there are no digits of yours to join: add some first")
-            if cfg.train_size is not None and cfg.train_size < len(y):
-                # the bundled subset Trainer would pick, so that the joined digits are not left out of it
-                keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(y))[:cfg.train_size])
-                x, y = x[keep], y[keep]
-            repeat = yourdigits.auto_repeat(len(y), len(digits.y))
-            x, y = yourdigits.join(x, y, digits.x, digits.y, repeat)
-            cfg = TrainingConfig(**{**cfg.to_dict(), "train_size": None})
+        if join_digits and not len(digits.y):
+            raise ValueError("Invalid settings: there are no digits of yours to join: add some first")
+        train_count = len(data.y_train)
+        chosen = asked.train_size if asked.train_size is not None and asked.train_size < train_count else train_count
+        repeat = yourdigits.auto_repeat(chosen, len(digits.y)) if join_digits else 0
+        x, y, cfg = self._training_digits(asked, repeat if join_digits else None)
         current = self.session.current
         current.end_trial()
         try:
@@ -93,10 +95,63 @@ class Runs:
         except ValueError as err:  # settings that do not fit the data (a batch larger than the digits)
             raise ValueError(f"Invalid settings: {err}") from None
         current.optimizer, current.undo = trainer.optimizer, None  # the model moves on: no fine-tune to undo
+        current.keep_run(None)  # a new run: the stopped one is given up
         self.active = Run("train", trainer, changes_filters=True)
+        # how its digits were made (what resume makes them from again), as `python -m pycnn train` records it
+        self.active.recipe = {"trained_with": asked.to_dict(), **(
+            {"extra": {"file": "your digits", "digits": len(digits.y), "repeat": repeat}} if join_digits else {})}
         started = {"total_steps": trainer.total_steps, "batches_per_epoch": trainer.batches_per_epoch,
                    "shards": cfg.shards}
         return {**started, "joined": {"digits": len(digits.y), "repeat": repeat}} if join_digits else started
+
+    @request(starts_run=True)
+    def resume(self):
+        """Continue the stopped run of the current model from its run state (its settings, the rest of its
+        schedule, its data order and optimiser state; the page's held-out digits) -> train's reply plus
+        "step" (where it goes on from) and "config" (the run's settings). It ends with the same weights, bit
+        for bit, as the run never stopped. Nothing to continue, or training digits that are not the run's
+        (your digits joined it and changed since): ValueError, and the stopped run stays."""
+        data, current = self.session.data, self.session.current
+        if current.stopped is None:
+            raise ValueError("Cannot continue: the current model has no stopped run to continue (a run that "
+                             "finished, Reset, a new network, a loaded model without one, a fine-tune or a "
+                             "kept step leaves none): press Train to start a new run")
+        state, recipe = current.stopped["state"], current.stopped["recipe"]
+        described, joined, model = current.resumable(), current.run_joined(), current.model
+        refused = "Cannot continue the stopped run: {}. Press Train to start a new run"
+        try:  # the digits first: a refusal changes nothing (steps tried stay tried)
+            x, y, _ = self._training_digits(current.run_settings(), None if joined is None else joined["repeat"])
+            same = joined is None or fingerprint(model.as_input(x), model.as_labels(y, len(x))) == state["data"]
+        except ValueError:
+            same = False
+        if not same:
+            raise ValueError(refused.format(f"it trained on {joined.get('digits', 'some')} of your digits joined to "
+                                            f"the bundled ones, and your digits changed since"))
+        current.end_trial()  # steps tried and not kept are undone, as before a new run
+        try:
+            trainer = Trainer.resume(model, x, y, state, validation_data=(data.x_heldout, data.y_heldout))
+        except ValueError as err:
+            raise ValueError(refused.format(err)) from None
+        current.optimizer, current.undo = trainer.optimizer, None
+        current.keep_run(None)  # it is the run in flight now; a stop keeps its state again
+        self.active = Run("resume", trainer, changes_filters=True)
+        self.active.recipe = recipe
+        return {"total_steps": trainer.total_steps, "batches_per_epoch": trainer.batches_per_epoch,
+                "shards": trainer.config.shards, "step": trainer.step, "config": described["config"]}
+
+    def _training_digits(self, asked, repeat):
+        """The training digits of a run asked with `asked`, your digits joined `repeat` times (None: not
+        joined) -> (x, y, the config Trainer takes: train_size is already applied when they are joined)."""
+        data, digits = self.session.data, self.session.digits
+        x, y = data.x_train, data.y_train
+        if repeat is None:
+            return x, y, asked
+        if asked.train_size is not None and asked.train_size < len(y):
+            # the bundled subset Trainer would pick, so that the joined digits are not left out of it
+            keep = np.sort(np.random.default_rng(asked.seed).permutation(len(y))[:asked.train_size])
+            x, y = x[keep], y[keep]
+        x, y = yourdigits.join(x, y, digits.x, digits.y, repeat)
+        return x, y, TrainingConfig(**{**asked.to_dict(), "train_size": None})
 
     @request(starts_run=True)
     def fine_tune(self, config=None):
@@ -195,7 +250,9 @@ class Runs:
             last = report["epoch_results"][-1]
             run.filters_at = time.perf_counter()
             tell("filters", **self.session.current.filters())
-            self.session.checkpoint("epoch", {"loss": last["val_loss"], "accuracy": last["val_accuracy"]})
+            # the model kept carries the run until its end, so a reload (a closed tab) can continue it
+            going = None if report["done"] else {"state": run.job.run_state(), "recipe": run.recipe}
+            self.session.checkpoint("epoch", {"loss": last["val_loss"], "accuracy": last["val_accuracy"]}, run=going)
         elif run.changes_filters and time.perf_counter() - run.filters_at >= FILTERS_EVERY_S:
             run.filters_at = time.perf_counter()
             tell("filters", **self.session.current.filters())
@@ -206,7 +263,7 @@ class Runs:
     def _finished(self, run):
         current = self.session.current
         if run.name == "fine_tune":  # the fine-tuned copy becomes the current model, kept like any trained one
-            undo = {"model": current.model, "seed": current.seed}
+            undo = {"model": current.model, "seed": current.seed, "stopped": current.stopped}
             current.replace(run.job.model, None, undo=undo, keep_inspected=True)
             evaluation = current.evaluate()
             end = self._end(run, "finished", {"evaluation": evaluation, "fine_tune": run.job.result()})
@@ -216,11 +273,15 @@ class Runs:
         return self._end(run, "finished", {"evaluation": {"loss": last["val_loss"], "accuracy": last["val_accuracy"]}})
 
     def _stopped(self, run):
-        """The run ends where it is: a stopped training run keeps what it learned, a stopped fine-tune nothing."""
-        evaluation = self.session.current.evaluate()
+        """The run ends where it is: a stopped training run keeps what it learned and its state (resume
+        continues it), a stopped fine-tune nothing."""
+        current = self.session.current
+        evaluation = current.evaluate()
         step = run.job.step
         if run.changes_filters:
-            self.session.tell("filters", **self.session.current.filters())
+            self.session.tell("filters", **current.filters())
+            if step > 0:  # stopped before its first batch: there is nothing to continue
+                current.keep_run({"state": run.job.run_state(), "recipe": run.recipe})
             partial = step % run.job.batches_per_epoch != 0
             self.session.checkpoint("stopped", evaluation, partial_epoch=partial)
         after = sum(end > run.stop_sent_at for end in run.batch_ends)

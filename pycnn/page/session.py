@@ -97,9 +97,11 @@ class Session:
         """Tell the page `event` after the reply being made (in the order told)."""
         self._events.append({"type": event, **payload})
 
-    def checkpoint(self, reason, evaluation, **details):
-        """Tell the page the model to keep (and the one Undo fine-tune brings back), and why."""
-        self.tell("checkpoint", reason=reason, evaluation=evaluation, **self.current.save(), **details)
+    def checkpoint(self, reason, evaluation, run=None, **details):
+        """Tell the page the model to keep (and the one Undo fine-tune brings back), and why; run: the run in
+        flight's {"state", "recipe"}, for the model file to carry (else the stopped run's, if any)."""
+        files = self.current.save() if run is None else self.current.files(run)
+        self.tell("checkpoint", reason=reason, evaluation=evaluation, **files, **details)
 
     def events_after(self, spec, result):
         """The events told while answering `spec`, then those it declares -> the list, emptied for the next."""
