@@ -163,6 +163,28 @@ class App:
         return path
 
 
+HELPER_NAME = "pycnn-helper"  # a helper worker's name starts so (web/helpers.js)
+
+
+def _is_helper(worker):
+    try:
+        return worker.evaluate(f"() => self.name.startsWith('{HELPER_NAME}')")
+    except Exception:  # a worker that has just ended
+        return None
+
+
+def python_worker(page):
+    """The page's Python worker (the one that holds the session; not a helper worker)."""
+    workers = [w for w in page.workers if _is_helper(w) is False]
+    assert len(workers) == 1, f"{len(workers)} Python workers"
+    return workers[0]
+
+
+def helper_workers(page):
+    """The page's helper workers that are running."""
+    return [w for w in page.workers if _is_helper(w)]
+
+
 def new_context(browser, init_scripts=(), **context_options):
     """A new browser context (Playwright options, e.g. has_touch=True, on top of ours).
     The site's service worker is blocked unless a test allows it (service_workers="allow",
@@ -207,6 +229,7 @@ PAGE_STATE = """() => {
     lossPoints: byId('loss-chart').dataset.points, summary: byId('arch-summary').dataset.state ?? null,
     stops: ['stop-button', 'fine-tune-stop'].filter((id) => !byId(id).disabled),
     retry: visible(byId('retry-button')), confirm: visible(byId('arch-confirm')), idle: !byId('reset-button').disabled,
+    resumable: visible(byId('continue-button')),
     status: byId('status').textContent.trim(),  // not compared: says what the page is doing when it differs
   };
 }"""
@@ -214,7 +237,8 @@ PAGE_STATE = """() => {
 
 class Baseline:
     """What a page looked like at ready on a first visit, and the way back to it through the page's
-    own controls: Stop, Restart, Reset, the network's preset, the settings, Remove all, Clear."""
+    own controls: Stop, Restart, Reset (which also ends a stopped run Continue would finish), the network's
+    preset, the settings, Remove all, Clear."""
 
     def __init__(self, app):
         seen = app.page.evaluate(PAGE_STATE)
@@ -236,7 +260,7 @@ class Baseline:
             page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled",
                                    timeout=READY_TIMEOUT_MS)
             seen = page.evaluate(PAGE_STATE)
-        if seen["model"] != "untrained" or seen["runResult"] is not None or seen["lossPoints"] != "0":
+        if seen["model"] != "untrained" or seen["runResult"] is not None or seen["lossPoints"] != "0" or seen["resumable"]:
             app.by_id("reset-button").click()
             page.wait_for_selector('body[data-model="untrained"]:not([data-run-result])', state="attached")
         if seen["preset"] != self.preset:  # an untrained model changes at once; the preset brings its settings
@@ -277,6 +301,7 @@ class Baseline:
         wanted = {
             "state": "ready", "model": "untrained", "runResult": None, "preset": self.preset, "form": self.form,
             "digits": "0", "message": False, "accuracy": "", "lossPoints": "0", "idle": True, "viewport": self.viewport,
+            "resumable": False,
         }
         differences = [f"{name}: {seen[name]!r}, not {wanted[name]!r}" for name in wanted if seen[name] != wanted[name]]
         return differences + [f"(status line: {seen['status']!r})"] if differences else []

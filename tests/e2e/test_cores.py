@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 
 import pycnn
-from e2e_support import READY_TIMEOUT_MS, TRAIN_TIMEOUT_MS
+from e2e_support import READY_TIMEOUT_MS, TRAIN_TIMEOUT_MS, helper_workers
 
 # 1 epoch of 50 batches of 64 digits (the page splits each into 4 shards of 16), from the baseline's weights
 # and with its seed (0): the same run each time
 RUN = {"epochs-input": "1", "train-size-input": "3200", "batch-size-input": "64", "learning-rate-input": "0.01"}
-HELPER = "self.name.startsWith('pycnn-helper')"
 
 
 def use_workers(app, count):
@@ -30,18 +29,6 @@ def train_and_download(app, folder, name):
 
 def same_weights(a, b):
     return len(a) == len(b) and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b))
-
-
-def helper_workers(app):
-    """The page's helper workers that are running (Playwright sees the nested workers of its worker)."""
-    running = []
-    for worker in app.page.workers:
-        try:
-            if worker.evaluate(HELPER):
-                running.append(worker)
-        except Exception:  # a worker that has just ended
-            continue
-    return running
 
 
 def end_quietly(worker, script):
@@ -79,7 +66,7 @@ def test_helpers_that_crash_or_end_mid_run_leave_it_and_the_run_is_the_same(app,
     """Four workers; during the run one helper crashes (an uncaught error) and another ends (self.close()):
     their shards are computed by the others, no batch is lost or repeated, and the page says so."""
     use_workers(app, 4)
-    helpers = helper_workers(app)
+    helpers = helper_workers(app.page)
     assert len(helpers) == 3
     app.fill(RUN)
     app.by_id("train-button").click()

@@ -9,7 +9,7 @@ page, the module's page (tests/e2e/conftest.py). Each test passes alone.
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import READY_TIMEOUT_MS
+from e2e_support import READY_TIMEOUT_MS, python_worker
 
 NO_INDEXEDDB = """
 IDBFactory.prototype.open = function () { throw new DOMException("The operation is insecure.", "SecurityError"); };
@@ -145,7 +145,7 @@ def assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, *wor
 def test_an_uncaught_error_in_the_worker_mid_run_is_reported_and_restart_restores_the_saved_model(app):
     saved, accuracy = train_until_an_epoch_is_saved(app)
     # an exception that escapes every handler in the worker (as an escaped Python error would)
-    app.page.workers[0].evaluate("() => { setTimeout(() => { throw new Error('simulated crash'); }); }")
+    python_worker(app.page).evaluate("() => { setTimeout(() => { throw new Error('simulated crash'); }); }")
     assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, "crashed", "simulated crash")
 
 
@@ -153,8 +153,7 @@ def test_a_worker_that_ends_without_an_error_mid_run_is_noticed_and_restart_rest
     """self.close() (or the browser killing the worker) sends no error event: the page notices
     because the worker's Web Lock is released."""
     saved, accuracy = train_until_an_epoch_is_saved(app)
-    assert len(app.page.workers) == 1
-    app.page.workers[0].evaluate("() => { setTimeout(() => self.close()); }")
+    python_worker(app.page).evaluate("() => { setTimeout(() => self.close()); }")
     assert_worker_loss_reported_then_restart_restores(app, saved, accuracy, "stopped unexpectedly")
 
 

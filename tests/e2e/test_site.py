@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 
 import pycnn  # the checkout's library, to craft model files
+from e2e_support import python_worker
 from model_files import npy, npy_with_header, with_config, with_member  # tests/, on the import path (pyproject's pythonpath)
 from pycnn.presets import DEFAULT_PRESET, PRESETS
 
@@ -401,7 +402,7 @@ def test_csp_is_in_force_in_the_page_and_the_worker(app):
     directives = {v.split(" ")[0] for v in app.probe()["csp"]}
     assert {"script-src-elem", "script-src-attr", "connect-src", "img-src"} <= directives, app.probe()["csp"]
     # the worker runs under the header's policy: it cannot reach another origin either
-    worker = page.workers[0]
+    worker = python_worker(page)
     blocked = worker.evaluate("""async () => {
       const seen = [];
       const reported = Promise.race([  // the report, or 10 s without one (then `seen` stays empty)
