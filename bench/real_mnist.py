@@ -56,10 +56,14 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="train the page recipe with these seeds (default 0 1 2)")
     parser.add_argument("--model", nargs="+", default=[], help="score these model files instead")
+    parser.add_argument("--shards", type=int, nargs="+", default=None,
+                        help="train with each of these TrainingConfig.shards (default: the page's split of a batch)")
     args = parser.parse_args()
 
     import pycnn
     from pycnn import datasets
+    from pycnn.page.runs import page_shards
+    from pycnn.presets import DEFAULT_PRESET
     from pycnn.training import Trainer, TrainingConfig
 
     x_test, y_test = test_set()
@@ -72,16 +76,18 @@ def main():
     x, y, split = datasets.load_subset()
     x_tr, y_tr, x_ho, y_ho = datasets.train_test_split(x, y, split["heldout"], split["seed"])
     config = TrainingConfig()
-    print(f"page recipe {config.to_dict()}, trained on the subset's {len(y_tr):,} training digits:")
-    for seed in args.seeds:
-        model = pycnn.seed_model(seed=seed)
-        start = time.perf_counter()
-        Trainer(model, x_tr, y_tr, TrainingConfig.from_dict({**config.to_dict(), "seed": seed})).run()
-        seconds = time.perf_counter() - start
-        held_out = model.evaluate(x_ho, y_ho)["accuracy"]
-        real = model.evaluate(x_test, y_test)["accuracy"]
-        print(f"  seed {seed}: {seconds:.1f} s; held-out subset digits {held_out:.2%}; "
-              f"real MNIST test digits {real:.2%}")
+    print(f"page recipe ({DEFAULT_PRESET}) {config.to_dict()}, trained on the subset's {len(y_tr):,} training digits:")
+    for shards in args.shards or [page_shards(config.batch_size)]:
+        for seed in args.seeds:
+            model = pycnn.preset(DEFAULT_PRESET, seed=seed)  # the page's network
+            start = time.perf_counter()
+            recipe = {**config.to_dict(), "seed": seed, "shards": shards}
+            Trainer(model, x_tr, y_tr, TrainingConfig.from_dict(recipe)).run()
+            seconds = time.perf_counter() - start
+            held_out = model.evaluate(x_ho, y_ho)["accuracy"]
+            real = model.evaluate(x_test, y_test)["accuracy"]
+            print(f"  {shards} shard(s), seed {seed}: {seconds:.1f} s; held-out subset digits {held_out:.2%}; "
+                  f"real MNIST test digits {real:.2%}")
 
 
 if __name__ == "__main__":
