@@ -12,7 +12,8 @@ sharing each batch's shards), in headless Chromium, alternating within one run:
 2. One click on Train with the page's default settings, Workers = 1 against Workers = auto
    (this machine's cores), alternating (--click-rounds; 0 skips it).
 3. The helpers' boot: time from the setting's change to a helper being up, and the bytes the host
-   sent for it (a helper loads the files the page already has, from the browser's caches).
+   sent for it once the service worker has the site (a helper loads the files the page already
+   has, through it).
 4. What the shards cost one worker (--shard-rounds; 0 skips it): the page's recipe trained in one
    Pyodide worker of the benchmark page (bench/browser/shardrate.py) with TrainingConfig.shards =
    1, 2 and 4 at batch 64, alternating: the price of a run that is the same on any number of
@@ -153,6 +154,8 @@ def main(argv=None):
         defaults = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#train-form input')]
             .filter((i) => i.dataset.testid && i.type !== 'checkbox').map((i) => [i.dataset.testid, i.value]))""")
         use_workers(page, "1")
+        # as on any visit after the first: the service worker has the site (helpers fetch through it)
+        page.wait_for_selector('body[data-offline="ready"]', state="attached", timeout=READY_TIMEOUT_MS)
         mark = len(server.log)
         result["helpers_up_s"] = use_workers(page, "4")
         result["helper_bytes"], result["helper_files"] = sent_since(server, mark)

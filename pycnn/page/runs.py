@@ -38,8 +38,8 @@ TRAIN_WORK_FACTOR = 3  # a training step costs about three forward passes (forwa
 # How the page splits a training run's batches (info's "shards"; the page sends TrainingConfig.shards =
 # min(max, batch_size // shard_images), at least 1): at most 4 shards (so up to 4 workers share a batch), of
 # at least 16 images. Measured in one Pyodide worker (python -m bench.browser.cores), the default network at
-# batch 64 trains 0.93x as fast in 2 shards and 0.79x in 4 as in one piece, at batch 32 0.84x in 2 and 0.65x
-# in 4 (shards of 8).
+# batch 64 trains 0.91x as fast in 2 shards and 0.77x in 4 as in one piece; in the page, 4 shards of 16 trained
+# as fast as 2 of 32 (1,358 and 1,279 images/s), and they let up to 4 workers share a batch.
 PAGE_SHARDS = {"max": 4, "shard_images": 16}
 
 
