@@ -47,7 +47,7 @@ const commands = {
     if (bootOnly) return { ...t, wasm_heap_bytes: py._module.HEAP8.length };
     // the bench package's step loop and profiler, installed into site-packages as a wheel would be
     const site = py.runPython("import sysconfig; sysconfig.get_path('purelib')");
-    for (const rel of ["__init__.py", "browser/__init__.py", "browser/steploop.py", "browser/profile_step.py", "browser/shardrate.py"]) {
+    for (const rel of ["__init__.py", "browser/__init__.py", "browser/steploop.py", "browser/profile_step.py", "browser/shardrate.py", "layers.py"]) {
       const dest = `${site}/bench/${rel}`;
       py.FS.mkdirTree(dest.slice(0, dest.lastIndexOf("/")));
       py.FS.writeFile(dest, new Uint8Array(await (await fetchOk(`/bench-py/${rel}`)).arrayBuffer()));
@@ -97,6 +97,20 @@ del x_js, y_js, x_bytes, y_bytes
     return JSON.parse(py.runPython(`
 from bench.browser import shardrate
 json.dumps(shardrate.rates(runner.data_bytes[0], runner.data_bytes[1], **json.loads(shard_args)))
+`));
+  },
+  layers({ variants, rounds = 5, seconds = 1.5 }) {
+    // each layer variant against the network without it, alternate rounds (bench/layers.py's measure, pycnn only)
+    py.globals.set("layer_args", JSON.stringify({ variants, rounds, seconds }));
+    return JSON.parse(py.runPython(`
+from bench import layers as layer_bench
+a = json.loads(layer_args)
+x, y = runner.data
+out = {}
+for variant in a["variants"]:
+    samples, _ = layer_bench.measure(variant, x, y, a["rounds"], a["seconds"])
+    out[variant] = {" ".join(key): values for key, values in samples.items()}
+json.dumps(out)
 `));
   },
   alternatives({ rounds }) {
