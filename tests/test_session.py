@@ -728,6 +728,19 @@ def test_a_drawing_inspected_last_is_added_as_the_image_the_network_saw_and_list
     assert reply["count"] == 2 and np.array_equal(reply["images"][1], client.data.x_heldout[0, 0])
 
 
+def test_a_drawing_sent_with_its_label_is_added_as_predict_reads_it_whatever_was_inspected_last(client):
+    pixels, width, height = draw_seven()
+    seen = client("predict", pixels, width=width, height=height)["input"]
+    client("inspect_heldout", index=0)  # the learner moved on: the drawing sent is what is added
+    reply = client("add_digit", pixels, label=7, width=width, height=height)
+    assert reply["labels"] == [7] and np.array_equal(reply["images"][0], seen)
+    assert "nothing to add: the drawing is empty" in client.error("add_digit", bytes(width * height), label=7,
+                                                                  width=width, height=height)
+    assert "add_digit needs width*height = 12000 pixels, got 3" in client.error("add_digit", b"abc", label=7,
+                                                                                width=width, height=height)
+    assert client.digits.my_digits()["count"] == 1
+
+
 @pytest.mark.parametrize("label, message", [(10, "label must be an int from 0 to 9, got 10"),
                                             (-1, "label must be an int from 0 to 9, got -1"),
                                             ("3", "label must be an int from 0 to 9, got '3'")])

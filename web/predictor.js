@@ -48,6 +48,24 @@ export class Predictor {
     this.sketch.clear();
   }
 
+  /**
+   * Take the drawing off the canvas, so the next one can begin at once -> {pixels, width, height (as predict
+   * sends them), strokes (for putBack)}, or null when nothing readable is drawn.
+   */
+  takeDrawing() {
+    if (this.sketch.isEmpty || this.#tooLittleInk()) return null;
+    const taken = { ...this.sketch.ink(), strokes: this.sketch.snapshot() };
+    this.sketch.clear();
+    return taken;
+  }
+
+  /** Put a drawing taken by takeDrawing back on the canvas, if nothing has been drawn since -> whether it was. */
+  putBack(taken) {
+    if (!this.sketch.isEmpty || this.inspecting !== null) return false;
+    this.sketch.restore(taken.strokes);
+    return true;
+  }
+
   /** The weights changed (a run ended, a model was loaded, restored or reset): read again what is shown. */
   refresh() {
     if (this.inspecting !== null) this.inspectHeldout(this.inspecting);

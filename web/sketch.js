@@ -65,6 +65,20 @@ export class Sketch {
     this.onChange({ ended: true });
   }
 
+  /** The finished strokes, to put back later with restore(). */
+  snapshot() {
+    return this.strokes.map((stroke) => stroke.map(([x, y]) => [x, y]));
+  }
+
+  /** Replace the drawing by strokes from snapshot(). */
+  restore(strokes) {
+    this.strokes = strokes.map((stroke) => stroke.map(([x, y]) => [x, y]));
+    this.current = null;
+    this.#measure();
+    this.#redraw();
+    this.onChange({ ended: true });
+  }
+
   undo() {
     if (!this.strokes.length) return;
     this.strokes.pop();

@@ -22,7 +22,16 @@ export class YourDigits {
   constructor({ client, runs, state, frame, probe, messages, status, announcer, store, persistence, predictor, el }) {
     Object.assign(this, { client, runs, state, frame, probe, messages, status, announcer, store, persistence, predictor, el });
     this.digits = { count: 0, counts: new Array(10).fill(0), labels: [], images: null };
-    this.pending = false; // a change of your digits is in flight
+    // changes of your digits go to Python one at a time, in the order asked, none dropped: the chain of them,
+    // how many are sent or waiting, and the reply not yet kept in IndexedDB (the last of a burst is)
+    this.chain = Promise.resolve();
+    this.pending = 0;
+    this.unkept = null;
+    this.adding = 0; // drawings taken off the canvas by "It's a ..." and not yet added
+    // a key per drawing shown, in their order, so a removal asked while others are on their way removes the
+    // drawing pressed (its index may have moved by then)
+    this.keys = [];
+    this.nextKey = 0;
     this.keeping = null; // true: kept in this browser; false: could not be; null: not known yet
     this.canUndo = false; // the session holds the model from before the last fine-tune
     this.run = null; // {step, total_steps, epoch, epochs, phase, method, count} while fine-tuning
@@ -67,7 +76,9 @@ export class YourDigits {
     if (record?.bytes) {
       const bytes = new Uint8Array(record.bytes);
       try {
-        this.#show(await this.client.call("import_digits", { data: bytes, replace: true }));
+        const reply = await this.client.call("import_digits", { data: bytes, replace: true });
+        this.#rekey("import_digits", {}, reply);
+        this.#show(reply);
       } catch (error) {
         // left in storage as they are: a later version of the page may read them
         this.messages.show(`Your digits kept in this browser could not be read (${error.message}).`, "warning");
@@ -81,40 +92,88 @@ export class YourDigits {
   }
 
   // ---------- changing your digits ----------
-  async #change(method, args = {}) {
-    if (this.pending) return null;
-    this.pending = true;
+  /**
+   * Change your digits with Python's `method`, after the changes asked before it -> its reply (null: skipped).
+   * args: the request's arguments, or a function that makes them when it is sent (null: skip it). Each reply is
+   * shown; the last of a burst is kept in IndexedDB (its file holds them all).
+   */
+  #change(method, args = {}) {
+    this.pending += 1;
     this.#renderControls();
-    try {
-      const reply = await this.client.call(method, args);
-      this.#show(reply);
-      await this.#keep(reply.file, reply.count);
-      return reply;
-    } finally {
-      this.pending = false;
-      this.#renderControls();
-    }
+    const done = this.chain.then(async () => {
+      try {
+        const sent = typeof args === "function" ? args() : args;
+        if (!sent) return null;
+        const reply = await this.client.call(method, sent);
+        this.#rekey(method, sent, reply);
+        this.#show(reply);
+        this.unkept = reply;
+        return reply;
+      } finally {
+        this.pending -= 1;
+        if (!this.pending && this.unkept) {
+          const reply = this.unkept;
+          this.unkept = null;
+          await this.#keep(reply.file, reply.count);
+        }
+        this.#renderControls();
+      }
+    });
+    this.chain = done.catch(() => {});
+    return done;
   }
 
+  /** The keys of the drawings after Python's `method` answered `reply`. */
+  #rekey(method, args, reply) {
+    if (method === "add_digit") this.keys.push(this.nextKey++);
+    else if (method === "remove_digit") this.keys.splice(args.index, 1);
+    else this.keys = reply.labels.map(() => this.nextKey++);
+  }
+
+  /**
+   * "It's a <digit>": the drawing is taken off the canvas at once (the next one can begin) and added after the
+   * adds before it. One that cannot be added says why and goes back on the canvas if nothing was drawn since.
+   */
   async #teach(digit) {
     if (this.state.reading?.source !== "drawing") return;
+    const most = this.state.info?.my_digits?.max_digits ?? Infinity;
+    if (this.digits.count + this.adding >= most) {
+      this.messages.show(`Could not add the drawing: you have ${fmtInt(most)} digits, the most the page keeps. Remove some first; your drawing is still there.`, "error");
+      return;
+    }
+    const taken = this.predictor.takeDrawing();
+    if (!taken) {
+      this.status.say("Nothing to add: draw the next digit first.");
+      return;
+    }
+    this.adding += 1;
+    this.probe.count("my_digits_asked");
+    if (this.adding > 1) this.status.say(`Adding your ${digit} after the ${plural(this.adding - 1, "drawing")} before it…`);
+    const { pixels: data, width, height } = taken;
+    const cleared = this.predictor.drawing.version; // the canvas' version once the drawing was taken off it
     try {
-      const reply = await this.#change("add_digit", { label: digit });
-      if (!reply) return;
+      const reply = await this.#change("add_digit", { label: digit, data, width, height });
       this.probe.count("my_digits_added");
+      if (this.predictor.drawing.version > cleared) this.probe.count("my_digits_added_while_drawing");
       const text = `Added your ${digit}: ${plural(reply.counts[digit], `drawing of ${digit}`, `drawings of ${digit}`)}, ${plural(reply.count, "digit")} in all.`;
       this.status.say(text);
       this.announcer.announce(text);
-      this.predictor.clearDrawing(); // ready for the next one
     } catch (error) {
-      this.messages.show(`Could not add the drawing: ${error.message}`, "error");
+      const back = this.predictor.putBack(taken);
+      this.messages.show(`Could not add your drawing of ${digit}: ${error.message}. ${back ? "It is back on the canvas." : "It was not added."}`, "error");
+    } finally {
+      this.adding -= 1;
     }
   }
 
   async #remove(index) {
+    const key = this.keys[index];
+    const label = this.digits.labels[index];
     try {
-      const label = this.digits.labels[index];
-      const reply = await this.#change("remove_digit", { index });
+      const reply = await this.#change("remove_digit", () => {
+        const now = this.keys.indexOf(key); // where it is once the changes before this one are made
+        return now < 0 ? null : { index: now };
+      });
       if (reply) this.status.say(`Removed a drawing of ${label}: ${plural(reply.count, "digit")} left.`);
     } catch (error) {
       this.messages.show(`Could not remove the drawing: ${error.message}`, "error");
@@ -324,7 +383,7 @@ export class YourDigits {
     const reading = this.state.reading;
     const canTeach = reading?.source === "drawing" && (this.state.phase === "ready" || this.state.phase === "training");
     el.teach.hidden = !canTeach;
-    for (const button of el.teachButtons) button.disabled = !canTeach || this.pending;
+    for (const button of el.teachButtons) button.disabled = !canTeach; // adds wait their turn, none is refused for it
     if (canTeach) el.teach.dataset.reads = String(reading.prediction);
     const blocker = this.#fineTuneBlocker();
     el.fineTune.disabled = Boolean(blocker);

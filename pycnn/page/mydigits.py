@@ -10,6 +10,7 @@ from .. import yourdigits
 from ..checks import number
 from .current import CLASSES, INPUT_SHAPE
 from .protocol import request
+from .reading import drawing_image
 
 FILE_NAME = "my-digits.npz"
 
@@ -23,10 +24,17 @@ class YourDigits:
         self.y = np.zeros(0, np.int64)
 
     @request(during_run="answer")
-    def add_digit(self, label):
-        """Add the digit inspected last as a drawing of `label` -> my_digits()."""
+    def add_digit(self, label, data=None, width=None, height=None):
+        """Add a drawing of `label` -> my_digits(): `data`, the drawing as predict takes it (width*height uint8 ink
+        levels; the page sends the canvas as it was when "It's a ..." was pressed), or without it the digit
+        inspected last. Nothing drawn, or as many digits as the page keeps: ValueError, nothing added."""
         label = number("label", label, 0, CLASSES - 1, integer=True)
-        x = self.session.current.digit()
+        if data is None:
+            x = self.session.current.digit()
+        else:
+            x = drawing_image(data, width, height, "add_digit")
+            if x is None:
+                raise ValueError("there is nothing to add: the drawing is empty (or a dot); draw a digit first")
         if len(self.y) >= yourdigits.MAX_DIGITS:
             raise ValueError(f"you have {len(self.y):,} digits, the most the page keeps: remove some first")
         self.x = np.concatenate([self.x, np.asarray(x, np.float32)[None]])

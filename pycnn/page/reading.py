@@ -24,10 +24,7 @@ class Reader:
     def predict(self, data, width, height):
         """data: width*height uint8 ink levels (0 = paper), row by row -> the inspection (inspect), or
         {"empty": True} when nothing is drawn."""
-        width, height = number("width", width, 1, 4096, integer=True), number("height", height, 1, 4096, integer=True)
-        if len(data) != width * height:
-            raise ValueError(f"predict needs width*height = {width * height} pixels, got {len(data)}")
-        x = preprocess.to_mnist(np.frombuffer(data, dtype=np.uint8).reshape(height, width))
+        x = drawing_image(data, width, height, "predict")
         if x is None:
             return {"empty": True}
         return self.inspect(x)
@@ -135,6 +132,15 @@ class Reader:
         split = self.session.data.split
         seed = self.session.current.seed
         return {"seed": 0 if seed is None else seed, "heldout": split["heldout"], "split_seed": split["seed"]}
+
+
+def drawing_image(data, width, height, request="predict"):
+    """A drawing as the page sends it (width*height uint8 ink levels, 0 = paper, row by row) -> the (1, 28, 28)
+    image the network reads (preprocess.to_mnist), or None when nothing is drawn."""
+    width, height = number("width", width, 1, 4096, integer=True), number("height", height, 1, 4096, integer=True)
+    if len(data) != width * height:
+        raise ValueError(f"{request} needs width*height = {width * height} pixels, got {len(data)}")
+    return preprocess.to_mnist(np.frombuffer(data, dtype=np.uint8).reshape(height, width))
 
 
 BLOCK_NAMES = {"Conv2D": "conv", "BatchNorm": "batch norm", "ReLU": "ReLU", "LeakyReLU": "leaky ReLU", "Tanh": "tanh",

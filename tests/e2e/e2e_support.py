@@ -354,7 +354,7 @@ STROKES = {
 }
 
 
-def _strokes_on_page(page, digit, box):
+def strokes_on_page(page, digit, box):
     """STROKES[digit] placed in box = (left, top, size) in canvas pixels, as page coordinates."""
     canvas = page.get_by_test_id("draw-canvas")
     canvas.scroll_into_view_if_needed()
@@ -370,7 +370,7 @@ def touch_digit(page, digit, box, steps=6):
     Chromium turns into pointer events of type "touch" (the context needs has_touch=True)."""
     cdp = page.context.new_cdp_session(page)
     try:
-        for points in _strokes_on_page(page, digit, box):
+        for points in strokes_on_page(page, digit, box):
             cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
             for (x0, y0), (x1, y1) in zip(points, points[1:]):
                 for i in range(1, steps + 1):
@@ -383,7 +383,13 @@ def touch_digit(page, digit, box, steps=6):
 
 def draw_digit(page, digit, box, steps=3):
     """Draw `digit` inside box = (left, top, size) in canvas pixels with mouse down/move/up."""
-    for points in _strokes_on_page(page, digit, box):
+    draw_strokes(page, strokes_on_page(page, digit, box), steps)
+
+
+def draw_strokes(page, strokes, steps=3):
+    """Replay strokes in page coordinates (strokes_on_page's) with mouse down/move/up, nothing else in between:
+    placed beforehand, a digit is drawn as fast as the mouse events go."""
+    for points in strokes:
         page.mouse.move(*points[0])
         page.mouse.down()
         for point in points[1:]:

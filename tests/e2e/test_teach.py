@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from e2e_support import TRAIN_TIMEOUT_MS, draw_digit
+from e2e_support import TRAIN_TIMEOUT_MS, draw_digit, draw_strokes, strokes_on_page
 
 from pycnn import datasets, yourdigits
 
@@ -316,3 +316,54 @@ def test_your_digits_join_a_full_training_run_when_ticked(app, site_dir, tmp_pat
     assert app.attr("progress", "data-total-steps") == str(-(-(256 + 10 * yourdigits.auto_repeat(256, 10)) // 32))
     app.wait_run_result("finished")
     assert app.body("model") == "trained"
+
+
+INK_ON_CANVAS = """() => { const c = document.querySelector('[data-testid=draw-canvas]');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
+
+
+def strokes_in_place(app):
+    """Each digit's strokes in page coordinates, placed once the canvas and the "It's a ..." buttons are both in
+    view: a press then scrolls nothing, so strokes placed beforehand land on the canvas."""
+    draw_and_wait(app, 1)
+    app.by_id("teach").scroll_into_view_if_needed()
+    app.by_id("clear-button").click()
+    return {d: strokes_on_page(app.page, d, BOX) for d in range(10)}
+
+
+def test_twenty_drawings_taught_as_fast_as_they_are_drawn_are_all_kept(app, seed_model):
+    app.load_model(seed_model)
+    clicks = [d % 10 for d in range(20)]
+    strokes = strokes_in_place(app)
+    raced = app.measurements().get("my_digits_added_while_drawing", 0)
+    for digit in clicks:  # no waiting for an add's reply: draw, press, draw the next
+        draw_strokes(app.page, strokes[digit])
+        app.by_id(f"teach-{digit}").click()
+    wait_count(app, len(clicks))
+    assert groups(app) == {d: 2 for d in range(10)}
+    expect(app.by_id("message")).to_be_hidden()
+    app.page.wait_for_function("(n) => window.pycnnProbe.read().my_digits_kept === n", arg=len(clicks))
+    raced = app.measurements().get("my_digits_added_while_drawing", 0) - raced
+    print(f"\n{len(clicks)} drawings taught at speed, all kept; {raced} of the adds answered after the next drawing began")
+
+
+def test_a_drawing_begun_while_the_last_is_being_added_is_not_wiped(app, seed_model, site_dir, tmp_path):
+    app.load_model(seed_model)
+    path, _ = digits_file(site_dir, tmp_path / "many.npz", 1000)  # each add's reply carries them all: it takes a while
+    app.by_id("import-my-digits").set_input_files(str(path))
+    wait_count(app, 1000)
+    before = groups(app)
+    seven = strokes_in_place(app)[7]
+    raced = app.measurements().get("my_digits_added_while_drawing", 0)
+    draw_and_wait(app, 3)
+    box = app.by_id("teach-3").bounding_box()
+    app.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    draw_strokes(app.page, seven)  # at once, while the 3 is being added
+    wait_count(app, 1001)
+    assert app.measurements().get("my_digits_added_while_drawing") == raced + 1  # the 7 was begun before the add's reply
+    assert app.page.evaluate(INK_ON_CANVAS) > 0  # and the reply left it alone
+    expect(app.by_id("prediction")).to_have_text("7")
+    app.by_id("teach-7").click()
+    wait_count(app, 1002)
+    assert groups(app) == {**before, 3: before[3] + 1, 7: before[7] + 1}
