@@ -145,10 +145,12 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
             harness.watch_errors(page, errors=errors)
             page.goto(url + "index.html")
             cold.append(harness.wait_ready(page) / 1000)
+            ready_at = time.monotonic()
             stages.append({"load": "cold", "s": cold[-1], "snapshot": python_snapshot(page),
                            "heap": worker_heap(page), **harness.page_stages(page)})
             page.wait_for_timeout(300)  # let the trailing requests finish before counting
             bytes_cold = count()
+            stages[-1]["helpers"] = helper_boots(page)
             log(f"  cold load {i + 1}: {cold[-1]:.2f} s ({fmt_stages(stages[-1])}), "
                 f"{bytes_cold['body_bytes'] / 1e6:.2f} MB in {bytes_cold['requests']} requests "
                 f"(load average {os.getloadavg()[0]:.2f})")
@@ -158,14 +160,16 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
                     # speed estimate and V8 write its wasm code cache (it does so only after the module
                     # has run for a while). Since the page restores a Python snapshot, an immediate
                     # reload (--warm-wait 0) is as fast: 1.6-1.75 s on 2026-11-29.
-                    page.wait_for_timeout(warm_wait_s * 1000)
+                    page.wait_for_timeout(max(0.0, warm_wait_s - (time.monotonic() - ready_at)) * 1000)
                     before = count()
                     page.reload()
                     warm.append(harness.wait_ready(page) / 1000)
+                    ready_at = time.monotonic()
                     stages.append({"load": "warm", "s": warm[-1], "snapshot": python_snapshot(page),
                            "heap": worker_heap(page), **harness.page_stages(page)})
                     page.wait_for_timeout(300)
                     after = count()
+                    stages[-1]["helpers"] = helper_boots(page)
                     bytes_warm = {"requests": after["requests"] - before["requests"],
                                   "body_bytes": after["body_bytes"] - before["body_bytes"],
                                   "files": {k: v - before["files"].get(k, 0) for k, v in after["files"].items()
@@ -181,6 +185,19 @@ def measure_load(playwright, browser, url, cold_repeats, warm_repeats, chromium,
             "warm_bytes": bytes_warm, "stages": stages, "console_errors": errors}
 
 
+def helper_boots(page, timeout_ms=30_000):
+    """Each helper worker's boot once all are up (the page starts them after ready): [{boot_ms, python, numpy,
+    pycnn, snapshot}] (ms, from the page's probe; see web/PROTOCOL.md), or None if they were not up in time."""
+    try:
+        page.wait_for_function("""() => {
+            const helpers = window.pycnnProbe.read().workers?.helpers ?? [];
+            return helpers.length > 0 && helpers.every((h) => h.state === 'ready');
+        }""", timeout=timeout_ms)
+    except Exception:  # no helper wanted (one core), or one that never came up: no figure
+        return None
+    return [{"boot_ms": h["boot_ms"], **(h.get("timings") or {})} for h in harness.probe(page)["workers"]["helpers"]]
+
+
 def python_snapshot(page):
     """How the page's worker got Python: "restored" from the snapshot of an earlier visit,
     started afresh and snapshot "saved", or "none" (see web/PROTOCOL.md)."""
@@ -192,12 +209,19 @@ def worker_heap(page):
     return harness.probe(page).get("worker_heap_bytes")
 
 
-NOT_STAGES = ("load", "s", "snapshot", "heap")
+NOT_STAGES = ("load", "s", "snapshot", "heap", "helpers")
 
 
 def fmt_stages(stages):
     return ", ".join(f"{k} {v / 1000:.1f}" for k, v in stages.items() if k not in NOT_STAGES) + (
-        f"; Python snapshot {stages['snapshot']}" if stages.get("snapshot") else "")
+        f"; Python snapshot {stages['snapshot']}" if stages.get("snapshot") else "") + (
+        "; helper boot " + ", ".join(fmt_helper(h) for h in stages["helpers"]) if stages.get("helpers") else "")
+
+
+def fmt_helper(helper):
+    """A helper's boot: its total (s) and stages."""
+    return f"{helper['boot_ms'] / 1000:.1f} s (" + ", ".join(
+        f"{k} {helper[k] / 1000:.1f}" for k in ("python", "numpy", "pycnn") if k in helper) + ")"
 
 
 def measure_throughput(browser, url, data_dir, models, rounds, seconds, with_cpu, log):
@@ -626,6 +650,12 @@ def report(results):
                     + ", ".join(f"{k} {statistics.median(r.get(k, 0) for r in rows) / 1000:.2f}" for k in keys)
                     + f"; Python snapshot: {snapshots}"
                     + (f"; worker wasm heap at ready {fmt_mb(rows[0]['heap'])}" if rows[0].get("heap") else ""))
+                boots = [h for r in rows for h in r.get("helpers") or []]
+                if boots:
+                    add(f"  {kind}, helper workers' boot after ready (median of {len(boots)}, s): "
+                        + ", ".join(f"{k} {statistics.median(h.get(k, 0) for h in boots) / 1000:.2f}"
+                                    for k in ("boot_ms", "python", "numpy", "pycnn")).replace("boot_ms", "total")
+                        + "; all " + ", ".join(f"{h['boot_ms'] / 1000:.2f}" for h in boots))
         if ld.get("warm_bytes"):
             add(f"  a warm reload transferred {ld['warm_bytes']['body_bytes']:,} bytes of bodies in "
                 f"{ld['warm_bytes']['requests']} requests (revalidations: the server sends Cache-Control: no-cache)")
