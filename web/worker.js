@@ -182,25 +182,10 @@ async function boot() {
       timings.snapshot = snapshot;
       return pyodide;
     });
-    await timed("numpy", "Loading numpy", async () => {
-      // micropip (and packaging) are small; fetching them with numpy overlaps the downloads
-      await py.loadPackage(["numpy", "micropip"], { messageCallback: () => {}, errorCallback: (m) => console.warn(m) });
-      py.runPython("import numpy");
-    });
+    await timed("numpy", "Loading numpy", () => loadNumpy());
     await timed("pycnn", "Installing pycnn", async () => {
-      // the wheel was downloaded by us while Python booted (a clear message for an HTTP error);
-      // micropip installs it from the in-memory file system and checks its numpy requirement
-      const wheel = await prefetched.wheel;
-      py.FS.mkdirTree("/tmp/wheels");
-      py.FS.writeFile(`/tmp/wheels/${wheel.name}`, wheel.bytes);
-      const micropip = py.pyimport("micropip");
-      try {
-        await micropip.install(`emfs:/tmp/wheels/${wheel.name}`);
-      } catch (error) {
-        throw new Error(`could not install ${wheel.name}: ${describe(error)}`);
-      } finally {
-        micropip.destroy();
-      }
+      // the wheel was downloaded by us while Python booted (a clear message for an HTTP error)
+      installWheel(await prefetched.wheel);
       page = py.pyimport("pycnn.page"); // kept for the worker's lifetime
     });
     const info = await timed("data", "Loading the digits", async () => {
@@ -271,6 +256,44 @@ async function startPython({ helper = false } = {}) {
   }
   const stored = bytes !== null && (await saveSnapshot(pyodideVersion, bytes));
   return { pyodide, snapshot: stored ? "saved" : "none" };
+}
+
+/** numpy from the site's own pyodide/ folder (checked against pyodide-lock.json), imported. */
+async function loadNumpy() {
+  await py.loadPackage(["numpy"], { messageCallback: () => {}, errorCallback: (m) => console.warn(m) });
+  py.runPython("import numpy");
+}
+
+/**
+ * Unpack the pycnn wheel {name, bytes} into site-packages. Its only requirement, numpy, is loaded by then; a
+ * pure-Python wheel needs no more than its files (micropip, which would also check the requirement,
+ * takes longer to import than the unpacking itself).
+ */
+function installWheel({ name, bytes }) {
+  const [site, sys] = [py.pyimport("site"), py.pyimport("sys")];
+  try {
+    const folder = withProxy(site.getsitepackages(), (folders) => folders.get(0));
+    try {
+      py.unpackArchive(bytes, "wheel", { extractDir: folder });
+    } catch (error) {
+      throw new Error(`could not install ${name}: ${describe(error)}`);
+    }
+    // the import system's listing of site-packages may predate the files (importlib.invalidate_caches() would
+    // do, but it also reads the standard library's zip index again, which takes longer than the unpacking)
+    withProxy(sys.path_importer_cache, (cache) => withProxy(cache.get(folder), (finder) => finder?.invalidate_caches()));
+  } finally {
+    site.destroy();
+    sys.destroy();
+  }
+}
+
+/** f(proxy), then the Python proxy is released (null and undefined pass through). */
+function withProxy(proxy, f) {
+  try {
+    return f(proxy);
+  } finally {
+    proxy?.destroy?.();
+  }
 }
 
 /** Size of Python's WebAssembly memory in bytes (it only grows), for the memory figures. */
@@ -533,7 +556,8 @@ async function bootHelper(port) {
   try {
     const wheel = fetchJson(new URL("manifest.json", BASE_URL), "the site manifest").then(async (manifest) => {
       if (!manifest.pycnn_wheel) throw new Error("manifest.json names no pycnn_wheel");
-      return fetchBytes(new URL(manifest.pycnn_wheel, BASE_URL), "the pycnn wheel");
+      const url = new URL(manifest.pycnn_wheel, BASE_URL);
+      return { name: url.pathname.split("/").pop(), bytes: await fetchBytes(url, "the pycnn wheel") };
     });
     wheel.catch(() => {});
     py = await timed("python", async () => {
@@ -541,12 +565,9 @@ async function bootHelper(port) {
       timings.snapshot = snapshot;
       return pyodide;
     });
-    await timed("numpy", async () => {
-      await py.loadPackage(["numpy"], { messageCallback: () => {}, errorCallback: (m) => console.warn(m) });
-      py.runPython("import numpy");
-    });
+    await timed("numpy", () => loadNumpy());
     await timed("pycnn", async () => {
-      py.unpackArchive(await wheel, "wheel"); // the main worker installed and checked this very wheel
+      installWheel(await wheel); // the main worker installed and checked this very wheel
       runTask = py.pyimport("pycnn.parallel").run_task;
     });
     timings.total = Math.round(performance.now() - t0);
