@@ -7,7 +7,7 @@ import pytest
 
 import pycnn
 from pycnn import SGD, Adam, Trainer, TrainingConfig, TrainingDiverged, seed_model
-from pycnn.augment import random_affine
+from pycnn.augment import random_affine, random_elastic
 from pycnn.training import learning_rate
 
 PROGRESS_KEYS = {"step", "total_steps", "epoch", "epochs", "batch", "batches_per_epoch", "losses", "accuracy",
@@ -401,6 +401,38 @@ def test_augmentation_zoom_stays_in_the_scale_range(seed):
         ratio = np.linalg.norm(q - p) / np.linalg.norm(np.subtract(b, a))
         assert 0.89 <= ratio <= 1.11
 
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augmentation_shear_slants_a_vertical_pair_by_at_most_the_shear(seed):
+    p, q = _two_dots_through_augmentation(seed, (6, 14), (22, 14), max_rotation=0, scale=(1, 1), shear=0.4)
+    rows, cols = q - p
+    assert rows == pytest.approx(16, abs=0.05)  # a horizontal shear keeps rows
+    assert abs(cols) / rows <= 0.4 + 1e-3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augmentation_stretch_widens_what_it_flattens(seed):
+    (p, q), (r, s) = (_two_dots_through_augmentation(seed, a, b, max_rotation=0, scale=(1, 1), stretch=0.3)
+                      for a, b in (((14, 6), (14, 22)), ((6, 14), (22, 14))))
+    wide, tall = np.linalg.norm(q - p) / 16, np.linalg.norm(s - r) / 16
+    assert math.exp(-0.3) - 0.01 <= wide <= math.exp(0.3) + 0.01
+    assert wide * tall == pytest.approx(1.0, abs=0.02)  # the area stays: width * e^s, height / e^s
+
+
+def test_elastic_bend_moves_ink_at_most_the_amount_is_seeded_and_without_amount_is_the_identity(train_data):
+    x = train_data[0][:32]
+    np.testing.assert_array_equal(random_elastic(x, np.random.default_rng(0), amount=0.0), x)
+    a = random_elastic(x, np.random.default_rng(5), amount=1.5)
+    np.testing.assert_array_equal(a, random_elastic(x, np.random.default_rng(5), amount=1.5))
+    assert a.shape == x.shape and a.dtype == x.dtype and not np.allclose(a, x)
+    dot = np.zeros((200, 1, 28, 28), np.float32)
+    dot[:, 0, 14, 9] = 1.0
+    moved = random_elastic(dot, np.random.default_rng(1), amount=1.5)
+    rows, cols = np.indices((28, 28))
+    mass = moved[:, 0].sum(axis=(1, 2))
+    shift = np.hypot((moved[:, 0] * rows).sum(axis=(1, 2)) / mass - 14, (moved[:, 0] * cols).sum(axis=(1, 2)) / mass - 9)
+    assert shift.max() <= 1.5 * math.sqrt(2) + 0.1 and shift.mean() > 0.2
 
 def test_pycnn_exposes_the_training_api():
     assert pycnn.Trainer is Trainer and pycnn.TrainingConfig is TrainingConfig
