@@ -4,6 +4,7 @@ Each raises ValueError naming the argument, the expectation and the value it got
 """
 import dataclasses
 import math
+import unicodedata
 
 import numpy as np
 
@@ -30,6 +31,44 @@ def number(name, value, low=-math.inf, high=math.inf, integer=False, low_open=Fa
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         raise ValueError(f"{name} must be {expected}, got {shown}")
     return int(value) if integer else float(value)
+
+
+MAX_NAME_CHARS = 40  # characters (code points) in a class name: a word, a symbol or an emoji sequence
+# control characters, surrogates (a lone one cannot be written as UTF-8) and line or paragraph separators
+NOT_IN_NAMES = ("Cc", "Cs", "Zl", "Zp")
+
+
+def class_names(names, count=None, min_count=1, max_count=math.inf, what="class names"):
+    """names as a list of clean class names: each NFC-normalised and trimmed of surrounding spaces, non-empty,
+    at most MAX_NAME_CHARS characters, no control characters or line breaks, all different ignoring case and
+    those spaces; as many as count (when given), min_count to max_count of them. ValueError naming the name."""
+    if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)):
+        raise ValueError(f"{what} must be a list of strings, got {type(names).__name__}")
+    if count is not None and len(names) != count:
+        raise ValueError(f"{what} must name the {count} classes, got {len(names)} names")
+    if not min_count <= len(names) <= max_count:
+        expected = f"at least {min_count}" if max_count == math.inf else f"{min_count} to {max_count}"
+        raise ValueError(f"{what}: there must be {expected} classes, got {len(names)}")
+    clean, seen = [], {}
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise ValueError(f"{what}: name {i + 1} must be a string, got {str(name)[:40]!r}")
+        bad = next((c for c in name if unicodedata.category(c) in NOT_IN_NAMES), None)
+        if bad:
+            raise ValueError(f"{what}: name {i + 1} has a control character or line break (U+{ord(bad):04X})")
+        name = unicodedata.normalize("NFC", name.strip())
+        if not name:
+            raise ValueError(f"{what}: name {i + 1} is empty")
+        if len(name) > MAX_NAME_CHARS:
+            raise ValueError(f"{what}: name {i + 1} is {len(name)} characters long; at most {MAX_NAME_CHARS}: "
+                             f"{name[:MAX_NAME_CHARS]!r}...")
+        key = name.casefold()
+        if key in seen:
+            raise ValueError(f"{what}: {seen[key]!r} and {name!r} are the same name (case and surrounding spaces "
+                             f"do not count): give each class its own")
+        seen[key] = name
+        clean.append(name)
+    return clean
 
 
 # ---- argument specs: one description of an argument, used to check values and shown to the page --

@@ -56,7 +56,7 @@ def _checked(model, class_names):
     if shapes[-1] != (classes,):
         raise ValueError(f"the model must end in one score per class, shape ({classes},), got {shapes[-1]}")
     if class_names is None:
-        class_names = [str(i) for i in range(classes)]
+        class_names = model.names()
     if isinstance(class_names, str) or not all(isinstance(name, str) for name in class_names):
         raise ValueError(f"class_names must be a list of strings, got {class_names!r}"[:200])
     class_names = list(class_names)
@@ -144,8 +144,8 @@ def to_onnx(model, class_names=None):
     """model -> the bytes of an ONNX model (opset 13) computing model.predict_proba.
 
     Input "input": float32 (N, C, H, W) scaled as predict_proba takes it (MNIST: [0, 1], ink 1);
-    output "probabilities": (N, classes). class_names (default "0", "1", ...) go to the
-    metadata_props entry "class_names" as a JSON list. ValueError for a layer ONNX export does not know.
+    output "probabilities": (N, classes). class_names (default the model's names(): its class_names, or
+    "0", "1", ...) go to the metadata_props entry "class_names" as a JSON list. ValueError for a layer ONNX export does not know.
     """
     class_names, in_shapes = _checked(model, class_names)
     nodes, weights = [], []
@@ -212,7 +212,7 @@ def to_tfjs(model, class_names=None, weights_name=TFJS_WEIGHTS):
     model.predict_proba on NHWC input (N, H, W, C) float32, scaled as predict_proba takes it.
 
     Write both files into one folder and load model.json with tf.loadLayersModel. class_names
-    (default "0", "1", ...) are model.json's userDefinedMetadata {"class_names"}.
+    (default the model's names()) are model.json's userDefinedMetadata {"class_names"}.
     """
     class_names, in_shapes = _checked(model, class_names)
     if not isinstance(weights_name, str) or not weights_name or "/" in weights_name:

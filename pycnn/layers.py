@@ -21,6 +21,8 @@ What a layer kind is lives on its class, so summary, model files and the page re
     state_shapes()        {"running_mean": shape, ...} likewise for the state
     uses_rng              True when training draws random numbers from self.rng (pycnn.parallel sets it
                           per seed, step and shard)
+    trainable             an attribute, True: False when Sequential.freeze() froze the layer, so no
+                          optimiser updates its weights
     frozen                an attribute, False: when True (Sequential.frozen()), forward(training=True)
                           computes what inference computes and still keeps what backward needs, and
                           changes no state: the gradients of what predict computes (saliency)
@@ -57,6 +59,7 @@ class Layer:
     ARGS = {}
     uses_rng = False
     frozen = False
+    trainable = True
     defer_statistics = False
 
     def __init__(self):

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from . import npzfile
+from .checks import class_names, number
 from .fused import fuse
 from .layers import LAYERS, MAX_SIZE, Dense, Layer
 from .losses import softmax, softmax_cross_entropy
@@ -42,6 +43,8 @@ class Sequential:
         self.seed = seed
         self.input_shape = None
         self.metadata = {}
+        self._class_names = None  # the classes' names (names() gives "0", "1", ... when None)
+        self.frozen_count = 0    # leading layers no optimiser updates (freeze)
         if input_shape is not None:
             shape = tuple(input_shape)
             if len(shape) != 3 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
@@ -57,7 +60,7 @@ class Sequential:
 
     def _make_plan(self):
         """The steps forward/backward run: single layers, or fused conv-pool-ReLU blocks."""
-        plan, i = [], 0
+        plan, self._plan_ends, i = [], [], 0
         while i < len(self.layers):
             block, size = fuse(self.layers, i)
             if block is not None:
@@ -66,7 +69,23 @@ class Sequential:
             else:
                 plan.append(self.layers[i])
                 i += 1
+            self._plan_ends.append(i)  # the layer after the step
         return plan
+
+    def freeze(self, count):
+        """Freeze the first `count` layers (0: none) -> self. No optimiser updates a frozen layer's weights;
+        training runs the whole steps among them as inference runs them (no batch statistics, no dropout, no
+        state change) and computes no gradient for them. Transfer learning keeps a trained network's
+        features this way. Freezing is a property of a run: the model file does not keep it."""
+        count = number("count", count, 0, len(self.layers), integer=True)
+        for i, layer in enumerate(self.layers):
+            layer.trainable = i >= count
+        self.frozen_count = count
+        return self
+
+    def _frozen_steps(self):
+        """How many leading steps of the plan lie wholly among the frozen layers."""
+        return sum(end <= self.frozen_count for end in self._plan_ends)
 
     def reset(self, seed=None):
         """Fresh random weights, deterministic for a given seed."""
@@ -188,7 +207,8 @@ class Sequential:
             shape_text = "(None, " + ", ".join(str(d) for d in row["output_shape"]) + ")"
             rows.append(f"{name:<{width}}{shape_text:<26}{row['params']:<10}".rstrip())
             rows.append("=" * len(line) if i == len(layer_rows) - 1 else line)
-        total, trained = self.count_params(), self.count_params(trainable=True)
+        total = self.count_params()
+        trained = sum(int(p.size) for layer in self.layers if layer.trainable for p in layer.params.values())
         rows += [f"Total params: {total:,}", f"Trainable params: {trained:,}",
                  f"Non-trainable params: {total - trained:,}", line]
         return "\n".join(rows)
@@ -246,9 +266,10 @@ class Sequential:
         return x
 
     def forward(self, x, training=False):
-        """x: (N, C, H, W) -> logits (N, classes)."""
-        for step in self._plan:
-            x = step.forward(x, training)
+        """x: (N, C, H, W) -> logits (N, classes). The frozen layers (freeze) run as at inference."""
+        frozen = self._frozen_steps() if training else 0
+        for i, step in enumerate(self._plan):
+            x = step.forward(x, training and i >= frozen)
         return x
 
     def backward(self, dlogits, input_gradient=False):
@@ -257,8 +278,12 @@ class Sequential:
         Training never uses the input gradient, so it is computed only when asked (saliency maps).
         """
         dout = dlogits
-        for i in range(len(self._plan) - 1, -1, -1):
-            dout = self._plan[i].backward(dout, need_dx=i > 0 or input_gradient)
+        # the frozen leading steps (freeze) need no gradient: their forward kept nothing for one
+        first = 0 if input_gradient else self._frozen_steps()
+        if input_gradient and first != self._frozen_steps():
+            raise ValueError("an input gradient needs the whole network's backward pass: unfreeze the model first")
+        for i in range(len(self._plan) - 1, first - 1, -1):
+            dout = self._plan[i].backward(dout, need_dx=i > first or input_gradient)
         return dout if input_gradient else None
 
     def compute_gradients(self, x, y):
@@ -266,7 +291,7 @@ class Sequential:
         x, y = self.as_input(x), self.as_labels(y, len(x))
         loss, dlogits = softmax_cross_entropy(self.forward(x, training=True), y)
         self.backward(dlogits)
-        return loss, [layer.grads[name].copy() for layer in self.layers for name in layer.params]
+        return loss, [layer.grads[name].copy() for layer in self.layers if layer.trainable for name in layer.params]
 
     def train_step(self, x, y, optimizer):
         """One optimiser step on a batch -> (loss, number of correct predictions)."""
@@ -282,9 +307,11 @@ class Sequential:
         statistics, no dropout) and backward its gradients; no state changes (saliency maps)."""
         for layer in self.layers:
             layer.frozen = True
+        frozen_count, self.frozen_count = self.frozen_count, 0  # the whole forward pass keeps what backward needs
         try:
             yield self
         finally:
+            self.frozen_count = frozen_count
             for layer in self.layers:
                 layer.frozen = False
 
@@ -335,6 +362,21 @@ class Sequential:
             raise ValueError(f"labels must be in 0..{classes - 1}, got {y.min()}..{y.max()}")
         return y.astype(np.intp)
 
+    @property
+    def class_names(self):
+        """The names of the classes, in output order, or None: numbered ("0", "1", ..., as digits are)."""
+        return None if self._class_names is None else list(self._class_names)
+
+    @class_names.setter
+    def class_names(self, names):
+        """One name per class (checks.class_names: distinct, trimmed, non-empty), or None."""
+        self._class_names = None if names is None else class_names(names, count=self.n_classes(),
+                                                                   what="the model's class names")
+
+    def names(self):
+        """The name of each class: class_names, or "0", "1", ... when it has none -> list of str."""
+        return self.class_names if self._class_names is not None else [str(i) for i in range(self.n_classes())]
+
     def n_classes(self):
         """Number of outputs of the last layer with weights."""
         for layer in reversed(self.layers):
@@ -352,6 +394,11 @@ class Sequential:
     def predict(self, x):
         """x: (N, C, H, W) -> predicted labels (N,)."""
         return self.predict_proba(x).argmax(axis=1)
+
+    def predict_names(self, x):
+        """x: (N, C, H, W) -> the name of each predicted class (names()), a list of N str."""
+        names = self.names()
+        return [names[i] for i in self.predict(x)]
 
     def evaluate(self, x, y):
         """Mean cross-entropy and accuracy on (x, y) -> {"loss": float, "accuracy": float}."""
@@ -391,6 +438,8 @@ class Sequential:
         members "run.NAME.npy"; checked against this model first. Such a file is format version 2."""
         version = FILE_VERSION if run_state is None else RUN_FILE_VERSION
         config = {"format": FILE_FORMAT, "version": version, **self.get_config(), "metadata": self.metadata}
+        if self._class_names is not None:
+            config["class_names"] = self.class_names
         if run_state is not None:
             check_run_state(self, run_state)
             config["run_state"] = {k: v for k, v in run_state.items() if k != "arrays"}

@@ -15,8 +15,11 @@ def _fraction(name, value):
 
 
 def trainable(layers):
-    """Yield (key, layer, name) for every weight array of the layers, in order."""
+    """Yield (key, layer, name) for every weight array of the layers, in order; a frozen layer's are left out
+    (Sequential.freeze)."""
     for i, layer in enumerate(layers):
+        if not layer.trainable:
+            continue
         for name in layer.params:
             yield f"{i}.{name}", layer, name
 

@@ -13,6 +13,10 @@ shapes and dtypes follow from the run state and the architecture, and are checke
 weights; the whole run state is checked against the model (pycnn.training.check_run_state).
 A version 1 file has neither, and loads as before.
 
+config.json may name the classes, "class_names": ["A", "B", ...], one per output in order
+(Sequential.class_names; checks.class_names says what a name may be). Without it the classes are
+numbered "0", "1", ... (digits). An older pycnn reads such a file as numbered classes.
+
 Every layer kind says which arrays it has (weight_shapes, state_shapes), so a file holds exactly
 those of its layers: a file of a network without state is the same as before layers had any, and
 version 1 reads both.
@@ -59,6 +63,8 @@ def _load(data):
         # checks the architecture before allocating its weights
         model = Sequential.from_config({key: config.get(key) for key in ("input_shape", "dtype", "layers")})
         model.metadata = config.get("metadata", {})
+        if "class_names" in config:
+            model.class_names = config["class_names"]
         expected = {f"{i}.{name}.npy": (layer, arrays, name) for i, layer in enumerate(model.layers)
                     for arrays in (layer.params, layer.state) for name in arrays}
         run_state = config.get("run_state")

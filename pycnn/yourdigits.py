@@ -211,10 +211,11 @@ def split_head(model):
 
 
 def _copy(model):
-    """A model with the same architecture, a copy of the weights and of the metadata."""
+    """A model with the same architecture, a copy of the weights, of the metadata and of the class names."""
     copy = Sequential.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     copy.metadata = dict(model.metadata)
+    copy.class_names = model.class_names
     return copy
 
 

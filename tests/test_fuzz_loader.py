@@ -42,6 +42,7 @@ def _bases():
                         ReLU(), Flatten(), Dense(3 * 2 * 2, 4)], seed=1, input_shape=(1, 8, 8))
     double = Sequential([Conv2D(2, 2, 3, padding=1), ReLU(), MaxPool2D(3, stride=2), Flatten(), Dense(2 * 3 * 3, 3)],
                         seed=2, dtype="float64", input_shape=(2, 7, 7))
+    small.class_names = ["A", "star", "\u2603", "two words"]  # a model that names its classes
     return [m.to_bytes() for m in (seed, small, double)]
 
 
@@ -90,6 +91,10 @@ def check_loader(data, counts):
         counts["refused"] += 1
         return
     assert isinstance(model, Sequential)
+    if any(isinstance(layer, Dense) for layer in model.layers):  # it has classes: each has one clean name
+        names = model.names()
+        assert len(names) == model.n_classes() and len({name.casefold() for name in names}) == len(names)
+        assert all(isinstance(name, str) and name and name == name.strip() for name in names)
     declared = model.input_shape
     shape = declared or (1, 28, 28)  # nothing in the file says what it takes: probe with MNIST's shape
     model.input_shape = shape
@@ -227,7 +232,8 @@ def mutated_configs(draw):
         if action == "delete":
             del parent[path[-1]]
         elif action == "add key" and isinstance(parent, dict):
-            parent[draw(st.sampled_from(["rng", "activation", "self", "stride", "dtype", "x"]))] = draw(JSON_VALUES)
+            parent[draw(st.sampled_from(["rng", "activation", "self", "stride", "dtype", "x", "class_names"]))] = \
+                draw(JSON_VALUES)
         else:
             parent[path[-1]] = draw(JSON_VALUES)
     text = json.dumps(config)  # NaN/Infinity become the non-standard tokens Python's json reads back

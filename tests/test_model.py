@@ -675,3 +675,84 @@ def test_a_run_with_batchnorm_and_dropout_stopped_and_resumed_from_its_file_ends
     resumed.run()
     assert all(a.tobytes() == b.tobytes() for a, b in zip(model.get_weights(), never_stopped.model.get_weights()))
     assert resumed.history == never_stopped.history
+
+
+# ---- freezing leading layers ------------------------------------------------------------------
+def two_conv(seed=0):
+    return pycnn.preset("two-conv-dense", seed=seed)
+
+
+def test_frozen_layers_keep_their_weights_bit_for_bit_and_the_rest_trains(subset):
+    x, y = mixed_sample(subset, 64)
+    model = two_conv().freeze(7)  # the conv blocks and the Flatten
+    before = model.get_weights()
+    optimizer = Adam(1e-2)
+    for start in range(0, 64, 16):
+        model.train_step(x[start:start + 16], y[start:start + 16].astype(np.intp), optimizer)
+    after = model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(before[:4], after[:4]))  # conv weights and biases
+    assert not any(np.array_equal(a, b) for a, b in zip(before[4:], after[4:]))  # both dense layers moved
+    assert sorted(optimizer.state) == ["7.W", "7.b", "9.W", "9.b"]
+
+
+def test_a_frozen_models_head_gets_the_same_gradient_as_the_unfrozen_models(subset):
+    x, y = mixed_sample(subset, 16)
+    loss, grads = two_conv().compute_gradients(x, y)
+    frozen_loss, frozen_grads = two_conv().freeze(7).compute_gradients(x, y)
+    assert frozen_loss == pytest.approx(loss, rel=1e-6)
+    assert len(frozen_grads) == 4  # the dense layers' weights only
+    for a, b in zip(frozen_grads, grads[4:]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_frozen_leading_layers_run_no_backward_pass(subset, monkeypatch):
+    x, y = mixed_sample(subset, 8)
+    model = two_conv().freeze(7)
+    ran = []
+    for step in model._plan:
+        monkeypatch.setattr(step, "backward", lambda dout, need_dx=True, step=step, run=step.backward:
+                            ran.append(type(step).__name__) or run(dout, need_dx))
+    model.train_step(x, y.astype(np.intp), Adam())
+    assert ran == ["Dense", "ReLU", "Dense"]
+
+
+def test_unfreezing_trains_every_layer_again_and_summary_counts_frozen_weights_as_non_trainable(subset):
+    model = two_conv().freeze(7)
+    assert "Trainable params: 51,914" in model.summary() and "Non-trainable params: 4,800" in model.summary()
+    model.freeze(0)
+    assert "Non-trainable params: 0" in model.summary()
+    x, y = mixed_sample(subset, 16)
+    before = model.get_weights()
+    model.train_step(x, y.astype(np.intp), Adam(1e-2))
+    assert not any(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize("count", [-1, 12, 2.5, True])
+def test_freeze_refuses_a_count_that_is_not_a_layer_count(count):
+    with pytest.raises(ValueError, match="count must be an int from 0 to 10"):
+        two_conv().freeze(count)
+
+
+# ---- class names --------------------------------------------------------------------------------
+def test_a_model_names_its_classes_and_predict_names_reads_them(subset):
+    x, y = mixed_sample(subset, 32)
+    model = small_model()
+    assert model.class_names is None and model.names() == [str(d) for d in range(10)]
+    model.class_names = ["zero", " one ", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    assert model.names()[1] == "one"  # trimmed
+    names = model.predict_names(x)
+    assert names == [model.names()[i] for i in model.predict(x)]
+
+
+@pytest.mark.parametrize("names, message", [
+    (["a", "b"], "must name the 10 classes, got 2 names"),
+    ([str(d) for d in range(9)] + ["0 "], "'0' and '0' are the same name"),
+    ([str(d) for d in range(9)] + [""], "name 10 is empty"),
+    ("0123456789", "must be a list of strings"),
+])
+def test_class_names_that_do_not_fit_are_refused_and_the_old_ones_kept(names, message):
+    model = small_model()
+    model.class_names = list("ABCDEFGHIJ")
+    with pytest.raises(ValueError, match=message):
+        model.class_names = names
+    assert model.class_names == list("ABCDEFGHIJ")

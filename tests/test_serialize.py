@@ -90,6 +90,26 @@ def test_metadata_round_trips():
     assert pycnn.from_bytes(model.to_bytes()).metadata == model.metadata
 
 
+def test_class_names_round_trip_and_a_file_without_them_names_its_classes_by_number(model_bytes):
+    model = seed_model(seed=0)
+    assert pycnn.from_bytes(model.to_bytes()).names() == [str(d) for d in range(10)]
+    assert "class_names" not in config_of(model.to_bytes())  # files of digit models stay as they were
+    model.class_names = ["circle", "Star", "\u2603", "two words", "A", "b", "c", "d", "e", "\U0001F600"]
+    loaded = pycnn.from_bytes(model.to_bytes())
+    assert loaded.class_names == model.class_names and loaded.names() == model.class_names
+
+
+@pytest.mark.parametrize("names, message", [
+    (["a", "b"], "the model's class names must name the 10 classes, got 2 names"),
+    (list("ABCDEFGHIa"), "'A' and 'a' are the same name"),
+    (list("ABCDEFGHI") + ["x\ny"], "name 10 has a control character or line break"),
+    (list("ABCDEFGHI") + [7], "name 10 must be a string"),
+    ("ABCDEFGHIJ", "must be a list of strings"),
+])
+def test_a_file_with_bad_class_names_is_refused(model_bytes, names, message):
+    refused(with_config(model_bytes, lambda c: c.update(class_names=names)), message)
+
+
 def test_the_same_model_always_gives_the_same_bytes():
     assert seed_model(seed=5).to_bytes() == seed_model(seed=5).to_bytes()
     assert seed_model(seed=5).to_bytes() != seed_model(seed=6).to_bytes()
