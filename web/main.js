@@ -5,6 +5,7 @@ import { Analysis } from "./analysis.js";
 import { WorkerClient } from "./client.js";
 import { Cores } from "./cores.js";
 import { Frame } from "./frame.js";
+import { GuidedTeach } from "./guide.js";
 import { Inside } from "./inside.js";
 import { Loading } from "./loading.js";
 import { Announcer, Messages, StatusLine } from "./messages.js";
@@ -127,6 +128,22 @@ const yourDigits = new YourDigits({
     progressText: document.querySelector('[data-testid="fine-tune-progress"] .progress-text'),
     accuracy: byTestId("my-digits-accuracy"), undo: byTestId("undo-fine-tune"), join: byTestId("join-my-digits"),
     joinLabel: byTestId("join-my-digits-label"), storageNote: byTestId("my-digits-storage"),
+  },
+});
+
+new GuidedTeach({
+  ...common,
+  yourDigits,
+  runs,
+  el: {
+    box: byTestId("guide"), start: byTestId("guided-teach-button"), invite: document.querySelector(".guide-invite"),
+    inviteText: document.querySelector(".guide-invite-text"),
+    round: document.querySelector(".guide-round"), prompt: byTestId("guided-prompt"), ask: document.querySelector(".guide-ask"),
+    digit: document.querySelector(".guide-digit"), count: document.querySelector(".guide-count"),
+    tuning: document.querySelector(".guide-tuning"), marks: [...document.querySelectorAll(".guide-marks li")],
+    progress: document.querySelector(".guide-progress"), add: byTestId("guided-add-button"),
+    skip: byTestId("guided-skip-button"), stop: byTestId("guided-stop-button"), note: byTestId("guided-note"),
+    result: byTestId("guided-result"),
   },
 });
 

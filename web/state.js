@@ -8,6 +8,7 @@
 // "weights" (the weights changed: predictions and the analysis are out of date; detail "step" for a tried step),
 // "inspected" (the digit the page shows the network's reading of, in full: what "See inside one step" explains),
 // "reading" (the predictor shows another answer: what "It's a ..." adds), "my-digits" (your digits changed),
+// "taught" ({digit, added: a promise of whether it was added}: "It's a ..." took a drawing off the canvas),
 // "resumable" (the current model's stopped run that Continue finishes appeared or ended).
 
 export const UNTRAINED = Object.freeze({ kind: "untrained", epochs: 0, digits: 0, partial: false });

@@ -36,7 +36,7 @@ export class YourDigits {
     this.canUndo = false; // the session holds the model from before the last fine-tune
     this.run = null; // {step, total_steps, epoch, epochs, phase, method, count} while fine-tuning
 
-    el.teachButtons.forEach((button, digit) => button.addEventListener("click", () => this.#teach(digit)));
+    el.teachButtons.forEach((button, digit) => button.addEventListener("click", () => this.teach(digit)));
     el.gallery.addEventListener("click", (event) => {
       const item = event.target.closest("[data-index]");
       if (item) this.#remove(Number(item.dataset.index));
@@ -132,20 +132,33 @@ export class YourDigits {
 
   /**
    * "It's a <digit>": the drawing is taken off the canvas at once (the next one can begin) and added after the
-   * adds before it. One that cannot be added says why and goes back on the canvas if nothing was drawn since.
+   * adds before it -> a promise of whether it was added, or null when nothing was taken (the page says why).
+   * One that cannot be added says why and goes back on the canvas if nothing was drawn since. The state
+   * emits "taught" {digit, added: that promise}.
    */
-  async #teach(digit) {
-    if (this.state.reading?.source !== "drawing") return;
+  teach(digit) {
+    if (this.state.reading?.source !== "drawing") return null;
     const most = this.state.info?.my_digits?.max_digits ?? Infinity;
     if (this.digits.count + this.adding >= most) {
       this.messages.show(`Could not add the drawing: you have ${fmtInt(most)} digits, the most the page keeps. Remove some first; your drawing is still there.`, "error");
-      return;
+      return null;
     }
     const taken = this.predictor.takeDrawing();
     if (!taken) {
       this.status.say("Nothing to add: draw the next digit first.");
-      return;
+      return null;
     }
+    const added = this.#add(digit, taken);
+    this.state.emit("taught", { digit, added });
+    return added;
+  }
+
+  /** Every change of your digits asked so far is made (or refused). */
+  settled() {
+    return this.chain;
+  }
+
+  async #add(digit, taken) {
     this.adding += 1;
     this.probe.count("my_digits_asked");
     if (this.adding > 1) this.status.say(`Adding your ${digit} after the ${plural(this.adding - 1, "drawing")} before it…`);
@@ -158,9 +171,11 @@ export class YourDigits {
       const text = `Added your ${digit}: ${plural(reply.counts[digit], `drawing of ${digit}`, `drawings of ${digit}`)}, ${plural(reply.count, "digit")} in all.`;
       this.status.say(text);
       this.announcer.announce(text);
+      return true;
     } catch (error) {
       const back = this.predictor.putBack(taken);
       this.messages.show(`Could not add your drawing of ${digit}: ${error.message}. ${back ? "It is back on the canvas." : "It was not added."}`, "error");
+      return false;
     } finally {
       this.adding -= 1;
     }
@@ -245,8 +260,18 @@ export class YourDigits {
   }
 
   // ---------- fine-tuning ----------
+  /** Fine-tune on your digits (as the button does) -> whether it started; blocker() says why not. */
+  fineTune() {
+    return this.#fineTune();
+  }
+
+  /** Why Fine-tune cannot start now, or "" when it can. */
+  blocker() {
+    return this.#fineTuneBlocker();
+  }
+
   async #fineTune() {
-    if (this.#fineTuneBlocker()) return;
+    if (this.#fineTuneBlocker()) return false;
     this.messages.clear();
     this.run = {
       step: 0, total_steps: 0, epoch: 0, epochs: 0, phase: "preparing", method: "", count: this.digits.count,
@@ -263,9 +288,10 @@ export class YourDigits {
       this.messages.show(error.message, "error");
       this.status.say("The fine-tune did not start: the model is as it was before.");
       this.#renderProgress();
-      return;
+      return false;
     }
     this.announcer.announce(`Fine-tuning on your ${plural(this.digits.count, "digit")} started.`);
+    return true;
   }
 
   #stop() {

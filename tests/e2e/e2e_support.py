@@ -229,7 +229,7 @@ PAGE_STATE = """() => {
     lossPoints: byId('loss-chart').dataset.points, summary: byId('arch-summary').dataset.state ?? null,
     stops: ['stop-button', 'fine-tune-stop'].filter((id) => !byId(id).disabled),
     retry: visible(byId('retry-button')), confirm: visible(byId('arch-confirm')), idle: !byId('reset-button').disabled,
-    resumable: visible(byId('continue-button')),
+    resumable: visible(byId('continue-button')), guide: byId('guide').dataset.step,
     status: byId('status').textContent.trim(),  // not compared: says what the page is doing when it differs
   };
 }"""
@@ -237,8 +237,8 @@ PAGE_STATE = """() => {
 
 class Baseline:
     """What a page looked like at ready on a first visit, and the way back to it through the page's
-    own controls: Stop, Restart, Reset (which also ends a stopped run Continue would finish), the network's
-    preset, the settings, Remove all, Clear."""
+    own controls: Stop, Restart, Reset (which also ends a stopped run Continue would finish, and a guided round
+    of teaching), the network's preset, the settings, Remove all, Clear."""
 
     def __init__(self, app):
         seen = app.page.evaluate(PAGE_STATE)
@@ -260,7 +260,8 @@ class Baseline:
             page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled",
                                    timeout=READY_TIMEOUT_MS)
             seen = page.evaluate(PAGE_STATE)
-        if seen["model"] != "untrained" or seen["runResult"] is not None or seen["lossPoints"] != "0" or seen["resumable"]:
+        if (seen["model"] != "untrained" or seen["runResult"] is not None or seen["lossPoints"] != "0" or seen["resumable"]
+                or seen["guide"]):
             app.by_id("reset-button").click()
             page.wait_for_selector('body[data-model="untrained"]:not([data-run-result])', state="attached")
         if seen["preset"] != self.preset:  # an untrained model changes at once; the preset brings its settings
@@ -301,7 +302,7 @@ class Baseline:
         wanted = {
             "state": "ready", "model": "untrained", "runResult": None, "preset": self.preset, "form": self.form,
             "digits": "0", "message": False, "accuracy": "", "lossPoints": "0", "idle": True, "viewport": self.viewport,
-            "resumable": False,
+            "resumable": False, "guide": "",
         }
         differences = [f"{name}: {seen[name]!r}, not {wanted[name]!r}" for name in wanted if seen[name] != wanted[name]]
         return differences + [f"(status line: {seen['status']!r})"] if differences else []
