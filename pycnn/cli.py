@@ -1,4 +1,8 @@
-"""Command line: python -m pycnn train | evaluate | finetune | summary | export."""
+"""Command line: python -m pycnn train | evaluate | finetune | summary | export.
+
+train --classes PROJECT.npz trains a network for a project's own classes (pycnn.project, pycnn.classes):
+--transfer MODEL.npz puts a new head on that model's feature layers, --preset/--arch trains one from
+scratch; evaluate MODEL --classes PROJECT.npz reads the project's drawings with a model of its classes."""
 import argparse
 import contextlib
 import dataclasses
@@ -11,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, export, yourdigits
+from . import classes, datasets, export, yourdigits
 from .model import Sequential
+from .project import Project
 from .presets import DEFAULT_PRESET, PRESETS, preset
 from .checks import number
 from .serialize import load_file, load_run
@@ -113,6 +118,12 @@ def _training_data(data, extra, extra_repeat, config):
 
 
 def cmd_train(args):
+    if args.classes:
+        return _train_classes(args)
+    if args.transfer or args.steps is not None or args.evaluate is not None:
+        given = [flag for flag, value in (("--transfer", args.transfer), ("--steps", args.steps),
+                                          ("--evaluate/--no-evaluate", args.evaluate)) if value is not None]
+        raise ValueError(f"{', '.join(given)}: only with --classes PROJECT.npz (a project of your own classes)")
     if args.resume:
         return _resume(args)
     config = TrainingConfig(**{name: DEFAULTS[name] if getattr(args, name) is None else getattr(args, name)
@@ -222,7 +233,96 @@ def _train(args, trainer, output, metadata, joined, seconds_before, announce):
     return 0
 
 
+# the options of a digits run that a run on a project's drawings does not take
+NOT_FOR_CLASSES = {"epochs": "--epochs", "augment": "--augment", "train_size": "--train-size", "shards": "--shards",
+                   "data": "--data", "extra": "--extra", "extra_repeat": "--extra-repeat", "resume": "--resume",
+                   "max_steps": "--max-steps"}
+CLASS_RECIPE_OPTIONS = ("steps", "batch_size", "lr", "optimizer", "schedule", "seed")
+
+
+def _train_classes(args):
+    """train --classes PROJECT: transfer from --transfer MODEL, or from scratch (--preset/--arch, default the page's)."""
+    given = [flag for name, flag in NOT_FOR_CLASSES.items() if getattr(args, name) is not None]
+    if given:
+        raise ValueError(f"--classes trains on the project's drawings: {', '.join(given)} does not apply to it "
+                         f"(--steps sets how long it trains)")
+    if args.transfer and (args.preset or args.arch):
+        raise ValueError("--transfer starts from a trained model's features; --preset and --arch train a network "
+                         "from scratch: give one of them")
+    output = args.output or "model.npz"
+    _check_output(output)
+    project = Project.load(args.classes)
+    counts = ", ".join(f"{name} {n}" for name, n in zip(project.names, project.counts()))
+    recipe = {name: getattr(args, name) for name in CLASS_RECIPE_OPTIONS if getattr(args, name) is not None}
+    evaluate = args.evaluate is not False
+    if args.transfer:
+        base = load_file(args.transfer)
+        config = classes.TransferConfig(**recipe)
+        job = classes.Transfer(base, project.x, project.y, project.names, config, evaluate=evaluate)
+        what = (f"transfer from {args.transfer}: its layers before the Flatten frozen, a new head (hidden "
+                f"{config.hidden}) trained on the drawings and {config.copies} augmented copies of each")
+    else:
+        network, described = _network(args)
+        config = classes.ScratchConfig(**recipe)
+        job = classes.FromScratch(network, project.x, project.y, project.names, config, evaluate=evaluate)
+        what = f"{described} from scratch on the drawings, augmented"
+    scoring = f"{job.scoring}, then " if job.scoring else ""
+    print(f"{what}; {len(project.names)} classes of {args.classes} ({counts}): {scoring}{config.steps} batches of "
+          f"{config.batch_size}", file=sys.stderr, flush=True)
+    with _limit_threads(args.threads) or contextlib.nullcontext():
+        try:
+            _run_job(job)
+        except TrainingDiverged as err:
+            raise ValueError(f"{err}; nothing was saved") from None
+    model = job.model
+    model.metadata = {**model.metadata, "project": Path(args.classes).name,
+                      **({"transfer_from": Path(args.transfer).name} if args.transfer else {})}
+    model.save(output)
+    evaluation = job.result()["evaluation"]
+    if evaluation is not None:
+        untaught = (f"; {evaluation['untaught']} of them of a class drawn once, which their fold's model never saw"
+                    if evaluation["untaught"] else "")
+        print(f"on drawings held back from training ({evaluation['method']}{untaught}):")
+        print("\n".join(_score_lines(evaluation)))
+    print(f"done in {job.seconds:.1f} s; saved {output} (classes: {', '.join(project.names)})")
+    return 0
+
+
+def _run_job(job, chunk=25):
+    """Run a classes job to its end, showing its phase and steps on a terminal."""
+    tty = sys.stderr.isatty()
+    while not job.done:
+        report = job.run(max_batches=chunk)
+        if tty:
+            sys.stderr.write(f"\r\x1b[K{report['phase']}: step {report['step']} of {report['total_steps']}")
+            sys.stderr.flush()
+    if tty:
+        sys.stderr.write("\r\x1b[K")
+
+
+def _score_lines(scores, width=8):
+    """Lines: the accuracy, each class's, the confusion matrix and the most confident mistakes (classes.scores)."""
+    names = scores["names"]
+    short = [name if len(name) <= width else name[:width - 1] + "~" for name in names]
+    lines = [f"accuracy {scores['accuracy']:.2%} ({scores['correct']}/{scores['scored']})",
+             "per class: " + ", ".join(f"{name} {'-' if a is None else format(a, '.0%')}"
+                                       for name, a in zip(names, scores["per_class"])),
+             "confusion (rows: the class drawn, columns: the class read):",
+             " " * (width + 2) + "".join(f"{name:>{width + 1}}" for name in short)]
+    lines += [f"  {name:<{width}}" + "".join(f"{n:>{width + 1}}" for n in row)
+              for name, row in zip(short, scores["confusion"])]
+    if scores["mistakes"]:
+        shown = scores["mistakes"][:5]
+        lines.append("most confident mistakes: " + ", ".join(
+            f"drawing {m['index']} ({m['label_name']}) read as {m['predicted_name']} ({m['confidence']:.0%})"
+            for m in shown) + (f" (and {scores['mistake_count'] - len(shown)} more)" if scores['mistake_count'] > 5
+                               else ""))
+    return lines
+
+
 def cmd_evaluate(args):
+    if args.classes:
+        return _evaluate_classes(args)
     model = load_file(args.model)
     if args.extra:  # read before anything is printed: a bad file is one line on stderr
         x_extra, y_extra = _extra_digits(args.extra)
@@ -234,6 +334,22 @@ def cmd_evaluate(args):
         scores = model.evaluate(x_extra, y_extra)
         print(f"{args.model}: accuracy {scores['accuracy']:.2%} ({round(scores['accuracy'] * len(y_extra))}/"
               f"{len(y_extra)}), loss {scores['loss']:.4f} on the digits of {args.extra}")
+    return 0
+
+
+def _evaluate_classes(args):
+    """evaluate MODEL --classes PROJECT: the model reads the project's drawings; it must name the same classes."""
+    if args.extra:
+        raise ValueError("--extra reads a digits file; with --classes the project's drawings are read")
+    model = load_file(args.model)
+    project = Project.load(args.classes)
+    if model.names() != project.names:
+        raise ValueError(f"{args.model} reads the classes {', '.join(model.names())}; {args.classes} has "
+                         f"{', '.join(project.names)}: a model of a project's classes reads its drawings")
+    if not len(project):
+        raise ValueError(f"{args.classes} has no drawings to read")
+    print(f"{args.model} on the {len(project)} drawings of {args.classes}:")
+    print("\n".join(_score_lines(classes.evaluate(model, project.x, project.y))))
     return 0
 
 
@@ -292,6 +408,8 @@ def _network(args, seed=0):
 def cmd_summary(args):
     model = load_file(args.model) if args.model else _network(args)[0]
     print(model.summary())
+    if model.class_names is not None:
+        print(f"Classes: {', '.join(model.class_names)}")
     return 0
 
 
@@ -301,7 +419,8 @@ def cmd_export(args):
     c, h, w = model.input_shape
     shape = f"(N, {c}, {h}, {w}) NCHW" if args.format == "onnx" else f"(N, {h}, {w}, {c}) NHWC"
     print(f"wrote {', '.join(str(path) for path in written)} ({export.FORMATS[args.format]}): input float32 {shape} "
-          f"in [0, 1] (grey level / 255, as predict_proba takes it), output the {model.n_classes()} class probabilities")
+          f"in [0, 1] (grey level / 255, as predict_proba takes it), output the {model.n_classes()} class probabilities"
+          + (f" ({', '.join(model.class_names)})" if model.class_names is not None else ""))
     return 0
 
 
@@ -314,7 +433,8 @@ def _add_network_options(parser):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m pycnn", description="Train and evaluate pycnn models on MNIST.")
+    parser = argparse.ArgumentParser(prog="python -m pycnn",
+                                     description="Train and evaluate pycnn models on MNIST or your own classes.")
     sub = parser.add_subparsers(dest="command", required=True)
     data_help = ("'subset' (the bundled 10,000 digits; build.py writes them) or a folder with MNIST IDX files "
                  "(train-images-idx3-ubyte[.gz], ..., t10k-labels-idx1-ubyte[.gz])")
@@ -345,6 +465,15 @@ def build_parser():
                        help="a digits file (the page's Your digits) to join to the training digits")
     train.add_argument("--extra-repeat", type=int, default=None,
                        help="times to repeat the --extra digits (default: so they are ~5%% of the digits)")
+    train.add_argument("--classes", metavar="PROJECT.npz",
+                       help="train for a project's own classes on its drawings (pycnn.project): with --transfer "
+                            "MODEL.npz, a new head on that model's features; else --preset/--arch from scratch")
+    train.add_argument("--transfer", metavar="MODEL.npz",
+                       help="with --classes: the trained model whose feature layers (before its Flatten) are kept")
+    train.add_argument("--steps", type=int, help="with --classes: batches to train (default: the recipe's, "
+                       f"{classes.TransferConfig().steps} for transfer, {classes.ScratchConfig().steps} from scratch)")
+    train.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=None,
+                       help="with --classes: first measure on drawings held back from training (default on)")
     _add_network_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -352,6 +481,8 @@ def build_parser():
     evaluate.add_argument("model", help="a model file (.npz) from train or the web page")
     evaluate.add_argument("--data", default="subset", help=data_help + "; the held-out or t10k digits are used")
     evaluate.add_argument("--extra", metavar="FILE", help="also the accuracy on the digits of this digits file")
+    evaluate.add_argument("--classes", metavar="PROJECT.npz",
+                          help="instead: read a project's drawings with a model of its classes")
     evaluate.set_defaults(func=cmd_evaluate)
 
     finetune = sub.add_parser("finetune", help="fine-tune a saved model on your digits (the page's Fine-tune)")
