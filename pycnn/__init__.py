@@ -1,5 +1,5 @@
 """pycnn: a small, fast, pure-numpy convolutional network library (CPython and Pyodide)."""
-from . import datasets, export, parallel, preprocess
+from . import classes, datasets, export, parallel, preprocess, project
 from .compat import cnn
 from .layers import (LAYERS, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPool2D, ReLU,
                      Sigmoid, Tanh, layer_specs, register)
@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "AvgPool2D", "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "LAYERS", "Layer", "LeakyReLU",
-    "MaxPool2D", "Optimizer", "PRESETS", "ReLU", "SGD", "Sequential", "Sigmoid", "Tanh", "Trainer", "TrainingConfig", "TrainingDiverged", "cnn", "datasets", "export", "from_bytes",
-    "layer_specs", "load", "parallel", "preprocess", "preset", "register", "seed_model", "softmax",
+    "MaxPool2D", "Optimizer", "PRESETS", "ReLU", "SGD", "Sequential", "Sigmoid", "Tanh", "Trainer", "TrainingConfig", "TrainingDiverged", "classes", "cnn", "datasets", "export", "from_bytes",
+    "layer_specs", "load", "parallel", "preprocess", "preset", "project", "register", "seed_model", "softmax",
     "softmax_cross_entropy",
 ]

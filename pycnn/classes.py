@@ -5,7 +5,8 @@
     evaluate(model, x, y)                                  -> accuracy, confusion matrix, mistakes
 
 x: drawings (N, 1, 28, 28) in [0, 1] (pycnn.project keeps them), y: their class indices (N,),
-class_names: 2 to 20 names, one per class (pycnn.checks.class_names). Every class needs a drawing.
+class_names: a name per class, at least 2 (pycnn.checks.class_names; a project has at most 20, training
+takes more). Every class needs a drawing.
 
 Transfer keeps a trained network's feature layers (everything before its first Flatten: the
 convolutions, which learnt strokes, corners and curves from thousands of digits) frozen and puts a
@@ -38,12 +39,12 @@ import time
 import numpy as np
 
 from .augment import random_affine, random_elastic
-from .checks import Choice, Float, Int, Settings
+from .checks import Choice, Float, Int, Settings, class_names as clean_names
 from .layers import Dense, Flatten, ReLU
 from .model import PREDICT_CHUNK, Sequential
 from .optimizers import OPTIMIZERS
 from .presets import PRESETS
-from .project import MAX_DRAWINGS, check_names
+from .project import MAX_DRAWINGS, MIN_CLASSES
 from .training import SCHEDULES, Trainer, TrainingConfig, TrainingDiverged
 from .yourdigits import folds_of, split_head
 
@@ -123,8 +124,14 @@ def _labels(y, n, classes):
     return y.astype(np.intp)
 
 
+def check_names(names):
+    """The classes' names, cleaned (checks.class_names), at least MIN_CLASSES of them: a project holds at most
+    pycnn.project.MAX_CLASSES; training takes more."""
+    return clean_names(names, min_count=MIN_CLASSES)
+
+
 def _checked(x, y, class_names, model):
-    """(names, x as model reads it, y) after checking there are 2-20 classes and a drawing of each."""
+    """(names, x as model reads it, y) after checking there are 2 or more classes and a drawing of each."""
     names = check_names(class_names)
     x = model.as_input(x)
     y = _labels(y, len(x), len(names))
@@ -180,9 +187,9 @@ class DrawingTrainer(Trainer):
     like Trainer (its schedule, divergence check and progress).
 
     Each batch slot draws a class uniformly (of those with drawings in y), then one of that class's drawings,
-    so classes drawn more often weigh no more; with augment, each picked drawing is augmented afresh (augment(), the recipe's
-    settings). recipe: TransferConfig or ScratchConfig (steps, batch_size, lr, optimizer, schedule, seed
-    and the augmentation). classes: the model's class count.
+    so classes drawn more often weigh no more; with augment, each picked drawing is augmented afresh
+    (augment(), the recipe's settings). recipe: TransferConfig or ScratchConfig (steps, batch_size, lr,
+    optimizer, schedule, seed and the augmentation). classes: the model's class count.
     """
 
     def __init__(self, model, x, y, recipe, classes, augment=True):
@@ -402,8 +409,10 @@ class Transfer(_Job):
         shape = self.features.shape[1:]
         flat = int(np.prod(shape))
         rng = np.random.default_rng(config.seed)
-        layers = [Flatten()] + ([Dense(flat, config.hidden, rng=rng), ReLU(), Dense(config.hidden, self.classes, rng=rng)]
-                                if config.hidden else [Dense(flat, self.classes, rng=rng)])
+        width = config.hidden or self.classes
+        layers = [Flatten(), Dense(flat, width, rng=rng)]
+        if config.hidden:
+            layers += [ReLU(), Dense(config.hidden, self.classes, rng=rng)]
         head = Sequential(layers, dtype=self.start_model.dtype, input_shape=shape)
         return DrawingTrainer(head, self.features[keep], self.y[self.source[keep]], config, self.classes, augment=False)
 

@@ -241,7 +241,8 @@ CLASS_RECIPE_OPTIONS = ("steps", "batch_size", "lr", "optimizer", "schedule", "s
 
 
 def _train_classes(args):
-    """train --classes PROJECT: transfer from --transfer MODEL, or from scratch (--preset/--arch, default the page's)."""
+    """train --classes PROJECT: transfer from --transfer MODEL, or from scratch (--preset/--arch; default the
+    page's network)."""
     given = [flag for name, flag in NOT_FOR_CLASSES.items() if getattr(args, name) is not None]
     if given:
         raise ValueError(f"--classes trains on the project's drawings: {', '.join(given)} does not apply to it "
@@ -251,6 +252,9 @@ def _train_classes(args):
                          "from scratch: give one of them")
     output = args.output or "model.npz"
     _check_output(output)
+    for option, path in (("--classes", args.classes), ("--transfer", args.transfer)):
+        if path and Path(path).resolve() == Path(output).resolve():
+            raise ValueError(f"-o {output} would overwrite the {option} file: write the model elsewhere")
     project = Project.load(args.classes)
     counts = ", ".join(f"{name} {n}" for name, n in zip(project.names, project.counts()))
     recipe = {name: getattr(args, name) for name in CLASS_RECIPE_OPTIONS if getattr(args, name) is not None}

@@ -27,7 +27,7 @@ import json
 import numpy as np
 
 from . import npzfile
-from .checks import MAX_NAME_CHARS, class_names, number
+from .checks import MAX_NAME_CHARS, class_names, number  # noqa: F401 - MAX_NAME_CHARS: the limit the page shows
 
 FORMAT = "pycnn-classes"
 VERSION = 1

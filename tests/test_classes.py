@@ -208,7 +208,7 @@ def test_from_scratch_takes_a_layer_list_and_a_models_architecture(toy):
 
 # ---- refusals ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("change, match", [
-    (lambda x, y: (x, y, NAMES[:1]), "there must be 2 to 20 classes, got 1"),
+    (lambda x, y: (x, y, NAMES[:1]), "there must be at least 2 classes, got 1"),
     (lambda x, y: (x, y, NAMES + ["ring "]), "'ring' and 'ring' are the same name"),
     (lambda x, y: (x[y != 2], y[y != 2], NAMES), "every class needs a drawing to learn from; none yet of 'bar'"),
     (lambda x, y: (x, y + 1, NAMES), "y must be class indices 0-3 \\(the 4 classes\\), got 1..4"),
@@ -297,13 +297,15 @@ def test_cli_from_scratch_trains_the_preset_for_the_classes(files, capsys):
     (["--epochs", "3"], "--classes trains on the project's drawings: --epochs does not apply"),
     (["--transfer", "digits.npz", "--preset", "seed"], "--transfer starts from a trained model's features"),
     (["--steps", "0"], "steps must be an int from 1 to 100000, got 0"),
+    (["--transfer", "digits.npz", "-o", "shapes.npz"], "would overwrite the --classes file: write the model elsewhere"),
 ])
 def test_cli_refuses_options_that_do_not_fit_a_project_in_one_line(files, capsys, args, message):
-    argv = ["train", "--classes", files / "shapes.npz", *[files / a if a.endswith(".npz") else a for a in args],
-            "-o", files / "out.npz"]
+    before = (files / "shapes.npz").read_bytes()
+    argv = ["train", "--classes", files / "shapes.npz", "-o", files / "out.npz",
+            *[files / a if a.endswith(".npz") else a for a in args]]
     status, _, err = run_main(argv, capsys)
     assert status == 2 and err.count("\n") == 1 and message in err
-    assert not (files / "out.npz").exists()
+    assert not (files / "out.npz").exists() and (files / "shapes.npz").read_bytes() == before
 
 
 def test_cli_refuses_a_bad_project_and_a_model_of_other_classes_naming_them(files, capsys):

@@ -149,12 +149,14 @@ BAD_FILES = {
     "fewer names than labels use": (with_header(GOOD, names=["a", "b"]), "found 4"),
     "count above the limit": (with_header(GOOD, count=MAX_DRAWINGS + 1), "count must be an int from 0 to 10,000"),
     "negative count": (with_header(GOOD, count=-1), "count must be an int"),
-    "count mismatch": (with_header(GOOD, count=14), "images.npy: shape must be \\(14, 28, 28\\) \\(count in classes.json\\)"),
+    "count mismatch": (with_header(GOOD, count=14),
+                       "images.npy: shape must be \\(14, 28, 28\\) \\(count in classes.json\\)"),
     "float images": (with_members(GOOD, images_npy=npy(np.zeros((15, 28, 28), np.float32))), "dtype must be uint8"),
     "wrong image size": (with_members(GOOD, images_npy=npy(np.zeros((15, 27, 28), np.uint8))),
                          "shape must be \\(15, 28, 28\\)"),
     "absurd header": (with_members(GOOD, images_npy=npy_with_header(
-        "{'descr': '|u1', 'fortran_order': False, 'shape': (1000000000, 28, 28), }")), "shape must be \\(15, 28, 28\\)"),
+        "{'descr': '|u1', 'fortran_order': False, 'shape': (1000000000, 28, 28), }")),
+        "shape must be \\(15, 28, 28\\)"),
     "pickled labels": (with_members(GOOD, labels_npy=npy(np.array([object()] * 15), allow_pickle=True)),
                        "dtype must be uint8"),
     "missing labels": (with_members(GOOD, labels_npy=None), "the project file is missing labels.npy"),
@@ -169,7 +171,8 @@ BAD_FILES = {
     "model for other images": (with_members(WITH_MODEL, model_npz=pycnn.Sequential(
         [pycnn.Flatten(), pycnn.Dense(16, 5)], seed=0, input_shape=(1, 4, 4)).to_bytes()),
         "model.npz: the model must read \\(1, 28, 28\\) drawings"),
-    "corrupt model": (with_members(WITH_MODEL, model_npz=b"PK\x03\x04 broken"), "model.npz: not a valid pycnn model file"),
+    "corrupt model": (with_members(WITH_MODEL, model_npz=b"PK\x03\x04 broken"),
+                      "model.npz: not a valid pycnn model file"),
     "oversized json": (with_members(GOOD, classes_json=b" " * (project.MAX_JSON_BYTES + 1)),
                        "classes.json is 16,385 bytes; at most 16,384"),
 }

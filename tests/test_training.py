@@ -431,7 +431,8 @@ def test_elastic_bend_moves_ink_at_most_the_amount_is_seeded_and_without_amount_
     moved = random_elastic(dot, np.random.default_rng(1), amount=1.5)
     rows, cols = np.indices((28, 28))
     mass = moved[:, 0].sum(axis=(1, 2))
-    shift = np.hypot((moved[:, 0] * rows).sum(axis=(1, 2)) / mass - 14, (moved[:, 0] * cols).sum(axis=(1, 2)) / mass - 9)
+    centre = [(moved[:, 0] * at).sum(axis=(1, 2)) / mass for at in (rows, cols)]
+    shift = np.hypot(centre[0] - 14, centre[1] - 9)
     assert shift.max() <= 1.5 * math.sqrt(2) + 0.1 and shift.mean() > 0.2
 
 def test_pycnn_exposes_the_training_api():
