@@ -9,6 +9,7 @@ CPython (results in BENCHMARKS.md):
     python -m bench.handwriting       UNIPEN pen digits replayed on the page's canvas
     python -m bench.recipes           which network and recipe the page should train by default
     python -m bench.teach             fine-tuning on a writer's own drawings
+    python -m bench.classes           your own classes: letters taught by some writers, read on others'
     python -m bench.shards            data-parallel steps: shards in one process and over helper processes
     python -m bench.export            ONNX and TensorFlow.js exports: time, size, agreement with pycnn
 In the page, headless Chromium (bench.browser; results in bench/browser/RESULTS.md):
