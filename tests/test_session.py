@@ -794,7 +794,7 @@ def _digits_file_with(images, labels, version=1):
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("data, message", [
+NOT_GOOD_DIGITS = [
     (b"garbage, not a file", "not a pycnn digits file"),
     (b"", "the digits file is empty"),
     (two_conv().to_bytes(), "this is a pycnn model file, not a digits file"),
@@ -802,7 +802,12 @@ def _digits_file_with(images, labels, version=1):
     (_digits_file_with(np.zeros((2, 16, 16)), [1, 2]), "images.npy: shape must be (2, 28, 28)"),
     (_digits_file_with(np.zeros((2, 28, 28)), [1, 12]), "labels must be digits 0-9, found 12"),
     (b"PK" + bytes(9 * 2 ** 20), "a pycnn digits file is at most"),
-])
+]
+
+
+# named by the message: the files' bytes hold the zip's timestamps, and pytest-xdist's workers must
+# collect the same test ids whenever each of them imports this module
+@pytest.mark.parametrize("data, message", NOT_GOOD_DIGITS, ids=[message for _, message in NOT_GOOD_DIGITS])
 def test_a_file_that_is_not_good_digits_is_refused_and_the_kept_digits_stay(client, data, message):
     taught(client, 3)
     kept = client.digits.x.copy(), client.digits.y.copy()
