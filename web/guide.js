@@ -27,7 +27,9 @@ export class GuidedTeach {
     el.add.addEventListener("click", () => this.yourDigits.teach(DIGITS[this.index]));
     el.skip.addEventListener("click", () => this.#next("skipped"));
     el.stop.addEventListener("click", () => this.#stop());
-    state.on("taught", ({ digit, added }) => this.#taught(digit, added));
+    state.on("taught", ({ digit, added, project }) => {
+      if (project === null) this.#taught(digit, added);
+    });
     client.on("progress", (p) => {
       if (p.run === "fine_tune" && this.step === "fine-tuning") {
         this.el.progress.max = Math.max(1, p.total_steps);
@@ -40,6 +42,10 @@ export class GuidedTeach {
     state.on("model", () => {
       // a round needs a trained network to fine-tune: an untrained one (Reset, a new network) ends it
       if (this.state.model.kind === "untrained" && this.step !== "fine-tuning") this.#end("");
+      this.#render();
+    });
+    state.on("project", () => { // the round is the digits': a project open ends it
+      if (this.state.project && this.step === "drawing") this.#end("stopped", "Stopped: a project of your own classes is open. Your digits drawn so far are kept.");
       this.#render();
     });
     for (const event of ["phase", "busy", "reading"]) state.on(event, () => this.#render());
@@ -58,6 +64,7 @@ export class GuidedTeach {
   #startBlocker() {
     if (this.state.phase !== "ready") return this.state.phase === "training" ? "Wait for the run to end." : "Python is still loading.";
     if (this.state.model.kind === "untrained") return "Train the model (or load one) first.";
+    if (this.state.project) return "Choose Digits 0–9 above first.";
     return "";
   }
 
@@ -142,7 +149,7 @@ export class GuidedTeach {
     const el = this.el;
     const trained = this.state.model.kind !== "untrained" && this.state.phase !== "loading" && this.state.phase !== "error";
     const inRound = this.step === "drawing" || this.step === "fine-tuning";
-    el.box.hidden = !trained && !inRound;
+    el.box.hidden = (!trained && !inRound) || Boolean(this.state.project);
     el.box.dataset.step = this.step;
     el.invite.hidden = inRound;
     el.inviteText.hidden = this.step === "done" || this.step === "stopped"; // said once is enough

@@ -418,6 +418,7 @@ class OneStep {
       this.#renderControls();
     });
     state.on("busy", () => this.#renderControls());
+    state.on("project", () => this.#renderControls());
     state.on("history", () => this.#forget(null)); // another model (loaded, reset, a new network): no steps to keep
     this.#renderControls();
   }
@@ -425,13 +426,14 @@ class OneStep {
   #renderControls() {
     const { el, state } = this;
     const can = state.idle && state.canRead;
-    el.step.disabled = !(can && state.inspection);
+    el.step.disabled = !(can && state.inspection && !state.project); // a step trains the digit network
     el.keep.disabled = !(can && this.steps > 0);
     el.undo.disabled = !(can && this.steps > 0);
     el.label.disabled = state.phase !== "ready";
     el.step.textContent = this.steps > 0 ? "Step again" : "Step";
     if (!this.last && !this.forgotten) {
       el.loss.textContent = state.phase === "training" ? "Stop training first: a step changes the model."
+        : state.project ? "A step trains the digit network: choose Digits 0–9 above the canvas to take one."
         : !state.canRead ? "Train the model (or load one) and show it a digit first."
           : !state.inspection ? "Draw a digit (or show a held-out one) to take a step on it." : "Choose what the digit is and press Step.";
     }

@@ -38,14 +38,26 @@ export class PredictionView {
     this.note = note;
     this.probabilities = probabilities;
     this.modelInput = modelInput;
-    this.rows = DIGITS.map((d) => {
+    this.names = null;
+    this.setClasses(DIGITS.map(String));
+    this.clear("Draw a digit in the box");
+  }
+
+  /** One bar per class, named (the ten digits, or a project's classes). */
+  setClasses(names) {
+    if (this.names && this.names.length === names.length && this.names.every((name, i) => name === names[i])) return;
+    this.names = [...names];
+    this.probabilities.classList.toggle("named", names.some((name) => name.length > 2));
+    this.rows = names.map((name, d) => {
       const row = document.createElement("div");
       row.className = "prob";
       row.dataset.digit = String(d);
+      row.dataset.name = name;
       row.dataset.probability = "";
       const label = document.createElement("span");
       label.className = "prob-digit";
-      label.textContent = String(d);
+      label.textContent = name;
+      label.title = name;
       const bar = document.createElement("span");
       bar.className = "prob-bar";
       const fill = document.createElement("span");
@@ -54,15 +66,15 @@ export class PredictionView {
       const pct = document.createElement("span");
       pct.className = "prob-pct";
       row.append(label, bar, pct);
-      probabilities.append(row);
       return { row, fill, pct };
     });
-    this.clear("Draw a digit in the box");
+    this.probabilities.replaceChildren(...this.rows.map(({ row }) => row));
   }
 
   clear(note) {
     this.prediction.textContent = "";
     this.prediction.dataset.digit = "";
+    this.prediction.dataset.name = "";
     this.note.textContent = note;
     for (const { row, fill, pct } of this.rows) {
       row.dataset.probability = "";
@@ -76,8 +88,11 @@ export class PredictionView {
 
   /** result: {prediction, probabilities {shape [10], data}, input {shape [28, 28], data}}; note: text under the digit. */
   show(result, note) {
-    this.prediction.textContent = String(result.prediction);
+    if (result.names) this.setClasses(result.names);
+    this.prediction.textContent = this.names[result.prediction] ?? String(result.prediction);
     this.prediction.dataset.digit = String(result.prediction);
+    this.prediction.dataset.name = this.prediction.textContent;
+    this.prediction.classList.toggle("named", this.prediction.textContent.length > 2);
     this.note.textContent = note;
     result.probabilities.data.forEach((p, d) => {
       const { row, fill, pct } = this.rows[d];
@@ -88,6 +103,12 @@ export class PredictionView {
     });
     this.probabilities.dataset.values = Array.from(result.probabilities.data).join(","); // every digit, exactly
     drawGrey(this.modelInput, result.input.shape, result.input.data, 1);
+  }
+
+  /** A drawing read by no network yet (a project not trained): the 28x28 input only. */
+  showInput(input, note) {
+    this.clear(note);
+    drawGrey(this.modelInput, input.shape, input.data, 1);
   }
 }
 

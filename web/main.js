@@ -14,6 +14,7 @@ import { Offline } from "./offline.js";
 import { Persistence } from "./persistence.js";
 import { Predictor } from "./predictor.js";
 import { Probe } from "./probe.js";
+import { Projects } from "./projects.js";
 import { RunControl } from "./runs.js";
 import { AppState } from "./state.js";
 import { ModelStore } from "./store.js";
@@ -45,10 +46,24 @@ const persistence = new Persistence({
 
 const inputs = Object.fromEntries([...document.querySelectorAll("#train-form [name]")].map((input) => [input.name, input]));
 const runs = new RunControl({ client, state });
+const projects = new Projects({
+  ...common,
+  runs,
+  store,
+  persistence,
+  el: {
+    select: byTestId("project-select"), names: byTestId("class-names-input"), create: byTestId("create-project-button"),
+    error: byTestId("class-names-error"), remove: byTestId("remove-project-button"), results: byTestId("project-results"),
+    progress: byTestId("project-progress"), progressBar: document.querySelector('[data-testid="project-progress"] progress'),
+    progressText: document.querySelector('[data-testid="project-progress"] .progress-text'), stop: byTestId("project-stop"),
+    tryTitle: document.getElementById("try-title"),
+  },
+});
 const training = new TrainingPanel({
   ...common,
   runs,
   persistence,
+  projects,
   el: {
     form: document.getElementById("train-form"),
     inputs,
@@ -118,8 +133,11 @@ const yourDigits = new YourDigits({
   store,
   persistence,
   predictor,
+  projects,
   el: {
-    teach: byTestId("teach"), teachButtons: Array.from({ length: 10 }, (_, d) => byTestId(`teach-${d}`)),
+    title: document.getElementById("my-digits-title"), intro: document.querySelector(".digits-intro"),
+    projectIntro: document.querySelector(".project-intro"), collectionTitle: document.querySelector(".collection-title"),
+    teach: byTestId("teach"), teachButtons: document.querySelector(".teach-buttons"), teachHint: document.querySelector(".teach-hint"),
     gallery: byTestId("my-digits"), exportButton: byTestId("export-my-digits"), importInput: byTestId("import-my-digits"),
     removeAll: byTestId("remove-all-my-digits"),
     importLabel: byTestId("import-my-digits-label"), fineTune: byTestId("fine-tune-button"), note: byTestId("fine-tune-note"),
@@ -161,6 +179,7 @@ const loading = new Loading({
   onReady: async () => {
     await persistence.restore();
     await yourDigits.restore();
+    await projects.restore();
     state.setPhase("ready");
     state.weightsChanged(); // predictions and the analysis of the (restored) model
     training.measureSpeed();

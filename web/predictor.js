@@ -40,6 +40,14 @@ export class Predictor {
       if (state.phase === "loading" || state.phase === "error") this.#showIdle();
     });
     state.on("weights", () => this.refresh());
+    state.on("project", () => { // another project open (or the digits): its classes, its network reads the drawing
+      if (this.shownProject !== (state.project?.id ?? null)) {
+        this.view.setClasses(state.classNames);
+        this.shownProject = state.project?.id ?? null;
+        this.refresh();
+      }
+    });
+    this.shownProject = null; // the project whose classes the bars show (null: the digits)
     this.#showIdle();
   }
 
@@ -127,11 +135,12 @@ export class Predictor {
   }
 
   #showIdle() {
-    let note = "Draw a digit in the box.";
+    const project = this.state.project;
+    let note = project ? `Draw a ${project.names.slice(0, -1).join(", ")} or a ${project.names.at(-1)} in the box.` : "Draw a digit in the box.";
     if (!this.sketch.isEmpty && this.#tooLittleInk()) note = "Too little ink to read: draw a digit (a dot is not enough).";
     if (this.state.phase === "loading") note = "Python is still loading…";
     else if (this.state.phase === "error") note = "The Python worker is not running.";
-    else if (this.state.model.kind === "untrained") {
+    else if (!project && this.state.model.kind === "untrained") {
       note = this.sketch.isEmpty
         ? "The model is untrained: train it (or load a model) and then draw a digit."
         : "The model is untrained, so it would only guess. Train it (or load a model) first.";
@@ -197,6 +206,16 @@ export class Predictor {
   #render() {
     const shown = this.shown;
     const el = this.el.prediction;
+    if (shown.result?.untrained) { // a project not trained yet: its drawings are added, not read
+      this.view.showInput(shown.result.input, "Not trained yet: add drawings of each class with It's a …, then train.");
+      this.featureMaps.clear();
+      el.dataset.source = shown.source;
+      el.dataset.index = "";
+      if (this.state.inspection) this.state.setInspected(null);
+      this.state.setReading({ source: shown.source, prediction: null });
+      if (shown.source === "drawing") el.dataset.answeredVersion = String(shown.version);
+      return;
+    }
     if (shown.idle !== undefined || shown.result.empty) {
       this.view.clear(shown.idle ?? "Nothing drawn yet (or too little ink): draw a digit.");
       this.featureMaps.clear();
@@ -227,16 +246,17 @@ export class Predictor {
     if (final && this.announced !== shown) {
       this.announced = shown;
       const digit = shown.source === "heldout" ? `Held-out digit number ${result.index}, labelled ${result.label}: ` : "";
-      this.announcer.announce(`${digit}The network reads ${result.prediction}. ${describeConfidence(result)}`);
+      this.announcer.announce(`${digit}The network reads ${result.names?.[result.prediction] ?? result.prediction}. ${describeConfidence(result)}`);
     }
   }
 }
 
 function describeConfidence(result) {
   const probs = Array.from(result.probabilities.data);
+  const name = (d) => result.names?.[d] ?? String(d);
   const best = probs[result.prediction];
   const ranked = probs.map((p, d) => [p, d]).sort((a, b) => b[0] - a[0]);
   if (best >= 0.9) return `${(best * 100).toFixed(0)}% sure.`;
-  if (best >= 0.5) return `${(best * 100).toFixed(0)}% sure; next best ${ranked[1][1]} (${(ranked[1][0] * 100).toFixed(0)}%).`;
-  return `Not sure: ${ranked[0][1]} or ${ranked[1][1]}?`;
+  if (best >= 0.5) return `${(best * 100).toFixed(0)}% sure; next best ${name(ranked[1][1])} (${(ranked[1][0] * 100).toFixed(0)}%).`;
+  return `Not sure: ${name(ranked[0][1])} or ${name(ranked[1][1])}?`;
 }

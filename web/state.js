@@ -9,9 +9,11 @@
 // "inspected" (the digit the page shows the network's reading of, in full: what "See inside one step" explains),
 // "reading" (the predictor shows another answer: what "It's a ..." adds), "my-digits" (your digits changed),
 // "taught" ({digit, added: a promise of whether it was added}: "It's a ..." took a drawing off the canvas),
-// "resumable" (the current model's stopped run that Continue finishes appeared or ended).
+// "resumable" (the current model's stopped run that Continue finishes appeared or ended), "project" (the project
+// open, or its drawings, model or scores, or the list of projects changed).
 
 export const UNTRAINED = Object.freeze({ kind: "untrained", epochs: 0, digits: 0, partial: false });
+const DIGIT_NAMES = Object.freeze(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
 
 export class AppState {
   constructor() {
@@ -31,6 +33,10 @@ export class AppState {
     // the run the current model's weights are from, when it stopped before its end (Python's `resumable` event):
     // {step, total_steps, epoch, epochs, batch, batches_per_epoch, config, joined}; null when there is none
     this.resumable = null;
+    // the project of your own classes that is open (Python's project(): {id, names, count, counts, labels, images,
+    // model, results, model_from, file}), or null: the digits; and every project [{id, names, count, model}]
+    this.project = null;
+    this.projects = [];
     this.listeners = new Map();
   }
 
@@ -43,9 +49,22 @@ export class AppState {
     for (const listener of this.listeners.get(event) ?? []) listener(detail);
   }
 
-  /** The model is trained (or loaded) and the worker can answer: drawings can be read. */
+  /** The worker can answer and there is a network to read drawings (a project's drawings are read before it is
+   * trained too: the answer then says so). */
   get canRead() {
-    return (this.phase === "ready" || this.phase === "training") && this.model.kind !== "untrained";
+    return (this.phase === "ready" || this.phase === "training") && (this.project !== null || this.model.kind !== "untrained");
+  }
+
+  /** The names of the classes drawings are read as: the open project's, or the ten digits. */
+  get classNames() {
+    return this.project ? this.project.names : DIGIT_NAMES;
+  }
+
+  /** Python's project() reply: the project open (or null) and the list of projects. */
+  setProject({ project, projects }) {
+    this.project = project ?? null;
+    this.projects = projects ?? [];
+    this.emit("project");
   }
 
   /** Ready and no request in flight: the controls that change the model can be used. */

@@ -1,5 +1,6 @@
-// Keeps the current model (bytes + training history) and your digits (the digits file's bytes) in
-// IndexedDB so a reload restores them. A full storage first gives up the Python snapshot.
+// Keeps the current model (bytes + training history), your digits (the digits file's bytes) and your projects
+// (each project file, and which one is open) in IndexedDB so a reload restores them. A full storage first gives
+// up the Python snapshot.
 // When IndexedDB is unavailable (private mode, disabled, quota) every call degrades to a no-op.
 
 import { dropSnapshots } from "./snapshot.js";
@@ -9,6 +10,8 @@ const DB_VERSION = 1;
 const STORE = "models";
 const KEY = "current";
 const DIGITS_KEY = "my-digits"; // alongside the model, in the same store (one database version)
+const PROJECT_PREFIX = "project-"; // each project of your own classes: "project-<id>"
+const OPEN_PROJECT_KEY = "open-project";
 
 function promisify(request) {
   return new Promise((resolve, reject) => {
@@ -99,5 +102,30 @@ export class ModelStore {
 
   async loadDigits() {
     return (await this.#run("readonly", (store) => store.get(DIGITS_KEY))) ?? null;
+  }
+
+  /** record: {format: 1, bytes: Uint8Array (the project file), results (its scores), savedAt}, of project `id`. */
+  saveProject(id, record) {
+    return this.#put(`${PROJECT_PREFIX}${id}`, { ...record, id });
+  }
+
+  /** Every project kept, in the order of their ids. */
+  async loadProjects() {
+    const range = IDBKeyRange.bound(PROJECT_PREFIX, `${PROJECT_PREFIX}\uffff`);
+    const records = (await this.#run("readonly", (store) => store.getAll(range))) ?? [];
+    return records.filter((r) => Number.isInteger(r?.id)).sort((a, b) => a.id - b.id);
+  }
+
+  deleteProject(id) {
+    return this.#run("readwrite", (store) => store.delete(`${PROJECT_PREFIX}${id}`));
+  }
+
+  /** Which project is open (its id), or null: the digits. */
+  saveOpenProject(id) {
+    return this.#put(OPEN_PROJECT_KEY, { id });
+  }
+
+  async loadOpenProject() {
+    return (await this.#run("readonly", (store) => store.get(OPEN_PROJECT_KEY)))?.id ?? null;
   }
 }

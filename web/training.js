@@ -17,8 +17,8 @@ export class TrainingPanel {
    * messages / status: the banner and the status line; persistence: to forget the kept model on
    * Reset; el: this panel's elements (see main.js).
    */
-  constructor({ client, runs, state, frame, probe, messages, status, announcer, persistence, el }) {
-    Object.assign(this, { client, runs, state, frame, probe, messages, status, announcer, persistence, el });
+  constructor({ client, runs, state, frame, probe, messages, status, announcer, persistence, projects, el }) {
+    Object.assign(this, { client, runs, state, frame, probe, messages, status, announcer, persistence, projects, el });
     this.run = null; // {config, step, total_steps, epoch, epochs, batch, batches_per_epoch, images_per_second, result, stopClickedAt}
     this.epochsBeforeRun = 0;
     this.imagesPerSecond = null; // measured: the estimate, then real training
@@ -71,6 +71,7 @@ export class TrainingPanel {
     });
     state.on("busy", () => this.#render("controls"));
     state.on("network", () => this.#render("controls"));
+    state.on("project", () => this.#render("controls"));
     state.on("info", () => this.#applyDefaults());
     state.on("model", () => this.#render("model", "accuracy"));
     state.on("history", () => {
@@ -153,6 +154,10 @@ export class TrainingPanel {
 
   // ---------- a run ----------
   async #train() {
+    if (this.state.project) { // a project of your own classes is open: Train trains it from scratch
+      if (this.state.networkReady) this.projects.train("scratch");
+      return;
+    }
     const config = this.showValidation();
     if (!config || !this.state.idle || !this.state.networkReady) return; // nothing is sent while a field is invalid
     this.messages.clear();
@@ -320,9 +325,13 @@ export class TrainingPanel {
     const { config } = this.readSettings();
     const idle = this.state.idle;
     const el = this.el;
-    el.train.disabled = !(idle && config && this.state.networkReady);
+    const project = this.state.project;
+    el.train.disabled = project ? Boolean(this.projects.blocker("scratch")) || !this.state.networkReady
+      : !(idle && config && this.state.networkReady);
+    el.train.textContent = project ? "Train from scratch" : "Train";
+    el.train.title = project ? this.projects.blocker("scratch") || `The network in the editor, from fresh weights, on your ${project.names.join(", ")} drawings` : "";
     // Continue takes the run's own settings: the form need not be valid
-    const stopped = this.state.resumable;
+    const stopped = !project && this.state.resumable; // a stopped run of the digit network: Continue is the digits'
     el.continue.hidden = !stopped;
     el.continue.disabled = !(idle && stopped && this.state.networkReady);
     el.continue.classList.toggle("primary", Boolean(stopped)); // the first choice after a stop

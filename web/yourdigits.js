@@ -5,6 +5,8 @@
 // well the network reads your digits before and after, measured on drawings it was not trained
 // on, and the held-out MNIST accuracy before and after; Undo brings back the model from before.
 // A checkbox by Train joins your digits to a full run instead.
+// While a project of your own classes is open (projects.js), the same gallery, "It's a ..." buttons (one per
+// class) and result show that project: its drawings, and its network's score; Fine-tune trains it by transfer.
 import { download } from "./files.js";
 import { fmtInt, fmtPct } from "./format.js";
 import { drawGrey } from "./insight.js";
@@ -12,15 +14,18 @@ import { whileBusy } from "./state.js";
 
 const plural = (n, one, many = `${one}s`) => `${fmtInt(n)} ${n === 1 ? one : many}`;
 const EMPTY_TEXT = "No digits of yours yet: draw a digit above and press the digit it is.";
+const PROJECT_METHODS = new Set(["add_drawing", "remove_drawing"]); // changes of a project's drawings
 
 export class YourDigits {
   /**
-   * store: the ModelStore (opened by persistence); predictor: to clear a drawing once taught;
-   * el: {teach, teachButtons [10], gallery, exportButton, importInput, importLabel, removeAll, fineTune, note, stop,
-   * progress, progressBar, progressText, accuracy, undo, join, joinLabel, storageNote}; the rest as for TrainingPanel.
+   * store: the ModelStore (opened by persistence); predictor: to take a drawing off the canvas once taught;
+   * projects: the Projects part (a project's drawings are kept and trained there);
+   * el: {title, intro, projectIntro, collectionTitle, teach, teachButtons (their container), teachHint, gallery, exportButton, importInput,
+   * importLabel, removeAll, fineTune, note, stop, progress, progressBar, progressText, accuracy, undo, join,
+   * joinLabel, storageNote}; the rest as for TrainingPanel.
    */
-  constructor({ client, runs, state, frame, probe, messages, status, announcer, store, persistence, predictor, el }) {
-    Object.assign(this, { client, runs, state, frame, probe, messages, status, announcer, store, persistence, predictor, el });
+  constructor({ client, runs, state, frame, probe, messages, status, announcer, store, persistence, predictor, projects, el }) {
+    Object.assign(this, { client, runs, state, frame, probe, messages, status, announcer, store, persistence, predictor, projects, el });
     this.digits = { count: 0, counts: new Array(10).fill(0), labels: [], images: null };
     // changes of your digits go to Python one at a time, in the order asked, none dropped: the chain of them,
     // how many are sent or waiting, and the reply not yet kept in IndexedDB (the last of a burst is)
@@ -31,12 +36,17 @@ export class YourDigits {
     // a key per drawing shown, in their order, so a removal asked while others are on their way removes the
     // drawing pressed (its index may have moved by then)
     this.keys = [];
+    this.projectKeys = new Map(); // the same for each project's drawings: id -> keys
     this.nextKey = 0;
+    this.result = null; // the last fine-tune's result (the digits'), shown again when the digits are open
     this.keeping = null; // true: kept in this browser; false: could not be; null: not known yet
     this.canUndo = false; // the session holds the model from before the last fine-tune
     this.run = null; // {step, total_steps, epoch, epochs, phase, method, count} while fine-tuning
 
-    el.teachButtons.forEach((button, digit) => button.addEventListener("click", () => this.teach(digit)));
+    el.teachButtons.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-label]");
+      if (button) this.teach(Number(button.dataset.label));
+    });
     el.gallery.addEventListener("click", (event) => {
       const item = event.target.closest("[data-index]");
       if (item) this.#remove(Number(item.dataset.index));
@@ -44,7 +54,7 @@ export class YourDigits {
     el.exportButton.addEventListener("click", () => this.#export());
     el.importInput.addEventListener("change", () => this.#import());
     el.removeAll.addEventListener("click", () => this.#removeAll());
-    el.fineTune.addEventListener("click", () => this.#fineTune());
+    el.fineTune.addEventListener("click", () => (this.state.project ? this.projects.train("transfer") : this.#fineTune()));
     el.stop.addEventListener("click", () => this.#stop());
     el.undo.addEventListener("click", () => this.#undo());
 
@@ -56,6 +66,11 @@ export class YourDigits {
       this.#renderControls();
     });
     for (const event of ["busy", "model", "reading"]) state.on(event, () => this.#renderControls());
+    state.on("project", () => {
+      this.frame.request("yourdigits.gallery", () => this.#renderGallery());
+      this.#renderControls();
+      this.#renderAccuracy();
+    });
     this.#renderGallery();
     this.#renderControls();
   }
@@ -106,8 +121,12 @@ export class YourDigits {
         if (!sent) return null;
         const reply = await this.client.call(method, sent);
         this.#rekey(method, sent, reply);
-        this.#show(reply);
-        this.unkept = reply;
+        if (PROJECT_METHODS.has(method)) {
+          this.projects.show(reply); // kept there, as a project file
+        } else {
+          this.#show(reply);
+          this.unkept = reply;
+        }
         return reply;
       } finally {
         this.pending -= 1;
@@ -125,9 +144,26 @@ export class YourDigits {
 
   /** The keys of the drawings after Python's `method` answered `reply`. */
   #rekey(method, args, reply) {
-    if (method === "add_digit") this.keys.push(this.nextKey++);
+    if (PROJECT_METHODS.has(method)) {
+      const { id, count } = reply.project;
+      const keys = this.projectKeys.get(id);
+      if (keys && method === "add_drawing" && keys.length === count - 1) keys.push(this.nextKey++);
+      else if (keys && method === "remove_drawing" && keys.length === count + 1) keys.splice(args.index, 1);
+      else this.projectKeys.set(id, Array.from({ length: count }, () => this.nextKey++));
+    } else if (method === "add_digit") this.keys.push(this.nextKey++);
     else if (method === "remove_digit") this.keys.splice(args.index, 1);
     else this.keys = reply.labels.map(() => this.nextKey++);
+  }
+
+  /** The keys of the drawings of the collection shown: your digits, or the open project's (made for one not seen
+   * before). */
+  #shownKeys() {
+    const project = this.state.project;
+    if (!project) return this.keys;
+    if (this.projectKeys.get(project.id)?.length !== project.count) {
+      this.projectKeys.set(project.id, Array.from({ length: project.count }, () => this.nextKey++));
+    }
+    return this.projectKeys.get(project.id);
   }
 
   /**
@@ -138,18 +174,20 @@ export class YourDigits {
    */
   teach(digit) {
     if (this.state.reading?.source !== "drawing") return null;
-    const most = this.state.info?.my_digits?.max_digits ?? Infinity;
-    if (this.digits.count + this.adding >= most) {
-      this.messages.show(`Could not add the drawing: you have ${fmtInt(most)} digits, the most the page keeps. Remove some first; your drawing is still there.`, "error");
+    const project = this.state.project;
+    const most = project ? this.state.info?.projects?.max_drawings ?? Infinity : this.state.info?.my_digits?.max_digits ?? Infinity;
+    if ((project ? project.count : this.digits.count) + this.adding >= most) {
+      const what = project ? `the project has ${fmtInt(most)} drawings, the most it keeps` : `you have ${fmtInt(most)} digits, the most the page keeps`;
+      this.messages.show(`Could not add the drawing: ${what}. Remove some first; your drawing is still there.`, "error");
       return null;
     }
     const taken = this.predictor.takeDrawing();
     if (!taken) {
-      this.status.say("Nothing to add: draw the next digit first.");
+      this.status.say(`Nothing to add: draw the next ${project ? "one" : "digit"} first.`);
       return null;
     }
-    const added = this.#add(digit, taken);
-    this.state.emit("taught", { digit, added });
+    const added = project ? this.#add(digit, taken, project) : this.#add(digit, taken);
+    this.state.emit("taught", { digit, added, project: project?.id ?? null });
     return added;
   }
 
@@ -158,23 +196,28 @@ export class YourDigits {
     return this.chain;
   }
 
-  async #add(digit, taken) {
+  /** Add drawing `taken` as `label` of your digits, or of `project` (the one it was drawn for) -> whether it was. */
+  async #add(label, taken, project = null) {
+    const name = project ? project.names[label] : String(label);
     this.adding += 1;
     this.probe.count("my_digits_asked");
-    if (this.adding > 1) this.status.say(`Adding your ${digit} after the ${plural(this.adding - 1, "drawing")} before it…`);
+    if (this.adding > 1) this.status.say(`Adding your ${name} after the ${plural(this.adding - 1, "drawing")} before it…`);
     const { pixels: data, width, height } = taken;
     const cleared = this.predictor.drawing.version; // the canvas' version once the drawing was taken off it
     try {
-      const reply = await this.#change("add_digit", { label: digit, data, width, height });
+      const reply = project
+        ? await this.#change("add_drawing", { label, data, width, height, project: project.id })
+        : await this.#change("add_digit", { label, data, width, height });
       this.probe.count("my_digits_added");
       if (this.predictor.drawing.version > cleared) this.probe.count("my_digits_added_while_drawing");
-      const text = `Added your ${digit}: ${plural(reply.counts[digit], `drawing of ${digit}`, `drawings of ${digit}`)}, ${plural(reply.count, "digit")} in all.`;
+      const { counts, count } = project ? reply.project : reply;
+      const text = `Added your ${name}: ${plural(counts[label], `drawing of ${name}`, `drawings of ${name}`)}, ${plural(count, project ? "drawing" : "digit")} in all.`;
       this.status.say(text);
       this.announcer.announce(text);
       return true;
     } catch (error) {
       const back = this.predictor.putBack(taken);
-      this.messages.show(`Could not add your drawing of ${digit}: ${error.message}. ${back ? "It is back on the canvas." : "It was not added."}`, "error");
+      this.messages.show(`Could not add your drawing of ${name}: ${error.message}. ${back ? "It is back on the canvas." : "It was not added."}`, "error");
       return false;
     } finally {
       this.adding -= 1;
@@ -182,14 +225,18 @@ export class YourDigits {
   }
 
   async #remove(index) {
-    const key = this.keys[index];
-    const label = this.digits.labels[index];
+    const project = this.state.project;
+    const keys = this.#shownKeys();
+    const key = keys[index];
+    const label = project ? project.names[project.labels[index]] : this.digits.labels[index];
     try {
-      const reply = await this.#change("remove_digit", () => {
-        const now = this.keys.indexOf(key); // where it is once the changes before this one are made
-        return now < 0 ? null : { index: now };
-      });
-      if (reply) this.status.say(`Removed a drawing of ${label}: ${plural(reply.count, "digit")} left.`);
+      const where = () => { // where it is once the changes before this one are made
+        const now = keys.indexOf(key);
+        return now < 0 ? null : { index: now, ...(project ? { project: project.id } : {}) };
+      };
+      const reply = project ? await this.#change("remove_drawing", where) : await this.#change("remove_digit", where);
+      const left = project ? reply?.project.count : reply?.count;
+      if (reply) this.status.say(`Removed a drawing of ${label}: ${plural(left, project ? "drawing" : "digit")} left.`);
     } catch (error) {
       this.messages.show(`Could not remove the drawing: ${error.message}`, "error");
     }
@@ -377,7 +424,35 @@ export class YourDigits {
     this.#renderControls();
   }
 
+  /** The result shown: the last fine-tune's (the digits), or the open project's network's score. */
+  #renderAccuracy() {
+    const project = this.state.project;
+    const el = this.el.accuracy;
+    if (!project) {
+      if (this.result) this.#showResult(this.result);
+      else el.hidden = true;
+      return;
+    }
+    const result = project.results?.[project.model_from];
+    const evaluation = result?.evaluation;
+    el.hidden = !evaluation;
+    if (!evaluation) return;
+    delete el.dataset.undone;
+    const how = project.model_from === "transfer" ? "by transfer" : "from scratch";
+    Object.assign(el.dataset, {
+      before: "", after: evaluation.accuracy === null ? "" : String(evaluation.accuracy), mnistBefore: "", mnistAfter: "",
+      method: evaluation.method.includes("cross-validation") ? "cross-validation" : "held-back",
+    });
+    el.querySelector(".my-accuracy-digits").textContent =
+      `Your ${plural(project.names.length, "class", "classes")}: ${evaluation.accuracy === null ? "not measured" : fmtPct(evaluation.accuracy)} read right (trained ${how})`;
+    el.querySelector(".my-accuracy-method").textContent =
+      `Measured by ${evaluation.method}${evaluation.scored === undefined ? "" : ` on ${plural(evaluation.scored, "drawing")}`}: each read by a network trained on the other drawings only, so never by a network trained on it.`;
+    el.querySelector(".my-accuracy-mnist").textContent = "";
+  }
+
   #showResult(result) {
+    this.result = result;
+    if (this.state.project) return; // shown when the digits are open again
     const { digits, mnist } = result;
     const el = this.el.accuracy;
     el.hidden = false;
@@ -406,21 +481,33 @@ export class YourDigits {
 
   #renderControls() {
     const el = this.el;
+    const project = this.state.project;
     const reading = this.state.reading;
     const canTeach = reading?.source === "drawing" && (this.state.phase === "ready" || this.state.phase === "training");
+    this.#renderTeachButtons();
     el.teach.hidden = !canTeach;
-    for (const button of el.teachButtons) button.disabled = !canTeach; // adds wait their turn, none is refused for it
-    if (canTeach) el.teach.dataset.reads = String(reading.prediction);
-    const blocker = this.#fineTuneBlocker();
+    for (const button of el.teachButtons.children) button.disabled = !canTeach; // adds wait their turn, none is refused for it
+    if (canTeach) el.teach.dataset.reads = reading.prediction === null ? "" : String(reading.prediction);
+    el.title.textContent = project ? `Your classes: ${project.names.join(", ")}` : "Teach it your handwriting";
+    el.intro.hidden = Boolean(project);
+    el.projectIntro.hidden = !project;
+    el.collectionTitle.textContent = project ? "Your drawings" : "Your digits";
+    el.teachHint.textContent = project ? "adds the drawing to that class" : "adds the drawing to your digits";
+    const blocker = project ? this.projects.blocker("transfer") : this.#fineTuneBlocker();
+    el.fineTune.textContent = project ? "Train by transfer" : "Fine-tune";
     el.fineTune.disabled = Boolean(blocker);
     el.fineTune.title = blocker;
-    el.note.textContent = blocker && this.state.job !== "fine_tune" ? blocker
-      : this.state.job === "fine_tune" ? "" : `Fine-tune the network on your ${plural(this.digits.count, "digit")}.`;
+    const busy = project ? this.state.job === "train_project" : this.state.job === "fine_tune";
+    el.note.textContent = blocker && !busy ? blocker : busy ? ""
+      : project ? `Train a network on your ${plural(project.count, "drawing")} of ${plural(project.names.length, "class", "classes")}.`
+      : `Fine-tune the network on your ${plural(this.digits.count, "digit")}.`;
     el.note.dataset.reason = blocker ? "blocked" : "ready";
+    el.stop.hidden = Boolean(project);
     el.stop.disabled = this.state.job !== "fine_tune";
     el.undo.disabled = !(this.canUndo && this.state.idle);
-    el.undo.hidden = !this.canUndo && el.accuracy.dataset.undone !== "true";
+    el.undo.hidden = Boolean(project) || (!this.canUndo && el.accuracy.dataset.undone !== "true");
     const idle = this.state.phase === "ready" || this.state.phase === "training";
+    for (const control of [el.exportButton, el.importLabel, el.removeAll]) control.hidden = Boolean(project); // the digits'
     el.exportButton.disabled = !idle || !this.digits.count;
     el.removeAll.disabled = !idle || !this.digits.count || this.pending;
     el.importInput.disabled = !idle || this.pending;
@@ -428,6 +515,22 @@ export class YourDigits {
     el.join.disabled = !this.digits.count || this.state.phase === "training";
     if (!this.digits.count) el.join.checked = false;
     el.joinLabel.querySelector(".join-count").textContent = this.digits.count ? ` (${fmtInt(this.digits.count)})` : "";
+  }
+
+  /** One "It's a ..." button per class of what is open (the digits, or the project's names). */
+  #renderTeachButtons() {
+    const names = this.state.classNames;
+    const container = this.el.teachButtons;
+    const shown = [...container.children].map((button) => button.textContent);
+    if (shown.length === names.length && shown.every((text, i) => text === names[i])) return;
+    container.replaceChildren(...names.map((name, i) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.label = String(i);
+      button.setAttribute("data-testid", `teach-${i}`);
+      button.textContent = name;
+      return button;
+    }));
   }
 
   #renderProgress() {
@@ -449,42 +552,46 @@ export class YourDigits {
     this.el.progressText.textContent = run.step ? `${what} · step ${fmtInt(run.step)} of ${fmtInt(run.total_steps)}` : "Starting…";
   }
 
+  /** Your digits, or the open project's drawings, by class. */
   #renderGallery() {
-    const { count, counts, labels, images } = this.digits;
+    const project = this.state.project;
+    const { count, counts, labels, images } = project ?? this.digits;
+    const names = this.state.classNames;
     const gallery = this.el.gallery;
     gallery.dataset.count = String(count);
+    gallery.dataset.project = project ? String(project.id) : "";
     gallery.replaceChildren();
     if (!count) {
       const p = document.createElement("p");
       p.className = "hint";
-      p.textContent = EMPTY_TEXT;
+      p.textContent = project ? `No drawings yet: draw a ${names[0]} above and press It's a ${names[0]}; then one of each other class.` : EMPTY_TEXT;
       gallery.append(p);
       return;
     }
-    const byDigit = Array.from({ length: 10 }, () => []);
-    labels.forEach((label, index) => byDigit[label].push(index));
+    const byClass = names.map(() => []);
+    labels.forEach((label, index) => byClass[label].push(index));
     const size = 28 * 28;
-    for (let digit = 0; digit < 10; digit += 1) {
-      if (!counts[digit]) continue;
+    names.forEach((name, label) => {
+      if (!counts[label]) return;
       const group = document.createElement("div");
       group.className = "my-digit-group";
-      group.dataset.digit = String(digit);
-      group.dataset.count = String(counts[digit]);
+      group.dataset.digit = String(label);
+      group.dataset.count = String(counts[label]);
       const title = document.createElement("h4");
-      title.textContent = `${digit} `;
+      title.textContent = `${name} `;
       const n = document.createElement("span");
       n.className = "hint";
-      n.textContent = `× ${fmtInt(counts[digit])}`;
+      n.textContent = `× ${fmtInt(counts[label])}`;
       title.append(n);
       const items = document.createElement("div");
       items.className = "my-digit-items";
-      byDigit[digit].forEach((index, k) => {
+      byClass[label].forEach((index, k) => {
         const button = document.createElement("button");
         button.type = "button";
         button.className = "my-digit";
         button.dataset.index = String(index);
         button.setAttribute("data-testid", "my-digit");
-        button.setAttribute("aria-label", `Remove drawing ${k + 1} of ${counts[digit]} of the digit ${digit}`);
+        button.setAttribute("aria-label", `Remove drawing ${k + 1} of ${counts[label]} of ${project ? name : `the digit ${name}`}`);
         button.title = "Remove this drawing";
         const canvas = document.createElement("canvas");
         drawGrey(canvas, [28, 28], images.data.subarray(index * size, (index + 1) * size), 1);
@@ -497,6 +604,6 @@ export class YourDigits {
       });
       group.append(title, items);
       gallery.append(group);
-    }
+    });
   }
 }

@@ -204,6 +204,8 @@ class CurrentModel:
         """One training step on the digit inspected last, with `label` -> explain.training_step's reply
         plus "steps" (tried since the last keep or undo). The optimiser is the last run's, its state carrying
         on; without a run, one of kind `optimizer` ("adam", "sgd"; None: the default) that these steps keep."""
+        if self.session.projects.open is not None:
+            raise ValueError("a training step here trains the digit network: open the digits first")
         x = self.digit()
         if self.trial is None:
             chosen = self.optimizer or self._step_optimizer(optimizer)

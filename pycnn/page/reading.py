@@ -49,9 +49,15 @@ class Reader:
         return self.inspect_heldout(int(later[0] if len(later) else candidates[0]))
 
     def inspect(self, x):
-        """x: (1, 28, 28) -> {"probabilities", "prediction", "input" (28, 28), "blocks": the maps of every
-        conv block (conv_blocks), "saliency": of the digit read}; x becomes the digit inspected last."""
-        model = self.session.current.model
+        """x: (1, 28, 28) -> {"probabilities", "prediction", "names" (of the classes), "input" (28, 28), "blocks":
+        the maps of every conv block (conv_blocks), "saliency": of the class read}, read by the model that reads
+        drawings now (the digits', or the open project's); x becomes the digit inspected last. A project not
+        trained yet reads nothing: {"untrained": True, "names", "input"}."""
+        model = self.session.projects.reading_model()
+        if model is None:
+            self.session.current.inspected = None
+            return {"untrained": True, "names": self.session.projects.opened().names,
+                    "input": np.asarray(x, np.float32)[0]}
         batch = np.asarray(x, dtype=model.dtype)[None]
         outputs = model.activations(batch)
         probs = softmax(outputs[-1])[0]
@@ -59,6 +65,7 @@ class Reader:
         return {
             "probabilities": probs,
             "prediction": int(probs.argmax()),
+            "names": model.names(),
             "input": batch[0, 0],
             "blocks": conv_blocks(model.layers, [out[0] for out in outputs]),
             "saliency": explain.saliency(model, batch[0], int(probs.argmax())),
@@ -104,14 +111,14 @@ class Reader:
     def arithmetic(self, layer, channel, row, col, grid="activated"):
         """One cell of conv layer `layer`'s map `channel` (grid "activated" or "pooled") for the digit inspected
         last -> explain.conv_arithmetic's reply (patch, weights, products, sum, bias, conv, relu, pooled...)."""
-        current = self.session.current
-        return explain.conv_arithmetic(current.model, current.digit(), layer, channel, row, col, grid)
+        model = self.session.projects.reading_model()
+        return explain.conv_arithmetic(model, self.session.current.digit(), layer, channel, row, col, grid)
 
     @request(during_run="answer")
     def saliency(self, digit):
         """d logit[digit] / d pixel for the digit inspected last -> {"digit", "logit", "probability", "gradient" (28, 28)}."""
-        current = self.session.current
-        return explain.saliency(current.model, current.digit(), digit)
+        model = self.session.projects.reading_model()
+        return explain.saliency(model, self.session.current.digit(), digit)
 
     @request(during_run="answer")
     def python_code(self, config):

@@ -173,6 +173,22 @@ class Runs:
         return {"total_steps": job.total_steps, "batches_per_epoch": cfg.steps, "runs": len(job.runs),
                 "method": job.method, "count": len(digits.y)}
 
+    @request(starts_run=True)
+    def train_project(self, how, config=None):
+        """Start training the open project of your own classes (Projects.job): how "transfer" (a new head on the
+        digit network's convolutions, which stay as they are; TransferConfig's fields) or "scratch" (the editor's
+        network from fresh weights; ScratchConfig's) -> {"total_steps", "batches_per_epoch" (steps of one of its
+        runs), "runs", "how", "count", "project"}. Each first measures on drawings it was not trained on, then
+        trains the model the project keeps; stopped before its end, it keeps nothing."""
+        try:
+            job, project = self.session.projects.job(how, config)
+        except ValueError as err:
+            raise ValueError(f"Cannot train: {err}") from None
+        self.active = Run("train_project", job, changes_filters=False)
+        self.active.project = project
+        return {"total_steps": job.total_steps, "batches_per_epoch": job.config.steps, "runs": len(job.runs),
+                "how": how, "count": len(job.y), "project": project}
+
     @request(during_run="now")
     def stop(self, sent_at=None):
         """Stop the run after the batch in flight -> {"stopping": whether a run was going}. sent_at: when
@@ -239,8 +255,9 @@ class Runs:
         try:
             report = train()
         except TrainingDiverged as err:
+            evaluation = None if run.name == "train_project" else self.session.current.evaluate()
             return {**_progress(run.job.progress()),
-                    **self._end(run, "diverged", {"message": str(err), "evaluation": self.session.current.evaluate()},
+                    **self._end(run, "diverged", {"message": str(err), "evaluation": evaluation},
                                 filters=run.changes_filters)}
         run.batch_ends.append(time.time() * 1000)
         tell = self.session.tell
@@ -262,6 +279,8 @@ class Runs:
 
     def _finished(self, run):
         current = self.session.current
+        if run.name == "train_project":  # the project keeps the model; the digit model is not touched
+            return self._end(run, "finished", {"evaluation": None, **self.session.projects.trained(run.project, run.job)})
         if run.name == "fine_tune":  # the fine-tuned copy becomes the current model, kept like any trained one
             undo = {"model": current.model, "seed": current.seed, "stopped": current.stopped}
             current.replace(run.job.model, None, undo=undo, keep_inspected=True)
@@ -276,7 +295,7 @@ class Runs:
         """The run ends where it is: a stopped training run keeps what it learned and its state (resume
         continues it), a stopped fine-tune nothing."""
         current = self.session.current
-        evaluation = current.evaluate()
+        evaluation = None if run.name == "train_project" else current.evaluate()
         step = run.job.step
         if run.changes_filters:
             self.session.tell("filters", **current.filters())

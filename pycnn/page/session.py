@@ -5,7 +5,8 @@ The web worker (web/worker.js) makes one Session and relays every request to `di
 - CurrentModel: the model and what is only valid with it (keep, load, reset, tried steps);
 - Runs: training and fine-tuning, a batch per step, and this machine's speed;
 - Reader: what the network reads of a drawing or a held-out digit, and the code view;
-- YourDigits: the learner's drawings; Editor: the network editor.
+- YourDigits: the learner's drawings; Editor: the network editor;
+- Projects: projects of the learner's own classes (the digits or one of them is open).
 The session assumes nothing about the network beyond its input (1, 28, 28) and 10 classes.
 """
 import dataclasses
@@ -19,6 +20,7 @@ from . import protocol
 from .current import CurrentModel
 from .editor import Editor, editor_spec
 from .mydigits import YourDigits
+from .projects import Projects
 from .protocol import request
 from .reading import Reader
 from .runs import PAGE_SHARDS, Runs
@@ -51,8 +53,9 @@ class Session:
         self.reader = Reader(self)
         self.digits = YourDigits(self)
         self.editor = Editor(self)
+        self.projects = Projects(self)
         self._parts = {type(part).__name__: part
-                       for part in (self, self.current, self.runs, self.reader, self.digits, self.editor)}
+                       for part in (self, self.current, self.runs, self.reader, self.digits, self.editor, self.projects)}
         self._events = []  # what the page is told after the reply being made
 
     @classmethod
@@ -78,6 +81,7 @@ class Session:
             "editor": editor_spec(),
             "network": self.editor.network(),
             "my_digits": self.digits.limits(),
+            "projects": self.projects.limits(),
             "max_model_bytes": serialize.MAX_FILE_BYTES,
             "requests": protocol.published(),
             "numpy": np.__version__,

@@ -230,6 +230,7 @@ PAGE_STATE = """() => {
     stops: ['stop-button', 'fine-tune-stop'].filter((id) => !byId(id).disabled),
     retry: visible(byId('retry-button')), confirm: visible(byId('arch-confirm')), idle: !byId('reset-button').disabled,
     resumable: visible(byId('continue-button')), guide: byId('guide').dataset.step,
+    project: byId('project-select').value, projects: byId('project-select').dataset.projects ?? '0',
     status: byId('status').textContent.trim(),  // not compared: says what the page is doing when it differs
   };
 }"""
@@ -237,8 +238,8 @@ PAGE_STATE = """() => {
 
 class Baseline:
     """What a page looked like at ready on a first visit, and the way back to it through the page's
-    own controls: Stop, Restart, Reset (which also ends a stopped run Continue would finish, and a guided round
-    of teaching), the network's preset, the settings, Remove all, Clear."""
+    own controls: Stop, Restart, Remove this project (each project made), Reset (which also ends a stopped run
+    Continue would finish, and a guided round of teaching), the network's preset, the settings, Remove all, Clear."""
 
     def __init__(self, app):
         seen = app.page.evaluate(PAGE_STATE)
@@ -259,6 +260,9 @@ class Baseline:
             app.wait_state("ready")
             page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled",
                                    timeout=READY_TIMEOUT_MS)
+            seen = page.evaluate(PAGE_STATE)
+        if seen["projects"] != "0" or seen["project"]:
+            remove_projects(app)
             seen = page.evaluate(PAGE_STATE)
         if (seen["model"] != "untrained" or seen["runResult"] is not None or seen["lossPoints"] != "0" or seen["resumable"]
                 or seen["guide"]):
@@ -302,10 +306,27 @@ class Baseline:
         wanted = {
             "state": "ready", "model": "untrained", "runResult": None, "preset": self.preset, "form": self.form,
             "digits": "0", "message": False, "accuracy": "", "lossPoints": "0", "idle": True, "viewport": self.viewport,
-            "resumable": False, "guide": "",
+            "resumable": False, "guide": "", "project": "", "projects": "0",
         }
         differences = [f"{name}: {seen[name]!r}, not {wanted[name]!r}" for name in wanted if seen[name] != wanted[name]]
         return differences + [f"(status line: {seen['status']!r})"] if differences else []
+
+
+def remove_projects(app):
+    """Remove every project of your own classes through its Remove button; the digits are open after."""
+    page = app.page
+    select = app.by_id("project-select")
+    while (count := select.get_attribute("data-projects")) not in (None, "0"):
+        first = select.evaluate("s => s.options[1].value")
+        select.select_option(first)
+        page.wait_for_selector(f'[data-testid="my-digits"][data-project="{first}"]', state="attached")
+        page.once("dialog", lambda dialog: dialog.accept())
+        app.by_id("remove-project-button").click()
+        page.wait_for_function("(n) => document.querySelector('[data-testid=project-select]').dataset.projects !== n",
+                               arg=count)
+    if select.input_value() != "":
+        select.select_option("")
+        page.wait_for_selector('[data-testid="my-digits"][data-project=""]', state="attached")
 
 
 def booted(context, url, baseline=None):
