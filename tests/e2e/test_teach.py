@@ -355,11 +355,13 @@ def test_a_drawing_begun_while_the_last_is_being_added_is_not_wiped(app, seed_mo
     wait_count(app, 1000)
     before = groups(app)
     seven = strokes_in_place(app)[7]
-    raced = app.measurements().get("my_digits_added_while_drawing", 0)
+    probe = app.measurements()
+    raced, asked = probe.get("my_digits_added_while_drawing", 0), probe.get("my_digits_asked", 0)
     draw_and_wait(app, 3)
     box = app.by_id("teach-3").bounding_box()
     app.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     draw_strokes(app.page, seven)  # at once, while the 3 is being added
+    assert app.measurements().get("my_digits_asked") == asked + 1, "the press on It's a 3 took no drawing"
     wait_count(app, 1001)
     assert app.measurements().get("my_digits_added_while_drawing") == raced + 1  # the 7 was begun before the add's reply
     assert app.page.evaluate(INK_ON_CANVAS) > 0  # and the reply left it alone
