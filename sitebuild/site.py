@@ -14,6 +14,7 @@ from .files import ROOT, BuildError, default_cache_dir, json_bytes, read_json, w
 from .outside import (PYODIDE_VERSION, RUNTIME_FILES, VENDOR_FILES, ensure_node_modules, pyodide_wheels,
                       verify_npm_files)
 from .precache import PRECACHE_FILE, precache_list
+from .snapshot import SNAPSHOT_IMPORTS
 from .wheel import build_wheel
 
 GROUPS = ("web", "pyodide runtime", "pyodide wheels", "pycnn wheel", "data", "vendor", "manifest", "offline")
@@ -117,7 +118,8 @@ def plan_site(root=ROOT, cache=None, pyodide_dist=None, log=print):
 
 def _site_manifest(out, wheel_rel, dist_changed):
     """dist/manifest.json bytes; "built" is when dist/ last changed, so no-op rebuilds write nothing."""
-    site = {"pycnn_wheel": wheel_rel, "pyodide": PYODIDE_VERSION, "data": "data/manifest.json"}
+    site = {"pycnn_wheel": wheel_rel, "pyodide": PYODIDE_VERSION, "data": "data/manifest.json",
+            "python_snapshot_imports": list(SNAPSHOT_IMPORTS)}
     old = read_json(out / "manifest.json")
     if not dist_changed and isinstance(old, dict) and "built" in old and \
             {k: v for k, v in old.items() if k != "built"} == site:

@@ -217,6 +217,38 @@ def test_dist_boots_in_pyodide_and_micropip_installs_the_wheel(site, tmp_path):
     assert "RESULT numpy=2.0.2 pycnn=/lib/python3.12/site-packages/pycnn/__init__.py" in result.stdout
 
 
+SNAPSHOT_SCRIPT = """
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+const dist = process.argv[2];
+const manifest = JSON.parse(readFileSync(dist + "/manifest.json"));
+const { loadPyodide } = await import(pathToFileURL(dist + "/pyodide/pyodide.mjs").href);
+const py = await loadPyodide({ indexURL: dist + "/pyodide/" });
+for (const name of manifest.python_snapshot_imports) py.pyimport(name).destroy();  // as the worker does
+py.runPython("import sys; before = set(sys.modules)");
+await py.loadPackage(["numpy"]);
+py.runPython("import numpy");
+const site = py.runPython("import site; site.getsitepackages()[0]");
+py.unpackArchive(new Uint8Array(readFileSync(dist + "/" + manifest.pycnn_wheel)), "wheel", { extractDir: site });
+py.runPython("import pycnn.page, pycnn.parallel");
+console.log("RESULT " + py.runPython(
+  "import json; json.dumps(sorted(m for m in set(sys.modules) - before if m.split('.')[0] not in ('numpy', 'pycnn')))"));
+"""
+
+
+@needs_pycnn
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_python_snapshot_holds_every_standard_module_the_boot_imports(site, tmp_path):
+    # After the modules the manifest names, loading numpy and pycnn imports no standard-library module:
+    # each one would be compiled from source on every visit (sitebuild/snapshot.py).
+    script = tmp_path / "snapshot.mjs"
+    script.write_text(SNAPSHOT_SCRIPT)
+    result = subprocess.run(["node", str(script), str(site[0])], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    later = json.loads(result.stdout.split("RESULT ", 1)[1])
+    assert later == [], f"add to sitebuild/snapshot.py's SNAPSHOT_IMPORTS: {later}"
+
+
 # ---------------------------------------------------------------- data
 
 
@@ -263,6 +295,7 @@ def test_site_manifest_names_the_wheel_and_data(site, src):
     out, summary = site
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pyodide"] == "0.27.7" and manifest["data"] == "data/manifest.json"
+    assert manifest["python_snapshot_imports"] == list(sitebuild.snapshot.SNAPSHOT_IMPORTS)
     assert manifest["pycnn_wheel"] == summary["pycnn_wheel"]
     if (src / "pycnn").is_dir():
         assert (out / manifest["pycnn_wheel"]).is_file()

@@ -1,12 +1,14 @@
 // A memory snapshot of a freshly started Python, kept in the browser's Cache Storage so that the
 // next visit restores it (about 0.3 s) instead of starting Python again (about 1.5 s).
 //
-// The worker takes it right after loadPyodide(), before numpy or any pycnn code is loaded, so it
-// depends only on the Pyodide build: the cache key names the Pyodide version, Pyodide itself
-// refuses a snapshot of another build (BUILD_ID), and a sha256 stored next to the bytes catches a
-// damaged copy. Anything unusable is deleted and Python starts the normal way. Storage problems
-// (no Cache Storage outside a secure context, a full quota) only mean no snapshot, and the page
-// deletes the snapshot when the browser's storage is too full to keep the trained model.
+// The worker takes it right after loadPyodide() and importing the standard-library modules the site's
+// manifest lists (python_snapshot_imports: what loading numpy, numpy and pycnn import, see
+// sitebuild/snapshot.py), before numpy or any pycnn code is loaded. So it depends on the Pyodide build and
+// that list only: the cache key names the Pyodide version and a hash of the list, Pyodide itself refuses a
+// snapshot of another build (BUILD_ID), and a sha256 stored next to the bytes catches a damaged copy.
+// Anything unusable is deleted and Python starts the normal way. Storage problems (no Cache Storage outside
+// a secure context, a full quota) only mean no snapshot, and the page deletes the snapshot when the
+// browser's storage is too full to keep the trained model.
 //
 // _makeSnapshot / _loadSnapshot are experimental loadPyodide() options of Pyodide 0.27; the
 // version is pinned in package.json and the e2e tests cover both paths.
@@ -14,8 +16,15 @@
 const CACHE_NAME = "pycnn-python-snapshot";
 const HASH_HEADER = "x-pycnn-sha256";
 
-function cacheKey(version) {
-  return new URL(`pyodide-snapshot-${version}.bin`, self.location.href).href;
+/** The snapshot's name for a Pyodide version and the modules imported into it: the version and a hash of
+ * the module names, or null outside a secure context (nothing can be checked there). */
+export async function snapshotName(version, imports) {
+  const hash = await sha256Hex(new TextEncoder().encode(imports.join("\n")));
+  return hash && `${version}-${hash.slice(0, 16)}`;
+}
+
+function cacheKey(name) {
+  return new URL(`pyodide-snapshot-${name}.bin`, self.location.href).href;
 }
 
 /** Hex sha256 of bytes, or null outside a secure context (no crypto.subtle: nothing can be checked). */
@@ -29,12 +38,12 @@ function available() {
   return typeof self.caches !== "undefined" && Boolean(self.crypto?.subtle);
 }
 
-/** The stored snapshot for this Pyodide version, or null (none, unusable or no Cache Storage). */
-export async function readSnapshot(version) {
-  if (!available()) return null;
+/** The stored snapshot of this name (snapshotName), or null (none, unusable or no Cache Storage). */
+export async function readSnapshot(name) {
+  if (!available() || !name) return null;
   try {
     const cache = await self.caches.open(CACHE_NAME);
-    const response = await cache.match(cacheKey(version));
+    const response = await cache.match(cacheKey(name));
     if (!response) return null;
     const bytes = new Uint8Array(await response.arrayBuffer());
     if ((await sha256Hex(bytes)) === response.headers.get(HASH_HEADER)) return bytes;
@@ -46,14 +55,14 @@ export async function readSnapshot(version) {
   return null;
 }
 
-/** Store a snapshot for this Pyodide version, replacing any other. Never throws. */
-export async function saveSnapshot(version, bytes) {
-  if (!available()) return false;
+/** Store a snapshot under its name (snapshotName), replacing any other. Never throws. */
+export async function saveSnapshot(name, bytes) {
+  if (!available() || !name) return false;
   try {
     const hash = await sha256Hex(bytes);
     await dropSnapshots();
     const cache = await self.caches.open(CACHE_NAME);
-    await cache.put(cacheKey(version), new Response(bytes, { headers: { [HASH_HEADER]: hash } }));
+    await cache.put(cacheKey(name), new Response(bytes, { headers: { [HASH_HEADER]: hash } }));
     return true;
   } catch (error) {
     console.warn(`could not save a Python snapshot (${error}); the next load starts Python afresh`);

@@ -10,7 +10,7 @@
 // Message protocol: see PROTOCOL.md.
 import { HELPER_PREFIX, HelperPool } from "./helpers.js";
 import { loadPyodide, version as pyodideVersion } from "./pyodide/pyodide.mjs";
-import { dropSnapshots, readSnapshot, saveSnapshot, sha256Hex } from "./snapshot.js";
+import { dropSnapshots, readSnapshot, saveSnapshot, sha256Hex, snapshotName } from "./snapshot.js";
 
 const BASE_URL = new URL("./", import.meta.url);
 const HELPER = self.name?.startsWith(HELPER_PREFIX) ?? false; // this worker is a helper (see helpers.js)
@@ -178,7 +178,7 @@ async function boot() {
   };
   try {
     py = await timed("python", "Starting Python (Pyodide)", async () => {
-      const { pyodide, snapshot } = await startPython();
+      const { pyodide, snapshot } = await startPython(snapshotImports(prefetched.site));
       timings.snapshot = snapshot;
       return pyodide;
     });
@@ -222,19 +222,32 @@ async function boot() {
   }
 }
 
+/** The standard-library modules the site's manifest (a promise) says to import into the snapshot; none
+ * when it cannot be had (the stage that needs the manifest then says why). */
+async function snapshotImports(manifest) {
+  try {
+    const imports = (await manifest).python_snapshot_imports;
+    return Array.isArray(imports) ? imports.map(String) : [];
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Pyodide, restored from the memory snapshot a previous visit saved (see snapshot.js) or
- * started afresh, in which case a snapshot is taken for the next visit before anything else
- * runs. snapshot: "restored", "saved" or "none" (no Cache Storage here, or it could not be taken or
- * stored: the console says why).
+ * started afresh, in which case the modules `imports` (a promise of their names) are imported and
+ * a snapshot is taken for the next visit before anything else runs. snapshot: "restored", "saved"
+ * or "none" (no Cache Storage here, or it could not be taken or stored: the console says why).
  */
-async function startPython({ helper = false } = {}) {
+async function startPython(imports, { helper = false } = {}) {
   const options = {
     indexURL: new URL("pyodide/", BASE_URL).href,
     stdout: () => {},
     stderr: (line) => console.warn(line),
   };
-  const saved = await readSnapshot(pyodideVersion);
+  const modules = await imports;
+  const name = await snapshotName(pyodideVersion, modules);
+  const saved = await readSnapshot(name);
   if (saved) {
     try {
       const pyodide = await startPyodide({ ...options, _loadSnapshot: saved });
@@ -248,13 +261,20 @@ async function startPython({ helper = false } = {}) {
   }
   if (helper) return { pyodide: await startPyodide(options), snapshot: "none" };
   const pyodide = await startPyodide({ ...options, _makeSnapshot: true });
+  for (const module of modules) {
+    try {
+      pyodide.pyimport(module).destroy();
+    } catch (error) {
+      console.warn(`could not import ${module} into the Python snapshot (${describe(error)})`);
+    }
+  }
   let bytes = null;
   try {
     bytes = pyodide.makeMemorySnapshot();
   } catch (error) {
     console.warn(`could not take a Python snapshot (${describe(error)}); the next load starts Python afresh`);
   }
-  const stored = bytes !== null && (await saveSnapshot(pyodideVersion, bytes));
+  const stored = bytes !== null && (await saveSnapshot(name, bytes));
   return { pyodide, snapshot: stored ? "saved" : "none" };
 }
 
@@ -554,14 +574,15 @@ async function bootHelper(port) {
   };
   let reply;
   try {
-    const wheel = fetchJson(new URL("manifest.json", BASE_URL), "the site manifest").then(async (manifest) => {
+    const site = fetchJson(new URL("manifest.json", BASE_URL), "the site manifest");
+    const wheel = site.then(async (manifest) => {
       if (!manifest.pycnn_wheel) throw new Error("manifest.json names no pycnn_wheel");
       const url = new URL(manifest.pycnn_wheel, BASE_URL);
       return { name: url.pathname.split("/").pop(), bytes: await fetchBytes(url, "the pycnn wheel") };
     });
     wheel.catch(() => {});
     py = await timed("python", async () => {
-      const { pyodide, snapshot } = await startPython({ helper: true });
+      const { pyodide, snapshot } = await startPython(snapshotImports(site), { helper: true });
       timings.snapshot = snapshot;
       return pyodide;
     });
