@@ -13,5 +13,5 @@ SNAPSHOT_IMPORTS = (
     # numpy
     "__future__", "ctypes", "numbers", "pickle", "platform",
     # pycnn
-    "base64", "dataclasses", "datetime", "hashlib", "json",
+    "base64", "dataclasses", "datetime", "hashlib", "json", "unicodedata",
 )
