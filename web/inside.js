@@ -322,6 +322,7 @@ class Saliency {
     Object.assign(this, { client, state, frame, probe, el });
     this.seq = 0;
     el.select.addEventListener("change", () => this.#whyNot());
+    state.on("project", () => this.#options());
     state.on("inspected", (inspection) => {
       this.seq += 1; // an answer on its way is for the reading before
       el.select.value = "";
@@ -356,17 +357,33 @@ class Saliency {
     }
   }
 
+  /** "Why not a …?" offers the classes of what is open: the digits, or a project's. */
+  #options() {
+    const names = this.state.classNames;
+    const select = this.el.select;
+    if (select.options.length === names.length + 1 && names.every((name, i) => select.options[i + 1].textContent === name)) return;
+    select.replaceChildren(select.options[0], ...names.map((name, i) => {
+      const option = document.createElement("option");
+      option.value = String(i);
+      option.textContent = name;
+      return option;
+    }));
+  }
+
   #draw(s, read) {
     const { canvas, note } = this.el;
+    const names = this.state.classNames;
+    const name = (d) => names[d] ?? String(d);
+    const kind = this.state.project ? "class" : "digit";
     const [h, w] = s.gradient.shape;
     const max = largest(s.gradient.data);
     drawDiverging(canvas, h, w, s.gradient.data, max);
     Object.assign(canvas.dataset, { digit: String(s.digit), maxAbs: String(max), version: String(Number(canvas.dataset.version) + 1) });
-    const which = s.digit === read ? `the digit it reads, ${s.digit}`
-      : `${s.digit} (it reads ${read}; the probability of ${s.digit} is ${pct(s.probability)})`;
+    const which = s.digit === read ? `the ${kind} it reads, ${name(s.digit)}`
+      : `${name(s.digit)} (it reads ${name(read)}; the probability of ${name(s.digit)} is ${pct(s.probability)})`;
     note.textContent = `The gradient of the score of ${which} with respect to each input pixel: red where more ink ` +
       `would raise that score, blue where it would lower it (strongest: ${fmt(max)} per unit of ink).`;
-    canvas.setAttribute("aria-label", `Saliency map of ${s.digit}: which pixels raise or lower its score`);
+    canvas.setAttribute("aria-label", `Saliency map of ${name(s.digit)}: which pixels raise or lower its score`);
   }
 
   #clear() {

@@ -56,7 +56,7 @@ const projects = new Projects({
     error: byTestId("class-names-error"), remove: byTestId("remove-project-button"), results: byTestId("project-results"),
     progress: byTestId("project-progress"), progressBar: document.querySelector('[data-testid="project-progress"] progress'),
     progressText: document.querySelector('[data-testid="project-progress"] .progress-text'), stop: byTestId("project-stop"),
-    tryTitle: document.getElementById("try-title"),
+    tryTitle: document.getElementById("try-title"), tryIntro: document.querySelector(".try .section-intro"),
   },
 });
 const training = new TrainingPanel({

@@ -16,7 +16,7 @@ const HOW_TEXT = {
 export class Projects {
   /**
    * store: the ModelStore (opened by persistence); el: {select, names, create, error, remove, results, progress,
-   * progressBar, progressText, stop, tryTitle}; the rest as for TrainingPanel.
+   * progressBar, progressText, stop, tryTitle, tryIntro}; the rest as for TrainingPanel.
    */
   constructor({ client, runs, state, frame, probe, messages, status, announcer, store, persistence, el }) {
     Object.assign(this, { client, runs, state, frame, probe, messages, status, announcer, store, persistence, el });
@@ -238,6 +238,10 @@ export class Projects {
     el.remove.disabled = !this.state.idle;
     const names = project?.names ?? [];
     el.tryTitle.textContent = project ? `Try it: draw a ${names.slice(0, -1).join(", ")} or a ${names.at(-1)}` : "Try it: draw a digit";
+    this.digitsIntro ??= el.tryIntro.textContent;
+    el.tryIntro.textContent = project
+      ? "Draw one of your classes with the mouse, a finger or a pen. It is cropped, scaled and centred in 28×28 pixels as the digits are."
+      : this.digitsIntro;
     this.#renderResults();
     this.#renderProgress();
   }
@@ -251,9 +255,10 @@ export class Projects {
     el.replaceChildren();
     const intro = document.createElement("p");
     intro.className = "hint";
-    intro.textContent = project.model
+    intro.textContent = (project.model
       ? `Drawings are read by the network trained last (${HOW[project.model_from]?.toLowerCase() ?? "kept"}). Each score is measured on drawings that network was not trained on.`
-      : "Train it by transfer (Fine-tune above) or from scratch (Train, in Training settings) to read drawings as your classes.";
+      : "Train it by transfer (the button above) or from scratch (Train, in Training settings) to read drawings as your classes.")
+      + (this.keeping ? " This project is kept in this browser." : " This browser cannot keep it across reloads.");
     const table = document.createElement("div");
     table.className = "project-scores";
     for (const how of ["transfer", "scratch"]) {
@@ -272,7 +277,7 @@ export class Projects {
       const note = document.createElement("p");
       note.className = "hint";
       note.textContent = evaluation
-        ? `${evaluation.scored === undefined ? "" : `${fmtInt(evaluation.scored)} drawings, `}${evaluation.method}. ${HOW_TEXT[how]}.`
+        ? `${evaluation.scored === undefined ? "" : `${fmtInt(evaluation.scored)} drawings, `}${evaluation.method}: ${HOW_TEXT[how]}.`
         : `Not trained yet: ${HOW_TEXT[how]}.`;
       box.append(title, value, note);
       table.append(box);

@@ -492,6 +492,7 @@ export class YourDigits {
     el.intro.hidden = Boolean(project);
     el.projectIntro.hidden = !project;
     el.collectionTitle.textContent = project ? "Your drawings" : "Your digits";
+    el.storageNote.hidden = Boolean(project); // the digits'; a project says its own
     el.teachHint.textContent = project ? "adds the drawing to that class" : "adds the drawing to your digits";
     const blocker = project ? this.projects.blocker("transfer") : this.#fineTuneBlocker();
     el.fineTune.textContent = project ? "Train by transfer" : "Fine-tune";
