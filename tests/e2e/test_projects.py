@@ -130,6 +130,9 @@ def test_names_that_make_no_project_say_why_and_are_kept_to_correct(app):
     app.by_id("create-project-button").click()
     expect(app.by_id("class-names-error")).to_be_hidden()
     expect(app.by_id("my-digits")).to_contain_text("No drawings yet: draw a cat")
+    expect(app.by_id("fine-tune-button")).to_be_disabled()  # nothing to learn from yet, and it says so
+    expect(app.by_id("fine-tune-note")).to_contain_text("Draw at least one of each class first; none yet of cat, dog")
+    expect(app.by_id("train-button")).to_be_disabled()
     draw_digit(app.page, 0, (40, 30, 200))  # any drawing: an untrained project shows what it would read
     expect(app.by_id("prediction-note")).to_contain_text("Not trained yet")
     expect(app.by_id("teach-1")).to_have_text("dog")
