@@ -148,6 +148,22 @@ def test_a_project_comes_back_from_the_file_the_page_keeps(client, digits):
     assert "not a valid pycnn project file" in reloaded.error("load_project", b"PK\x03\x04 not a project")
 
 
+def test_an_exported_project_imports_as_a_new_one_and_a_bad_file_changes_nothing(client, tmp_path):
+    made(client, names="ring, Cross!, bar")
+    client.run("train_project", how="transfer", config=FAST["transfer"])
+    exported = client("export_project")
+    assert exported["file_name"] == "ring-cross-bar.npz" and exported["count"] == 12
+    path = tmp_path / exported["file_name"]
+    path.write_bytes(exported["bytes"])
+    assert Project.load(path).model is not None  # the file `python -m pycnn train --classes` reads
+    reply = client("import_project", exported["bytes"])
+    assert reply["added"] == 2 and reply["open"] == 2 and reply["project"]["counts"] == [4, 4, 4]
+    assert reply["project"]["model"] and reply["project"]["results"]["transfer"]["evaluation"]["method"]
+    assert "this is a digits file (Your digits), not a project file" in client.error(
+        "import_project", client("export_digits")["bytes"])
+    assert len(client("open_project", project=2)["projects"]) == 2
+
+
 def test_a_stopped_project_run_keeps_nothing(client):
     made(client)
     client("train_project", how="transfer", config=FAST["transfer"])

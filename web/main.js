@@ -54,6 +54,8 @@ const projects = new Projects({
   el: {
     select: byTestId("project-select"), names: byTestId("class-names-input"), create: byTestId("create-project-button"),
     error: byTestId("class-names-error"), remove: byTestId("remove-project-button"), results: byTestId("project-results"),
+    exportButton: byTestId("export-project-button"), importInput: byTestId("import-project"),
+    importLabel: byTestId("import-project-label"),
     progress: byTestId("project-progress"), progressBar: document.querySelector('[data-testid="project-progress"] progress'),
     progressText: document.querySelector('[data-testid="project-progress"] .progress-text'), stop: byTestId("project-stop"),
     tryTitle: document.getElementById("try-title"), tryIntro: document.querySelector(".try .section-intro"),

@@ -5,6 +5,7 @@
 // scores stand side by side. The project bar chooses what the page is about, the digits or a project; switching
 // loses nothing. Each project is kept in IndexedDB (its file: names, drawings, model; and its scores) and comes
 // back after a reload, the one open too.
+import { download } from "./files.js";
 import { fmtInt, fmtPct } from "./format.js";
 
 const HOW = { transfer: "By transfer", scratch: "From scratch" };
@@ -15,8 +16,9 @@ const HOW_TEXT = {
 
 export class Projects {
   /**
-   * store: the ModelStore (opened by persistence); el: {select, names, create, error, remove, results, progress,
-   * progressBar, progressText, stop, tryTitle, tryIntro}; the rest as for TrainingPanel.
+   * store: the ModelStore (opened by persistence); el: {select, names, create, error, remove, exportButton,
+   * importInput, importLabel, results, progress, progressBar, progressText, stop, tryTitle, tryIntro}; the rest as
+   * for TrainingPanel.
    */
   constructor({ client, runs, state, frame, probe, messages, status, announcer, store, persistence, el }) {
     Object.assign(this, { client, runs, state, frame, probe, messages, status, announcer, store, persistence, el });
@@ -30,6 +32,8 @@ export class Projects {
     el.names.addEventListener("input", () => this.#error(""));
     el.select.addEventListener("change", () => this.#open(el.select.value === "" ? null : Number(el.select.value)));
     el.remove.addEventListener("click", () => this.#remove());
+    el.exportButton.addEventListener("click", () => this.#export());
+    el.importInput.addEventListener("change", () => this.#import());
     el.stop.addEventListener("click", () => {
       if (this.state.job === "train_project") this.runs.stop();
     });
@@ -158,6 +162,37 @@ export class Projects {
     }
   }
 
+  /** Download the open project's file: what `python -m pycnn train --classes FILE` reads. */
+  async #export() {
+    try {
+      const reply = await this.client.call("export_project");
+      download(reply.file_name, reply.bytes);
+      this.status.say(`Exported ${fmtInt(reply.count)} drawings${this.state.project?.model ? " and the network" : ""} as ${reply.file_name}.`);
+    } catch (error) {
+      this.messages.show(`Could not export the project: ${error.message}`, "error");
+    }
+  }
+
+  /** A project file as a new project, opened; a file that is not one says why and changes nothing. */
+  async #import() {
+    const file = this.el.importInput.files?.[0];
+    this.el.importInput.value = ""; // so choosing the same file again fires change
+    if (!file) return;
+    const refuse = (why) => this.messages.show(`Could not import ${file.name}: ${why}. Your projects are unchanged.`, "error");
+    const most = this.state.info?.projects?.max_file_bytes ?? Infinity;
+    if (file.size === 0) return refuse("the file is empty");
+    if (file.size > most) return refuse(`the file is ${fmtInt(file.size)} bytes; a project file is at most ${fmtInt(most)}`);
+    try {
+      const reply = await this.client.call("import_project", { data: new Uint8Array(await file.arrayBuffer()) });
+      this.messages.clear();
+      this.show(reply);
+      this.#keepOpen(reply.project.id);
+      this.status.say(`Imported ${file.name}: ${reply.project.names.join(", ")}, ${fmtInt(reply.project.count)} drawings${reply.project.model ? " and a trained network" : ""}.`);
+    } catch (error) {
+      refuse(error.message);
+    }
+  }
+
   #error(text) {
     this.el.error.textContent = text;
     this.el.error.hidden = !text;
@@ -236,6 +271,10 @@ export class Projects {
     el.names.disabled = !ready;
     el.remove.hidden = !project;
     el.remove.disabled = !this.state.idle;
+    el.exportButton.hidden = !project;
+    el.exportButton.disabled = !ready;
+    el.importInput.disabled = !ready;
+    el.importLabel.dataset.disabled = String(!ready);
     const names = project?.names ?? [];
     el.tryTitle.textContent = project ? `Try it: draw a ${names.slice(0, -1).join(", ")} or a ${names.at(-1)}` : "Try it: draw a digit";
     this.digitsIntro ??= el.tryIntro.textContent;

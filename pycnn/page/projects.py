@@ -85,6 +85,27 @@ class Projects:
         return self.project()
 
     @request(during_run="answer")
+    def export_project(self):
+        """The open project's file (what `python -m pycnn train --classes FILE` reads) -> {"bytes", "file_name",
+        "count"}."""
+        project = self.opened()
+        stem = "-".join("".join(c for c in name.lower() if c.isalnum()) for name in project.names).strip("-")
+        return {"bytes": project.to_bytes(), "file_name": f"{stem[:60].strip('-') or 'project'}.npz",
+                "count": len(project)}
+
+    @request(during_run="answer")
+    def import_project(self, data):
+        """A project file (exported, or made in CPython) as a new project, opened -> project() plus "added". Not a
+        project file: ValueError saying what is wrong, and the projects are as they were."""
+        if len(self.projects) >= MAX_PROJECTS:
+            raise ValueError(f"you have {MAX_PROJECTS} projects, the most the page keeps: remove one first")
+        reply = self.load_project(data)
+        project_id = reply["projects"][-1]["id"]
+        self.open = project_id
+        self.session.current.inspected = None
+        return {**self.project(), "added": project_id}
+
+    @request(during_run="answer")
     def remove_project(self, project):
         """Remove project `project` and everything in it (the learner confirmed it) -> project() (the digits are
         open if it was)."""
@@ -191,4 +212,4 @@ class Projects:
     def limits(self):
         """What the page checks before it asks: class counts, drawings, projects."""
         return {"min_classes": MIN_CLASSES, "max_classes": MAX_CLASSES, "max_drawings": MAX_DRAWINGS,
-                "max_projects": MAX_PROJECTS}
+                "max_projects": MAX_PROJECTS, "max_file_bytes": MAX_PROJECT_BYTES}

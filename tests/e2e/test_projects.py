@@ -5,6 +5,8 @@ import math
 
 from playwright.sync_api import expect
 
+from pycnn.project import Project
+
 from e2e_support import TRAIN_TIMEOUT_MS, draw_digit, draw_strokes
 from test_accessibility import violations
 
@@ -115,6 +117,27 @@ def test_projects_and_the_one_open_are_kept_across_a_reload(trained_app):
     assert app.attr("my-digits-accuracy", "data-after") == accuracy
     draw_shape(app, "cross", (50, 40, 180))
     expect(app.by_id("prediction")).to_have_text("cross")
+
+
+def test_an_exported_project_is_the_project_file_and_imports_back_and_a_bad_file_changes_nothing(app, cli_model,
+                                                                                                    tmp_path):
+    make_project(app, rounds=1)
+    with app.page.expect_download() as info:
+        app.by_id("export-project-button").click()
+    assert info.value.suggested_filename == "circle-cross-tick.npz"
+    path = tmp_path / "shapes.npz"
+    info.value.save_as(path)
+    exported = Project.load(path)  # the file `python -m pycnn train --classes` reads
+    assert exported.names == NAMES and exported.counts() == [1, 1, 1] and exported.model is None
+    app.by_id("import-project").set_input_files(str(cli_model))  # a model file is not a project
+    expect(app.by_id("message")).to_contain_text("Could not import model.npz: this is a pycnn model file, not a "
+                                                 "project file. Your projects are unchanged")
+    assert app.attr("project-select", "data-projects") == "1"
+    app.by_id("import-project").set_input_files(str(path))
+    expect(app.by_id("project-select")).to_have_attribute("data-projects", "2")
+    expect(app.by_id("my-digits")).to_have_attribute("data-count", "3")
+    expect(app.by_id("status")).to_contain_text("Imported shapes.npz: circle, cross, tick, 3 drawings")
+    assert app.by_id("project-select").input_value() != ""
 
 
 def test_names_that_make_no_project_say_why_and_are_kept_to_correct(app):
