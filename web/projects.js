@@ -98,6 +98,7 @@ export class Projects {
     const project = this.state.project;
     this.messages.clear();
     this.run = { how, project: project.id, names: project.names, step: 0, total_steps: 0, phase: "preparing", result: null, startedAt: performance.now() };
+    delete this.el.progress.dataset.result; // the last run's
     const started = this.runs.start("train_project", { how });
     this.status.say(`Training ${project.names.join(", ")} ${how === "transfer" ? "by transfer" : "from scratch"}…`);
     this.#renderProgress();

@@ -56,9 +56,11 @@ def make_project(app, rounds=len(BOXES)):
 
 
 def train(app, button):
+    """Press `button` and wait until the project's run finished -> what its progress says ("...: done in 2.1 s.")."""
     app.by_id(button).click()
     expect(app.by_id("project-progress")).to_have_attribute("data-result", "finished", timeout=TRAIN_TIMEOUT_MS)
     app.wait_state("ready")
+    return app.by_id("project-progress").text_content().strip()
 
 
 def test_a_project_trained_by_transfer_reads_drawings_by_class_name(trained_app):
@@ -83,15 +85,14 @@ def test_transfer_and_from_scratch_stand_side_by_side_and_the_digits_lose_nothin
     expect(app.by_id("prediction")).to_have_text("7")
     make_project(app, rounds=3)
     expect(app.by_id("train-button")).to_have_text("Train from scratch")
-    train(app, "fine-tune-button")
-    train(app, "train-button")
+    took = [train(app, "fine-tune-button"), train(app, "train-button")]
     scores = {box.get_attribute("data-how"): box.get_attribute("data-accuracy")
               for box in app.page.locator('[data-testid=project-results] .project-score').all()}
     assert set(scores) == {"transfer", "scratch"} and all(0 <= float(v) <= 1 for v in scores.values())
     assert app.attr("my-digits-accuracy", "data-after") == scores["scratch"]  # the network trained last reads
     assert violations(app) == [], "a trained project"
     print(f"\n{count(app)} drawings: by transfer {float(scores['transfer']):.0%}, from scratch "
-          f"{float(scores['scratch']):.0%} (3-fold cross-validation)")
+          f"{float(scores['scratch']):.0%} (3-fold cross-validation); {took}")
     project = app.by_id("project-select").input_value()
     app.by_id("project-select").select_option("")  # back to the digits: their network, buttons and gallery
     expect(app.by_id("teach-9")).to_have_count(1)
