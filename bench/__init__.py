@@ -15,7 +15,7 @@ CPython (results in BENCHMARKS.md):
 In the page, headless Chromium (bench.browser; results in bench/browser/RESULTS.md):
     python -m bench.browser.browser   training vs TensorFlow.js, page load, one click on Train, memory
     python -m bench.browser.editor    the network editor and the largest network it allows
-    python -m bench.browser.handwriting, .inside, .offline, .teach
+    python -m bench.browser.handwriting, .inside, .offline, .teach, .classes
 strokes (digits as pen strokes and back) and seed_code (the seed post's code) serve the others.
 
 Importing any of them first asks for one BLAS thread, unless the environment already names a

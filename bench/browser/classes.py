@@ -222,7 +222,8 @@ def table(rows, configs):
             f"| {n_classes} x {per_class} | {len(these)} ({these[0]['others']}) | **{pct(acc['transfer'])}** | "
             f"**{pct(acc['scratch'])}** | **{np.mean(secs['transfer']):.1f}** (max {max(secs['transfer']):.1f}) | "
             f"{np.mean(secs['scratch']):.1f} (max {max(secs['scratch']):.1f}) | "
-            f"{len(tasks)}{f' (longest {max(tasks)} ms)' if tasks else ''}; frame scripts <= {frame} ms | "
+            f"{len(tasks)}{f' (longest {max(tasks)} ms)' if tasks else ''}; "
+            f"{f'page scripts in one frame up to {frame} ms' if frame else 'no long animation frame'} | "
             f"{est('transfer')} / {est('scratch')} | {cpy('transfer')} / {cpy('scratch')} |")
     return lines
 
