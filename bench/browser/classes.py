@@ -175,9 +175,12 @@ def one_split(browser, url, model_path, letters, split, others, rng, placement_s
         drawings = [placed(i) for i in sample]
         for how in ("transfer", "scratch"):
             run = train(page, how)
-            read_as = read(page, canvas, drawings)
-            run["accuracy"] = float(np.mean([a == b for a, b in zip(read_as, truth)]))
-            run["nothing_read"] = sum(1 for a in read_as if not a)
+            if run["result"] == "finished":
+                read_as = read(page, canvas, drawings)
+                run["accuracy"] = float(np.mean([a == b for a, b in zip(read_as, truth)]))
+                run["nothing_read"] = sum(1 for a in read_as if not a)
+            else:  # nothing kept: the page still reads with the network it had, so there is nothing to score
+                run["accuracy"] = None
             row[how] = run
         row["estimates"] = scores(page)
         row["console_errors"] = errors
@@ -185,10 +188,15 @@ def one_split(browser, url, model_path, letters, split, others, rng, placement_s
         context.close()
     t, s = row["transfer"], row["scratch"]
     log(f"  {row['letters']} taught by lab {split.lab} ({row['taught']} drawings), {len(sample)} others: "
-        f"transfer {t['accuracy']:.1%} in {t['seconds']:.1f} s (long tasks {t['long_tasks_ms'] or 'none'}, longest "
-        f"page-script time in one frame {t['longest_frame_script_ms']} ms), from scratch {s['accuracy']:.1%} in "
+        f"transfer {outcome(t)} in {t['seconds']:.1f} s (long tasks {t['long_tasks_ms'] or 'none'}, longest "
+        f"page-script time in one frame {t['longest_frame_script_ms']} ms), from scratch {outcome(s)} in "
         f"{s['seconds']:.1f} s; the page's estimates {row['estimates']}")
     return row
+
+
+def outcome(run):
+    """A run's share of the others read right, or how it ended when it kept nothing."""
+    return f"{run['accuracy']:.1%}" if run["accuracy"] is not None else f"{run['result']} (nothing kept)"
 
 
 def cpython_scores(base, data, split):
@@ -203,7 +211,11 @@ def table(rows, configs):
              "| transfer s in the page | from scratch s | long tasks during transfer | page's estimates: transfer / "
              "scratch | CPython, every other drawing: transfer / scratch |",
              "|---|---|---|---|---|---|---|---|---|"]
-    pct = lambda values: f"{np.mean(values):.1%} ({min(values):.0%}-{max(values):.0%})"  # noqa: E731
+    def pct(values):
+        kept = [v for v in values if v is not None]
+        text = f"{np.mean(kept):.1%} ({min(kept):.0%}-{max(kept):.0%})" if kept else "-"
+        return text + (f"; {len(values) - len(kept)} of {len(values)} runs kept nothing" if len(kept) < len(values)
+                       else "")
     for n_classes, per_class in configs:
         these = [r for r in rows if r["classes"] == n_classes and r["drawings"] == per_class]
         if not these:
@@ -220,7 +232,7 @@ def table(rows, configs):
         cpy = lambda how: f"{np.mean([r['cpython'][how] for r in these]):.1%}"  # noqa: E731
         lines.append(
             f"| {n_classes} x {per_class} | {len(these)} ({these[0]['others']}) | **{pct(acc['transfer'])}** | "
-            f"**{pct(acc['scratch'])}** | **{np.mean(secs['transfer']):.1f}** (max {max(secs['transfer']):.1f}) | "
+            f"{pct(acc['scratch'])} | **{np.mean(secs['transfer']):.1f}** (max {max(secs['transfer']):.1f}) | "
             f"{np.mean(secs['scratch']):.1f} (max {max(secs['scratch']):.1f}) | "
             f"{len(tasks)}{f' (longest {max(tasks)} ms)' if tasks else ''}; "
             f"{f'page scripts in one frame up to {frame} ms' if frame else 'no long animation frame'} | "
@@ -283,7 +295,7 @@ def main(argv=None):
              f"from scratch {pycnn_classes.ScratchConfig()}", ""] + table(rows, configs)
     headline = [r for r in rows if r["classes"] == 5 and r["drawings"] == 10 and "refused" not in r]
     if headline:
-        acc = np.mean([r["transfer"]["accuracy"] for r in headline])
+        acc = np.mean([r["transfer"]["accuracy"] or 0 for r in headline])  # a run that kept nothing reads none
         secs = max(r["transfer"]["seconds"] for r in headline)
         tasks = [t for r in headline for t in r["transfer"]["long_tasks_ms"]]
         lines.append(f"\ntargets, 5 letters x 10 drawings: others read {acc:.1%} by transfer (target >= {TARGET:.0%}); "
