@@ -5,7 +5,7 @@ Every test gets what it needs from a fixture and passes alone (`pytest -k NAME`)
 - `app`: the module's one page (booted once, in a context the modules share), brought back before
   each test to the baseline of a first visit through the page's own controls, and checked there
   (see `Baseline` in e2e_support.py): booting Python is most of a page's setup;
-- `trained_app`: `app` with the model `cli_model` loaded through the page's file input;
+- `trained_app` / `seed_app`: `app` with the model `cli_model` / `seed_model` loaded through the page's file input;
 - `phone`: the same for the run's one phone-sized touch screen;
 - `first_visit`: a page at ready in a context of its own, nothing stored before, for tests whose
   subject is a first visit; `warm_visit`: a page not yet opened in the module page's context
@@ -160,4 +160,12 @@ def first_visit(open_site):
 def trained_app(app, cli_model):
     """`app` with `cli_model` loaded through the page's file input (and, like every loaded model, kept in IndexedDB)."""
     app.load_model(cli_model)
+    return app
+
+
+@pytest.fixture
+def seed_app(app, seed_model):
+    """`app` with `seed_model` loaded: a trained network that trains several times faster than the default,
+    for tests whose subject is not the network."""
+    app.load_model(seed_model)
     return app

@@ -22,9 +22,9 @@ def draw_asked(app, digit):
     expect(app.by_id("guided-add-button")).to_be_enabled()
 
 
-def test_the_guide_asks_for_each_digit_then_shows_before_and_after_the_fine_tune(app, cli_model):
+def test_the_guide_asks_for_each_digit_then_shows_before_and_after_the_fine_tune(app, seed_model):
     expect(app.by_id("guided-teach-button")).to_be_hidden()  # an untrained network has nothing to fine-tune
-    app.load_model(cli_model)
+    app.load_model(seed_model)
     expect(app.by_id("guide")).to_contain_text("Draw each digit once")
     accuracy_before = app.attr("accuracy", "data-val-accuracy")
     app.by_id("guided-teach-button").click()

@@ -63,8 +63,8 @@ def train(app, button):
     return app.by_id("project-progress").text_content().strip()
 
 
-def test_a_project_trained_by_transfer_reads_drawings_by_class_name(trained_app):
-    app = trained_app
+def test_a_project_trained_by_transfer_reads_drawings_by_class_name(seed_app):
+    app = seed_app
     make_project(app)
     expect(app.by_id("fine-tune-button")).to_have_text("Train by transfer")
     train(app, "fine-tune-button")
@@ -79,8 +79,8 @@ def test_a_project_trained_by_transfer_reads_drawings_by_class_name(trained_app)
     assert bars == NAMES
 
 
-def test_transfer_and_from_scratch_stand_side_by_side_and_the_digits_lose_nothing(trained_app):
-    app = trained_app
+def test_transfer_and_from_scratch_stand_side_by_side_and_the_digits_lose_nothing(seed_app):
+    app = seed_app
     draw_digit(app.page, 7, (40, 30, 200))
     expect(app.by_id("prediction")).to_have_text("7")
     make_project(app, rounds=3)
@@ -105,8 +105,8 @@ def test_transfer_and_from_scratch_stand_side_by_side_and_the_digits_lose_nothin
     expect(app.by_id("prediction")).not_to_have_text("3")  # the drawing is read again, as one of the classes
 
 
-def test_projects_and_the_one_open_are_kept_across_a_reload(trained_app):
-    app = trained_app
+def test_projects_and_the_one_open_are_kept_across_a_reload(seed_app):
+    app = seed_app
     make_project(app, rounds=2)
     train(app, "fine-tune-button")
     accuracy = app.attr("my-digits-accuracy", "data-after")
