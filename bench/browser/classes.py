@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Your own classes, in the page: UNIPEN capital letters taught through the page's UI with the mouse, read on other labs'.
+"""Your own classes in the page: UNIPEN capital letters taught through the page's UI with the mouse, read on others'.
 
     python -m bench.browser.classes --unipen FILE                  # 5 letters x 10 drawings, 2 splits, both methods
     python -m bench.browser.classes --unipen FILE --all            # the grid: 3, 5, 10, 20 letters x 5, 10, 20 drawings
@@ -227,8 +227,8 @@ def table(rows, configs):
         secs = {how: [r[how]["seconds"] for r in these] for how in ("transfer", "scratch")}
         tasks = [t for r in these for t in r["transfer"]["long_tasks_ms"]]
         frame = max(r["transfer"]["longest_frame_script_ms"] for r in these)
-        est = lambda how: "/".join("-" if r["estimates"].get(how) is None else f"{r['estimates'][how]:.0%}"  # noqa: E731
-                                   for r in these)
+        est = lambda how: "/".join(  # noqa: E731
+            "-" if r["estimates"].get(how) is None else f"{r['estimates'][how]:.0%}" for r in these)
         cpy = lambda how: f"{np.mean([r['cpython'][how] for r in these]):.1%}"  # noqa: E731
         lines.append(
             f"| {n_classes} x {per_class} | {len(these)} ({these[0]['others']}) | **{pct(acc['transfer'])}** | "
