@@ -49,6 +49,9 @@ from .training import SCHEDULES, Trainer, TrainingConfig, TrainingDiverged
 from .yourdigits import folds_of, split_head
 
 MAX_MISTAKES = 100  # mistakes listed in an evaluation (the most confident first); all are counted
+# A run that diverges begins again at half the learning rate, this many times at most: few drawings
+# from scratch can blow up at a rate that suits most (the page offers no learning rate to lower).
+MAX_RESTARTS = 3
 
 # the bounds of the augmentation settings both recipes share
 AUGMENT_ARGS = {"shift": Float(0.0, 8.0), "rotation": Float(0.0, 45.0), "zoom": Float(0.0, 0.5),
@@ -245,6 +248,8 @@ class _Job:
         self.untaught = 0
         self.prepare_steps = 0
         self.step = 0
+        self.restarts = 0  # runs that diverged and were begun again
+        self.lr = config.lr  # the learning rate of the runs; halved when one diverges (MAX_RESTARTS times at most)
         self.model = None  # the model kept, once done
         self.seconds = 0.0
         self._trainer = None
@@ -265,8 +270,9 @@ class _Job:
 
     def run(self, max_batches=None, callback=None):
         """Run up to max_batches steps (all that remain when None) -> progress() plus "stopped": callback(progress
-        of the run in flight) after each of its batches; returning False stops. TrainingDiverged if a run blows
-        up (nothing kept; the model given is never changed)."""
+        of the run in flight) after each of its batches; returning False stops. A run that blows up begins again
+        at half the learning rate (all later runs keep it), MAX_RESTARTS times at most; then TrainingDiverged
+        (nothing kept; the model given is never changed)."""
         started = time.perf_counter()
         left = self.total_steps - self.step if max_batches is None else int(max_batches)
         losses, stopped = [], False
@@ -277,11 +283,21 @@ class _Job:
                     self.step += 1
                     left -= 1
                     continue
-                run = self.runs[(self.step - self.prepare_steps) // self.config.steps]
+                index = (self.step - self.prepare_steps) // self.config.steps
+                run = self.runs[index]
                 if self._trainer is None:
                     self._trainer = self._start(run)
                 before = self._trainer.step
-                report = self._trainer.run(max_batches=left, callback=callback)
+                try:
+                    report = self._trainer.run(max_batches=left, callback=callback)
+                except TrainingDiverged:
+                    self._trainer = None
+                    if self.restarts == MAX_RESTARTS:
+                        raise
+                    self.restarts += 1
+                    self.step = self.prepare_steps + index * self.config.steps  # the run begins again
+                    self.lr /= 2
+                    continue
                 self.step += self._trainer.step - before
                 left -= self._trainer.step - before
                 losses += report["losses"]
@@ -291,9 +307,8 @@ class _Job:
                     stopped = True
                     break
         except TrainingDiverged:
-            self._trainer = None
-            raise TrainingDiverged(f"{self.method} training diverged; nothing was kept - try a smaller learning rate "
-                                   f"than {self.config.lr:g}") from None
+            raise TrainingDiverged(f"{self.method} training diverged, at learning rates from {self.config.lr:g} down "
+                                   f"to {self.lr:g}; nothing was kept") from None
         finally:
             self.seconds += time.perf_counter() - started
         return {**self.progress(losses), "stopped": stopped}
@@ -302,7 +317,7 @@ class _Job:
         """The trainer of run `run`: on the drawings outside fold run, or on all of them (None)."""
         use = np.ones(len(self.y), bool) if run is None else self.fold != run
         seed = self.config.seed if run is None else (self.config.seed + 1 + run) % 2 ** 32
-        return self._trainer_for(use, dataclasses.replace(self.config, seed=seed))
+        return self._trainer_for(use, dataclasses.replace(self.config, seed=seed, lr=self.lr))
 
     def _finish(self, run):
         trainer, self._trainer = self._trainer, None
@@ -346,19 +361,21 @@ class _Job:
 
     def result(self):
         """{"method": "transfer" | "from scratch", "evaluation": evaluation(), "steps", "seconds", "names",
-        "counts" (drawings of each class)}; ValueError before the job is done."""
+        "counts" (drawings of each class), "lr" (the runs' learning rate: the recipe's, or less after
+        "restarts" runs diverged and began again)}; ValueError before the job is done."""
         if not self.done:
             raise ValueError(f"the {self.method} training has not finished")
         return {"method": self.method, "evaluation": self.evaluation(), "steps": self.total_steps,
                 "seconds": self.seconds, "names": list(self.names),
-                "counts": np.bincount(self.y, minlength=self.classes).tolist()}
+                "counts": np.bincount(self.y, minlength=self.classes).tolist(), "lr": self.lr,
+                "restarts": self.restarts}
 
     def _summary(self):
         """What the kept model's metadata says of its training: JSON-able, no drawings."""
         evaluation = self.evaluation()
         if evaluation is not None:
             evaluation = {key: evaluation[key] for key in ("method", "accuracy", "scored", "untaught")}
-        return {"method": self.method, "recipe": self.config.to_dict(),
+        return {"method": self.method, "recipe": {**self.config.to_dict(), "lr": self.lr},
                 "counts": np.bincount(self.y, minlength=self.classes).tolist(), "evaluation": evaluation}
 
 

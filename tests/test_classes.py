@@ -239,11 +239,23 @@ def test_a_network_or_recipe_that_cannot_be_used_is_refused(toy, start, match):
         start(x, y)
 
 
-def test_a_diverging_run_raises_and_keeps_nothing(base, toy):
+def test_a_run_that_diverges_begins_again_at_half_the_learning_rate(toy):
     (x, y), _ = toy
     job = FromScratch("seed", x, y, NAMES, dataclasses.replace(FAST_SCRATCH, lr=1.0, optimizer="sgd"), evaluate=False)
-    with pytest.raises(pycnn.TrainingDiverged, match="from scratch training diverged; nothing was kept - try a "
-                                                     "smaller learning rate than 1"):
+    steps = []
+    job.run(callback=lambda progress: steps.append(progress["step"]))
+    result = job.result()
+    assert (result["restarts"], result["lr"], result["steps"]) == (1, 0.5, FAST_SCRATCH.steps)
+    assert job.model.metadata["classes"]["recipe"]["lr"] == 0.5
+    assert steps[-1] == FAST_SCRATCH.steps and steps.count(1) == 2  # the run began again from its first step
+    assert np.all(np.isfinite(job.model.predict_proba(x)))
+
+
+def test_a_run_that_diverges_at_every_rate_tried_raises_and_keeps_nothing(toy):
+    (x, y), _ = toy
+    job = FromScratch("seed", x, y, NAMES, dataclasses.replace(FAST_SCRATCH, lr=1.0, optimizer="adam"), evaluate=False)
+    with pytest.raises(pycnn.TrainingDiverged, match="from scratch training diverged, at learning rates from 1 down "
+                                                     "to 0.125; nothing was kept"):
         job.run()
     assert job.model is None
 

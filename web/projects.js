@@ -229,6 +229,8 @@ export class Projects {
     if (run) {
       run.result = d.reason;
       run.ms = performance.now() - run.startedAt;
+      run.restarts = d.result?.restarts ?? 0;
+      run.lr = d.result?.lr;
     }
     this.el.progress.dataset.result = d.reason;
     if (d.reason === "finished") {
@@ -337,7 +339,9 @@ export class Projects {
     this.el.progressBar.value = run.step;
     const how = run.how === "transfer" ? "By transfer" : "From scratch";
     if (run.result) {
-      this.el.progressText.textContent = { finished: `${how}: done in ${(run.ms / 1000).toFixed(1)} s.`,
+      const restarted = run.restarts ? ` The loss diverged ${run.restarts === 1 ? "once" : `${run.restarts} times`}; ` +
+        `each time that network began again at half the learning rate (${run.lr}).` : "";
+      this.el.progressText.textContent = { finished: `${how}: done in ${(run.ms / 1000).toFixed(1)} s.${restarted}`,
         stopped: `${how}: stopped, nothing kept.`, diverged: `${how}: the loss diverged, nothing kept.` }[run.result] ?? `${how}: failed.`;
       return;
     }
