@@ -12,12 +12,15 @@ One sharded step (TrainingConfig(shards=k)):
    step is applied (apply_gradients).
 The split and the order of the sum are fixed by the run, so the weights after a step do not
 depend on who computed which shard, or when: in this process (sharded_step), in other
-processes or in the page's helper workers (encode_task -> run_task -> decode_result).
+processes or in the page's helper workers (encode_task -> run_task -> decode_result; a task of
+several shards: encode_shards -> run_shards -> a result per shard).
 
 A step can also be taken in two phases (ShardedStep; Trainer.begin_step / finish_step), for a
 caller that hands shards out and gathers them itself (the page's worker, between messages):
-begin with the batch -> each shard's task bytes; then, in any order, compute some shards here
-(compute) and add the others' result bytes (add); finish -> the same optimiser step as
+begin with the batch -> task bytes for the shards others compute: one task per shard (tasks), or
+one task per helper carrying the weights once and all the shards it is given (task; which shards
+each helper gets: assign_shards); then, in any order, compute some shards here (compute) and add
+the others' result bytes, one result per shard (add); finish -> the same optimiser step as
 sharded_step's, bit for bit.
 
 A layer that draws random numbers in training (dropout) declares `uses_rng = True`; before
@@ -31,6 +34,16 @@ Tasks and results cross process and worker boundaries as bytes (encode_task, enc
 The header holds the scalars and, under "arrays", [name, dtype, shape] of each array; the
 arrays' bytes follow one after another in that order, little-endian, C order. Weights and
 gradients keep the model's dtype (float32 or float64), so nothing is rounded on the way.
+A task (encode_shards; encode_task is its one-shard case):
+    header {"kind": "task", "model": the architecture, "batch_size", "seed", "step",
+            "shards": [shard, ...] (distinct, in the order their images follow),
+            "counts": [images of each shard, ...]}
+    arrays: the weights ("0.W", ...), "x" (every shard's images, shard after shard), "y" (int32)
+A result (encode_result), one per shard:
+    header {"kind": "result", "step", "shard", "loss", "correct", "count", "keys": the gradients'
+            names, "statistics": the names of the state measurements}
+    arrays: the gradients ("0.W", ...), then "statistics NAME" of each measurement
+Decoded arrays are read-only views of the bytes (no copy) on little-endian machines.
 """
 import json
 import math
@@ -74,6 +87,29 @@ def shard_rng(seed, step, shard):
 
 def _random_layers(model):
     return [layer for layer in model.layers if getattr(layer, "uses_rng", False)]
+
+
+def assign_shards(count, helpers):
+    """Which of a step's `count` non-empty shards go to each of `helpers` helpers and which stay here ->
+    (given: [[shard, ...] of each helper given any], mine: [shard, ...]).
+
+    Dealt one at a time starting with the first helper, this process last (it also chose the batch
+    and sums the results): 4 shards and 1 helper -> 2 and 2; 2 helpers -> 2, 1 and 1 here. Each one's
+    shards are contiguous (the helpers' first), so a task's images are one slice of the batch.
+    """
+    for name, value in (("count", count), ("helpers", helpers)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_SHARDS:
+            raise ValueError(f"{name} must be an int from 0 to {MAX_SHARDS}, got {value!r}")
+    workers = int(helpers) + 1
+    sizes = [0] * workers  # [here, helper 1, helper 2, ...]
+    for i in range(int(count)):
+        sizes[(i + 1) % workers] += 1
+    given, start = [], 0
+    for size in sizes[1:]:
+        if size:
+            given.append(list(range(start, start + size)))
+            start += size
+    return given, list(range(start, int(count)))
 
 
 def seed_layers(model, seed, step, shard):
@@ -192,6 +228,22 @@ class ShardedStep:
         """The task bytes of every non-empty shard, in shard order (encode_tasks)."""
         return encode_tasks(self.model, self.x, self.y, self.shards, self.seed, self.step)
 
+    def task(self, shards):
+        """One task for the shards `shards` (distinct shard indices): the weights once and the shards'
+        images, shard after shard (encode_shards). Its runner sends back one result per shard."""
+        shards = list(shards)
+        if not shards or len(set(shards)) != len(shards) or not all(
+                isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < len(self.bounds)
+                for i in shards):
+            raise ValueError(f"shards must be distinct ints from 0 to {len(self.bounds) - 1}, got {shards!r}")
+        parts = [self.bounds[i] for i in shards]
+        if all(parts[k][1] == parts[k + 1][0] for k in range(len(parts) - 1)):  # one slice of the batch
+            x, y = self.x[parts[0][0]:parts[-1][1]], self.y[parts[0][0]:parts[-1][1]]
+        else:
+            x = np.concatenate([self.x[a:b] for a, b in parts])
+            y = np.concatenate([self.y[a:b] for a, b in parts])
+        return encode_shards(self.model, x, y, len(self.x), self.seed, self.step, shards, [b - a for a, b in parts])
+
     def compute(self, shard):
         """Compute shard `shard` here, with the model itself (not yet changed by this step)."""
         if isinstance(shard, bool) or not isinstance(shard, (int, np.integer)) or not 0 <= shard < len(self.bounds):
@@ -261,7 +313,7 @@ def _pack(header, arrays):
         if dtype.str not in DTYPES:
             raise ValueError(f"array {name} must be float32, float64 or int32, got {array.dtype}")
         specs.append([name, dtype.str, list(array.shape)])
-        parts.append(np.ascontiguousarray(array, dtype=dtype).tobytes())
+        parts.append(np.ascontiguousarray(array, dtype=dtype))  # joined below: copied once, straight from here
     text = json.dumps({**header, "arrays": specs}, separators=(",", ":"), allow_nan=False).encode()
     return b"".join([MAGIC, len(text).to_bytes(4, "little"), text, *parts])
 
@@ -298,9 +350,12 @@ def _unpack(data, kind):
         if offset + nbytes > len(data):
             raise ValueError(f"the {kind} is truncated: array {name} needs {nbytes:,} bytes, "
                              f"{len(data) - offset:,} are left")
-        # a copy in native byte order: the caller owns it and may write to it
         array = np.frombuffer(data, dtype, math.prod(shape), offset).reshape(shape)
-        arrays[name] = array.astype(dtype.newbyteorder("="))
+        if array.dtype.isnative:  # a read-only view of the bytes: nothing copied (a task's weights and a
+            array.flags.writeable = False  # result's gradients are read once, into the model or the sum)
+        else:
+            array = array.astype(dtype.newbyteorder("="))
+        arrays[name] = array
         offset += nbytes
     if offset != len(data):
         raise ValueError(f"the {kind} has {len(data) - offset:,} byte(s) after its last array")
@@ -314,28 +369,53 @@ def _weight_arrays(model):
 def encode_task(model, x, y, batch_size, seed=0, step=0, shard=0):
     """One shard's task as bytes: the model's architecture and weights, the shard's images and
     labels, the batch size it is a part of, and (seed, step, shard) for its randomness."""
+    return encode_shards(model, x, y, batch_size, seed, step, [shard], [len(x)])
+
+
+def encode_shards(model, x, y, batch_size, seed, step, shards, counts):
+    """One task of several shards of a batch as bytes: the architecture and the weights once, then x, y:
+    the images and labels of the shards `shards`, counts[i] of shard shards[i], one shard after another."""
     header = {"kind": "task", "model": model.get_config(), "batch_size": int(batch_size),
-              "seed": int(seed), "step": int(step), "shard": int(shard)}
+              "seed": int(seed), "step": int(step), "shards": [int(i) for i in shards],
+              "counts": [int(n) for n in counts]}
     x = model.as_input(x)
     y = model.as_labels(y, len(x)).astype("<i4")
+    if sum(header["counts"]) != len(x) or len(header["counts"]) != len(header["shards"]):
+        raise ValueError(f"counts must give the images of each of the shards {header['shards']}, {len(x)} in all, "
+                         f"got {header['counts']}")
     return _pack(header, _weight_arrays(model) + [("x", x), ("y", y)])
 
 
 def encode_tasks(model, x, y, shards, seed=0, step=0):
-    """The tasks of every non-empty shard of the batch (x, y), in shard order (see shard_bounds)."""
+    """The tasks of every non-empty shard of the batch (x, y), one each, in shard order (see shard_bounds)."""
     return [encode_task(model, x[a:b], y[a:b], len(x), seed, step, i)
             for i, (a, b) in enumerate(shard_bounds(len(x), shards))]
 
 
+def _ints(value, low, high):
+    return (isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+                                            for v in value))
+
+
 def decode_task(data):
-    """Task bytes -> (header: {"model", "batch_size", "seed", "step", "shard"}, weights {"0.W": ...}, x, y)."""
+    """Task bytes -> (header: {"model", "batch_size", "seed", "step", "shards", "counts"}, weights {"0.W": ...},
+    x, y): x and y hold the images and labels of the shards, shard after shard (counts[i] of shards[i])."""
     header, arrays = _unpack(data, "task")
-    for name in ("batch_size", "seed", "step", "shard"):
+    for name in ("batch_size", "seed", "step"):
         if isinstance(header.get(name), bool) or not isinstance(header.get(name), int) or header[name] < 0:
             raise ValueError(f"the task's {name} must be a non-negative int, got {header.get(name)!r}")
     if "x" not in arrays or "y" not in arrays:
         raise ValueError("the task has no images (x) or labels (y)")
     x, y = arrays.pop("x"), arrays.pop("y")
+    shards, counts = header.get("shards"), header.get("counts")
+    if not (_ints(shards, 0, MAX_SHARDS - 1) and 1 <= len(shards) <= MAX_SHARDS and len(set(shards)) == len(shards)):
+        raise ValueError(f"the task's shards must be a list of 1 to {MAX_SHARDS} distinct shard indices, "
+                         f"got {str(shards)[:80]}")
+    if not (_ints(counts, 1, header["batch_size"]) and len(counts) == len(shards)
+            and sum(counts) == len(x) == len(y) <= header["batch_size"]):
+        raise ValueError(f"the task's counts must give the images of each of its {len(shards)} shard(s), "
+                         f"{len(x)} images and {len(y)} labels in all, of a batch of {header['batch_size']}, "
+                         f"got {str(counts)[:80]}")
     return header, arrays, x, y
 
 
@@ -369,14 +449,15 @@ def decode_result(data):
 
 class TaskRunner:
     """Computes tasks into results, keeping the model of the last architecture it saw (building a
-    model is the slow part of a small task). The result depends on the task's bytes alone."""
+    model is the slow part of a small task). The results depend on the task's bytes alone."""
 
     def __init__(self):
         self._config = None
         self._model = None
 
-    def __call__(self, data):
-        """Task bytes -> result bytes."""
+    def results(self, data):
+        """Task bytes -> the result bytes of each of its shards, in the task's order: the weights are set
+        once, then each shard is computed as shard_gradients computes it alone."""
         from .model import Sequential  # here: pycnn.model imports the training code that imports this module
 
         header, weights, x, y = decode_task(data)
@@ -388,14 +469,33 @@ class TaskRunner:
         if list(weights) != keys:
             raise ValueError(f"the task's weights must be {', '.join(keys)}, got {', '.join(weights)}")
         model.set_weights(weights[key] for key in keys)
-        rng = _rng_for(model, header["seed"], header["step"], header["shard"])
-        result = shard_gradients(model, x, y, header["batch_size"], rng=rng)
-        return encode_result(result, header["step"], header["shard"])
+        results, start = [], 0
+        for shard, count in zip(header["shards"], header["counts"]):
+            rng = _rng_for(model, header["seed"], header["step"], shard)
+            result = shard_gradients(model, x[start:start + count], y[start:start + count], header["batch_size"],
+                                     rng=rng)
+            results.append(encode_result(result, header["step"], shard))
+            start += count
+        return results
+
+    def __call__(self, data):
+        """The bytes of a task of one shard -> its result bytes."""
+        results = self.results(data)
+        if len(results) != 1:
+            raise ValueError(f"the task holds {len(results)} shards; run_shards computes a task of several")
+        return results[0]
 
 
 _RUNNER = TaskRunner()
 
 
 def run_task(data):
-    """Task bytes -> result bytes: what a helper process or worker runs (one model kept per process)."""
+    """The bytes of a task of one shard -> its result bytes: what a helper process runs (one model kept per
+    process)."""
     return _RUNNER(data)
+
+
+def run_shards(data):
+    """Task bytes (of one shard or several) -> the result bytes of each of its shards, in the task's order:
+    what the page's helper workers run."""
+    return _RUNNER.results(data)

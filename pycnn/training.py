@@ -8,6 +8,7 @@ continues it; the stopped and resumed run ends with the same weights and history
 as the run never stopped. Sequential.save(path, run_state=...) keeps it in the model file.
 """
 import collections
+import copy
 import dataclasses
 import hashlib
 import math
@@ -17,7 +18,7 @@ import numpy as np
 from .augment import random_affine
 from .checks import Bool, Choice, Float, Int, Settings, number
 from .optimizers import OPTIMIZERS, SGD, Adam, make_optimizer, trainable
-from .parallel import MAX_SHARDS, ShardedStep, seed_layers, sharded_step
+from .parallel import MAX_SHARDS, ShardedStep, assign_shards, seed_layers, sharded_step
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 # A mean loss above 4 * ln(classes) (9.2 for 10 classes: the true class gets 1e-4 of the
@@ -123,6 +124,7 @@ class Trainer:
         self._good = self._snapshot()   # weights known to give a healthy loss
         self._pending = None            # an epoch's end state, until a loss computed with it is healthy
         self._open = None               # the ShardedStep begun by begin_step, until finish_step
+        self._prepared = None           # the next step's batch drawn ahead by prepare_batch
 
     @property
     def done(self):
@@ -263,16 +265,44 @@ class Trainer:
             f"{self.base_lr:g}")
 
     def _batch(self):
-        """(x, y) of the next batch; reshuffles at each epoch start."""
-        batch = self.step % self.batches_per_epoch
+        """(x, y) of the next batch; reshuffles at each epoch start. A batch prepare_batch drew for this step
+        from the generator and order as they are now is taken as it is (the same draws, made earlier)."""
+        ready, self._prepared = self._prepared, None
+        if (ready is not None and ready["step"] == self.step and ready["order_before"] is self._order
+                and ready["rng_before"] == self.rng.bit_generator.state):
+            self.rng.bit_generator.state = ready["rng_after"]
+            self._order = ready["order"]
+            return ready["x"], ready["y"]
+        xb, yb, self._order = self._draw(self.step, self.rng, self._order)
+        return xb, yb
+
+    def _draw(self, step, rng, order):
+        """The batch of step `step` drawn with rng from the epoch's order (a new one at an epoch's start) ->
+        (x, y, the order)."""
+        batch = step % self.batches_per_epoch
         if batch == 0:
             n = len(self.x)
-            self._order = self.rng.permutation(n) if self.config.shuffle else np.arange(n)
-        idx = self._order[batch * self.config.batch_size:(batch + 1) * self.config.batch_size]
+            order = rng.permutation(n) if self.config.shuffle else np.arange(n)
+        idx = order[batch * self.config.batch_size:(batch + 1) * self.config.batch_size]
         xb = self.x[idx]
         if self.config.augment:
-            xb = random_affine(xb, self.rng, out=xb)
-        return xb, self.y[idx]
+            xb = random_affine(xb, rng, out=xb)
+        return xb, self.y[idx], order
+
+    def prepare_batch(self):
+        """Draw the next step's batch now (the one after the step begun, if any): its choice and augmentation
+        do not depend on the weights, so a caller waiting for other workers' shards can do it meanwhile ->
+        whether there is a next step. The run's generator and order are left as they are (a copy draws) until
+        that step takes the batch; a run stopped, saved or restored before then never saw it."""
+        step = self.step + (self._open is not None)
+        if step >= self.total_steps:
+            return False
+        rng = copy.deepcopy(self.rng)
+        before = self.rng.bit_generator.state
+        xb, yb, order = self._draw(step, rng, self._order)
+        self._prepared = {"step": step, "x": xb, "y": yb, "order": order, "order_before": self._order,
+                          "rng_before": before, "rng_after": rng.bit_generator.state}
+        return True
 
     def _train_step(self, xb, yb):
         """One optimiser step on the batch -> (loss, correct): in one piece, or as the sum of its shards."""
@@ -321,20 +351,36 @@ class Trainer:
         return [self._end_epoch()] if self.step % self.batches_per_epoch == 0 else []
 
     # ---- one sharded step in two phases: the shards handed out, gathered, then the update ------------
-    def begin_step(self):
-        """Begin the next step (its batch and learning rate, as run would) -> the task bytes of each
-        non-empty shard, in shard order (pycnn.parallel.encode_tasks). Compute some here
-        (compute_shard), add the others' results (add_result), then finish_step: the same weights as
-        run(max_batches=1), bit for bit, whoever computed which shard."""
+    def begin_step(self, helpers=None):
+        """Begin the next step (its batch and learning rate, as run would) -> task bytes: with helpers None,
+        one per non-empty shard, in shard order (pycnn.parallel.encode_tasks); with helpers=k, one per helper
+        given shards (pycnn.parallel.assign_shards: at most k tasks, each with the weights once and its shards;
+        planned_shards() says which). Compute some shards here (compute_shard), add the others' results
+        (add_result), then finish_step: the same weights as run(max_batches=1), bit for bit, whoever computed
+        which shard."""
         self._no_open_step("begin_step")
         if self.done:
             raise ValueError(f"the run is over: all {self.total_steps} steps are taken")
+        if helpers is not None:
+            assign_shards(0, helpers)  # a bad count is refused before the batch is drawn
         xb, yb = self._batch()
         self.optimizer.lr = learning_rate(self.config.schedule, self.base_lr, self.step, self.total_steps)
         if self.config.shards == 1:
             seed_layers(self.model, self.config.seed, self.step, 0)  # as _train_step's unsharded step
-        self._open = ShardedStep(self.model, xb, yb, self.config.shards, self.config.seed, self.step)
-        return self._open.tasks()
+        work = ShardedStep(self.model, xb, yb, self.config.shards, self.config.seed, self.step)
+        if helpers is None:
+            self._plan = [[i] for i in range(len(work.bounds))], []
+            tasks = work.tasks()
+        else:
+            self._plan = assign_shards(len(work.bounds), helpers)
+            tasks = [work.task(shards) for shards in self._plan[0]]
+        self._open = work
+        return tasks
+
+    def planned_shards(self):
+        """Of the step begun: (the shards of each task begin_step returned, the shards left to compute here)."""
+        self._open_step("planned_shards")
+        return self._plan
 
     def compute_shard(self, shard):
         """Compute shard `shard` of the step begun, here."""

@@ -4,6 +4,7 @@ the page's helper workers) compute shards from."""
 import concurrent.futures
 import multiprocessing
 import os
+import re
 
 import numpy as np
 import pytest
@@ -433,8 +434,8 @@ def test_a_task_carries_the_exact_weights_images_and_settings(data, dtype):
     model = pycnn.preset("two-conv-dense", seed=0, dtype=dtype)
     x, y = data[0][:10], data[1][:10]
     header, weights, x_task, y_task = parallel.decode_task(parallel.encode_task(model, x, y, 64, 5, 9, 2))
-    assert {k: header[k] for k in ("batch_size", "seed", "step", "shard")} == {"batch_size": 64, "seed": 5,
-                                                                              "step": 9, "shard": 2}
+    assert {k: header[k] for k in ("batch_size", "seed", "step", "shards", "counts")} == {
+        "batch_size": 64, "seed": 5, "step": 9, "shards": [2], "counts": [10]}
     assert header["model"] == model.get_config()
     assert same_weights(list(weights.values()), model.get_weights()) and list(weights)[0] == "0.W"
     assert all(w.dtype == model.dtype for w in weights.values())
@@ -454,6 +455,15 @@ def _task():
     return parallel.encode_task(pycnn.preset("seed", seed=0), np.zeros((2, 1, 28, 28)), np.array([1, 2]), 4)
 
 
+def _shards_task(shards, counts, batch_size=4):
+    """A task whose header says `shards` and `counts` (unchecked), of 2 images."""
+    model = pycnn.preset("seed", seed=0)
+    header = {"kind": "task", "model": model.get_config(), "batch_size": batch_size, "seed": 0, "step": 0,
+              "shards": shards, "counts": counts}
+    return parallel._pack(header, parallel._weight_arrays(model) + [
+        ("x", np.zeros((2, 1, 28, 28), np.float32)), ("y", np.array([1, 2], "<i4"))])
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: b"", "not a pycnn task"),
     (lambda: b"PK\x03\x04" + bytes(40), "not a pycnn task"),
@@ -464,9 +474,20 @@ def _task():
     (lambda: _task()[:8] + (2 ** 31).to_bytes(4, "little") + _task()[12:],
      "the task's header says 2,147,483,648 bytes"),
     (lambda: "text", "a task must be bytes, got str"),
+    (lambda: _shards_task([], []), "the task's shards must be a list of 1 to 64 distinct shard indices, got []"),
+    (lambda: _shards_task([1, 1], [1, 1]), "the task's shards must be a list of 1 to 64 distinct shard indices"),
+    (lambda: _shards_task([0, True], [1, 1]), "the task's shards must be a list of 1 to 64 distinct shard indices"),
+    (lambda: _shards_task([0, 64], [1, 1]), "the task's shards must be a list of 1 to 64 distinct shard indices"),
+    (lambda: _shards_task(0, [2]), "the task's shards must be a list of 1 to 64 distinct shard indices, got 0"),
+    (lambda: _shards_task([0, 1], [1, 2]), "the task's counts must give the images of each of its 2 shard(s), "
+                                           "2 images and 2 labels in all, of a batch of 4, got [1, 2]"),
+    (lambda: _shards_task([0, 1], [2]), "the task's counts must give the images of each of its 2 shard(s)"),
+    (lambda: _shards_task([0, 1], [2, 0]), "the task's counts must give the images of each of its 2 shard(s)"),
+    (lambda: _shards_task([0], [2], batch_size=1), "the task's counts must give the images of each of its 1 shard"),
+    (lambda: _shards_task([0], None), "the task's counts must give the images of each of its 1 shard"),
 ])
 def test_bad_task_bytes_are_refused_saying_what_is_wrong(make, message):
-    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
         parallel.decode_task(make())
 
 
@@ -487,3 +508,106 @@ def test_gradients_that_do_not_fit_the_model_are_refused():
 
 def test_pycnn_exposes_the_parallel_module():
     assert pycnn.parallel is parallel and "parallel" in pycnn.__all__
+
+
+def test_decoded_arrays_are_read_only_views_of_the_bytes():
+    model = pycnn.preset("seed", seed=0)
+    data = parallel.encode_task(model, np.zeros((2, 1, 28, 28)), np.array([1, 2]), 4)
+    _, weights, x, y = parallel.decode_task(data)
+    for array in (*weights.values(), x, y):
+        assert not array.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0
+    assert parallel.decode_task(bytearray(data))[2].flags.writeable is False  # not the caller's buffer either
+
+
+# ---- a task of several shards: the weights once, a result per shard ---------------------------------------
+@pytest.mark.parametrize("count, helpers, given, mine", [
+    (4, 1, [[0, 1]], [2, 3]), (4, 2, [[0, 1], [2]], [3]), (4, 3, [[0], [1], [2]], [3]), (4, 0, [], [0, 1, 2, 3]),
+    (4, 5, [[0], [1], [2], [3]], []), (3, 1, [[0, 1]], [2]), (1, 1, [[0]], []), (2, 3, [[0], [1]], []),
+    (0, 2, [], []),
+])
+def test_shards_are_dealt_to_helpers_first_in_contiguous_runs(count, helpers, given, mine):
+    assert parallel.assign_shards(count, helpers) == (given, mine)
+
+
+@pytest.mark.parametrize("bad", [-1, 65, True, 1.0, None])
+def test_a_bad_helper_count_is_refused(bad):
+    with pytest.raises(ValueError, match=r"^helpers must be an int from 0 to 64, got "):
+        parallel.assign_shards(4, bad)
+
+
+@pytest.mark.parametrize("preset", ["two-conv-dense", "dropout"])
+def test_a_task_of_several_shards_gives_each_shards_result_as_its_own_task_bit_for_bit(data, preset, dropout_model):
+    """The runner sets the weights once and computes the shards one after another: each result is the bytes
+    of the shard's own one-shard task's result, whichever shards a task holds and in whatever order."""
+    model = dropout_model() if preset == "dropout" else pycnn.preset(preset, seed=0)
+    x, y = model.as_input(data[0][:62]), data[1][:62]  # shards of 16, 16, 15, 15
+    work = parallel.ShardedStep(model, x, y, 4, seed=3, step=7)
+    alone = [parallel.TaskRunner()(task) for task in work.tasks()]
+    for shards in ([0, 1], [2, 3], [1, 3], [3, 0], [0, 1, 2, 3], [2]):
+        task = work.task(shards)
+        header, _, x_task, _ = parallel.decode_task(task)
+        assert header["shards"] == shards and header["counts"] == [len(range(*work.bounds[i])) for i in shards]
+        assert len(x_task) == sum(header["counts"])
+        assert parallel.TaskRunner().results(task) == [alone[i] for i in shards]
+        assert parallel.run_shards(task) == [alone[i] for i in shards]
+    assert len(work.task([0, 1])) < len(work.tasks()[0]) + len(work.tasks()[1])  # the weights once
+    with pytest.raises(ValueError, match=r"^the task holds 2 shards; run_shards computes a task of several$"):
+        parallel.run_task(work.task([0, 1]))
+    with pytest.raises(ValueError, match=r"^shards must be distinct ints from 0 to 3, got \[1, 1\]$"):
+        work.task([1, 1])
+    with pytest.raises(ValueError, match=r"^shards must be distinct ints from 0 to 3, got \[\]$"):
+        work.task([])
+
+
+@pytest.mark.parametrize("helpers", [0, 1, 2, 3, 5])
+def test_steps_with_a_task_per_helper_train_as_run_does_bit_for_bit(data, helpers):
+    """begin_step(helpers=k): a task per helper given shards, the rest computed here, the next batch drawn
+    ahead while the helpers compute (prepare_batch): the weights, history and generator of run()."""
+    reference, by_run = train(data, steps=12, shards=4)
+    model = pycnn.preset("two-conv-dense", seed=0)
+    trainer = Trainer(model, *data, TrainingConfig(epochs=3, batch_size=64, lr=0.01, shards=4))
+    runner = parallel.TaskRunner()
+    for step in range(12):
+        tasks = trainer.begin_step(helpers)
+        given, mine = trainer.planned_shards()
+        assert (given, mine) == parallel.assign_shards(len(trainer.missing_shards()), helpers)
+        assert len(tasks) == len(given) <= helpers
+        for shard in mine:
+            trainer.compute_shard(shard)
+        assert trainer.prepare_batch() is (step < 14)
+        for task in reversed(tasks):
+            for result in runner.results(task):
+                trainer.add_result(result)
+        trainer.finish_step()
+    assert same_weights(model.get_weights(), reference)
+    assert trainer.history == by_run.history
+    assert trainer.rng.bit_generator.state == by_run.rng.bit_generator.state
+
+
+def test_a_batch_drawn_ahead_changes_nothing_the_run_keeps(data):
+    """prepare_batch draws with a copy of the generator: a run state taken meanwhile is the run's, a run that
+    continues from it (or restores its weights) draws that batch again, the same, and steps taken whole use it."""
+    settings = {"epochs": 2, "batch_size": 64, "lr": 0.01, "shards": 2}
+    reference, by_run = train(data, steps=10, **settings)
+    model = pycnn.preset("two-conv-dense", seed=0)
+    trainer = Trainer(model, *data, TrainingConfig(**settings))
+    states = []
+    for step in range(10):
+        if step % 2:
+            assert trainer.prepare_batch()  # no step open: the next one's batch
+        if step == 4:  # an epoch's last batch drawn, the next epoch's order drawn ahead
+            assert trainer.prepare_batch()
+            states.append(trainer.run_state())
+        trainer.run(max_batches=1)
+        if step == 4:
+            assert trainer.prepare_batch()
+            states.append(trainer.run_state())
+    assert same_weights(model.get_weights(), reference) and trainer.history == by_run.history
+    for state in states:
+        _, ahead = train(data, steps=state["step"], **settings)
+        plain = ahead.run_state()
+        assert state["rng"] == plain["rng"] and np.array_equal(state["arrays"].get("order", []),
+                                                               plain["arrays"].get("order", []))
+    assert not trainer.prepare_batch() and trainer.done  # no next step

@@ -10,7 +10,7 @@ from pycnn.page.protocol import markdown_table, request
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 # the worker's own: at boot, and the training loop (a batch in one piece, or its shards handed out and gathered)
-WORKER_CALLS = {"info", "step", "begin_step", "compute_shard", "shard_result", "finish_step"}
+WORKER_CALLS = {"info", "step", "begin_step", "compute_shard", "prepare_step", "shard_result", "finish_step"}
 # how the page's modules name a request: client.call / client.request, a run's start, and the small
 # wrappers that add error handling (network.js #call, yourdigits.js #change, predictor.js #askHeldout)
 CALL_SITE = re.compile(r'(?:client\.call|client\.request|runs\.start|#call|#change|#askHeldout)\(\s*"([a-z_]+)"')

@@ -156,6 +156,40 @@ def sharded_run(client, config, helper_shards=(1, 3), stop_after=None):
             return replies
 
 
+def helper_run(client, config, helpers):
+    """A run stepped as the worker steps it with `helpers` helpers up: begin_step(helpers) -> a task per helper
+    (computed by run_shards as a helper worker would, a result per shard), this worker's shards by compute_shard,
+    then prepare_step, the helpers' results last-first, finish_step -> the replies of every finish."""
+    from pycnn import parallel
+    client("train", config=config)
+    runner, replies = parallel.TaskRunner(), []
+    while not (replies and replies[-1]["ended"]):
+        begun = client("begin_step", helpers=helpers)
+        assert (begun["given"], begun["mine"]) == parallel.assign_shards(config["shards"], helpers)
+        results = [result for task in begun["tasks"] for result in runner.results(task)]
+        for shard in begun["mine"]:
+            client("compute_shard", shard=shard)
+        assert client("prepare_step") == {"prepared": begun["step"] + 1 < replies_total(config)}
+        for data in reversed(results):
+            client("shard_result", data)
+        replies.append(client("finish_step"))
+    return replies
+
+
+def replies_total(config):
+    return config["epochs"] * -(-config["train_size"] // config["batch_size"])
+
+
+def test_a_run_taken_with_a_task_per_helper_is_the_run_step_takes_bit_for_bit(digits):
+    config = {**TINY_RUN, "epochs": 2, "batch_size": 64, "train_size": 300, "augment": True, "seed": 5, "shards": 4}
+    by_step = PageClient.of(*digits, heldout=200, seed=0)
+    _, steps = by_step.run("train", config=config)
+    for helpers in (1, 3):
+        sharded = PageClient.of(*digits, heldout=200, seed=0)
+        assert helper_run(sharded, config, helpers) == steps
+        assert same_weights(sharded.model.get_weights(), by_step.model.get_weights())
+
+
 def test_info_says_how_the_page_splits_a_runs_batches_into_shards(client):
     assert client("info")["shards"] == {"max": 4, "shard_images": 16}
     started = client("train", config={**TINY_RUN, "batch_size": 64, "shards": 4})
@@ -189,7 +223,8 @@ def test_the_phases_of_a_step_refuse_what_does_not_belong_to_it(client):
     from pycnn import parallel
     assert client.error("begin_step") == "no training run: start one first"
     client("train", config={**TINY_RUN, "batch_size": 64, "shards": 4})
-    tasks = client("begin_step")["tasks"]
+    assert client.error("begin_step", helpers=-1) == "helpers must be an int from 0 to 64, got -1"
+    tasks = client("begin_step")["tasks"]  # (the refused one drew no batch: this is step 0's)
     assert len(tasks) == 4
     assert client.error("begin_step") == "begin_step: step 0 is begun and not finished (finish_step)"
     assert client.error("compute_shard", shard=4) == "shard must be an int from 0 to 3, got 4"

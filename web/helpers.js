@@ -1,6 +1,6 @@
 // Helper workers: more cores for a training run. The Python worker (worker.js) keeps a pool of
 // helpers: workers running worker.js in its helper mode, each booting Python from the memory
-// snapshot, installing pycnn and computing shard tasks (pycnn.parallel.run_task), nothing else.
+// snapshot, installing pycnn and computing shard tasks (pycnn.parallel.run_shards), nothing else.
 // The page starts and ends them when the pool asks (events `helper_start` / `helper_end`, see
 // client.js) and hands each one's MessagePort to the pool: `new Worker()` inside a worker hangs in
 // Firefox ESR now and then (about one start in 20 here), a worker the page starts does not. A helper
@@ -9,7 +9,7 @@
 
 export const HELPER_PREFIX = "pycnn-helper"; // a helper's name starts so (and names its lifeline lock)
 const ANSWER_MIN_MS = 10_000; // a helper that has not answered a task by then (at the least) has left
-const ANSWER_FACTOR = 25; // ... nor within this many times what one shard takes this worker
+const ANSWER_FACTOR = 25; // ... nor within this many times what its shards take this worker
 
 export class HelperPool {
   /**
@@ -77,14 +77,15 @@ export class HelperPool {
   }
 
   /**
-   * Tasks (Uint8Arrays, transferred) for `helper` -> a promise of their results (Uint8Arrays), in the
-   * same order. shardMs: what one shard takes here, for the time a helper is given to answer.
-   * Rejects, with the helper out of the pool, when it crashes, ends, fails a task or does not answer.
+   * Tasks (Uint8Arrays, transferred) for `helper` -> a promise of their results (Uint8Arrays: a result per
+   * shard of each task, in their order). ms: what computing them would take here, for the time a helper is
+   * given to answer. Rejects, with the helper out of the pool, when it crashes, ends, fails a task or does
+   * not answer.
    */
-  compute(helper, tasks, shardMs = 0) {
+  compute(helper, tasks, ms = 0) {
     if (helper.state !== "ready" || helper.task) return Promise.reject(new Error(`${helper.name} is not free`));
     const id = this.nextTask++;
-    const waitMs = Math.max(ANSWER_MIN_MS, ANSWER_FACTOR * shardMs * tasks.length);
+    const waitMs = Math.max(ANSWER_MIN_MS, ANSWER_FACTOR * ms);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.#leave(helper, `it did not answer within ${Math.round(waitMs / 1000)} s`), waitMs);
       helper.task = { id, resolve, reject, timer };

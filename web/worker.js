@@ -6,7 +6,7 @@
 // after them is Python's (the registry in pycnn/page/protocol.py): no request has code here.
 // With more cores, it keeps helper workers (helpers.js; the page starts them for it): this same file
 // in its helper mode, which boots Python and pycnn only and computes the shards of a batch
-// (pycnn.parallel.run_task), talking to this worker over a MessagePort.
+// (pycnn.parallel.run_shards), talking to this worker over a MessagePort.
 // Message protocol: see PROTOCOL.md.
 import { HELPER_PREFIX, HelperPool } from "./helpers.js";
 import { loadPyodide, version as pyodideVersion } from "./pyodide/pyodide.mjs";
@@ -451,47 +451,48 @@ async function runLoop(name, started) {
 }
 
 /**
- * One batch of the run taken in shards (Python's begin_step, compute_shard, shard_result,
- * finish_step): the helpers in `free` get a share of its shards, this worker computes the rest
- * meanwhile, then each helper's results are handed to Python as they come. A helper that fails
- * leaves the pool, and this worker computes the shards it held: the batch is neither lost nor
- * repeated, and the sum in shard order makes its weights the same whoever computed what.
+ * One batch of the run taken in shards (Python's begin_step, compute_shard, prepare_step, shard_result,
+ * finish_step): each helper in `free` that Python gives shards gets one task (the weights once, its
+ * shards) posted first, this worker computes its own shards meanwhile, then draws the next batch
+ * (prepare_step: off the critical path while the helpers finish), then each helper's results (one per
+ * shard) are handed to Python as they come. A helper that fails leaves the pool, and this worker
+ * computes the shards it held: the batch is neither lost nor repeated, and the sum in shard order
+ * makes its weights the same whoever computed what.
  * -> finish_step's reply (step's), or begin_step's when the run ended there (stopped).
  */
 async function shardedStep(free) {
-  const begun = call("begin_step");
+  const begun = call("begin_step", { helpers: free.length });
   if (begun.error || begun.result.ended) return begun;
-  const tasks = begun.result.tasks; // one per non-empty shard, in shard order
-  const workers = [null, ...free].slice(0, tasks.length); // null: this worker
-  const mine = [];
-  const given = new Map(); // helper -> its shards
-  // this worker starts at the second turn: it also chose the batch and will sum the results
-  tasks.forEach((_, shard) => {
-    const worker = workers[(shard + 1) % workers.length];
-    if (worker === null) mine.push(shard);
-    else given.set(worker, [...(given.get(worker) ?? []), shard]);
+  const { tasks, given, mine } = begun.result; // tasks[j]: the shards given[j], for free[j]
+  const answers = tasks.map((task, j) => {
+    const [helper, shards] = [free[j], given[j]];
+    return helpers.compute(helper, [task], shardMs * shards.length)
+      .then((results) => ({ helper, shards, results }), (error) => ({ helper, shards, error }));
   });
-  const answers = [...given].map(([helper, shards]) => helpers.compute(helper, shards.map((i) => tasks[i]), shardMs)
-    .then((results) => ({ helper, shards, results }), (error) => ({ helper, shards, error })));
   const t0 = performance.now();
   for (const shard of mine) check(call("compute_shard", { shard }));
   if (mine.length) {
     const ms = (performance.now() - t0) / mine.length;
     shardMs = shardMs ? 0.8 * shardMs + 0.2 * ms : ms;
   }
+  check(call("prepare_step"));
   let computed = 1;
   for (const answer of answers) {
     const { helper, shards, results, error } = await answer;
     let failure = error;
     const handed = new Set();
-    for (const [i, result] of (results ?? []).entries()) {
+    if (!failure && results.length !== shards.length) {
+      failure = new Error(`it sent ${results.length} results for ${shards.length} shards`);
+      helpers.end(helper, failure.message);
+    }
+    for (const result of failure ? [] : results) {
       const reply = call("shard_result", {}, result);
       if (reply.error) {
         failure = new Error(`its result was refused: ${reply.error}`);
         helpers.end(helper, failure.message);
         break;
       }
-      handed.add(shards[i]);
+      handed.add(reply.result.shard);
     }
     if (!failure) computed += 1;
     for (const shard of shards) if (!handed.has(shard)) check(call("compute_shard", { shard }));
@@ -558,7 +559,7 @@ async function handle(message) {
 }
 
 // ---- helper mode: Python and pycnn only, computing the shard tasks the main worker sends ----------
-let runTask = null; // pycnn.parallel.run_task, once loaded
+let runShards = null; // pycnn.parallel.run_shards, once loaded
 let taskPort = null; // the channel to the worker this one helps
 
 /** Boot as a helper: Python (from the snapshot when there is one), numpy and the pycnn wheel; no digits, no
@@ -589,7 +590,7 @@ async function bootHelper(port) {
     await timed("numpy", () => loadNumpy());
     await timed("pycnn", async () => {
       installWheel(await wheel); // the main worker installed and checked this very wheel
-      runTask = py.pyimport("pycnn.parallel").run_task;
+      runShards = py.pyimport("pycnn.parallel").run_shards;
     });
     timings.total = Math.round(performance.now() - t0);
     reply = { helper: "ready", timings, lifeline, heap_bytes: heapBytes() };
@@ -602,22 +603,26 @@ async function bootHelper(port) {
   taskPort.postMessage(reply);
 }
 
-/** A task message {id, tasks: [Uint8Array]} -> {id, results: [Uint8Array], ms} (transferred) or {id, error}. */
+/** A task message {id, tasks: [Uint8Array]} -> {id, results: [Uint8Array]: of each task, a result per shard it
+ * holds, in its order; ms} (transferred) or {id, error}. */
 function computeTasks({ id, tasks }) {
-  if (!runTask) {
+  if (!runShards) {
     taskPort.postMessage({ id, error: "the helper could not start" });
     return;
   }
   const t0 = performance.now();
   try {
-    const results = tasks.map((task) => {
+    const results = [];
+    for (const task of tasks) {
       const data = py.toPy(task); // a memoryview of a copy in Python's memory
       try {
-        return bytesOf(runTask(data));
+        withProxy(runShards(data), (list) => {
+          for (let i = 0; i < list.length; i++) results.push(bytesOf(list.get(i)));
+        });
       } finally {
         data.destroy();
       }
-    });
+    }
     taskPort.postMessage({ id, results, ms: performance.now() - t0, heap_bytes: heapBytes() }, results.map((r) => r.buffer));
   } catch (error) {
     taskPort.postMessage({ id, error: describe(error) });

@@ -16,7 +16,8 @@ The page splits a training run's batches into shards (TrainingConfig.shards, pyc
 many follows from the batch size, PAGE_SHARDS) however many workers there are, so that one worker
 or several make the same run bit for bit. With
 helper workers up, the worker takes a step in phases instead of `step`: `begin_step` hands out the
-shards' tasks, `compute_shard` computes one here, `shard_result` takes a helper's result, and
+helpers' tasks (one per helper, its shards in it), `compute_shard` computes one here, `prepare_step` draws
+the next batch while the helpers compute, `shard_result` takes a helper's result (one per shard), and
 `finish_step` sums them in shard order and reports as `step` does.
 """
 import collections
@@ -210,18 +211,29 @@ class Runs:
         return self._stepped(run, lambda: run.job.run(max_batches=1))
 
     @request(during_run="now")
-    def begin_step(self):
-        """Begin the next batch of a training run as shards that helper workers may compute -> {"tasks": each
-        non-empty shard's task bytes, in shard order (pycnn.parallel.run_task computes one), "step", "run",
-        "ended": False}; or, when the run is stopping, what `step` replies as it ends the run. Then
-        compute_shard and shard_result, one per shard in any order, and finish_step."""
+    def begin_step(self, helpers=None):
+        """Begin the next batch of a training run as shards that helper workers may compute -> {"tasks", "given",
+        "mine", "step", "run", "ended": False}: with `helpers` (how many are free), a task per helper given
+        shards, each with the weights once and its shards (pycnn.parallel.run_shards computes it, a result per
+        shard), "given" the shards of each task and "mine" those left to this worker; without, a task per
+        non-empty shard in shard order (pycnn.parallel.run_task computes one). Or, when the run is stopping,
+        what `step` replies as it ends the run. Then compute_shard and shard_result, one per shard in any order,
+        and finish_step."""
         run = self._in_flight()
         if run.stop_sent_at is not None:
             return self._stopped(run)
         if not isinstance(run.job, Trainer):
             raise ValueError(f"begin_step: a {run.name.replace('_', ' ')} run is not taken in shards; step it instead")
-        tasks = run.job.begin_step()
-        return {"tasks": tasks, "step": run.job.step, "run": run.name, "ended": False}
+        tasks = run.job.begin_step(helpers)
+        given, mine = run.job.planned_shards()
+        return {"tasks": tasks, "given": given, "mine": mine, "step": run.job.step, "run": run.name, "ended": False}
+
+    @request(during_run="now")
+    def prepare_step(self):
+        """Draw the batch after the one begun now (Trainer.prepare_batch: its choice and augmentation), while
+        helpers compute their shards -> {"prepared": whether there is a next batch}. The run is the same."""
+        job = self._in_flight().job
+        return {"prepared": isinstance(job, Trainer) and job.prepare_batch()}
 
     @request(during_run="now")
     def compute_shard(self, shard):
