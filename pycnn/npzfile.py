@@ -8,6 +8,7 @@ read. Every problem is a ValueError that says what is wrong.
 """
 import contextlib
 import io
+import json
 import math
 import os
 import zipfile
@@ -27,6 +28,27 @@ def npy_bytes(array):
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
     return buf.getvalue()
+
+
+def read_header(raw, member, kind, fmt, version, keys):
+    """A file's JSON header (`member`, e.g. "digits.json", of a pycnn `kind` file, e.g. "digits") -> the dict,
+    once it is JSON, its "format" is `fmt`, its "version" is `version` (a newer one is named as such), and it
+    has no key outside `keys` (which hold "format" and "version")."""
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{member} is not valid JSON ({err})") from None
+    if not isinstance(header, dict) or header.get("format") != fmt:
+        raise ValueError(f"not a pycnn {kind} file ({member}'s format is not {fmt!r})")
+    found = header.get("version")
+    if isinstance(found, int) and not isinstance(found, bool) and found > version:
+        raise ValueError(f"this {kind} file is from a newer pycnn (version {found}); this pycnn reads version {version}")
+    if found != version or isinstance(found, bool):
+        raise ValueError(f"unsupported {kind} file version {found!r}; this pycnn reads version {version}")
+    unknown = sorted(map(str, set(header) - set(keys)))
+    if unknown:
+        raise ValueError(f"{member} has unknown keys: {', '.join(unknown[:5])}")
+    return header
 
 
 def archive(members):

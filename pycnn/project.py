@@ -272,21 +272,8 @@ def _read_model(data, names):
 
 def _parse_header(raw):
     """classes.json -> (names, drawing count, has a model), after checking the format and version."""
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"classes.json is not valid JSON ({err})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"not a pycnn project file (classes.json's format is not {FORMAT!r})")
-    version = header.get("version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
-        raise ValueError(f"this project file is from a newer pycnn (version {version}); this pycnn reads "
-                         f"version {VERSION}")
-    if version != VERSION or isinstance(version, bool):
-        raise ValueError(f"unsupported project file version {version!r}; this pycnn reads version {VERSION}")
-    unknown = sorted(map(str, set(header) - {"format", "version", "names", "count", "model"}))
-    if unknown:
-        raise ValueError(f"classes.json has unknown keys: {', '.join(unknown[:5])}")
+    header = npzfile.read_header(raw, "classes.json", "project", FORMAT, VERSION,
+                                 ("format", "version", "names", "count", "model"))
     try:
         names = check_names(header.get("names"))
     except ValueError as err:

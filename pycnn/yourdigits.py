@@ -133,21 +133,7 @@ def _read(data):
 
 def _parse_header(raw):
     """digits.json -> the digit count, after checking the format and version."""
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"digits.json is not valid JSON ({err})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"not a pycnn digits file (digits.json's format is not {FORMAT!r})")
-    version = header.get("version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
-        raise ValueError(f"this digits file is from a newer pycnn (version {version}); this pycnn reads "
-                         f"version {VERSION}")
-    if version != VERSION or isinstance(version, bool):
-        raise ValueError(f"unsupported digits file version {version!r}; this pycnn reads version {VERSION}")
-    unknown = sorted(map(str, set(header) - {"format", "version", "count"}))
-    if unknown:
-        raise ValueError(f"digits.json has unknown keys: {', '.join(unknown[:5])}")
+    header = npzfile.read_header(raw, "digits.json", "digits", FORMAT, VERSION, ("format", "version", "count"))
     count = header.get("count")
     if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_DIGITS:
         raise ValueError(f"digits.json: count must be an int from 0 to {MAX_DIGITS:,}, got {count!r}")
