@@ -1,7 +1,7 @@
 """Safe reading and reproducible writing of the project's files: zips in numpy's .npz layout.
 
-A model file (serialize.py) and a digits file (yourdigits.py) are both a zip of a JSON header
-and .npy arrays. Reading never unpickles and never trusts a size it has not checked: the
+A model file (serialize.py), a digits file (yourdigits.py) and a project file (project.py) are
+each a zip of a JSON header and .npy arrays. Reading never unpickles and never trusts a size it has not checked: the
 archive's member list and unpacked size first, then each .npy header (numpy's own parser:
 literals only, never eval) against the dtype and shape the caller expects, before any data is
 read. Every problem is a ValueError that says what is wrong.
@@ -15,6 +15,7 @@ import zipfile
 
 import numpy as np
 
+SIDE = 28  # the drawings' and digits' width and height
 NPY_HEADER_BYTES = 4096  # numpy writes ~128 bytes of header
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a fixed timestamp so the same content always gives the same bytes
 # what a damaged or hostile archive can make the standard library raise while it is read
@@ -28,6 +29,17 @@ def npy_bytes(array):
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
     return buf.getvalue()
+
+
+def check_members(infos, kind, required, optional=()):
+    """The archive's members (open_archive's infos) are `required`, and maybe some of `optional`, nothing else:
+    else ValueError naming the unexpected or missing ones (kind: "digits", "project")."""
+    unknown = sorted(set(infos) - set(required) - set(optional))
+    if unknown:
+        raise ValueError(f"the {kind} file has unexpected members: {', '.join(unknown[:5])}")
+    missing = [name for name in required if name not in infos]
+    if missing:
+        raise ValueError(f"the {kind} file is missing {', '.join(missing)}")
 
 
 def read_header(raw, member, kind, fmt, version, keys):
@@ -49,6 +61,27 @@ def read_header(raw, member, kind, fmt, version, keys):
     if unknown:
         raise ValueError(f"{member} has unknown keys: {', '.join(unknown[:5])}")
     return header
+
+
+def as_pixels(images, max_count, what):
+    """Images as the file holds them: uint8 (N, 28, 28) from (N, 28, 28) or (N, 1, 28, 28), floats in [0, 1]
+    (round(255 * ink)) or uint8; at most max_count of them. what: what they are called in a message ("drawings")."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
+        raise ValueError(f"{what} must have shape (N, 28, 28) or (N, 1, 28, 28), got {images.shape}")
+    if len(images) > max_count:
+        raise ValueError(f"at most {max_count:,} {what}, got {len(images):,}")
+    if images.dtype == np.uint8:
+        return np.ascontiguousarray(images)
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"{what} must be floats in [0, 1] or uint8, got dtype {images.dtype}")
+    if not np.isfinite(images).all():
+        raise ValueError(f"{what} contain NaN or infinity")
+    if images.size and (images.min() < 0 or images.max() > 1):
+        raise ValueError(f"{what} must be in [0, 1], got values from {images.min():g} to {images.max():g}")
+    return np.rint(images * 255).astype(np.uint8)
 
 
 def archive(members):

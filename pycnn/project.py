@@ -31,7 +31,7 @@ from .checks import MAX_NAME_CHARS, class_names, number  # noqa: F401 - MAX_NAME
 
 FORMAT = "pycnn-classes"
 VERSION = 1
-SIDE = 28
+SIDE = npzfile.SIDE
 MIN_CLASSES, MAX_CLASSES = 2, 20
 MAX_DRAWINGS = 10_000
 MEMBERS = ("classes.json", "images.npy", "labels.npy")
@@ -199,25 +199,9 @@ class Project:
             raise ValueError(f"{path}: {err}") from None
 
 
-def as_pixels(images, max_count=MAX_DRAWINGS, what="drawings"):
-    """Images as the file holds them: uint8 (N, 28, 28) from (N, 28, 28) or (N, 1, 28, 28), floats in [0, 1]
-    (round(255 * ink)) or uint8."""
-    images = np.asarray(images)
-    if images.ndim == 4 and images.shape[1] == 1:
-        images = images[:, 0]
-    if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
-        raise ValueError(f"{what} must have shape (N, 28, 28) or (N, 1, 28, 28), got {images.shape}")
-    if len(images) > max_count:
-        raise ValueError(f"at most {max_count:,} {what}, got {len(images):,}")
-    if images.dtype == np.uint8:
-        return np.ascontiguousarray(images)
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"{what} must be floats in [0, 1] or uint8, got dtype {images.dtype}")
-    if not np.isfinite(images).all():
-        raise ValueError(f"{what} contain NaN or infinity")
-    if images.size and (images.min() < 0 or images.max() > 1):
-        raise ValueError(f"{what} must be in [0, 1], got values from {images.min():g} to {images.max():g}")
-    return np.rint(images * 255).astype(np.uint8)
+def as_pixels(images):
+    """Drawings as the file holds them (npzfile.as_pixels)."""
+    return npzfile.as_pixels(images, MAX_DRAWINGS, "drawings")
 
 
 def _read(data):
@@ -227,13 +211,7 @@ def _read(data):
             raise ValueError("this is a pycnn model file, not a project file")
         if "digits.json" in infos:
             raise ValueError("this is a digits file (Your digits), not a project file")
-        allowed = set(MEMBERS) | {MODEL_MEMBER}
-        unknown = sorted(set(infos) - allowed)
-        if unknown:
-            raise ValueError(f"the project file has unexpected members: {', '.join(unknown[:5])}")
-        missing = [name for name in MEMBERS if name not in infos]
-        if missing:
-            raise ValueError(f"the project file is missing {', '.join(missing)}")
+        npzfile.check_members(infos, "project", MEMBERS, optional=[MODEL_MEMBER])
         if infos["classes.json"].file_size > MAX_JSON_BYTES:
             raise ValueError(f"classes.json is {infos['classes.json'].file_size:,} bytes; at most {MAX_JSON_BYTES:,}")
         names, count, has_model = _parse_header(zf.read("classes.json"))

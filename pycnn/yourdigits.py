@@ -38,7 +38,7 @@ from .training import SCHEDULES, Trainer, TrainingConfig, TrainingDiverged
 
 FORMAT = "pycnn-digits"
 VERSION = 1
-SIDE = 28
+SIDE = npzfile.SIDE
 MAX_DIGITS = 10_000
 MEMBERS = ("digits.json", "images.npy", "labels.npy")
 MAX_JSON_BYTES = 4096
@@ -82,23 +82,8 @@ def load(path):
 
 
 def _as_pixels(images):
-    """Images as the file holds them: uint8 (N, 28, 28)."""
-    images = np.asarray(images)
-    if images.ndim == 4 and images.shape[1] == 1:
-        images = images[:, 0]
-    if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
-        raise ValueError(f"images must have shape (N, 28, 28) or (N, 1, 28, 28), got {images.shape}")
-    if len(images) > MAX_DIGITS:
-        raise ValueError(f"a digits file holds at most {MAX_DIGITS:,} digits, got {len(images):,}")
-    if images.dtype == np.uint8:
-        return np.ascontiguousarray(images)
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"images must be floats in [0, 1] or uint8, got dtype {images.dtype}")
-    if not np.isfinite(images).all():
-        raise ValueError("images contain NaN or infinity")
-    if images.size and (images.min() < 0 or images.max() > 1):
-        raise ValueError(f"images must be in [0, 1], got values from {images.min():g} to {images.max():g}")
-    return np.rint(images * 255).astype(np.uint8)
+    """Images as the file holds them: uint8 (N, 28, 28) (npzfile.as_pixels)."""
+    return npzfile.as_pixels(images, MAX_DIGITS, "images")
 
 
 def _as_digits(labels):
@@ -114,12 +99,7 @@ def _read(data):
     with npzfile.open_archive(data, "digits", MAX_UNPACKED_BYTES) as (zf, infos):
         if "config.json" in infos:
             raise ValueError("this is a pycnn model file, not a digits file")
-        unknown = sorted(set(infos) - set(MEMBERS))
-        if unknown:
-            raise ValueError(f"the digits file has unexpected members: {', '.join(unknown[:5])}")
-        missing = [name for name in MEMBERS if name not in infos]
-        if missing:
-            raise ValueError(f"the digits file is missing {', '.join(missing)}")
+        npzfile.check_members(infos, "digits", MEMBERS)
         if infos["digits.json"].file_size > MAX_JSON_BYTES:
             raise ValueError(f"digits.json is {infos['digits.json'].file_size:,} bytes; at most {MAX_JSON_BYTES:,}")
         count = _parse_header(zf.read("digits.json"))

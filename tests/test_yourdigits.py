@@ -94,7 +94,7 @@ def test_ten_thousand_digits_fit_and_one_more_is_refused():
     data = yourdigits.to_bytes(x, np.arange(len(x)) % 10)
     assert len(data) < yourdigits.MAX_FILE_BYTES
     assert len(yourdigits.from_bytes(data)[1]) == yourdigits.MAX_DIGITS
-    with pytest.raises(ValueError, match="at most 10,000 digits, got 10,001"):
+    with pytest.raises(ValueError, match="at most 10,000 images, got 10,001"):
         yourdigits.to_bytes(np.zeros((10_001, 28, 28), np.uint8), np.zeros(10_001, int))
 
 
