@@ -130,7 +130,7 @@ def test_changing_the_network_of_a_trained_model_asks_first(trained_app):
     app.page.wait_for_selector('body[data-model="untrained"]', state="attached")
     expect(confirm).to_be_hidden()
     app.page.wait_for_function("() => document.querySelectorAll('[data-testid=filters] canvas').length === 16")
-    assert app.attr("accuracy", "data-val-accuracy") == ""
+    expect(app.by_id("accuracy")).to_have_attribute("data-val-accuracy", "")  # redrawn in the next frame
     app.page.reload()  # the replaced model is not brought back
     app.wait_state("ready")
     assert app.body("model") == "untrained"

@@ -223,7 +223,7 @@ def test_download_then_load_round_trips(app, tmp_path):
 
     app.by_id("reset-button").click()
     app.page.wait_for_selector('body[data-model="untrained"]', state="attached")
-    assert app.attr("accuracy", "data-val-accuracy") == ""
+    expect(app.by_id("accuracy")).to_have_attribute("data-val-accuracy", "")  # redrawn in the next frame
 
     app.load_model(path)
     assert app.attr("accuracy", "data-val-accuracy") == accuracy

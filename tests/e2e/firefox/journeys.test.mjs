@@ -113,7 +113,8 @@ test("a learner's journey in Firefox", { timeout: 600_000 }, async (t) => {
       assert.equal(readFileSync(file.path).subarray(0, 2).toString(), "PK", "a zip (npz) file");
       await app.click("reset-button");
       await app.waitSelector('body[data-model="untrained"]');
-      assert.equal(await app.attr("accuracy", "data-val-accuracy"), "");
+      // the held-out accuracy is redrawn in the next animation frame: wait for it, not for the model's state
+      await app.waitFor(() => document.querySelector('[data-testid="accuracy"]').dataset.valAccuracy === "");
       await app.loadModelFile(file.path);
       assert.equal(await app.attr("accuracy", "data-val-accuracy"), accuracy);
       assert.match(await app.text("model-state"), /pycnn-model\.npz/);
