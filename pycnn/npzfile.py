@@ -65,7 +65,7 @@ def read_header(raw, member, kind, fmt, version, keys):
 
 def as_pixels(images, max_count, what):
     """Images as the file holds them: uint8 (N, 28, 28) from (N, 28, 28) or (N, 1, 28, 28), floats in [0, 1]
-    (round(255 * ink)) or uint8; at most max_count of them. what: what they are called in a message ("drawings")."""
+    (round(255 * ink)) or uint8; at most max_count of them. what: what a message calls them ("drawings")."""
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[1] == 1:
         images = images[:, 0]

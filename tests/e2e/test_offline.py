@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 import sitebuild as build
-from e2e_support import ROOT, draw_digit, open_app
+from e2e_support import READY_TIMEOUT_MS, ROOT, draw_digit, open_app
 
 TINY_RUN = {"epochs-input": "1", "train-size-input": "256", "batch-size-input": "32", "learning-rate-input": "0.01"}
 SW_ALLOWED = {"service_workers": "allow"}
@@ -128,6 +128,9 @@ def test_after_one_visit_the_installable_page_works_offline(browser, site_url, s
         assert any(name.startswith("pyodide/numpy-") for name in listed["files"])
         assert any(name.startswith("wheels/pycnn-") for name in listed["files"])
 
+        # the helper workers are up: none is still loading its files when the reload below cuts it off
+        app.page.wait_for_function("() => { const w = window.pycnnProbe.read().workers; "
+                                   "return w && w.count === w.wanted; }", timeout=READY_TIMEOUT_MS)
         app.context.set_offline(True)
         assert app.page.evaluate("fetch('not-a-file-of-the-site').then(() => 'reached', () => 'offline')") == "offline"
         failed = []
