@@ -10,7 +10,7 @@ export class WorkerClient {
     this.url = url;
     this.worker = null;
     this.handlers = new Map(); // type -> Set of callbacks
-    this.pending = new Map(); // id -> {resolve, reject}
+    this.pending = new Map(); // id -> {resolve, reject, method}
     this.nextId = 1;
     this.heapBytes = null; // the size of Python's WebAssembly memory, as of the worker's last message
     this.helpers = new Map(); // name -> the Worker of a helper the worker asked for
@@ -39,6 +39,7 @@ export class WorkerClient {
     this.helpers.clear();
     for (const { reject } of this.pending.values()) reject(new Error(reason));
     this.pending.clear();
+    this.#pendingChanged();
   }
 
   /** Subscribe to a worker message type; returns an unsubscribe function. */
@@ -58,7 +59,8 @@ export class WorkerClient {
     if (!this.worker) return Promise.reject(new Error("worker is not running"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, method });
+      this.#pendingChanged();
       this.worker.postMessage({ id, method, args }, args.data instanceof Uint8Array ? [args.data.buffer] : []);
     });
   }
@@ -79,6 +81,7 @@ export class WorkerClient {
     if (message.id !== undefined && this.pending.has(message.id)) {
       const { resolve, reject } = this.pending.get(message.id);
       this.pending.delete(message.id);
+      this.#pendingChanged();
       if (message.error !== undefined) reject(new Error(message.error));
       else resolve({ result: message.result, ms: message.ms });
     }
@@ -131,6 +134,11 @@ export class WorkerClient {
     if (worker !== this.worker) return;
     this.terminate(text);
     this.#emit("error", { type: "error", fatal: true, message: text });
+  }
+
+  /** Tell "pending" subscribers the methods of the requests not answered yet, oldest first. */
+  #pendingChanged() {
+    this.#emit("pending", [...this.pending.values()].map((p) => p.method));
   }
 
   #emit(type, message) {

@@ -232,6 +232,7 @@ PAGE_STATE = """() => {
     resumable: visible(byId('continue-button')), guide: byId('guide').dataset.step,
     project: byId('project-select').value, projects: byId('project-select').dataset.projects ?? '0',
     status: byId('status').textContent.trim(),  // not compared: says what the page is doing when it differs
+    inFlight: window.pycnnProbe?.read().requests_in_flight ?? [],  // not compared either: what it waits for
   };
 }"""
 
@@ -312,7 +313,9 @@ class Baseline:
             "resumable": False, "guide": "", "project": "", "projects": "0",
         }
         differences = [f"{name}: {seen[name]!r}, not {wanted[name]!r}" for name in wanted if seen[name] != wanted[name]]
-        return differences + [f"(status line: {seen['status']!r})"] if differences else []
+        if not differences:
+            return []
+        return differences + [f"(status line: {seen['status']!r}; requests in flight: {seen['inFlight']})"]
 
 
 def remove_projects(app):
