@@ -269,9 +269,9 @@ class Baseline:
                 or seen["guide"]):
             app.by_id("reset-button").click()
             page.wait_for_selector('body[data-model="untrained"]:not([data-run-result])', state="attached")
-            # the model shows untrained before the reset's request has ended: the controls below wait for that
+            # the model shows untrained before the reset has ended: the controls below wait for that
             page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled",
-                                   timeout=READY_TIMEOUT_MS)
+                                   timeout=SETTLE_TIMEOUT_MS)
         if seen["preset"] != self.preset:  # an untrained model changes at once; the preset brings its settings
             app.by_id("arch-preset-select").select_option(self.preset)
             page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled")
