@@ -1,10 +1,10 @@
 """Safe reading and reproducible writing of the project's files: zips in numpy's .npz layout.
 
 A model file (serialize.py), a digits file (yourdigits.py) and a project file (project.py) are
-each a zip of a JSON header and .npy arrays. Reading never unpickles and never trusts a size it has not checked: the
-archive's member list and unpacked size first, then each .npy header (numpy's own parser:
-literals only, never eval) against the dtype and shape the caller expects, before any data is
-read. Every problem is a ValueError that says what is wrong.
+each a zip of a JSON header and .npy arrays. Reading never unpickles and never trusts a size it
+has not checked: the archive's member list and unpacked size first, then each .npy header
+(numpy's own parser: literals only, never eval) against the dtype and shape the caller expects,
+before any data is read. Every problem is a ValueError that says what is wrong.
 """
 import contextlib
 import io
@@ -54,7 +54,8 @@ def read_header(raw, member, kind, fmt, version, keys):
         raise ValueError(f"not a pycnn {kind} file ({member}'s format is not {fmt!r})")
     found = header.get("version")
     if isinstance(found, int) and not isinstance(found, bool) and found > version:
-        raise ValueError(f"this {kind} file is from a newer pycnn (version {found}); this pycnn reads version {version}")
+        raise ValueError(f"this {kind} file is from a newer pycnn (version {found}); this pycnn reads "
+                         f"version {version}")
     if found != version or isinstance(found, bool):
         raise ValueError(f"unsupported {kind} file version {found!r}; this pycnn reads version {version}")
     unknown = sorted(map(str, set(header) - set(keys)))
