@@ -1,4 +1,5 @@
-// Files the learner takes away: the model, the network, the digits file, the script.
+// Files the learner takes away (the model, the network, the digits file, the script) and brings back.
+import { fmtInt } from "./format.js";
 
 /** Offer `data` (bytes or text) as a download named fileName. */
 export function download(fileName, data, type = "application/octet-stream") {
@@ -8,4 +9,19 @@ export function download(fileName, data, type = "application/octet-stream") {
   link.download = fileName;
   link.click();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/**
+ * The file chosen in `input` (cleared, so that choosing the same file again fires change) and its bytes ->
+ * {file, bytes}; or null when nothing was chosen, or when the file is empty or over `limit` bytes: then
+ * refuse(file name, why) is called before the file is read. kind: what such a file is ("a digits file").
+ */
+export async function readChosenFile(input, limit = Infinity, kind, refuse) {
+  const file = input.files?.[0];
+  input.value = "";
+  if (!file) return null;
+  if (file.size === 0) refuse(file.name, "the file is empty");
+  else if (file.size > limit) refuse(file.name, `the file is ${fmtInt(file.size)} bytes; ${kind} is at most ${fmtInt(limit)}`);
+  else return { file, bytes: new Uint8Array(await file.arrayBuffer()) };
+  return null;
 }

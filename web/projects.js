@@ -5,7 +5,7 @@
 // scores stand side by side. The project bar chooses what the page is about, the digits or a project; switching
 // loses nothing. Each project is kept in IndexedDB (its file: names, drawings, model; and its scores) and comes
 // back after a reload, the one open too.
-import { download } from "./files.js";
+import { download, readChosenFile } from "./files.js";
 import { fmtInt, fmtPct } from "./format.js";
 
 const HOW = { transfer: "By transfer", scratch: "From scratch" };
@@ -176,21 +176,18 @@ export class Projects {
 
   /** A project file as a new project, opened; a file that is not one says why and changes nothing. */
   async #import() {
-    const file = this.el.importInput.files?.[0];
-    this.el.importInput.value = ""; // so choosing the same file again fires change
-    if (!file) return;
-    const refuse = (why) => this.messages.show(`Could not import ${file.name}: ${why}. Your projects are unchanged.`, "error");
-    const most = this.state.info?.projects?.max_file_bytes ?? Infinity;
-    if (file.size === 0) return refuse("the file is empty");
-    if (file.size > most) return refuse(`the file is ${fmtInt(file.size)} bytes; a project file is at most ${fmtInt(most)}`);
+    const refuse = (name, why) => this.messages.show(`Could not import ${name}: ${why}. Your projects are unchanged.`, "error");
+    const chosen = await readChosenFile(this.el.importInput, this.state.info?.projects?.max_file_bytes, "a project file", refuse);
+    if (!chosen) return;
+    const { file, bytes } = chosen;
     try {
-      const reply = await this.client.call("import_project", { data: new Uint8Array(await file.arrayBuffer()) });
+      const reply = await this.client.call("import_project", { data: bytes });
       this.messages.clear();
       this.show(reply);
       this.#keepOpen(reply.project.id);
       this.status.say(`Imported ${file.name}: ${reply.project.names.join(", ")}, ${fmtInt(reply.project.count)} drawings${reply.project.model ? " and a trained network" : ""}.`);
     } catch (error) {
-      refuse(error.message);
+      refuse(file.name, error.message);
     }
   }
 

@@ -7,7 +7,7 @@
 // A checkbox by Train joins your digits to a full run instead.
 // While a project of your own classes is open (projects.js), the same gallery, "It's a ..." buttons (one per
 // class) and result show that project: its drawings, and its network's score; Fine-tune trains it by transfer.
-import { download } from "./files.js";
+import { download, readChosenFile } from "./files.js";
 import { fmtInt, fmtPct } from "./format.js";
 import { drawGrey } from "./insight.js";
 import { whileBusy } from "./state.js";
@@ -265,23 +265,17 @@ export class YourDigits {
   }
 
   async #import() {
-    const file = this.el.importInput.files?.[0];
-    this.el.importInput.value = ""; // so choosing the same file again fires change
-    if (!file) return;
-    const refuse = (why) => this.messages.show(`Could not import ${file.name}: ${why}. Your digits are unchanged.`, "error");
-    const limit = this.state.info?.my_digits?.max_file_bytes ?? Infinity;
-    if (file.size === 0) return refuse("the file is empty");
-    if (file.size > limit) { // refused before reading it
-      return refuse(`the file is ${fmtInt(file.size)} bytes; a digits file is at most ${fmtInt(limit)}`);
-    }
-    const bytes = new Uint8Array(await file.arrayBuffer());
+    const refuse = (name, why) => this.messages.show(`Could not import ${name}: ${why}. Your digits are unchanged.`, "error");
+    const chosen = await readChosenFile(this.el.importInput, this.state.info?.my_digits?.max_file_bytes, "a digits file", refuse);
+    if (!chosen) return;
+    const { file, bytes } = chosen;
     try {
       const reply = await this.#change("import_digits", { data: bytes });
       if (!reply) return;
       this.messages.clear();
       this.status.say(`Imported ${plural(reply.added, "digit")} from ${file.name}: ${plural(reply.count, "digit")} in all.`);
     } catch (error) {
-      refuse(error.message);
+      refuse(file.name, error.message);
     }
   }
 
