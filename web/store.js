@@ -60,7 +60,9 @@ export class ModelStore {
 
   async #run(mode, work) {
     if (!this.db) return undefined;
-    const tx = this.db.transaction(STORE, mode);
+    // relaxed: a write is done once the operating system has it, not after a flush to disk, which on a busy disk
+    // can take many seconds (an operating system crash could lose the last save; a browser crash cannot)
+    const tx = this.db.transaction(STORE, mode, { durability: "relaxed" });
     const done = new Promise((resolve, reject) => {
       tx.addEventListener("complete", resolve);
       tx.addEventListener("abort", () => reject(tx.error ?? new Error("IndexedDB transaction aborted")));
