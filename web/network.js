@@ -41,6 +41,7 @@ export class NetworkEditor {
     this.spec = null; // info.editor: kinds and their arguments, limits, presets
     this.applied = null; // the current model's network: {layers, editable, preset, rows, ...}
     this.draft = []; // the layers being edited
+    this.renderedShape = null; // the kinds of the layers the list shows, in order
     this.summary = null; // check_network's reply for the draft, or {error}
     this.seq = 0; // counts edits: a reply to an older draft is not shown
     this.syncing = false;
@@ -257,6 +258,12 @@ export class NetworkEditor {
 
   #renderLayers() {
     if (!this.spec) return;
+    const shape = this.draft.map((layer) => layer.class).join(",");
+    if (shape === this.renderedShape) {
+      this.#renderValues();
+      return;
+    }
+    this.renderedShape = shape;
     const items = this.draft.map((layer, index) => {
       const kind = this.spec.kinds[layer.class];
       const li = document.createElement("li");
@@ -283,6 +290,18 @@ export class NetworkEditor {
       return li;
     });
     this.el.layers.replaceChildren(...items);
+  }
+
+  /** The same layers as drawn: each field shows the draft's value, except the one being typed in (replacing the
+   * fields, or that one's value, would lose what the learner types while an earlier edit is being applied). */
+  #renderValues() {
+    for (const input of this.el.layers.querySelectorAll("[data-arg]")) {
+      if (input === document.activeElement) continue;
+      const layer = this.draft[Number(input.dataset.index)];
+      const arg = this.spec.kinds[layer.class].args[input.dataset.arg];
+      const value = String(layer.config[input.dataset.arg] ?? arg.default ?? "");
+      if (input.value !== value) input.value = value;
+    }
   }
 
   #field(index, name, arg, value) {
