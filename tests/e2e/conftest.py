@@ -2,13 +2,13 @@
 drive the system Chromium.
 
 Every test gets what it needs from a fixture and passes alone (`pytest -k NAME`):
-- `app`: the module's one page (booted once, in a context the modules share), brought back before
+- `app`: the one page the tests share (booted once per pytest-xdist worker), brought back before
   each test to the baseline of a first visit through the page's own controls, and checked there
   (see `Baseline` in e2e_support.py): booting Python is most of a page's setup;
 - `trained_app` / `seed_app`: `app` with the model `cli_model` / `seed_model` loaded through the page's file input;
 - `phone`: the same for the run's one phone-sized touch screen;
 - `first_visit`: a page at ready in a context of its own, nothing stored before, for tests whose
-  subject is a first visit; `warm_visit`: a page not yet opened in the module page's context
+  subject is a first visit; `warm_visit`: a page not yet opened in the shared page's context
   (Python from its snapshot), for faults of a later boot;
 - `cli_model` / `seed_model`: the page's default network / the seed post's, trained by the command line;
 - `open_site`: a factory for first visits in contexts of their own, with extra options (touch,
@@ -92,32 +92,21 @@ def open_site(browser, site_url):
 
 
 @pytest.fixture(scope="session")
-def pages_context(browser):
-    """The browser context of the modules' pages (one per pytest-xdist worker): after the first
-    module's first visit, each module's page starts Python from the snapshot it kept."""
-    context = new_context(browser)
-    context.baseline = None  # the first visit's Baseline, which every module's page comes back to
-    yield context
-    context.close()
-
-
-@pytest.fixture(scope="module")
-def module_app(pages_context, site_url):
-    """The module's one page, at ready (what an earlier module kept is still kept: the baseline
-    restores the first visit's state before each test)."""
-    application = booted(pages_context, site_url, pages_context.baseline)
-    pages_context.baseline = application.baseline
+def shared_app(browser, site_url):
+    """The page the tests share (one per pytest-xdist worker), booted once: a first visit, whose state at
+    ready is the baseline every test comes back to (`app`)."""
+    application = booted(new_context(browser), site_url)
     yield application
-    application.page.close()
+    application.context.close()
 
 
 @pytest.fixture
-def app(module_app, request):
-    """The module's page brought back to its baseline through its own controls, and checked there: at
+def app(shared_app, request):
+    """The shared page brought back to its baseline through its own controls, and checked there: at
     ready, an untrained model of the default network, the first visit's settings, no digits of yours,
     nothing drawn, no message. A test that leaves the page where the controls cannot bring it back
     fails the next test, which names it."""
-    return at_baseline(module_app, request.node.nodeid)
+    return at_baseline(shared_app, request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
@@ -137,14 +126,14 @@ def phone(phone_page, request):
 
 
 @pytest.fixture
-def warm_visit(module_app, site_url):
-    """A new page of the site, not yet opened, in the module page's context: Python starts from the
+def warm_visit(shared_app, site_url):
+    """A new page of the site, not yet opened, in the shared page's context: Python starts from the
     snapshot that page's first visit kept. For faults of a boot that are not about a first visit;
     routes the test adds to the context are removed after it."""
-    application = open_page(module_app.context, site_url)
+    application = open_page(shared_app.context, site_url)
     yield application
     application.page.close()
-    module_app.context.unroute_all(behavior="ignoreErrors")
+    shared_app.context.unroute_all(behavior="ignoreErrors")
 
 
 @pytest.fixture

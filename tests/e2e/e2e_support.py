@@ -211,14 +211,15 @@ def open_app(browser, url, init_scripts=(), **context_options):
     return open_page(new_context(browser, init_scripts, **context_options), url)
 
 
-# ---- one booted page per module, brought back to its baseline before each test ----
+# ---- one booted page the tests share, brought back to its baseline before each test ----
 # What the baseline is made of, read in one go: the phase, the model, the last run's result, the
 # network's preset, the settings form, your digits, the banner, the prediction, and which of the
 # controls that lead back are on offer.
 PAGE_STATE = """() => {
   const byId = (id) => document.querySelector(`[data-testid="${id}"]`);
   const visible = (el) => Boolean(el) && !el.hidden && el.getClientRects().length > 0;
-  const form = Object.fromEntries([...document.querySelectorAll('#train-form input, #train-form select')].map(
+  const fields = '#train-form input, #train-form select, [data-testid=heldout-digit-select]';  // the settings, the digit asked for
+  const form = Object.fromEntries([...document.querySelectorAll(fields)].map(
     (f) => [f.dataset.testid, f.type === 'checkbox' ? String(f.checked) : f.value]));
   return {
     state: document.body.dataset.state ?? null, model: document.body.dataset.model ?? null,
@@ -335,12 +336,11 @@ def remove_projects(app):
         page.wait_for_selector('[data-testid="my-digits"][data-project=""]', state="attached")
 
 
-def booted(context, url, baseline=None):
-    """A page of the site in `context` that reached ready, and its Baseline: `baseline`, or what this
-    page shows now (which must then be a first visit: nothing kept yet)."""
+def booted(context, url):
+    """A first visit of the site in `context` (nothing kept yet) that reached ready, and its Baseline: what it shows now."""
     application = open_page(context, url)
     application.goto_ready()
-    application.baseline = baseline or Baseline(application)
+    application.baseline = Baseline(application)
     application.last_test = "the page's boot"
     return application
 

@@ -58,9 +58,9 @@ def continue_to_the_end(app):
 
 
 @pytest.fixture(scope="module")
-def never_stopped(module_app, tmp_path_factory):
+def never_stopped(shared_app, tmp_path_factory):
     """The weights of RUN never stopped, downloaded from the page (once per module)."""
-    app = at_baseline(module_app, "the run never stopped (test_continue.py's never_stopped)")
+    app = at_baseline(shared_app, "the run never stopped (test_continue.py's never_stopped)")
     app.train(RUN)
     assert app.attr("progress", "data-step") == str(BATCHES)
     expect(app.by_id("continue-button")).to_be_hidden()  # a run that finished leaves nothing to continue

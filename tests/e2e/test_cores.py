@@ -40,10 +40,10 @@ def end_quietly(worker, script):
 
 
 @pytest.fixture(scope="module")
-def one_worker(module_app, tmp_path_factory):
+def one_worker(shared_app, tmp_path_factory):
     """The weights of RUN trained by the page's worker alone (Workers: 1), once per module."""
     from e2e_support import at_baseline
-    app = at_baseline(module_app, "the run with one worker (test_cores.py's one_worker)")
+    app = at_baseline(shared_app, "the run with one worker (test_cores.py's one_worker)")
     use_workers(app, 1)
     weights = train_and_download(app, tmp_path_factory.mktemp("one-worker"), "one.npz")
     assert "1 worker" in app.page.locator('[data-testid="progress"] .progress-text').inner_text()

@@ -2,7 +2,7 @@
 the page, reads digits drawn with real mouse strokes (and, on a phone-sized touch screen, with a
 finger); feature maps, confusion matrix, mistakes.
 
-The tests share the module's page, brought back to its baseline before each (`app`); the phone
+The tests share one page, brought back to its baseline before each (`app`); the phone
 tests open a phone-sized touch screen of their own.
 """
 

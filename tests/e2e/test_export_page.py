@@ -4,7 +4,7 @@ rounding: onnxruntime in CPython, TensorFlow.js in Node (the zip unpacked, tests
 and onnxruntime-web's wasm backend in Chromium (a dev-only npm package, served to a page of its own by a
 test route: the site never ships it).
 
-The module's page has the model `cli_model` loaded (`trained_app`); nothing is trained in the page.
+The shared page has the model `cli_model` loaded (`trained_app`); nothing is trained in the page.
 """
 import json
 import zipfile

@@ -3,8 +3,8 @@ Retry), the worker dying mid-run (an uncaught error, or ending without one), sto
 or full, a damaged saved model or Python snapshot, a worker script that cannot start.
 
 Faults of a first visit (the snapshot, the storage quota) get a context of their own; faults of a
-later boot, a new page beside the module's page (Python from its snapshot); faults of a running
-page, the module's page (tests/e2e/conftest.py). Each test passes alone.
+later boot, a new page beside the shared page (Python from its snapshot); faults of a running
+page, the shared page (tests/e2e/conftest.py). Each test passes alone.
 """
 import pytest
 from playwright.sync_api import expect

@@ -3,7 +3,7 @@ against CPython), the saliency map comes with every reading and answers "why not
 training step on the digit shown can be taken again, undone exactly or kept across a reload, and
 the page shows (and exports) its network and settings as Python.
 
-The module's page comes back to its baseline before each test (`app`, `trained_app`): the steps
+The shared page comes back to its baseline before each test (`app`, `trained_app`): the steps
 change the model, Reset brings back the untrained one.
 """
 
