@@ -19,6 +19,12 @@ export class Frame {
     this.requested = false;
     const redraws = [...this.pending.values()];
     this.pending.clear();
-    for (const redraw of redraws) redraw();
+    for (const redraw of redraws) {
+      try {
+        redraw();
+      } catch (error) {
+        reportError(error); // one view's failure is reported and leaves the others drawn (a button left disabled ...)
+      }
+    }
   }
 }

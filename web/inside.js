@@ -414,7 +414,8 @@ class OneStep {
     el.undo.addEventListener("click", () => this.#undo());
     client.on("filters", ({ conv_layers: convLayers }) => {
       this.filters = convLayers;
-      if (this.last) this.frame.request("inside.grads", () => this.#renderGrads(this.last));
+      // the step may be forgotten (Reset, a new model) before the frame: then there is nothing to redraw
+      if (this.last) this.frame.request("inside.grads", () => this.last && this.#renderGrads(this.last));
     });
     state.on("inspected", (inspection) => {
       // a reading of another digit (not the same one read again after a step, nor the blank in between)

@@ -12,6 +12,7 @@ const KEY = "current";
 const DIGITS_KEY = "my-digits"; // alongside the model, in the same store (one database version)
 const PROJECT_PREFIX = "project-"; // each project of your own classes: "project-<id>"
 const OPEN_PROJECT_KEY = "open-project";
+const STORE_WAIT_MS = 15_000; // a transaction not done by then is given up (with a message): the page never waits on storage for ever
 
 function promisify(request) {
   return new Promise((resolve, reject) => {
@@ -68,9 +69,19 @@ export class ModelStore {
       tx.addEventListener("abort", () => reject(tx.error ?? new Error("IndexedDB transaction aborted")));
       tx.addEventListener("error", () => reject(tx.error ?? new Error("IndexedDB transaction failed")));
     });
-    const result = await promisify(work(tx.objectStore(STORE)));
-    await done;
-    return result;
+    const finished = promisify(work(tx.objectStore(STORE))).then(async (result) => {
+      await done;
+      return result;
+    });
+    let timer;
+    const late = new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`the browser's storage did not answer within ${STORE_WAIT_MS / 1000} s`)), STORE_WAIT_MS);
+    });
+    try {
+      return await Promise.race([finished, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Keep record under key; when the browser's storage is full, the Python snapshot (a faster next

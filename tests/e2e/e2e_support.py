@@ -301,8 +301,10 @@ class Baseline:
         """How the page differs from the baseline: [] when it is there."""
         page = app.page
         try:  # what the controls started has settled: no request in flight, the summary and prediction redrawn
+            # (idle alone is not enough: the network editor checks a draft while the page is idle, then applies it)
             page.wait_for_function(f"""() => {{ const seen = ({PAGE_STATE})();
-                return seen.idle && seen.prediction === '' && seen.summary === 'ok' && !seen.runResult; }}""",
+                return seen.idle && seen.inFlight.length === 0 && seen.prediction === '' && seen.summary === 'ok'
+                  && !seen.runResult; }}""",
                                    timeout=SETTLE_TIMEOUT_MS)
         except PlaywrightTimeoutError:
             pass  # the differences below say what did not
