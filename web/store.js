@@ -12,7 +12,8 @@ const KEY = "current";
 const DIGITS_KEY = "my-digits"; // alongside the model, in the same store (one database version)
 const PROJECT_PREFIX = "project-"; // each project of your own classes: "project-<id>"
 const OPEN_PROJECT_KEY = "open-project";
-const STORE_WAIT_MS = 15_000; // a transaction not done by then is given up (with a message): the page never waits on storage for ever
+// a transaction not done by then is given up, with a message: the page never waits on storage for ever
+const STORE_WAIT_MS = 15_000;
 
 function promisify(request) {
   return new Promise((resolve, reject) => {
@@ -75,7 +76,8 @@ export class ModelStore {
     });
     let timer;
     const late = new Promise((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`the browser's storage did not answer within ${STORE_WAIT_MS / 1000} s`)), STORE_WAIT_MS);
+      const why = `the browser's storage did not answer within ${STORE_WAIT_MS / 1000} s`;
+      timer = setTimeout(() => reject(new Error(why)), STORE_WAIT_MS);
     });
     try {
       return await Promise.race([finished, late]);
