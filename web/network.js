@@ -41,7 +41,6 @@ export class NetworkEditor {
     this.spec = null; // info.editor: kinds and their arguments, limits, presets
     this.applied = null; // the current model's network: {layers, editable, preset, rows, ...}
     this.draft = []; // the layers being edited
-    this.renderedShape = null; // the kinds of the layers the list shows, in order
     this.summary = null; // check_network's reply for the draft, or {error}
     this.seq = 0; // counts edits: a reply to an older draft is not shown
     this.syncing = false;
@@ -258,12 +257,11 @@ export class NetworkEditor {
 
   #renderLayers() {
     if (!this.spec) return;
-    const shape = this.draft.map((layer) => layer.class).join(",");
-    if (shape === this.renderedShape) {
+    const shown = [...this.el.layers.children].map((li) => li.dataset.kind);
+    if (same(shown, this.draft.map((layer) => layer.class))) {
       this.#renderValues();
       return;
     }
-    this.renderedShape = shape;
     const items = this.draft.map((layer, index) => {
       const kind = this.spec.kinds[layer.class];
       const li = document.createElement("li");

@@ -8,7 +8,6 @@ import { download } from "./files.js";
 import { whileBusy } from "./state.js";
 
 const MODEL_FILE_NAME = "pycnn-model.npz";
-const FORGET_WAIT_MS = 2000; // how long Reset waits for the kept model's delete (see forget)
 
 export class Persistence {
   /** store: the ModelStore; el: {download, load, loadLabel, exportOnnx, exportTfjs, storageNote}; the rest as for
@@ -88,14 +87,10 @@ export class Persistence {
     }
   }
 
-  /** Forget the kept model (Reset, a new network). Waits for the delete at most FORGET_WAIT_MS: IndexedDB runs a
-   * later save of the new model after this delete anyway (transactions on one store run in the order they were
-   * made), so a slow disk need not keep the page busy. */
+  /** Forget the kept model (Reset, a new network). */
   async forget() {
+    if (this.storageOk) await this.store.clear().catch(() => {});
     this.hasSavedModel = false;
-    if (!this.storageOk) return;
-    const deleted = this.store.clear().catch(() => {});
-    await Promise.race([deleted, new Promise((resolve) => setTimeout(resolve, FORGET_WAIT_MS))]);
   }
 
   /** Keep the model in IndexedDB; undoBytes: the model Undo fine-tune brings back, if any (kept with it). */

@@ -238,6 +238,9 @@ PAGE_STATE = """() => {
 }"""
 
 
+RESET_ENABLED = "() => !document.querySelector('[data-testid=reset-button]').disabled"  # the page is idle
+
+
 class Baseline:
     """What a page looked like at ready on a first visit, and the way back to it through the page's
     own controls: Stop, Restart, Remove this project (each project made), Reset (which also ends a stopped run
@@ -260,8 +263,7 @@ class Baseline:
             app.by_id("arch-revert").dispatch_event("click")
         if not seen["idle"] or seen["stops"] or seen["retry"]:  # until ready and no request in flight
             app.wait_state("ready")
-            page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled",
-                                   timeout=READY_TIMEOUT_MS)
+            page.wait_for_function(RESET_ENABLED, timeout=READY_TIMEOUT_MS)
             seen = page.evaluate(PAGE_STATE)
         if seen["projects"] != "0" or seen["project"]:
             remove_projects(app)
@@ -271,11 +273,10 @@ class Baseline:
             app.by_id("reset-button").click()
             page.wait_for_selector('body[data-model="untrained"]:not([data-run-result])', state="attached")
             # the model shows untrained before the reset has ended: the controls below wait for that
-            page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled",
-                                   timeout=SETTLE_TIMEOUT_MS)
+            page.wait_for_function(RESET_ENABLED, timeout=SETTLE_TIMEOUT_MS)
         if seen["preset"] != self.preset:  # an untrained model changes at once; the preset brings its settings
             app.by_id("arch-preset-select").select_option(self.preset)
-            page.wait_for_function("() => !document.querySelector('[data-testid=reset-button]').disabled")
+            page.wait_for_function(RESET_ENABLED)
             seen = page.evaluate(PAGE_STATE)
         for testid, value in self.form.items():
             if seen["form"].get(testid) == value:
