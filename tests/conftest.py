@@ -91,3 +91,15 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("pycnn test figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """How `--dist loadgroup` shares the tests between the pytest-xdist workers: a unit test module stays on one
+    worker (its module fixtures are made once); the end-to-end tests go one by one to whichever worker is free, since
+    each worker has its own booted page, except the phone's, which share the run's one phone page."""
+    for item in items:
+        if "e2e" not in item.path.parts:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+        elif "phone" in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("phone"))

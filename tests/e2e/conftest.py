@@ -126,14 +126,15 @@ def phone(phone_page, request):
 
 
 @pytest.fixture
-def warm_visit(shared_app, site_url):
+def warm_visit(app, site_url):
     """A new page of the site, not yet opened, in the shared page's context: Python starts from the
-    snapshot that page's first visit kept. For faults of a boot that are not about a first visit;
-    routes the test adds to the context are removed after it."""
-    application = open_page(shared_app.context, site_url)
+    snapshot that page's first visit kept, and nothing else is kept (the shared page is at its baseline).
+    For faults of a boot that are not about a first visit; routes the test adds to the context are removed
+    after it."""
+    application = open_page(app.context, site_url)
     yield application
     application.page.close()
-    shared_app.context.unroute_all(behavior="ignoreErrors")
+    app.context.unroute_all(behavior="ignoreErrors")
 
 
 @pytest.fixture
