@@ -34,12 +34,12 @@ and out of backward; DrawingTrainer on such a model computes the frozen layers' 
 batch instead of once (bench/classes.py measures both).
 """
 import dataclasses
-import time
 
 import numpy as np
 
 from .augment import random_affine, random_elastic
 from .checks import Choice, Float, Int, Settings, class_names as clean_names
+from .jobs import FoldedJob
 from .layers import Dense, Flatten, ReLU
 from .model import PREDICT_CHUNK, Sequential
 from .optimizers import OPTIMIZERS
@@ -229,7 +229,7 @@ def plan(n, folds=3, holdback_from=100):
     return f"held back 1/{k} of the drawings", k, 1
 
 
-class _Job:
+class _Job(FoldedJob):
     """What Transfer and FromScratch share: the runs (each scored fold, then the final one), a batch per step."""
 
     method = ""
@@ -254,64 +254,15 @@ class _Job:
         self.seconds = 0.0
         self._trainer = None
 
-    @property
-    def total_steps(self):
-        return self.prepare_steps + len(self.runs) * self.config.steps
-
-    @property
-    def done(self):
-        return self.model is not None
-
-    def _preparing(self):
-        return False
-
-    def _prepare_step(self):
-        raise NotImplementedError
-
-    def run(self, max_batches=None, callback=None):
-        """Run up to max_batches steps (all that remain when None) -> progress() plus "stopped": callback(progress
-        of the run in flight) after each of its batches; returning False stops. A run that blows up begins again
-        at half the learning rate (all later runs keep it), MAX_RESTARTS times at most; then TrainingDiverged
-        (nothing kept; the model given is never changed)."""
-        started = time.perf_counter()
-        left = self.total_steps - self.step if max_batches is None else int(max_batches)
-        losses, stopped = [], False
-        try:
-            while left > 0 and not self.done:
-                if self._preparing():
-                    self._prepare_step()
-                    self.step += 1
-                    left -= 1
-                    continue
-                index = (self.step - self.prepare_steps) // self.config.steps
-                run = self.runs[index]
-                if self._trainer is None:
-                    self._trainer = self._start(run)
-                before = self._trainer.step
-                try:
-                    report = self._trainer.run(max_batches=left, callback=callback)
-                except TrainingDiverged:
-                    self._trainer = None
-                    if self.restarts == MAX_RESTARTS:
-                        raise
-                    self.restarts += 1
-                    self.step = self.prepare_steps + index * self.config.steps  # the run begins again
-                    self.lr /= 2
-                    continue
-                self.step += self._trainer.step - before
-                left -= self._trainer.step - before
-                losses += report["losses"]
-                if self._trainer.done:
-                    self._finish(run)
-                if report["stopped"]:
-                    stopped = True
-                    break
-        except TrainingDiverged:
+    def _diverged(self, index, error):
+        """A run that blows up begins again at half the learning rate (all later runs keep it), MAX_RESTARTS
+        times at most; then TrainingDiverged (nothing kept; the model given is never changed)."""
+        if self.restarts == MAX_RESTARTS:
             raise TrainingDiverged(f"{self.method} training diverged, at learning rates from {self.config.lr:g} down "
                                    f"to {self.lr:g}; nothing was kept") from None
-        finally:
-            self.seconds += time.perf_counter() - started
-        return {**self.progress(losses), "stopped": stopped}
+        self.restarts += 1
+        self.step = self.prepare_steps + index * self.config.steps  # the run begins again
+        self.lr /= 2
 
     def _start(self, run):
         """The trainer of run `run`: on the drawings outside fold run, or on all of them (None)."""
@@ -319,8 +270,7 @@ class _Job:
         seed = self.config.seed if run is None else (self.config.seed + 1 + run) % 2 ** 32
         return self._trainer_for(use, dataclasses.replace(self.config, seed=seed, lr=self.lr))
 
-    def _finish(self, run):
-        trainer, self._trainer = self._trainer, None
+    def _finish(self, run, trainer):
         if run is None:
             self.model = self._kept_model(trainer.model)
             self.model.class_names = self.names
@@ -332,23 +282,6 @@ class _Job:
         self.confidence[test] = proba.max(axis=1)
         taught = np.bincount(self.y[self.fold != run], minlength=self.classes)
         self.untaught += int(np.count_nonzero(taught[self.y[test]] == 0))
-
-    def progress(self, losses=()):
-        """The report of a run, in Trainer.progress's fields: "step", "total_steps", "epoch" (the run in flight,
-        1-based; 0 while preparing) of "epochs" (scored folds and the final run), "batch" (steps done in it, or
-        of preparing) of "batches_per_epoch", "losses" (of the batches just run), "accuracy" (None), "images"
-        (trained on), "epoch_results" (none), "done"; plus "phase": "preparing" | "measuring" | "training" | "done"."""
-        if self._preparing():
-            phase, index, batch, batches = "preparing", -1, self.step, self.prepare_steps
-        else:
-            done_steps = self.step - self.prepare_steps
-            index = min(max(done_steps - 1, 0) // self.config.steps, len(self.runs) - 1)
-            batch, batches = done_steps - index * self.config.steps, self.config.steps
-            phase = "done" if self.done else "training" if self.runs[index] is None else "measuring"
-        return {"step": self.step, "total_steps": self.total_steps, "epoch": index + 1, "epochs": len(self.runs),
-                "batch": batch, "batches_per_epoch": batches, "losses": list(losses), "accuracy": None,
-                "images": len(losses) * self.config.batch_size, "epoch_results": [], "done": self.done,
-                "phase": phase}
 
     def evaluation(self):
         """The honest score -> scores() of the scored drawings plus "method" (how they were held back) and

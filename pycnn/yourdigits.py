@@ -24,13 +24,13 @@ learner's digits to a full training run instead.
 """
 import dataclasses
 import json
-import time
 
 import numpy as np
 
 from . import npzfile
 from .augment import random_affine
 from .checks import Bool, Choice, Float, Int, Settings
+from .jobs import FoldedJob
 from .layers import Dense, Flatten
 from .model import PREDICT_CHUNK, Sequential
 from .optimizers import OPTIMIZERS
@@ -291,7 +291,7 @@ def plan(n, config=None):
     return f"held back 1/{k} of the digits", k, 1
 
 
-class FineTuneJob:
+class FineTuneJob(FoldedJob):
     """The "Fine-tune" button: an honest before/after on the learner's digits, then a fine-tuned copy.
 
     Runs a step per batch, in three phases:
@@ -340,20 +340,20 @@ class FineTuneJob:
         self._rng = rng
         self.features = {}
         self.prepare_steps = sum(-(-len(images) // PREDICT_CHUNK) for _, images, _ in self._todo)
-        self.total_steps = self.prepare_steps + len(self.runs) * self.config.steps
         self.step = 0
         self.correct = self.scored = self.untaught = 0
         self.before = self.after_mnist = None
         self.model = None  # the fine-tuned copy, once done
         self.seconds = 0.0
-        self._tuner = None
+        self._trainer = None
         self._part = self._offset = 0  # where phase 1 is: the part of _todo and the image in it
 
-    @property
-    def done(self):
-        return self.model is not None
+    final_phase = "fine-tuning"
 
-    def _prepare_chunk(self):
+    def _preparing(self):
+        return self._todo is not None
+
+    def _prepare_step(self):
         """Phase 1, one step: the body's features of the next PREDICT_CHUNK images of the parts to read."""
         name, images, augment = self._todo[self._part]
         chunk = images[self._offset:self._offset + PREDICT_CHUNK]
@@ -365,7 +365,6 @@ class FineTuneJob:
         if self._offset >= len(images):
             self.features[name] = np.concatenate(self.features[name])
             self._part, self._offset = self._part + 1, 0
-        self.step += 1
         if self._part == len(self._todo):
             self._todo = None  # the images are no longer needed
             self.before = {"digits": self.head.evaluate(self.features["drawings"], self.y)["accuracy"],
@@ -378,11 +377,11 @@ class FineTuneJob:
         else:  # each fold its own batches
             use = self.fold[self.own_source] != run
             config = dataclasses.replace(self.config, seed=(self.config.seed + 1 + run) % 2 ** 32)
-        self._tuner = FineTuner(_copy(self.head), self.features["own"][use], self.y[self.own_source[use]],
-                                self.features["bundled"], self.bundled_y, config)
+        return FineTuner(_copy(self.head), self.features["own"][use], self.y[self.own_source[use]],
+                         self.features["bundled"], self.bundled_y, config)
 
-    def _finish(self, run):
-        tuned = self._tuner.model
+    def _finish(self, run, trainer):
+        tuned = trainer.model
         if run is None:
             self.after_mnist = tuned.evaluate(self.features["heldout"], self.heldout_y)["accuracy"]
             model = _copy(self.start_model)  # its body is the starting model's, unchanged
@@ -395,58 +394,6 @@ class FineTuneJob:
             self.scored += int(np.count_nonzero(test))
             taught = np.bincount(self.y[self.fold != run], minlength=tuned.n_classes())
             self.untaught += int(np.count_nonzero(taught[self.y[test]] == 0))
-        self._tuner = None
-
-    def run(self, max_batches=None, callback=None):
-        """Run up to max_batches steps (all remaining when None) -> progress() (plus "stopped"):
-        callback(progress of the fine-tune in flight) after every batch of a fine-tune; returning
-        False stops. Raises TrainingDiverged (the model passed in is untouched) if a fine-tune blows up."""
-        started = time.perf_counter()
-        left = self.total_steps - self.step if max_batches is None else int(max_batches)
-        losses, stopped = [], False
-        try:
-            while left > 0 and not self.done:
-                if self._todo is not None:
-                    self._prepare_chunk()
-                    left -= 1
-                    continue
-                run = self.runs[(self.step - self.prepare_steps) // self.config.steps]
-                if self._tuner is None:
-                    self._start(run)
-                before = self._tuner.step
-                report = self._tuner.run(max_batches=left, callback=callback)
-                self.step += self._tuner.step - before
-                left -= self._tuner.step - before
-                losses += report["losses"]
-                if self._tuner.done:
-                    self._finish(run)
-                if report["stopped"]:
-                    stopped = True
-                    break
-        except TrainingDiverged:
-            self._tuner = None
-            raise
-        finally:
-            self.seconds += time.perf_counter() - started
-        return {**self.progress(losses), "stopped": stopped}
-
-    def progress(self, losses=()):
-        """The report of a run, in Trainer.progress's fields: "step", "total_steps", "epoch" (the fine-tune
-        in flight, 1-based; 0 while preparing) of "epochs" (the fine-tunes), "batch" (steps done in it, or of
-        preparing) of "batches_per_epoch", "losses" (of the batches just run), "accuracy" (None), "images"
-        (trained on), "epoch_results" (none), "done"; plus "phase": "preparing" | "measuring" |
-        "fine-tuning" | "done"."""
-        if self._todo is not None:
-            phase, index, batch, batches = "preparing", -1, self.step, self.prepare_steps
-        else:
-            done_steps = self.step - self.prepare_steps
-            index = min(max(done_steps - 1, 0) // self.config.steps, len(self.runs) - 1)
-            batch, batches = done_steps - index * self.config.steps, self.config.steps
-            phase = "done" if self.done else "fine-tuning" if self.runs[index] is None else "measuring"
-        return {"step": self.step, "total_steps": self.total_steps, "epoch": index + 1, "epochs": len(self.runs),
-                "batch": batch, "batches_per_epoch": batches, "losses": list(losses), "accuracy": None,
-                "images": len(losses) * self.config.batch_size, "epoch_results": [], "done": self.done,
-                "phase": phase}
 
     def result(self):
         """{"digits": {"method", "before", "after" (None when not measured), "n", "scored", "untaught"},
