@@ -1,5 +1,5 @@
 // Files the learner takes away (the model, the network, the digits file, the script) and brings back.
-import { fmtInt } from "./format.js";
+import { fmtSize } from "./format.js";
 
 /** Offer `data` (bytes or text) as a download named fileName. */
 export function download(fileName, data, type = "application/octet-stream") {
@@ -21,7 +21,7 @@ export async function readChosenFile(input, limit = Infinity, kind, refuse) {
   input.value = "";
   if (!file) return null;
   if (file.size === 0) refuse(file.name, "the file is empty");
-  else if (file.size > limit) refuse(file.name, `the file is ${fmtInt(file.size)} bytes; ${kind} is at most ${fmtInt(limit)}`);
+  else if (file.size > limit) refuse(file.name, `the file is ${fmtSize(file.size)}; ${kind} is at most ${fmtSize(limit)}`);
   else return { file, bytes: new Uint8Array(await file.arrayBuffer()) };
   return null;
 }

@@ -11,7 +11,8 @@ export const fmtSeconds = (s) =>
   s < 1 ? `${s.toFixed(1)} s` : s < 90 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 
 /** 22020096 -> "22 MB" */
-export const fmtMB = (bytes) => `${Math.round(bytes / 1e6).toLocaleString("en")} MB`;
+/** A file's size: in bytes under a megabyte, else in MB. */
+export const fmtSize = (bytes) => (bytes < 1e6 ? `${fmtInt(bytes)} bytes` : `${fmtInt(bytes / 1e6)} MB`);
 
 /**
  * Seconds one epoch takes: training on trainCount digits at trainPerSecond images/s, then the

@@ -3,8 +3,8 @@
 // and as a file (Download model / Load model…), or exported for ONNX runtimes and TensorFlow.js
 // (Python writes the files: pycnn.export). When the browser's storage is full, the
 // Python snapshot (a speed-up of later visits) is deleted first to make room for the model.
-import { fmtMB, fmtPct } from "./format.js";
-import { download } from "./files.js";
+import { fmtPct } from "./format.js";
+import { download, readChosenFile } from "./files.js";
 import { whileBusy } from "./state.js";
 
 const MODEL_FILE_NAME = "pycnn-model.npz";
@@ -129,23 +129,18 @@ export class Persistence {
     });
   }
 
-  #loadFile() {
-    const file = this.el.load.files?.[0];
-    this.el.load.value = ""; // so choosing the same file again fires change
-    if (!file) return;
-    const refuse = (why) => this.messages.show(`Could not load ${file.name}: ${why}. Your current model is unchanged.`, "error");
-    if (file.size === 0) return refuse("the file is empty");
-    const most = this.state.info?.max_model_bytes ?? Infinity; // refused before it is read
-    if (file.size > most) {
-      return refuse(`the file is ${fmtMB(file.size)}; a pycnn model file is at most ${fmtMB(most)} (the page's models are well under 1 MB)`);
-    }
+  async #loadFile() {
+    const refuse = (name, why) => this.messages.show(`Could not load ${name}: ${why}. Your current model is unchanged.`, "error");
+    // refused before it is read when over pycnn's limit (the page's models are well under 1 MB)
+    const chosen = await readChosenFile(this.el.load, this.state.info?.max_model_bytes, "a pycnn model file", refuse);
+    if (!chosen) return;
+    const { file, bytes } = chosen;
     return whileBusy(this.state, this.messages, async () => {
-      const bytes = new Uint8Array(await file.arrayBuffer());
       let reply;
       try {
         reply = await this.client.call("load", { data: bytes });
       } catch (error) {
-        refuse(error.message);
+        refuse(file.name, error.message);
         return;
       }
       this.messages.clear();
