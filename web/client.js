@@ -59,7 +59,7 @@ export class WorkerClient {
     if (!this.worker) return Promise.reject(new Error("worker is not running"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, method });
+      this.pending.set(id, { resolve, reject, method, sentAt: performance.now() });
       this.#pendingChanged();
       this.worker.postMessage({ id, method, args }, args.data instanceof Uint8Array ? [args.data.buffer] : []);
     });
@@ -138,7 +138,7 @@ export class WorkerClient {
 
   /** Tell "pending" subscribers the methods of the requests not answered yet, oldest first. */
   #pendingChanged() {
-    this.#emit("pending", [...this.pending.values()].map((p) => p.method));
+    this.#emit("pending", [...this.pending.values()].map(({ method, sentAt }) => ({ method, sent_at: sentAt })));
   }
 
   #emit(type, message) {

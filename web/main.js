@@ -30,7 +30,7 @@ const probe = new Probe();
 // the page's measurements for tests and benchmarks (see probe.js)
 Object.defineProperty(window, "pycnnProbe", { value: probe });
 client.on("done", () => client.heapBytes && probe.set("worker_heap_bytes", client.heapBytes)); // after each run
-client.on("pending", (methods) => probe.set("requests_in_flight", methods));
+client.on("pending", (requests) => probe.set("requests_in_flight", requests));
 
 const status = new StatusLine(byTestId("status"));
 const messages = new Messages(byTestId("message"), () => loading.start());

@@ -24,7 +24,8 @@
 //   my_digits_added       drawings added to your digits with "It's a ..."
 //   my_digits_kept        how many of your digits were kept in IndexedDB last
 //   fine_tune_ms          Fine-tune clicked to its `done` message, for the last fine-tune
-//   requests_in_flight    the requests sent to the worker and not answered yet, oldest first
+//   requests_in_flight    the requests sent to the worker and not answered yet, oldest first: {method, sent_at
+//                         (performance.now() when sent)}
 
 export class Probe {
   constructor() {

@@ -233,7 +233,8 @@ PAGE_STATE = """() => {
     resumable: visible(byId('continue-button')), guide: byId('guide').dataset.step,
     project: byId('project-select').value, projects: byId('project-select').dataset.projects ?? '0',
     status: byId('status').textContent.trim(),  // not compared: says what the page is doing when it differs
-    inFlight: window.pycnnProbe?.read().requests_in_flight ?? [],  // not compared either: what it waits for
+    inFlight: (window.pycnnProbe?.read().requests_in_flight ?? []).map(  // not compared either: what it waits for
+      ({ method, sent_at }) => `${method} (sent ${Math.round(performance.now() - sent_at)} ms ago)`),
   };
 }"""
 
