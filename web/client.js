@@ -136,7 +136,7 @@ export class WorkerClient {
     this.#emit("error", { type: "error", fatal: true, message: text });
   }
 
-  /** Tell "pending" subscribers the methods of the requests not answered yet, oldest first. */
+  /** Tell "pending" subscribers the requests not answered yet, oldest first: {method, sent_at (performance.now())}. */
   #pendingChanged() {
     this.#emit("pending", [...this.pending.values()].map(({ method, sentAt }) => ({ method, sent_at: sentAt })));
   }

@@ -10,8 +10,7 @@ export const fmtPct = (v) => `${(v * 100).toFixed(1)}%`;
 export const fmtSeconds = (s) =>
   s < 1 ? `${s.toFixed(1)} s` : s < 90 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 
-/** 22020096 -> "22 MB" */
-/** A file's size: in bytes under a megabyte, else in MB. */
+/** A file's size: in bytes under a megabyte, else in MB (22020096 -> "22 MB"). */
 export const fmtSize = (bytes) => (bytes < 1e6 ? `${fmtInt(bytes)} bytes` : `${fmtInt(bytes / 1e6)} MB`);
 
 /**
