@@ -323,20 +323,17 @@ INK_ON_CANVAS = """() => { const c = document.querySelector('[data-testid=draw-c
     let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
 
 
-# A press on a button and the next drawing's strokes, as pointer events in one task of the page: the reply to what
-# the press asked of the worker can only arrive once the drawing has begun.
-PRESS_THEN_DRAW = """([button, strokes]) => {
-    const canvas = document.querySelector('[data-testid=draw-canvas]');
-    document.querySelector(`[data-testid=${button}]`).click();
-    const event = (type, [x, y], buttons) => canvas.dispatchEvent(new PointerEvent(type, {
-        clientX: x, clientY: y, pointerId: 1, pointerType: 'mouse', isPrimary: true, button: type === 'pointermove' ? -1 : 0,
-        buttons, bubbles: true, cancelable: true }));
-    for (const points of strokes) {
-        event('pointerdown', points[0], 1);
-        for (const point of points.slice(1)) event('pointermove', point, 1);
-        event('pointerup', points.at(-1), 0);
-    }
+# The worker is sent the next add_digit only when the test says so (as a slow worker would answer it late): a drawing
+# begun after the press is then surely begun before the add's reply. The page's own Worker is left as it was after.
+HOLD_NEXT_ADD = """() => {
+    const send = Worker.prototype.postMessage;
+    window.__releaseAdd = () => { Worker.prototype.postMessage = send; window.__heldAdd?.(); };
+    Worker.prototype.postMessage = function (message, transfer) {
+        if (message?.method !== 'add_digit' || window.__heldAdd) return send.call(this, message, transfer);
+        window.__heldAdd = () => send.call(this, message, transfer);
+    };
 }"""
+RELEASE_ADD = "() => { window.__releaseAdd(); delete window.__heldAdd; delete window.__releaseAdd; }"
 
 
 def strokes_in_place(app):
@@ -374,8 +371,14 @@ def test_a_drawing_begun_while_the_last_is_being_added_is_not_wiped(app, seed_mo
     probe = app.measurements()
     raced, asked = probe.get("my_digits_added_while_drawing", 0), probe.get("my_digits_asked", 0)
     draw_and_wait(app, 3)
-    app.page.evaluate(PRESS_THEN_DRAW, ["teach-3", seven])  # the 7 drawn while the 3 is being added
-    assert app.measurements().get("my_digits_asked") == asked + 1, "the press on It's a 3 took no drawing"
+    app.page.evaluate(HOLD_NEXT_ADD)
+    try:
+        box = app.by_id("teach-3").bounding_box()
+        app.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        draw_strokes(app.page, seven)  # while the 3 is being added
+        assert app.measurements().get("my_digits_asked") == asked + 1, "the press on It's a 3 took no drawing"
+    finally:
+        app.page.evaluate(RELEASE_ADD)
     wait_count(app, 1001)
     assert app.measurements().get("my_digits_added_while_drawing") == raced + 1  # the 7 was begun before the add's reply
     assert app.page.evaluate(INK_ON_CANVAS) > 0  # and the reply left it alone
