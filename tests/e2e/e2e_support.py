@@ -320,7 +320,8 @@ class Baseline:
         differences = [f"{name}: {seen[name]!r}, not {wanted[name]!r}" for name in wanted if seen[name] != wanted[name]]
         if not differences:
             return []
-        return differences + [f"(status line: {seen['status']!r}; requests in flight: {seen['inFlight']})"]
+        return differences + [f"(status line: {seen['status']!r}; requests in flight: {seen['inFlight']}; "
+                              f"page errors since: {app.log.page_errors[-3:]})"]
 
 
 def remove_projects(app):
