@@ -327,13 +327,14 @@ INK_ON_CANVAS = """() => { const c = document.querySelector('[data-testid=draw-c
 # begun after the press is then surely begun before the add's reply. The page's own Worker is left as it was after.
 HOLD_NEXT_ADD = """() => {
     const send = Worker.prototype.postMessage;
-    window.__releaseAdd = () => { Worker.prototype.postMessage = send; window.__heldAdd?.(); };
+    let held = null;
     Worker.prototype.postMessage = function (message, transfer) {
-        if (message?.method !== 'add_digit' || window.__heldAdd) return send.call(this, message, transfer);
-        window.__heldAdd = () => send.call(this, message, transfer);
+        if (message?.method !== 'add_digit' || held) return send.call(this, message, transfer);
+        held = () => send.call(this, message, transfer);
     };
+    window.__releaseAdd = () => { Worker.prototype.postMessage = send; delete window.__releaseAdd; held?.(); };
 }"""
-RELEASE_ADD = "() => { window.__releaseAdd(); delete window.__heldAdd; delete window.__releaseAdd; }"
+RELEASE_ADD = "() => window.__releaseAdd()"
 
 
 def strokes_in_place(app):
